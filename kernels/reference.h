@@ -1,0 +1,22 @@
+// kernels/reference.h — plain, obviously-correct kernels that every fast kernel is tested against.
+// Accumulate in double; single-threaded; no blocking. Never used on the training path.
+#pragma once
+#include <cstdint>
+#include "kernels/conv.h"
+#include "kernels/pool.h"
+
+namespace st::kernels::ref {
+
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc);
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                             float* db);  // overwrite
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx);
+void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
+void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);
+double softmax_xent_forward(int B, int C, const float* logits, const int32_t* labels, float* probs);
+
+}  // namespace st::kernels::ref

@@ -1,0 +1,255 @@
+// data/dataset.cpp — MNIST / Fashion-MNIST from IDX files, the synthetic problem, splits and
+// normalization; see dataset.h for the contract.
+#include "data/dataset.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include "data/idx.h"
+#include "data/random.h"
+
+namespace st::data {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Stream ids for mix_seed: each use of the seed gets its own stream.
+constexpr uint64_t kStreamSplit = 1, kStreamPrototypes = 2, kStreamSynthTrain = 3,
+                   kStreamSynthTest = 4;
+
+std::string find_idx_file(const std::string& dir, const std::string& base) {
+    const fs::path raw = fs::path(dir) / base;
+    const fs::path gz = fs::path(dir) / (base + ".gz");
+    std::error_code ec;
+    if (fs::is_regular_file(raw, ec)) return raw.string();
+    if (fs::is_regular_file(gz, ec)) return gz.string();
+    throw std::runtime_error(dir + ": cannot find " + base + " (looked for " + raw.string() +
+                             " and " + gz.string() +
+                             "); run scripts/fetch_data.sh or set data.dir");
+}
+
+// One split (images + labels) of an MNIST-format dataset.
+Dataset load_idx_split(const std::string& dir, const std::string& prefix, const std::string& name,
+                       int num_classes) {
+    const std::string images_path = find_idx_file(dir, prefix + "-images-idx3-ubyte");
+    const std::string labels_path = find_idx_file(dir, prefix + "-labels-idx1-ubyte");
+    const IdxArray images = read_idx(images_path);
+    const IdxArray labels = read_idx(labels_path);
+
+    if (images.type != idx_type::u8 || images.dims.size() != 3)
+        throw std::runtime_error(images_path + ": expected a 3-D ubyte array (N×H×W images), got " +
+                                 std::to_string(images.dims.size()) + "-D " +
+                                 idx_type_name(images.type));
+    if (labels.type != idx_type::u8 || labels.dims.size() != 1)
+        throw std::runtime_error(labels_path + ": expected a 1-D ubyte array (N labels), got " +
+                                 std::to_string(labels.dims.size()) + "-D " +
+                                 idx_type_name(labels.type));
+    if (images.dims[0] != labels.dims[0])
+        throw std::runtime_error(labels_path + ": has " + std::to_string(labels.dims[0]) +
+                                 " labels but " + images_path + " has " +
+                                 std::to_string(images.dims[0]) + " images");
+
+    Dataset d;
+    d.name = name;
+    d.size = images.dims[0];
+    d.channels = 1;
+    d.height = images.dims[1];
+    d.width = images.dims[2];
+    d.num_classes = num_classes;
+    d.labels.resize(size_t(d.size));
+    for (int64_t i = 0; i < d.size; ++i) {
+        const int label = labels.data[size_t(i)];
+        if (label >= num_classes)
+            throw std::runtime_error(labels_path + ": label " + std::to_string(label) +
+                                     " at index " + std::to_string(i) + " is out of range (expected 0.." +
+                                     std::to_string(num_classes - 1) + ")");
+        d.labels[size_t(i)] = label;
+    }
+    d.images.resize(images.data.size());
+    for (size_t i = 0; i < images.data.size(); ++i) d.images[i] = float(images.data[i]) / 255.0f;
+    return d;
+}
+
+DatasetSplits load_mnist_format(const DataOptions& o, const std::string& default_dir) {
+    const std::string dir = o.dir.empty() ? default_dir : o.dir;
+    DatasetSplits s;
+    s.train = load_idx_split(dir, "train", o.dataset + "/train", 10);
+    s.test = load_idx_split(dir, "t10k", o.dataset + "/test", 10);
+    if (s.train.height != s.test.height || s.train.width != s.test.width)
+        throw std::runtime_error(dir + ": train images are " + std::to_string(s.train.height) +
+                                 "×" + std::to_string(s.train.width) + " but test images are " +
+                                 std::to_string(s.test.height) + "×" +
+                                 std::to_string(s.test.width));
+    return s;
+}
+
+void require_positive(const char* key, int64_t value) {
+    if (value <= 0)
+        throw std::runtime_error(std::string("data.") + key + " = " + std::to_string(value) +
+                                 ": expected a positive number");
+}
+
+Dataset synthetic_split(const DataOptions& o, const std::vector<float>& prototypes, int64_t size,
+                        uint64_t stream, const std::string& name) {
+    // Noise std 0.5 against prototype pixels in [0, 1): classes overlap per pixel, yet the
+    // prototypes are ~11 noise-stds apart in 784-D, so a linear model separates them in a few
+    // steps while the numbers still look like images.
+    constexpr double kNoise = 0.5;
+    Dataset d;
+    d.name = name;
+    d.size = size;
+    d.channels = o.synthetic_channels;
+    d.height = o.synthetic_height;
+    d.width = o.synthetic_width;
+    d.num_classes = o.synthetic_classes;
+    const int64_t numel = d.sample_numel();
+    d.images.resize(size_t(size * numel));
+    d.labels.resize(size_t(size));
+    SplitMix64 rng(mix_seed(o.seed, stream));
+    for (int64_t i = 0; i < size; ++i) {
+        const int32_t label = int32_t(rng.below(uint64_t(d.num_classes)));
+        d.labels[size_t(i)] = label;
+        const float* proto = prototypes.data() + label * numel;
+        float* x = d.images.data() + i * numel;
+        for (int64_t k = 0; k < numel; ++k) x[k] = float(proto[k] + kNoise * rng.normal());
+    }
+    return d;
+}
+
+DatasetSplits load_synthetic(const DataOptions& o) {
+    require_positive("synthetic_train", o.synthetic_train);
+    require_positive("synthetic_test", o.synthetic_test);
+    require_positive("synthetic_channels", o.synthetic_channels);
+    require_positive("synthetic_height", o.synthetic_height);
+    require_positive("synthetic_width", o.synthetic_width);
+    if (o.synthetic_classes < 2)
+        throw std::runtime_error("data.synthetic_classes = " + std::to_string(o.synthetic_classes) +
+                                 ": expected at least 2");
+    const int64_t numel = int64_t(o.synthetic_channels) * o.synthetic_height * o.synthetic_width;
+    std::vector<float> prototypes(size_t(o.synthetic_classes * numel));
+    SplitMix64 rng(mix_seed(o.seed, kStreamPrototypes));
+    for (float& p : prototypes) p = float(rng.uniform());
+
+    DatasetSplits s;
+    s.train = synthetic_split(o, prototypes, o.synthetic_train, kStreamSynthTrain, "synthetic/train");
+    s.test = synthetic_split(o, prototypes, o.synthetic_test, kStreamSynthTest, "synthetic/test");
+    return s;
+}
+
+std::string split_base(const std::string& name) {
+    const size_t slash = name.rfind('/');
+    return slash == std::string::npos ? name : name.substr(0, slash);
+}
+
+}  // namespace
+
+Dataset split_validation(Dataset& train, int64_t validation, uint64_t seed) {
+    Dataset val;
+    val.name = split_base(train.name) + "/validation";
+    val.channels = train.channels;
+    val.height = train.height;
+    val.width = train.width;
+    val.num_classes = train.num_classes;
+    if (validation < 0)
+        throw std::runtime_error("data.validation = " + std::to_string(validation) +
+                                 ": expected >= 0");
+    if (validation == 0) return val;
+    if (validation >= train.size)
+        throw std::runtime_error("data.validation = " + std::to_string(validation) +
+                                 ": must be smaller than the training set (" + train.name + " has " +
+                                 std::to_string(train.size) + " samples)");
+
+    std::vector<int64_t> order(size_t(train.size));
+    for (int64_t i = 0; i < train.size; ++i) order[size_t(i)] = i;
+    SplitMix64 rng(mix_seed(seed, kStreamSplit));
+    shuffle(order.data(), train.size, rng);
+    std::vector<uint8_t> held_out(size_t(train.size), 0);
+    for (int64_t i = train.size - validation; i < train.size; ++i) held_out[size_t(order[size_t(i)])] = 1;
+
+    const int64_t numel = train.sample_numel();
+    val.size = validation;
+    val.images.resize(size_t(validation * numel));
+    val.labels.resize(size_t(validation));
+    // Compact train in place (write index never passes read index) and copy out validation,
+    // both in original order.
+    int64_t kept = 0, moved = 0;
+    for (int64_t i = 0; i < train.size; ++i) {
+        const float* src = train.images.data() + i * numel;
+        if (held_out[size_t(i)]) {
+            std::copy(src, src + numel, val.images.data() + moved * numel);
+            val.labels[size_t(moved++)] = train.labels[size_t(i)];
+        } else {
+            if (kept != i) std::copy(src, src + numel, train.images.data() + kept * numel);
+            train.labels[size_t(kept++)] = train.labels[size_t(i)];
+        }
+    }
+    train.size = kept;
+    train.images.resize(size_t(kept * numel));
+    train.images.shrink_to_fit();
+    train.labels.resize(size_t(kept));
+    return val;
+}
+
+void channel_statistics(const Dataset& d, std::vector<float>& mean, std::vector<float>& stdev) {
+    const int64_t plane = int64_t(d.height) * d.width;
+    std::vector<double> sum(size_t(d.channels), 0.0), sum_sq(size_t(d.channels), 0.0);
+    for (int64_t i = 0; i < d.size; ++i)
+        for (int c = 0; c < d.channels; ++c) {
+            const float* x = d.images.data() + (i * d.channels + c) * plane;
+            double s = 0, s2 = 0;
+            for (int64_t k = 0; k < plane; ++k) {
+                s += x[k];
+                s2 += double(x[k]) * x[k];
+            }
+            sum[size_t(c)] += s;
+            sum_sq[size_t(c)] += s2;
+        }
+    mean.assign(size_t(d.channels), 0.0f);
+    stdev.assign(size_t(d.channels), 1.0f);
+    const double n = double(d.size) * double(plane);
+    if (n == 0) return;
+    for (int c = 0; c < d.channels; ++c) {
+        const double m = sum[size_t(c)] / n;
+        const double var = std::max(0.0, sum_sq[size_t(c)] / n - m * m);
+        mean[size_t(c)] = float(m);
+        // A constant channel carries no information; dividing by 1 keeps it finite.
+        stdev[size_t(c)] = var > 1e-12 ? float(std::sqrt(var)) : 1.0f;
+    }
+}
+
+void standardize(Dataset& d, const std::vector<float>& mean, const std::vector<float>& stdev) {
+    const int64_t plane = int64_t(d.height) * d.width;
+    for (int64_t i = 0; i < d.size; ++i)
+        for (int c = 0; c < d.channels; ++c) {
+            float* x = d.images.data() + (i * d.channels + c) * plane;
+            const float m = mean[size_t(c)], inv = 1.0f / stdev[size_t(c)];
+            for (int64_t k = 0; k < plane; ++k) x[k] = (x[k] - m) * inv;
+        }
+}
+
+DatasetSplits load_dataset(const DataOptions& o) {
+    DatasetSplits s;
+    if (o.dataset == "mnist")
+        s = load_mnist_format(o, "datasets/mnist");
+    else if (o.dataset == "fashion_mnist")
+        s = load_mnist_format(o, "datasets/fashion-mnist");
+    else if (o.dataset == "synthetic")
+        s = load_synthetic(o);
+    else
+        throw std::runtime_error("data.dataset = \"" + o.dataset +
+                                 "\": expected \"mnist\", \"fashion_mnist\" or \"synthetic\"");
+
+    s.validation = split_validation(s.train, o.validation, o.seed);
+    if (o.normalize) {
+        channel_statistics(s.train, s.channel_mean, s.channel_std);
+        standardize(s.train, s.channel_mean, s.channel_std);
+        standardize(s.validation, s.channel_mean, s.channel_std);
+        standardize(s.test, s.channel_mean, s.channel_std);
+    }
+    return s;
+}
+
+}  // namespace st::data

@@ -1,0 +1,170 @@
+// experiment/config.h — the typed, validated experiment config (JSON in, structs out, JSON back).
+//   load_config:    file + "a.b.c=value" overrides -> Config      (errors start with "<file>: ")
+//   parse_config:   raw JSON -> Config; every key checked (unknown keys, types, ranges, choices)
+//   apply_override: edit the raw JSON before validation; the key path must exist in the schema
+//   to_json:        Config -> JSON with every applicable key filled in; parse(to_json(c)) == c
+// Schema and defaults: docs in this header below, one line per key. Tests: tests/experiment/test_config.cpp
+//
+// Plain C++17 + nlohmann/json on purpose: nothing from core/ or models/, so every layer above data/
+// can read a Config without pulling in the trainer.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace st::experiment {
+
+// A user's mistake in a config file or override. The message names the file, the full key path,
+// and what was expected.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class Device { Cpu, Cuda };                                   // "cpu" | "cuda"
+enum class Backend { Onednn, Native };                             // "onednn" | "native"
+enum class Dataset { Mnist, FashionMnist, Synthetic };             // "mnist" | "fashion_mnist" | "synthetic"
+enum class Arch { Mlp, Lenet300, Lenet5, SimpleCnn, Layers };      // "mlp" | "lenet300" | "lenet5" | "simplecnn" | "layers"
+enum class Init { KaimingUniform, KaimingNormal, GlorotUniform, GlorotNormal, Pytorch };
+enum class OptimizerType { Sgd, Adam, AdamW };                     // "sgd" | "adam" | "adamw"
+enum class LrScheduleType { Constant, Step, Cosine };              // "constant" | "step" | "cosine"
+enum class LayerType { Linear, Conv2d, MaxPool2d, AvgPool2d, ReLU, Dropout, Flatten };
+
+// The config spelling of each choice ("fashion_mnist", "kaiming_uniform", "maxpool2d", ...).
+const char* to_string(Device);
+const char* to_string(Backend);
+const char* to_string(Dataset);
+const char* to_string(Arch);
+const char* to_string(Init);
+const char* to_string(OptimizerType);
+const char* to_string(LrScheduleType);
+const char* to_string(LayerType);
+
+// data.synthetic — only allowed (and only written back) when data.dataset == "synthetic".
+struct SyntheticConfig {
+  int train = 2048;   // > 0 samples
+  int test = 512;     // > 0 samples
+  int classes = 10;   // >= 2
+  int channels = 1;   // > 0
+  int height = 28;    // > 0
+  int width = 28;     // > 0
+};
+
+struct DataConfig {
+  Dataset dataset = Dataset::Mnist;  // REQUIRED
+  std::string dir;                   // "datasets/mnist" | "datasets/fashion-mnist" | "" (synthetic)
+  int validation = 0;                // >= 0, held out of train: 5000 (mnist, fashion), 0 (synthetic);
+                                     // must leave at least one training sample
+  bool normalize = true;
+  SyntheticConfig synthetic;
+};
+
+// One entry of model.layers (arch "layers"). A tagged struct: `type` says which fields apply.
+//   linear    out_features (> 0, required), bias (true)
+//   conv2d    out_channels (> 0, required), kernel (> 0, required), stride (1), padding (0), bias (true)
+//   maxpool2d kernel (> 0, required), stride (= kernel), padding (0, at most kernel/2)
+//   avgpool2d as maxpool2d
+//   dropout   p in [0, 1) (required)
+//   relu, flatten: no fields
+// Every type also takes an optional `name` ([A-Za-z0-9_-]+, unique within the model).
+// kernel/stride/padding are an int or an [h, w] pair; stored as {h, w}.
+struct LayerSpec {
+  LayerType type = LayerType::ReLU;
+  std::string name;                   // "" = not given (the builder names it)
+  int out_features = 0;               // linear
+  int out_channels = 0;               // conv2d
+  std::array<int, 2> kernel{0, 0};    // conv2d, pools
+  std::array<int, 2> stride{1, 1};    // conv2d, pools
+  std::array<int, 2> padding{0, 0};   // conv2d, pools
+  bool bias = true;                   // linear, conv2d
+  double p = 0.0;                     // dropout
+};
+
+struct ModelConfig {
+  Arch arch = Arch::Mlp;          // REQUIRED
+  std::vector<int> hidden;        // mlp only, required there (may be empty: softmax regression); each > 0
+  Init init = Init::Pytorch;
+  double dropout = 0.0;           // [0, 1)
+  std::vector<LayerSpec> layers;  // arch "layers" only, required there, non-empty
+};
+
+struct TrainConfig {
+  int epochs = 10;            // >= 1
+  int batch_size = 64;        // >= 1
+  int eval_batch_size = 1000; // >= 1
+};
+
+// All keys are accepted for every type (a sweep may switch the type by override); each optimizer
+// reads the ones it uses.
+struct OptimizerConfig {
+  OptimizerType type = OptimizerType::Sgd;
+  double lr = 0.01;          // > 0
+  double momentum = 0.9;     // [0, 1)              sgd
+  double dampening = 0.0;    // [0, 1)              sgd
+  bool nesterov = false;     // needs momentum > 0 and dampening == 0 (as PyTorch)
+  double weight_decay = 0.0; // >= 0
+  double beta1 = 0.9;        // [0, 1)              adam, adamw
+  double beta2 = 0.999;      // [0, 1)              adam, adamw
+  double eps = 1e-8;         // > 0                 adam, adamw
+};
+
+struct LrScheduleConfig {
+  LrScheduleType type = LrScheduleType::Constant;
+  int warmup_epochs = 0;  // >= 0 and < train.epochs
+  int step_size = 10;     // >= 1                   step
+  double gamma = 0.1;     // (0, 1]                 step
+  double min_lr = 0.0;    // >= 0                   cosine
+};
+
+struct OutputConfig {
+  std::string dir = "runs";
+  int checkpoint_every = 1;  // >= 0 epochs; 0 = only at the end
+};
+
+struct Config {
+  std::string name;                  // default: the config file's stem ("run" when there is no file)
+  std::uint64_t seed = 1;            // >= 0
+  int threads = 0;                   // >= 0, 0 = all cores
+  Device device = Device::Cpu;
+  Backend backend = Backend::Onednn;
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  OptimizerConfig optimizer;
+  LrScheduleConfig lr_schedule;
+  OutputConfig output;
+  // Extension point for the pruning issue: null when absent, otherwise an object kept verbatim
+  // (not validated here; overrides may create any key below "pruning").
+  nlohmann::json pruning;
+};
+
+// Reads `path` (JSON), applies the overrides in order, then validates. Every error message starts
+// with "<path>: ".
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Validates `raw`. `source_name` prefixes every error ("" = no prefix) and gives the default name
+// (its file stem).
+Config parse_config(const nlohmann::json& raw, const std::string& source_name = "");
+
+// "a.b.c=value": sets raw[a][b][c] (creating missing objects). The value is JSON if it parses
+// (1e-3, true, [300,100], "\"quoted\""), otherwise the literal string. Array elements of
+// model.layers are addressed by index ("model.layers.2.kernel=5" or "model.layers[2].kernel=5") and
+// must exist; anything below "pruning" is accepted. Throws ConfigError (unknown path, no '=').
+void apply_override(nlohmann::json& raw, const std::string& assignment);
+
+// The resolved config with every applicable key (defaults filled). Keys that do not apply to the
+// chosen arch/dataset (hidden, layers, data.synthetic) and an absent pruning block are left out.
+nlohmann::json to_json(const Config&);
+
+// One line for logs: "mnist_mlp: mlp[300,100] on mnist | sgd lr=0.01 ... | 10 epochs x 64 | seed 1 | cpu/onednn".
+std::string describe(const Config&);
+
+// Two configs are equal when they serialize to the same JSON.
+bool operator==(const Config& a, const Config& b);
+inline bool operator!=(const Config& a, const Config& b) { return !(a == b); }
+
+}  // namespace st::experiment

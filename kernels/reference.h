@@ -18,5 +18,12 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);
 double softmax_xent_forward(int B, int C, const float* logits, const int32_t* labels, float* probs);
+// Optimizer steps with the semantics of kernels/optim.h, computed in double per element.
+void sgd_update(int64_t n, float* w, const float* g, float* momentum_buf, float lr, float momentum,
+                float dampening, float weight_decay, bool nesterov, bool first_step,
+                const uint8_t* mask);
+void adam_update(int64_t n, float* w, const float* g, float* m, float* v, float lr, float beta1,
+                 float beta2, float eps, float weight_decay, bool decoupled, int64_t step,
+                 const uint8_t* mask);
 
 }  // namespace st::kernels::ref

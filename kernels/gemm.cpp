@@ -1,0 +1,404 @@
+// kernels/gemm.cpp — cache-blocked, register-blocked single-precision GEMM (BLIS-style loop nest).
+//   sgemm: C (M, N) = alpha · op(A) (M, K) · op(B) (K, N) + beta · C     (row-major)
+// Loop nest per thread tile:  jc (NC cols) → pc (KC depth, pack B) → ic (MC rows, pack A)
+//                             → jr (NR-wide B micro-panel, stays in L1) → ir (MR-tall A micro-panel)
+// Packing turns all four transpose cases into one layout, pads edges with zeros (so the
+// micro-kernel never branches on shape inside its k loop) and keeps panels 64-byte aligned.
+// Micro-kernel: AVX-512 intrinsics (MR×32 accumulators in zmm registers) when __AVX512F__ is
+// defined, otherwise a fixed-size loop nest that g++ auto-vectorizes for whatever ISA it targets.
+// Threads: C is cut into a tm×tn grid of tiles of whole micro-panels; each thread packs its own
+// A and B panels (no barriers, no atomics). Every C element is summed over k in the same order
+// (KC blocks in order, k in order inside a block) whatever the tiling, so results are bitwise
+// identical for any thread count.
+// Reference: kernels/reference.cpp (ref::sgemm). Tests: tests/kernels/test_gemm.cpp.
+#include "kernels/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#if defined(__AVX512F__)
+// GCC 12 flags the intrinsics' internal _mm512_undefined_ps() as maybe-uninitialized (a known
+// false positive, fixed in GCC 13); silence it for this file only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#endif
+
+namespace st::kernels {
+namespace {
+
+constexpr int MR = 8;    // micro-tile rows (A values broadcast per k)
+constexpr int NR = 32;   // micro-tile cols (two 16-float vectors of B per k)
+#ifndef ST_GEMM_KC  // overridable only for tuning experiments
+#define ST_GEMM_KC 256
+#define ST_GEMM_MC 128
+#define ST_GEMM_NC 512
+#endif
+constexpr int KC = ST_GEMM_KC;  // depth of a packed block: B micro-panel KC×NR = 32 KiB fits L1
+constexpr int MC = ST_GEMM_MC;  // rows of a packed A block: MC×KC = 128 KiB, L2-resident
+constexpr int NC = ST_GEMM_NC;  // cols of a packed B block: KC×NC = 512 KiB, L2-resident
+static_assert(MC % MR == 0 && NC % NR == 0, "blocks must hold whole micro-panels");
+
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr double kParallelMinMacs = 96.0 * 96.0 * 96.0;
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+
+// Per-thread packing buffers, allocated on first use and kept for the thread's life (OpenMP
+// reuses its pool threads, so steady-state calls allocate nothing).
+struct PackBuffers {
+  std::unique_ptr<float, AlignedFree> a, b;
+  PackBuffers() {
+    a.reset(static_cast<float*>(std::aligned_alloc(64, sizeof(float) * MC * KC)));
+    b.reset(static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC * NC)));
+  }
+};
+
+PackBuffers& pack_buffers() {
+  static thread_local PackBuffers buffers;
+  return buffers;
+}
+
+#if defined(__AVX512F__)
+// dst[kk·ld_dst + i] = rows[i][k0 + kk] for i < STORE_ROWS (16 or 8), kk < 16: a 16×16 transpose
+// in registers, so packing reads whole cache lines and writes whole vectors instead of scalar
+// scatters. With STORE_ROWS == 8 only rows 0..7 are stored (an A micro-panel is 8 rows tall).
+template <int STORE_ROWS>
+inline void transpose16x16_store(const float* const* rows, int k0, float* dst, int ld_dst) {
+  static_assert(STORE_ROWS == 16 || STORE_ROWS == 8, "a zmm or its lower ymm half");
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows[i] + k0);
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // After this step r[4i + c] holds, in 128-bit lane L, rows 4i..4i+3 of column 4L + c.
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);  // lanes 0, 2
+    const __m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);  // lanes 1, 3
+    const __m512 v0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    const __m512 v1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+    const __m512 out[4] = {_mm512_shuffle_f32x4(u0, v0, 0x88), _mm512_shuffle_f32x4(u1, v1, 0x88),
+                           _mm512_shuffle_f32x4(u0, v0, 0xdd), _mm512_shuffle_f32x4(u1, v1, 0xdd)};
+    for (int q = 0; q < 4; ++q) {
+      float* d = dst + (4 * q + c) * ld_dst;
+      if constexpr (STORE_ROWS == 16) {
+        _mm512_store_ps(d, out[q]);
+      } else {
+        _mm256_store_ps(d, _mm512_castps512_ps256(out[q]));
+      }
+    }
+  }
+}
+#endif
+
+// Rows past the matrix edge read from here, so edge panels pack through the same code path.
+alignas(64) const float kZeros[KC] = {};
+
+// Packs op(A)[i0 : i0+mc, p0 : p0+kc] as MR-row micro-panels: Ap[panel][k][i], zero-padded rows.
+void pack_a(bool trans_a, const float* A, int lda, int i0, int mc, int p0, int kc, float* Ap) {
+  for (int ip = 0; ip < mc; ip += MR) {
+    const int mr = std::min(MR, mc - ip);
+    float* dst = Ap + static_cast<size_t>(ip) * kc;
+    if (!trans_a) {  // op(A)[i][k] = A[i·lda + k]: rows are contiguous in k
+      const float* src[16];
+      for (int i = 0; i < MR; ++i)
+        src[i] = i < mr ? A + static_cast<size_t>(i0 + ip + i) * lda + p0 : kZeros;
+      int k = 0;
+#if defined(__AVX512F__)
+      static_assert(MR == 8, "the transpose stores 8-row panels");
+      for (int i = MR; i < 16; ++i) src[i] = src[i - MR];  // loaded, then discarded
+      for (; k + 16 <= kc; k += 16) transpose16x16_store<8>(src, k, dst + k * MR, MR);
+#endif
+      for (; k < kc; ++k)
+        for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i][k];
+    } else {  // op(A)[i][k] = A[k·lda + i]: each k is a contiguous run of rows
+      for (int k = 0; k < kc; ++k) {
+        const float* src = A + static_cast<size_t>(p0 + k) * lda + i0 + ip;
+        for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? src[i] : 0.0f;
+      }
+    }
+  }
+}
+
+
+// Packs op(B)[p0 : p0+kc, j0 : j0+nc] as NR-col micro-panels: Bp[panel][k][j], zero-padded cols.
+void pack_b(bool trans_b, const float* B, int ldb, int j0, int nc, int p0, int kc, float* Bp) {
+  for (int jp = 0; jp < nc; jp += NR) {
+    const int nr = std::min(NR, nc - jp);
+    float* dst = Bp + static_cast<size_t>(jp) * kc;
+    if (!trans_b) {  // op(B)[k][j] = B[k·ldb + j]: contiguous rows of j
+      for (int k = 0; k < kc; ++k) {
+        const float* src = B + static_cast<size_t>(p0 + k) * ldb + j0 + jp;
+        float* d = dst + k * NR;
+        if (nr == NR) {
+          for (int j = 0; j < NR; ++j) d[j] = src[j];
+        } else {
+          for (int j = 0; j < NR; ++j) d[j] = j < nr ? src[j] : 0.0f;
+        }
+      }
+    } else {  // op(B)[k][j] = B[j·ldb + k]: each output column is a contiguous run of k
+      const float* src[NR];
+      for (int j = 0; j < NR; ++j)
+        src[j] = j < nr ? B + static_cast<size_t>(j0 + jp + j) * ldb + p0 : kZeros;
+      int k = 0;
+#if defined(__AVX512F__)
+      for (; k + 16 <= kc; k += 16) {
+        transpose16x16_store<16>(src, k, dst + k * NR, NR);
+        transpose16x16_store<16>(src + 16, k, dst + k * NR + 16, NR);
+      }
+#endif
+      for (; k < kc; ++k)
+        for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j][k];
+    }
+  }
+}
+
+// C[0:mr, 0:nr] = alpha · acc + beta · C   (beta == 0: C is not read).
+inline void store_tile_scalar(const float* acc, int mr, int nr, float alpha, float beta, float* C,
+                              int ldc) {
+  for (int i = 0; i < mr; ++i) {
+    float* c = C + static_cast<size_t>(i) * ldc;
+    const float* a = acc + i * NR;
+    if (beta == 0.0f) {
+      for (int j = 0; j < nr; ++j) c[j] = alpha * a[j];
+    } else {
+      for (int j = 0; j < nr; ++j) c[j] = alpha * a[j] + beta * c[j];
+    }
+  }
+}
+
+// Portable micro-kernel: fixed trip counts so g++ keeps acc in vector registers.
+void micro_kernel_generic(int kc, const float* __restrict Ap, const float* __restrict Bp, int mr,
+                          int nr, float alpha, float beta, float* C, int ldc) {
+  alignas(64) float acc[MR * NR] = {};
+  for (int k = 0; k < kc; ++k) {
+    const float* a = Ap + k * MR;
+    const float* b = Bp + k * NR;
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] += a[i] * b[j];
+  }
+  store_tile_scalar(acc, mr, nr, alpha, beta, C, ldc);
+}
+
+#if defined(__AVX512F__)
+// MR×32 tile in 16 zmm accumulators; A values are broadcast from the packed panel.
+void micro_kernel_avx512(int kc, const float* __restrict Ap, const float* __restrict Bp, int mr,
+                         int nr, float alpha, float beta, float* C, int ldc) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
+  __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+  __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
+  __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+  __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
+  __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+  __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
+  __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(Bp);
+    const __m512 b1 = _mm512_load_ps(Bp + 16);
+    __m512 a;
+    a = _mm512_set1_ps(Ap[0]); c00 = _mm512_fmadd_ps(a, b0, c00); c01 = _mm512_fmadd_ps(a, b1, c01);
+    a = _mm512_set1_ps(Ap[1]); c10 = _mm512_fmadd_ps(a, b0, c10); c11 = _mm512_fmadd_ps(a, b1, c11);
+    a = _mm512_set1_ps(Ap[2]); c20 = _mm512_fmadd_ps(a, b0, c20); c21 = _mm512_fmadd_ps(a, b1, c21);
+    a = _mm512_set1_ps(Ap[3]); c30 = _mm512_fmadd_ps(a, b0, c30); c31 = _mm512_fmadd_ps(a, b1, c31);
+    a = _mm512_set1_ps(Ap[4]); c40 = _mm512_fmadd_ps(a, b0, c40); c41 = _mm512_fmadd_ps(a, b1, c41);
+    a = _mm512_set1_ps(Ap[5]); c50 = _mm512_fmadd_ps(a, b0, c50); c51 = _mm512_fmadd_ps(a, b1, c51);
+    a = _mm512_set1_ps(Ap[6]); c60 = _mm512_fmadd_ps(a, b0, c60); c61 = _mm512_fmadd_ps(a, b1, c61);
+    a = _mm512_set1_ps(Ap[7]); c70 = _mm512_fmadd_ps(a, b0, c70); c71 = _mm512_fmadd_ps(a, b1, c71);
+    Ap += MR;
+    Bp += NR;
+  }
+  const __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                             {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+  const __m512 valpha = _mm512_set1_ps(alpha);
+  const __m512 vbeta = _mm512_set1_ps(beta);
+  const __mmask16 m0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1u);
+  const __mmask16 m1 = nr >= 32 ? __mmask16(0xFFFF)
+                       : nr <= 16 ? __mmask16(0)
+                                  : __mmask16((1u << (nr - 16)) - 1u);
+  for (int i = 0; i < mr; ++i) {
+    float* c = C + static_cast<size_t>(i) * ldc;
+    __m512 r0 = _mm512_mul_ps(valpha, acc[i][0]);
+    __m512 r1 = _mm512_mul_ps(valpha, acc[i][1]);
+    if (beta != 0.0f) {
+      r0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, c), r0);
+      r1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, c + 16), r1);
+    }
+    _mm512_mask_storeu_ps(c, m0, r0);
+    _mm512_mask_storeu_ps(c + 16, m1, r1);
+  }
+}
+#endif
+
+using MicroKernel = void (*)(int, const float*, const float*, int, int, float, float, float*, int);
+
+// One thread's share: C[m0:m1, n0:n1] (whole micro-panels except at the matrix edge).
+void gemm_tile(MicroKernel kernel, bool trans_a, bool trans_b, int m0, int m1, int n0, int n1,
+               int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+               float* C, int ldc) {
+  PackBuffers& buf = pack_buffers();
+  float* Ap = buf.a.get();
+  float* Bp = buf.b.get();
+  // Equal KC blocks (rounded to 8) instead of KC, KC, ..., small tail: the tail wastes less.
+  const int kblocks = (K + KC - 1) / KC;
+  const int kc_even = std::min(KC, ((K + kblocks - 1) / kblocks + 7) / 8 * 8);
+  for (int jc = n0; jc < n1; jc += NC) {
+    const int nc = std::min(NC, n1 - jc);
+    for (int pc = 0; pc < K; pc += kc_even) {
+      const int kc = std::min(kc_even, K - pc);
+      const float beta_block = pc == 0 ? beta : 1.0f;
+      pack_b(trans_b, B, ldb, jc, nc, pc, kc, Bp);
+      for (int ic = m0; ic < m1; ic += MC) {
+        const int mc = std::min(MC, m1 - ic);
+        pack_a(trans_a, A, lda, ic, mc, pc, kc, Ap);
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int nr = std::min(NR, nc - jr);
+          const float* bp = Bp + static_cast<size_t>(jr) * kc;
+          for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = std::min(MR, mc - ir);
+            float* c = C + static_cast<size_t>(ic + ir) * ldc + jc + jr;
+            kernel(kc, Ap + static_cast<size_t>(ir) * kc, bp, mr, nr, alpha, beta_block, c, ldc);
+          }
+        }
+      }
+    }
+  }
+}
+
+// C = beta · C without reading C when beta == 0 (alpha == 0 or K == 0).
+void scale_c(int M, int N, float beta, float* C, int ldc) {
+  for (int i = 0; i < M; ++i) {
+    float* c = C + static_cast<size_t>(i) * ldc;
+    if (beta == 0.0f) {
+      std::memset(c, 0, sizeof(float) * N);
+    } else if (beta != 1.0f) {
+      for (int j = 0; j < N; ++j) c[j] *= beta;
+    }
+  }
+}
+
+// Split-K for a tiny C and a long K (e.g. a conv weight gradient over a whole batch: 20×25×36864):
+// there are too few C tiles to share, so K is cut into fixed chunks whose partial products are
+// added in chunk order. The chunking depends only on the shape, never on the thread count, so the
+// bits stay the same for any number of threads.
+constexpr int kSplitKChunk = 1024;
+bool use_split_k(int M, int N, int K) {
+  return static_cast<long long>(M) * N <= 64 * 64 && K >= 2 * kSplitKChunk;
+}
+
+void sgemm_split_k(MicroKernel kernel, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                   const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  const int chunks = (K + kSplitKChunk - 1) / kSplitKChunk;
+  const size_t mn = static_cast<size_t>(M) * N;
+  // Owned by the calling thread, shared with its team for the duration of this call.
+  static thread_local std::vector<float> partials;
+  if (partials.size() < mn * chunks) partials.resize(mn * chunks);
+  float* P = partials.data();
+  const bool parallel = !omp_in_parallel() && omp_get_max_threads() > 1;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int c = 0; c < chunks; ++c) {
+    const int k0 = c * kSplitKChunk, kc = std::min(kSplitKChunk, K - k0);
+    const float* a = trans_a ? A + static_cast<size_t>(k0) * lda : A + k0;
+    const float* b = trans_b ? B + k0 : B + static_cast<size_t>(k0) * ldb;
+    gemm_tile(kernel, trans_a, trans_b, 0, M, 0, N, kc, 1.0f, a, lda, b, ldb, 0.0f, P + c * mn, N);
+  }
+  for (int i = 0; i < M; ++i) {
+    float* crow = C + static_cast<size_t>(i) * ldc;
+    for (int j = 0; j < N; ++j) {
+      float acc = 0.0f;
+      for (int c = 0; c < chunks; ++c) acc += P[c * mn + static_cast<size_t>(i) * N + j];
+      crow[j] = beta == 0.0f ? alpha * acc : alpha * acc + beta * crow[j];
+    }
+  }
+}
+
+void sgemm_impl(MicroKernel kernel, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  assert(M >= 0 && N >= 0 && K >= 0);
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  if (use_split_k(M, N, K)) {
+    sgemm_split_k(kernel, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const int m_panels = (M + MR - 1) / MR;
+  const int n_panels = (N + NR - 1) / NR;
+  const double macs = static_cast<double>(M) * N * K;
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (macs < kParallelMinMacs) threads = 1;
+  threads = std::min(threads, m_panels * n_panels);
+  if (threads <= 1) {
+    gemm_tile(kernel, trans_a, trans_b, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Tile grid tm × tn = threads minimizing the largest tile's padded work, plus the duplicated
+  // packing (every column of tiles packs all of its A rows, every row of tiles all its B cols).
+  int best_tm = 1;
+  double best_cost = 1e300;
+  for (int tm = 1; tm <= threads; ++tm) {
+    if (threads % tm != 0) continue;
+    const int tn = threads / tm;
+    if (tm > m_panels || tn > n_panels) continue;
+    const double tile_m = static_cast<double>((m_panels + tm - 1) / tm) * MR;
+    const double tile_n = static_cast<double>((n_panels + tn - 1) / tn) * NR;
+    const double cost = tile_m * tile_n * K + 4.0 * (tile_m + tile_n) * K;
+    if (cost < best_cost) {
+      best_cost = cost;
+      best_tm = tm;
+    }
+  }
+  if (best_cost == 1e300) threads = 1;  // no exact factorization fits: fall back to one tile
+  const int tm = best_tm;
+  const int tn = threads / tm;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    const int ti = t / tn, tj = t % tn;
+    const int m0 = std::min(M, static_cast<int>(static_cast<long long>(m_panels) * ti / tm) * MR);
+    const int m1 = std::min(M, static_cast<int>(static_cast<long long>(m_panels) * (ti + 1) / tm) * MR);
+    const int n0 = std::min(N, static_cast<int>(static_cast<long long>(n_panels) * tj / tn) * NR);
+    const int n1 = std::min(N, static_cast<int>(static_cast<long long>(n_panels) * (tj + 1) / tn) * NR);
+    if (m0 < m1 && n0 < n1)
+      gemm_tile(kernel, trans_a, trans_b, m0, m1, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+#if defined(__AVX512F__)
+  sgemm_impl(micro_kernel_avx512, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+  sgemm_impl(micro_kernel_generic, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+namespace detail {
+void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                    int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  sgemm_impl(micro_kernel_generic, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+}  // namespace detail
+
+}  // namespace st::kernels

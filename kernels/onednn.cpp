@@ -1,0 +1,442 @@
+// kernels/onednn.cpp — oneDNN (2.x) primitives for Linear and Conv2d, built once per shape.
+//   OnednnLinear:  matmul primitives (measured against inner_product: see OnednnLinear below)
+//                  forward   y  = x · wᵀ + b     matmul(x (B, IN), w viewed as (IN, OUT), bias (1, OUT))
+//                  bwd data  dx = dy · w         matmul(dy (B, OUT), w (OUT, IN))
+//                  bwd wts   dw (+)= dyᵀ · x     matmul(dy viewed as (OUT, B), x (B, IN)), `sum` post-op
+//                                                 when accumulating; db (+)= Σ_B dy by a plain loop
+//   OnednnConv2d:  convolution forward_training / backward_data / backward_weights, direct algorithm.
+// Every tensor crosses the boundary in a plain layout (ab, nchw, oihw, x). Where a primitive prefers
+// another layout, the layer owns a buffer in that layout and a reorder step converts at the boundary;
+// for convolution, whether to let oneDNN pick is decided per pass from measurements
+// (choose_conv_layouts).
+// Each method binds the caller's pointers (memory::set_data_handle) and executes a prebuilt list of
+// steps through the C API with prebuilt argument arrays, so a call allocates nothing on our side.
+// All primitives of one layer share one user-owned scratchpad (they never run concurrently).
+// Reference: kernels/reference.h. Tests: tests/kernels/test_onednn.cpp.
+#include "kernels/onednn.h"
+
+#include <dnnl.hpp>
+#include <dnnl_debug.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace st::kernels {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dt = memory::data_type;
+
+// One CPU engine and stream for the whole process; oneDNN's CPU runtime here is OpenMP, so a call
+// runs on the caller's OpenMP team and returns when done.
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+dnnl::stream& cpu_stream() {
+  static dnnl::stream stream(cpu_engine());
+  return stream;
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& what, const char* file,
+                       int line) {
+  throw std::runtime_error(where + ": oneDNN: " + what + " (" + file + ":" + std::to_string(line) +
+                           ")");
+}
+#define ST_DNNL_CHECK(call, where)                                                \
+  do {                                                                            \
+    const dnnl_status_t st_status_ = (call);                                      \
+    if (st_status_ != dnnl_success) fail(where, dnnl_status2str(st_status_), __FILE__, __LINE__); \
+  } while (0)
+
+memory::desc plain_md(const memory::dims& dims, Tag tag) { return memory::desc(dims, Dt::f32, tag); }
+
+// A memory object whose buffer is the caller's pointer, bound at each call.
+memory user_memory(const memory::desc& md) { return memory(md, cpu_engine(), DNNL_MEMORY_NONE); }
+
+void bind(const memory& mem, const float* ptr) { mem.set_data_handle(const_cast<float*>(ptr)); }
+
+dnnl::primitive_attr user_scratchpad_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+dnnl::primitive_attr accumulate_attr() {  // dst = op(...) + 1.0 · dst
+  dnnl::primitive_attr attr = user_scratchpad_attr();
+  dnnl::post_ops ops;
+  ops.append_sum(1.f);
+  attr.set_post_ops(ops);
+  return attr;
+}
+
+// One primitive execution: the primitive, its argument array (raw handles, kept alive by `memories`)
+// and the scratchpad it needs.
+struct Step {
+  dnnl::primitive primitive;
+  memory::desc scratchpad_md;
+  std::vector<memory> memories;
+  std::vector<dnnl_exec_arg_t> args;
+};
+using Steps = std::vector<Step>;
+
+Step make_step(const dnnl::primitive_desc_base& pd, std::vector<std::pair<int, memory>> args) {
+  Step step{dnnl::primitive(pd.get()), pd.scratchpad_desc(), {}, {}};
+  for (auto& [arg, mem] : args) {
+    step.args.push_back({arg, mem.get()});
+    step.memories.push_back(mem);
+  }
+  return step;
+}
+
+Step make_reorder(const memory& from, const memory& to, bool accumulate) {
+  const dnnl::primitive_attr attr = accumulate ? accumulate_attr() : user_scratchpad_attr();
+  dnnl::reorder::primitive_desc pd(cpu_engine(), from.get_desc(), cpu_engine(), to.get_desc(), attr);
+  return make_step(pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
+// The memory to hand a primitive for input `user` when it wants layout `want`: `user` itself, or an
+// owned buffer in layout `want` filled by a reorder appended to `before`.
+memory as_input(const memory& user, const memory::desc& want, Steps& before) {
+  if (want == user.get_desc()) return user;
+  memory inner(want, cpu_engine());
+  before.push_back(make_reorder(user, inner, false));
+  return inner;
+}
+// The memory a primitive writes output `user` into: `user` itself when layouts match and nothing is
+// to be added, else an owned buffer copied (or added, if `accumulate`) into `user` by a step in `after`.
+memory as_output(const memory& user, const memory::desc& want, bool accumulate, Steps& after) {
+  if (want == user.get_desc() && !accumulate) return user;
+  memory inner(want, cpu_engine());
+  after.push_back(make_reorder(inner, user, accumulate));
+  return inner;
+}
+
+Steps concat(Steps before, Step main, Steps after) {
+  before.push_back(std::move(main));
+  for (auto& s : after) before.push_back(std::move(s));
+  return before;
+}
+
+// 64-byte aligned bytes owned by a layer (the shared scratchpad).
+struct AlignedBytes {
+  void* ptr = nullptr;
+  AlignedBytes() = default;
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+  ~AlignedBytes() { std::free(ptr); }
+};
+
+// Sizes one scratchpad for every step of a layer (they run one after another) and adds it to each
+// step's arguments.
+void attach_scratchpad(const std::vector<Steps*>& lists, AlignedBytes& buffer) {
+  size_t bytes = 0;
+  for (Steps* list : lists)
+    for (const Step& step : *list) bytes = std::max(bytes, step.scratchpad_md.get_size());
+  if (bytes == 0) return;
+  buffer.ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!buffer.ptr) throw std::bad_alloc();
+  for (Steps* list : lists)
+    for (Step& step : *list) {
+      if (step.scratchpad_md.get_size() == 0) continue;
+      memory scratch(step.scratchpad_md, cpu_engine(), buffer.ptr);
+      step.args.push_back({DNNL_ARG_SCRATCHPAD, scratch.get()});
+      step.memories.push_back(scratch);
+    }
+}
+
+void run(const Steps& steps, const std::string& where) {
+  dnnl::stream& stream = cpu_stream();
+  for (const Step& step : steps)
+    ST_DNNL_CHECK(dnnl_primitive_execute(step.primitive.get(), stream.get(),
+                                         static_cast<int>(step.args.size()), step.args.data()),
+                  where);
+  ST_DNNL_CHECK(dnnl_stream_wait(stream.get()), where);
+}
+
+// The three passes of a layer whose primitives come from one forward/backward family (convolution,
+// inner product): user memories in plain layouts, and per pass the steps (reorders + primitive).
+struct LayerPlan {
+  memory x, w, b, y, dy, dx, dw, db;  // caller's buffers, plain layouts
+  memory db_sink;                     // stands in for a null `db`
+  Steps forward, backward_data, backward_weights, backward_weights_accumulate;
+  AlignedBytes scratchpad;
+  // Error context, built once so that a call allocates nothing.
+  std::string where_forward, where_backward_data, where_backward_weights;
+
+  void name(const std::string& layer) {
+    where_forward = layer + " forward";
+    where_backward_data = layer + " backward_data";
+    where_backward_weights = layer + " backward_weights";
+  }
+
+  template <class FwdPd, class BwdDataPd, class BwdWeightsPd>
+  void build(const FwdPd& fwd_pd, const BwdDataPd& bwd_data_pd, const BwdWeightsPd& bwd_weights_pd,
+             bool has_bias) {
+    {
+      Steps before, after;
+      std::vector<std::pair<int, memory>> args{
+          {DNNL_ARG_SRC, as_input(x, fwd_pd.src_desc(), before)},
+          {DNNL_ARG_WEIGHTS, as_input(w, fwd_pd.weights_desc(), before)},
+          {DNNL_ARG_DST, as_output(y, fwd_pd.dst_desc(), false, after)}};
+      if (has_bias) args.push_back({DNNL_ARG_BIAS, as_input(b, fwd_pd.bias_desc(), before)});
+      forward = concat(std::move(before), make_step(fwd_pd, args), std::move(after));
+    }
+    {
+      Steps before, after;
+      std::vector<std::pair<int, memory>> args{
+          {DNNL_ARG_DIFF_DST, as_input(dy, bwd_data_pd.diff_dst_desc(), before)},
+          {DNNL_ARG_WEIGHTS, as_input(w, bwd_data_pd.weights_desc(), before)},
+          {DNNL_ARG_DIFF_SRC, as_output(dx, bwd_data_pd.diff_src_desc(), false, after)}};
+      backward_data = concat(std::move(before), make_step(bwd_data_pd, args), std::move(after));
+    }
+    for (bool accumulate : {false, true}) {
+      Steps before, after;
+      std::vector<std::pair<int, memory>> args{
+          {DNNL_ARG_SRC, as_input(x, bwd_weights_pd.src_desc(), before)},
+          {DNNL_ARG_DIFF_DST, as_input(dy, bwd_weights_pd.diff_dst_desc(), before)},
+          {DNNL_ARG_DIFF_WEIGHTS,
+           as_output(dw, bwd_weights_pd.diff_weights_desc(), accumulate, after)}};
+      if (has_bias)
+        args.push_back({DNNL_ARG_DIFF_BIAS,
+                        as_output(db, bwd_weights_pd.diff_bias_desc(), accumulate, after)});
+      (accumulate ? backward_weights_accumulate : backward_weights) =
+          concat(std::move(before), make_step(bwd_weights_pd, args), std::move(after));
+    }
+    attach_scratchpad({&forward, &backward_data, &backward_weights, &backward_weights_accumulate},
+                      scratchpad);
+    if (has_bias) db_sink = memory(db.get_desc(), cpu_engine());
+  }
+
+  void run_forward(const float* xp, const float* wp, const float* bp, float* yp) {
+    bind(x, xp), bind(w, wp), bind(y, yp);
+    if (bp) bind(b, bp);
+    run(forward, where_forward);
+  }
+  void run_backward_data(const float* dyp, const float* wp, float* dxp) {
+    bind(dy, dyp), bind(w, wp), bind(dx, dxp);
+    run(backward_data, where_backward_data);
+  }
+  void run_backward_weights(const float* xp, const float* dyp, float* dwp, float* dbp,
+                            bool accumulate, bool has_bias) {
+    bind(x, xp), bind(dy, dyp), bind(dw, dwp);
+    // A null db still needs somewhere to go, and must not be accumulated into garbage.
+    if (has_bias) bind(db, dbp ? dbp : static_cast<float*>(db_sink.get_data_handle()));
+    run(accumulate ? backward_weights_accumulate : backward_weights, where_backward_weights);
+  }
+};
+
+memory::desc maybe_any(const memory::desc& md, bool any) {
+  return any ? memory::desc(md.dims(), Dt::f32, Tag::any) : md;
+}
+
+// Per pass: true lets oneDNN pick layouts (it then runs its direct AVX-512 kernels on channel
+// blocks of 16, with reorders at the boundary); false forces plain nchw/oihw (its im2col + GEMM).
+struct ConvLayouts {
+  bool forward, backward_data, backward_weights;
+};
+
+// Blocked kernels win when the channels they block fill whole 16-wide blocks, and lose when padding
+// to 16 multiplies the work. Measured at batch 64, one thread (µs, plain → blocked incl. reorders):
+//   1→20 5×5 on 28²:      fwd 619 → 603   bwd_data  800 → 5576   bwd_weights 1441 → 625
+//   1→32 3×3 p1 on 28²:   fwd 525 → 400   bwd_data  498 → 2900   bwd_weights 1410 → 374
+//   20→50 5×5 on 12²:     fwd 2137 → 2588 bwd_data 2653 → 2560   bwd_weights 2244 → 2722
+//   32→64 3×3 p1 on 14²:  fwd 4204 → 2602 bwd_data 4950 → 2569   bwd_weights 4714 → 2735
+// With C = 1 the input stays plain even when blocked, so only OC's blocking matters for forward and
+// backward_weights, while backward_data would compute a 16×-padded dx. The choice depends on the
+// shape alone, never on timing, so results stay reproducible run after run.
+ConvLayouts choose_conv_layouts(const Conv2dShape& s) {
+  const bool oc_blocks = s.OC % 16 == 0;
+  if (s.C == 1) return {oc_blocks, false, true};
+  const bool blocks = oc_blocks && s.C % 16 == 0;
+  return {blocks, blocks, blocks};
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// OnednnLinear
+// matmul rather than inner_product: at batch 64, one thread, summed over 784→300, 300→100, 100→10,
+// 800→500, 500→10, 3136→128 (µs): forward 746 vs 860, backward_data 660 vs 644, backward_weights
+// with accumulate 713 vs 812 (matmul fuses `+=` as a sum post-op; inner_product cannot, so it
+// needs a buffer and an extra pass). Letting inner_product pick blocked weights was slower still
+// (3206 vs 2119 for the three passes) once the per-call weight reorders are counted.
+
+struct OnednnLinear::Impl {
+  int batch, in, out;
+  bool has_bias;
+  std::string name;
+  memory x, w_t, b, y;        // forward:  x (B, IN), w as (IN, OUT) [strides 1, IN], b (1, OUT)
+  memory dy, w, dx;           // bwd data: dy (B, OUT), w (OUT, IN), dx (B, IN)
+  memory dy_t, x_w, dw;       // bwd wts:  dy as (OUT, B) [strides 1, OUT], x (B, IN), dw (OUT, IN)
+  Steps forward, backward_data, backward_weights, backward_weights_accumulate;
+  AlignedBytes scratchpad;
+  std::string where_forward, where_backward_data, where_backward_weights;  // error context
+};
+
+OnednnLinear::OnednnLinear(int batch, int in_features, int out_features, bool has_bias)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.batch = batch, m.in = in_features, m.out = out_features, m.has_bias = has_bias;
+  m.name = "OnednnLinear(batch " + std::to_string(batch) + ", " + std::to_string(in_features) +
+           " -> " + std::to_string(out_features) + ")";
+  m.where_forward = m.name + " forward";
+  m.where_backward_data = m.name + " backward_data";
+  m.where_backward_weights = m.name + " backward_weights";
+  try {
+    const memory::dim B = batch, IN = in_features, OUT = out_features;
+    m.x = user_memory(plain_md({B, IN}, Tag::ab));
+    m.w_t = user_memory(plain_md({IN, OUT}, Tag::ba));
+    m.b = user_memory(plain_md({1, OUT}, Tag::ab));
+    m.y = user_memory(plain_md({B, OUT}, Tag::ab));
+    m.dy = user_memory(plain_md({B, OUT}, Tag::ab));
+    m.w = user_memory(plain_md({OUT, IN}, Tag::ab));
+    m.dx = user_memory(plain_md({B, IN}, Tag::ab));
+    m.dy_t = user_memory(plain_md({OUT, B}, Tag::ba));
+    m.x_w = user_memory(plain_md({B, IN}, Tag::ab));
+    m.dw = user_memory(plain_md({OUT, IN}, Tag::ab));
+    const dnnl::primitive_attr attr = user_scratchpad_attr();
+    using Matmul = dnnl::matmul;
+    const auto fwd_desc =
+        has_bias ? Matmul::desc(m.x.get_desc(), m.w_t.get_desc(), m.b.get_desc(), m.y.get_desc())
+                 : Matmul::desc(m.x.get_desc(), m.w_t.get_desc(), m.y.get_desc());
+    std::vector<std::pair<int, memory>> fwd_args{
+        {DNNL_ARG_SRC, m.x}, {DNNL_ARG_WEIGHTS, m.w_t}, {DNNL_ARG_DST, m.y}};
+    if (has_bias) fwd_args.push_back({DNNL_ARG_BIAS, m.b});
+    m.forward.push_back(make_step(Matmul::primitive_desc(fwd_desc, attr, cpu_engine()), fwd_args));
+    m.backward_data.push_back(make_step(
+        Matmul::primitive_desc(Matmul::desc(m.dy.get_desc(), m.w.get_desc(), m.dx.get_desc()),
+                               attr, cpu_engine()),
+        {{DNNL_ARG_SRC, m.dy}, {DNNL_ARG_WEIGHTS, m.w}, {DNNL_ARG_DST, m.dx}}));
+    const Matmul::desc bwd_weights_desc(m.dy_t.get_desc(), m.x_w.get_desc(), m.dw.get_desc());
+    const std::vector<std::pair<int, memory>> bwd_weights_args{
+        {DNNL_ARG_SRC, m.dy_t}, {DNNL_ARG_WEIGHTS, m.x_w}, {DNNL_ARG_DST, m.dw}};
+    m.backward_weights.push_back(make_step(
+        Matmul::primitive_desc(bwd_weights_desc, attr, cpu_engine()), bwd_weights_args));
+    m.backward_weights_accumulate.push_back(make_step(
+        Matmul::primitive_desc(bwd_weights_desc, accumulate_attr(), cpu_engine()),
+        bwd_weights_args));
+    attach_scratchpad(
+        {&m.forward, &m.backward_data, &m.backward_weights, &m.backward_weights_accumulate},
+        m.scratchpad);
+  } catch (const dnnl::error& e) {
+    fail(m.name, e.what(), __FILE__, __LINE__);
+  }
+}
+
+OnednnLinear::~OnednnLinear() = default;
+
+void OnednnLinear::forward(const float* x, const float* w, const float* b, float* y) {
+  Impl& m = *impl_;
+  bind(m.x, x), bind(m.w_t, w), bind(m.y, y);
+  if (m.has_bias) bind(m.b, b);
+  run(m.forward, m.where_forward);
+}
+
+void OnednnLinear::backward_data(const float* dy, const float* w, float* dx) {
+  Impl& m = *impl_;
+  bind(m.dy, dy), bind(m.w, w), bind(m.dx, dx);
+  run(m.backward_data, m.where_backward_data);
+}
+
+void OnednnLinear::backward_weights(const float* x, const float* dy, float* dw, float* db,
+                                    bool accumulate) {
+  Impl& m = *impl_;
+  bind(m.dy_t, dy), bind(m.x_w, x), bind(m.dw, dw);
+  run(accumulate ? m.backward_weights_accumulate : m.backward_weights, m.where_backward_weights);
+  if (!m.has_bias || !db) return;
+  // db[o] (+)= Σ_b dy[b][o]: batch-outer so the inner loop is contiguous; B·OUT adds, too small to
+  // be worth threads, and the fixed order keeps it deterministic.
+  const int B = m.batch, OUT = m.out;
+  if (!accumulate) std::fill(db, db + OUT, 0.f);
+  for (int i = 0; i < B; ++i) {
+    const float* row = dy + static_cast<size_t>(i) * OUT;
+#pragma omp simd
+    for (int o = 0; o < OUT; ++o) db[o] += row[o];
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// OnednnConv2d
+
+struct OnednnConv2d::Impl {
+  Conv2dShape s;
+  bool has_bias;
+  std::string name;
+  LayerPlan plan;
+};
+
+OnednnConv2d::OnednnConv2d(const Conv2dShape& s, bool has_bias) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.s = s, m.has_bias = has_bias;
+  m.name = "OnednnConv2d(N " + std::to_string(s.N) + ", C " + std::to_string(s.C) + ", " +
+           std::to_string(s.H) + "x" + std::to_string(s.W) + " -> OC " + std::to_string(s.OC) +
+           ", kernel " + std::to_string(s.KH) + "x" + std::to_string(s.KW) + ", stride " +
+           std::to_string(s.stride_h) + "x" + std::to_string(s.stride_w) + ", pad " +
+           std::to_string(s.pad_h) + "x" + std::to_string(s.pad_w) + ")";
+  try {
+    const memory::desc src_md = plain_md({s.N, s.C, s.H, s.W}, Tag::nchw);
+    const memory::desc w_md = plain_md({s.OC, s.C, s.KH, s.KW}, Tag::oihw);
+    const memory::desc b_md = plain_md({s.OC}, Tag::x);
+    const memory::desc dst_md = plain_md({s.N, s.OC, s.OH(), s.OW()}, Tag::nchw);
+    LayerPlan& p = m.plan;
+    p.x = user_memory(src_md), p.dx = user_memory(src_md);
+    p.w = user_memory(w_md), p.dw = user_memory(w_md);
+    p.b = user_memory(b_md), p.db = user_memory(b_md);
+    p.y = user_memory(dst_md), p.dy = user_memory(dst_md);
+
+    const ConvLayouts layouts = choose_conv_layouts(s);
+    const memory::dims strides{s.stride_h, s.stride_w};
+    const memory::dims pad_l{s.pad_h, s.pad_w};
+    // Symmetric padding; oneDNN, like Conv2dShape::OH(), floors (H + 2·pad − KH) / stride, so rows
+    // the last stride step cannot reach are simply not read.
+    const memory::dims pad_r{s.pad_h, s.pad_w};
+    const auto algo = dnnl::algorithm::convolution_direct;
+    const dnnl::primitive_attr attr = user_scratchpad_attr();
+    using Fwd = dnnl::convolution_forward;
+    using BwdData = dnnl::convolution_backward_data;
+    using BwdWeights = dnnl::convolution_backward_weights;
+    bool any = layouts.forward;
+    const auto fwd_desc =
+        has_bias ? Fwd::desc(dnnl::prop_kind::forward_training, algo, maybe_any(src_md, any),
+                             maybe_any(w_md, any), b_md, maybe_any(dst_md, any), strides, pad_l,
+                             pad_r)
+                 : Fwd::desc(dnnl::prop_kind::forward_training, algo, maybe_any(src_md, any),
+                             maybe_any(w_md, any), maybe_any(dst_md, any), strides, pad_l, pad_r);
+    const Fwd::primitive_desc fwd_pd(fwd_desc, attr, cpu_engine());
+    any = layouts.backward_data;
+    const BwdData::primitive_desc bwd_data_pd(
+        BwdData::desc(algo, maybe_any(src_md, any), maybe_any(w_md, any), maybe_any(dst_md, any),
+                      strides, pad_l, pad_r),
+        attr, cpu_engine(), fwd_pd);
+    any = layouts.backward_weights;
+    const auto bwd_weights_desc =
+        has_bias ? BwdWeights::desc(algo, maybe_any(src_md, any), maybe_any(w_md, any), b_md,
+                                    maybe_any(dst_md, any), strides, pad_l, pad_r)
+                 : BwdWeights::desc(algo, maybe_any(src_md, any), maybe_any(w_md, any),
+                                    maybe_any(dst_md, any), strides, pad_l, pad_r);
+    const BwdWeights::primitive_desc bwd_weights_pd(bwd_weights_desc, attr, cpu_engine(), fwd_pd);
+    p.name(m.name);
+    p.build(fwd_pd, bwd_data_pd, bwd_weights_pd, has_bias);
+  } catch (const dnnl::error& e) {
+    fail(m.name, e.what(), __FILE__, __LINE__);
+  }
+}
+
+OnednnConv2d::~OnednnConv2d() = default;
+
+void OnednnConv2d::forward(const float* x, const float* w, const float* b, float* y) {
+  impl_->plan.run_forward(x, w, impl_->has_bias ? b : nullptr, y);
+}
+void OnednnConv2d::backward_data(const float* dy, const float* w, float* dx) {
+  impl_->plan.run_backward_data(dy, w, dx);
+}
+void OnednnConv2d::backward_weights(const float* x, const float* dy, float* dw, float* db,
+                                    bool accumulate) {
+  impl_->plan.run_backward_weights(x, dy, dw, db, accumulate, impl_->has_bias);
+}
+
+}  // namespace st::kernels

@@ -1,0 +1,76 @@
+// kernels/optim.cpp — fused mask-aware SGD and Adam/AdamW steps (see kernels/optim.h for the math).
+// One pass over memory per step; the mask is applied in the same pass, so a pruned weight and its
+// state are zeroed without a second sweep. Tests: tests/kernels/test_optim.cpp.
+#include "kernels/optim.h"
+
+#include <cassert>
+#include <cmath>
+
+namespace st::kernels {
+namespace {
+constexpr int64_t kParallelMinElems = 1 << 15;
+}
+
+void sgd_update(int64_t n, float* w, const float* g, float* momentum_buf, float lr, float momentum,
+                float dampening, float weight_decay, bool nesterov, bool first_step,
+                const uint8_t* mask) {
+  if (momentum == 0.0f) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
+    for (int64_t i = 0; i < n; ++i) {
+      if (mask && !mask[i]) {
+        w[i] = 0.0f;
+        if (momentum_buf) momentum_buf[i] = 0.0f;
+        continue;
+      }
+      w[i] -= lr * (g[i] + weight_decay * w[i]);
+    }
+    return;
+  }
+  assert(momentum_buf != nullptr);
+  const float damp = 1.0f - dampening;
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
+  for (int64_t i = 0; i < n; ++i) {
+    if (mask && !mask[i]) {
+      w[i] = 0.0f;
+      momentum_buf[i] = 0.0f;
+      continue;
+    }
+    const float gd = g[i] + weight_decay * w[i];
+    const float buf = first_step ? gd : momentum * momentum_buf[i] + damp * gd;
+    momentum_buf[i] = buf;
+    const float step = nesterov ? gd + momentum * buf : buf;
+    w[i] -= lr * step;
+  }
+}
+
+void adam_update(int64_t n, float* w, const float* g, float* m, float* v, float lr, float beta1,
+                 float beta2, float eps, float weight_decay, bool decoupled, int64_t step,
+                 const uint8_t* mask) {
+  assert(step >= 1);
+  // Bias corrections in double: β^step underflows gracefully and 1 − β^step keeps its digits.
+  const double bias1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
+  const double bias2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
+  const float step_size = static_cast<float>(lr / bias1);
+  const float inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
+  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
+  const float l2 = decoupled ? 0.0f : weight_decay;
+  const float one_minus_beta1 = 1.0f - beta1, one_minus_beta2 = 1.0f - beta2;
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
+  for (int64_t i = 0; i < n; ++i) {
+    if (mask && !mask[i]) {
+      w[i] = 0.0f;
+      m[i] = 0.0f;
+      v[i] = 0.0f;
+      continue;
+    }
+    const float wi = w[i] * decay;
+    const float gi = g[i] + l2 * w[i];
+    const float mi = beta1 * m[i] + one_minus_beta1 * gi;
+    const float vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = wi - step_size * mi / (std::sqrt(vi) * inv_sqrt_bias2 + eps);
+  }
+}
+
+}  // namespace st::kernels

@@ -1,0 +1,239 @@
+// tests/kernels/test_onednn.cpp — OnednnLinear / OnednnConv2d against the naive references in
+// kernels/reference.h (double accumulation), at odd sizes (batch 1 and 7, 13→5, 1→1, stride 2,
+// padding, non-square kernels, C = 3, and shapes that take oneDNN's blocked layouts), with accumulate
+// on and off, a null db, run-to-run bitwise determinism, and errors that name the layer.
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernel_test_util.h"
+#include "kernels/onednn.h"
+#include "kernels/reference.h"
+
+namespace {
+
+using st::kernels::Conv2dShape;
+using st::kernels::OnednnConv2d;
+using st::kernels::OnednnLinear;
+using st::kernels::test::bitwise_equal;
+using Vec = std::vector<float>;
+
+constexpr double kRtol = 1e-4;
+
+Vec random_vec(size_t n, unsigned seed) { return st::kernels::test::random_floats(n, seed); }
+
+void check_close(const Vec& got, const Vec& want, const char* what) {
+  INFO(what);
+  st::kernels::test::check_close(got, want, kRtol);
+}
+
+// out[i] = base[i] + delta[i] (the expected result of accumulating `delta` into `base`)
+Vec plus(const Vec& base, const Vec& delta) {
+  Vec out(base.size());
+  for (size_t i = 0; i < base.size(); ++i) out[i] = float(double(base[i]) + delta[i]);
+  return out;
+}
+
+// db (OUT) = Σ_B dy (B, OUT)
+Vec column_sums(int B, int OUT, const Vec& dy) {
+  Vec db(OUT);
+  for (int o = 0; o < OUT; ++o) {
+    double acc = 0;
+    for (int n = 0; n < B; ++n) acc += dy[size_t(n) * OUT + o];
+    db[o] = float(acc);
+  }
+  return db;
+}
+
+size_t x_size(const Conv2dShape& s) { return size_t(s.N) * s.C * s.H * s.W; }
+size_t w_size(const Conv2dShape& s) { return size_t(s.OC) * s.C * s.KH * s.KW; }
+size_t y_size(const Conv2dShape& s) { return size_t(s.N) * s.OC * s.OH() * s.OW(); }
+
+std::string describe(const Conv2dShape& s) {
+  return "N" + std::to_string(s.N) + " C" + std::to_string(s.C) + " " + std::to_string(s.H) + "x" +
+         std::to_string(s.W) + " OC" + std::to_string(s.OC) + " k" + std::to_string(s.KH) + "x" +
+         std::to_string(s.KW) + " s" + std::to_string(s.stride_h) + "x" +
+         std::to_string(s.stride_w) + " p" + std::to_string(s.pad_h) + "x" +
+         std::to_string(s.pad_w);
+}
+
+}  // namespace
+
+TEST_SUITE("onednn") {
+
+TEST_CASE("onednn linear matches the reference at odd sizes") {
+  struct Case { int B, IN, OUT; bool bias; };
+  const Case cases[] = {{1, 13, 5, true},  {7, 13, 5, true},   {7, 1, 1, true},  {1, 1, 1, false},
+                        {7, 33, 17, false}, {3, 100, 10, true}, {64, 784, 300, true}};
+  unsigned seed = 1;
+  for (const Case& c : cases) {
+    CAPTURE(c.B);
+    CAPTURE(c.IN);
+    CAPTURE(c.OUT);
+    CAPTURE(c.bias);
+    OnednnLinear layer(c.B, c.IN, c.OUT, c.bias);
+    const Vec x = random_vec(size_t(c.B) * c.IN, seed++), w = random_vec(size_t(c.OUT) * c.IN, seed++);
+    const Vec b = random_vec(c.OUT, seed++), dy = random_vec(size_t(c.B) * c.OUT, seed++);
+
+    namespace ref = st::kernels::ref;
+    Vec y = random_vec(size_t(c.B) * c.OUT, seed++), y_ref(y.size());
+    layer.forward(x.data(), w.data(), c.bias ? b.data() : nullptr, y.data());
+    ref::sgemm(false, true, c.B, c.OUT, c.IN, 1.f, x.data(), c.IN, w.data(), c.IN, 0.f,
+               y_ref.data(), c.OUT);
+    if (c.bias)
+      for (size_t i = 0; i < y_ref.size(); ++i) y_ref[i] += b[i % c.OUT];
+    check_close(y, y_ref, "y");
+
+    Vec dx = random_vec(x.size(), seed++), dx_ref(x.size());  // garbage in dx must be overwritten
+    layer.backward_data(dy.data(), w.data(), dx.data());
+    ref::sgemm(false, false, c.B, c.IN, c.OUT, 1.f, dy.data(), c.OUT, w.data(), c.IN, 0.f,
+               dx_ref.data(), c.IN);
+    check_close(dx, dx_ref, "dx");
+
+    Vec dw_fresh(w.size());
+    ref::sgemm(true, false, c.OUT, c.IN, c.B, 1.f, dy.data(), c.OUT, x.data(), c.IN, 0.f,
+               dw_fresh.data(), c.IN);
+    const Vec db_fresh = column_sums(c.B, c.OUT, dy);
+    for (bool accumulate : {false, true, false}) {
+      CAPTURE(accumulate);
+      Vec dw = random_vec(w.size(), seed++), db = random_vec(c.OUT, seed++);
+      const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
+      const Vec db_ref = accumulate ? plus(db, db_fresh) : db_fresh;
+      const Vec db_before = db;
+      layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
+      check_close(dw, dw_ref, "dw");
+      if (c.bias) check_close(db, db_ref, "db");
+      else CHECK(db == db_before);  // no bias: db untouched
+    }
+
+    // A null db is allowed: only dw is produced.
+    Vec dw = random_vec(w.size(), seed++);
+    layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
+    check_close(dw, dw_fresh, "dw (null db)");
+  }
+}
+
+TEST_CASE("onednn conv2d matches the reference at odd shapes") {
+  auto shape = [](int N, int C, int H, int W, int OC, int KH, int KW, int sh, int sw, int ph,
+                  int pw) {
+    Conv2dShape s;
+    s.N = N, s.C = C, s.H = H, s.W = W, s.OC = OC, s.KH = KH, s.KW = KW;
+    s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
+    return s;
+  };
+  const Conv2dShape shapes[] = {
+      shape(1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0),
+      shape(7, 3, 9, 8, 5, 3, 2, 2, 1, 1, 0),    // non-square kernel, stride 2 along H only
+      shape(2, 3, 8, 8, 4, 3, 3, 2, 2, 1, 1),    // (8 + 2 − 3) / 2 does not divide: last row unread
+      shape(7, 2, 7, 10, 3, 1, 4, 1, 2, 0, 1),
+      shape(1, 3, 11, 11, 6, 5, 3, 2, 2, 2, 1),
+      shape(3, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),  // LeNet-5 conv2
+      shape(2, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1),  // SimpleCNN conv2 (blocked layouts + reorders)
+      shape(7, 1, 9, 10, 16, 3, 2, 2, 1, 1, 1),    // C = 1, OC = 16: blocked forward / bwd weights
+      shape(3, 16, 9, 7, 32, 3, 2, 2, 2, 1, 0),    // 16 → 32: blocked everywhere, odd spatial
+  };
+  unsigned seed = 100;
+  bool bias = true;
+  for (const Conv2dShape& s : shapes) {
+    bias = !bias;
+    const std::string shape_name = describe(s);
+    CAPTURE(shape_name);
+    CAPTURE(bias);
+    OnednnConv2d layer(s, bias);
+    const Vec x = random_vec(x_size(s), seed++), w = random_vec(w_size(s), seed++);
+    const Vec b = random_vec(s.OC, seed++), dy = random_vec(y_size(s), seed++);
+
+    namespace ref = st::kernels::ref;
+    Vec y = random_vec(y_size(s), seed++), y_ref(y.size());
+    layer.forward(x.data(), w.data(), bias ? b.data() : nullptr, y.data());
+    ref::conv2d_forward(s, x.data(), w.data(), bias ? b.data() : nullptr, y_ref.data());
+    check_close(y, y_ref, "y");
+
+    Vec dx = random_vec(x.size(), seed++), dx_ref(x.size());  // garbage in dx must be overwritten
+    layer.backward_data(dy.data(), w.data(), dx.data());
+    ref::conv2d_backward_data(s, dy.data(), w.data(), dx_ref.data());
+    check_close(dx, dx_ref, "dx");
+
+    Vec dw_fresh(w.size()), db_fresh(s.OC);
+    ref::conv2d_backward_weights(s, x.data(), dy.data(), dw_fresh.data(), db_fresh.data());
+    for (bool accumulate : {false, true, false}) {
+      CAPTURE(accumulate);
+      Vec dw = random_vec(w.size(), seed++), db = random_vec(s.OC, seed++);
+      const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
+      const Vec db_ref = accumulate ? plus(db, db_fresh) : db_fresh;
+      const Vec db_before = db;
+      layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
+      check_close(dw, dw_ref, "dw");
+      if (bias) check_close(db, db_ref, "db");
+      else CHECK(db == db_before);
+    }
+
+    Vec dw = random_vec(w.size(), seed++);
+    layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
+    check_close(dw, dw_fresh, "dw (null db)");
+  }
+}
+
+TEST_CASE("onednn layers give bitwise-identical results run after run") {
+  {
+    const int B = 7, IN = 13, OUT = 5;
+    OnednnLinear layer(B, IN, OUT, true);
+    const Vec x = random_vec(B * IN, 1), w = random_vec(OUT * IN, 2), b = random_vec(OUT, 3);
+    const Vec dy = random_vec(B * OUT, 4);
+    Vec y1(B * OUT), y2(B * OUT), dx1(B * IN), dx2(B * IN), dw1(OUT * IN), dw2(OUT * IN);
+    Vec db1(OUT), db2(OUT);
+    layer.forward(x.data(), w.data(), b.data(), y1.data());
+    layer.forward(x.data(), w.data(), b.data(), y2.data());
+    CHECK(bitwise_equal(y1, y2));
+    layer.backward_data(dy.data(), w.data(), dx1.data());
+    layer.backward_data(dy.data(), w.data(), dx2.data());
+    CHECK(bitwise_equal(dx1, dx2));
+    layer.backward_weights(x.data(), dy.data(), dw1.data(), db1.data(), false);
+    layer.backward_weights(x.data(), dy.data(), dw2.data(), db2.data(), false);
+    CHECK(bitwise_equal(dw1, dw2));
+    CHECK(bitwise_equal(db1, db2));
+  }
+  Conv2dShape odd;  // plain layouts (im2col + GEMM inside oneDNN)
+  odd.N = 7, odd.C = 3, odd.H = 9, odd.W = 8, odd.OC = 5, odd.KH = 3, odd.KW = 2;
+  odd.stride_h = 2, odd.pad_h = 1;
+  Conv2dShape blocked;  // blocked layouts with reorders at the boundary
+  blocked.N = 3, blocked.C = 16, blocked.H = 9, blocked.W = 7, blocked.OC = 32, blocked.KH = 3,
+  blocked.KW = 3, blocked.pad_h = 1, blocked.pad_w = 1;
+  for (const Conv2dShape& s : {odd, blocked}) {
+    const std::string shape_name = describe(s);
+    CAPTURE(shape_name);
+    OnednnConv2d layer(s, true);
+    const Vec x = random_vec(x_size(s), 5), w = random_vec(w_size(s), 6), b = random_vec(s.OC, 7);
+    const Vec dy = random_vec(y_size(s), 8);
+    Vec y1(y_size(s)), y2(y_size(s)), dx1(x_size(s)), dx2(x_size(s));
+    Vec dw1(w_size(s)), dw2(w_size(s)), db1(s.OC), db2(s.OC);
+    layer.forward(x.data(), w.data(), b.data(), y1.data());
+    layer.forward(x.data(), w.data(), b.data(), y2.data());
+    CHECK(bitwise_equal(y1, y2));
+    layer.backward_data(dy.data(), w.data(), dx1.data());
+    layer.backward_data(dy.data(), w.data(), dx2.data());
+    CHECK(bitwise_equal(dx1, dx2));
+    layer.backward_weights(x.data(), dy.data(), dw1.data(), db1.data(), false);
+    layer.backward_weights(x.data(), dy.data(), dw2.data(), db2.data(), false);
+    CHECK(bitwise_equal(dw1, dw2));
+    CHECK(bitwise_equal(db1, db2));
+  }
+}
+
+TEST_CASE("onednn errors name the layer and its shape") {
+  Conv2dShape s;  // a 7x7 kernel on a 3x3 unpadded input has no output
+  s.N = 1, s.C = 1, s.H = 3, s.W = 3, s.OC = 1, s.KH = 7, s.KW = 7;
+  try {
+    OnednnConv2d layer(s, true);
+    FAIL("expected std::runtime_error");
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("OnednnConv2d") != std::string::npos);
+    CHECK(msg.find("kernel 7x7") != std::string::npos);
+  }
+  CHECK_THROWS_AS(OnednnLinear(4, -3, 5, true), std::runtime_error);
+}
+
+}  // TEST_SUITE

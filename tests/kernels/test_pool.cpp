@@ -1,0 +1,98 @@
+// tests/kernels/test_pool.cpp — max/avg pooling forward and backward against the reference at odd
+// sizes, with padding, overlapping windows, and ties (the first maximum must win, argmax exactly).
+#include "kernels/pool.h"
+#include "kernels/reference.h"
+#include "kernel_test_util.h"
+
+namespace st::kernels {
+namespace {
+
+Pool2dShape make(int N, int C, int H, int W, int KH, int KW, int sh, int sw, int ph, int pw) {
+  Pool2dShape s;
+  s.N = N, s.C = C, s.H = H, s.W = W, s.KH = KH, s.KW = KW;
+  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
+  return s;
+}
+
+const Pool2dShape kShapes[] = {
+    make(2, 3, 7, 9, 2, 2, 2, 2, 0, 0),     // odd H, W: the last row/col is dropped
+    make(3, 2, 9, 8, 3, 3, 2, 2, 1, 1),     // overlapping windows with padding
+    make(2, 2, 6, 7, 3, 2, 1, 2, 1, 0),     // non-square window, mixed stride
+    make(1, 1, 1, 1, 1, 1, 1, 1, 0, 0),     // 1×1
+    make(4, 5, 24, 24, 2, 2, 2, 2, 0, 0),   // LeNet-5 pool1
+    make(16, 64, 32, 32, 2, 2, 2, 2, 0, 0), // big enough to run in parallel
+};
+
+size_t in_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
+size_t out_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.OH() * s.OW(); }
+
+// Small integers make ties common, so "first maximum wins" is really exercised.
+std::vector<float> tie_heavy(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(-2, 2);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(dist(rng));
+  return v;
+}
+
+TEST_CASE("max pool forward and backward match the reference, ties included") {
+  uint32_t seed = 1;
+  for (const auto& s : kShapes) {
+    for (bool ties : {false, true}) {
+      INFO("H" << s.H << " W" << s.W << " k" << s.KH << "x" << s.KW << " p" << s.pad_h << "," << s.pad_w
+               << " ties " << ties);
+      const auto x = ties ? tie_heavy(in_size(s), seed++) : test::random_floats(in_size(s), seed++);
+      std::vector<float> y(out_size(s)), want_y(out_size(s));
+      std::vector<int32_t> arg(out_size(s)), want_arg(out_size(s));
+      max_pool2d_forward(s, x.data(), y.data(), arg.data());
+      ref::max_pool2d_forward(s, x.data(), want_y.data(), want_arg.data());
+      CHECK(test::bitwise_equal(y, want_y));
+      CHECK(arg == want_arg);
+
+      const auto dy = test::random_floats(out_size(s), seed++);
+      std::vector<float> dx(in_size(s), 5.0f), want_dx(in_size(s));
+      max_pool2d_backward(s, dy.data(), arg.data(), dx.data());
+      ref::max_pool2d_backward(s, dy.data(), want_arg.data(), want_dx.data());
+      test::check_close(dx, want_dx, 1e-6);
+    }
+  }
+}
+
+TEST_CASE("max pool: the first maximum in row-major window order wins") {
+  const Pool2dShape s = make(1, 1, 2, 2, 2, 2, 2, 2, 0, 0);
+  const float x[4] = {1.0f, 3.0f, 3.0f, 3.0f};
+  float y;
+  int32_t arg;
+  max_pool2d_forward(s, x, &y, &arg);
+  CHECK(y == 3.0f);
+  CHECK(arg == 1);
+}
+
+TEST_CASE("avg pool forward and backward match the reference (padding counts in the divisor)") {
+  uint32_t seed = 50;
+  for (const auto& s : kShapes) {
+    INFO("H" << s.H << " W" << s.W << " k" << s.KH << "x" << s.KW << " p" << s.pad_h << "," << s.pad_w);
+    const auto x = test::random_floats(in_size(s), seed++);
+    std::vector<float> y(out_size(s)), want_y(out_size(s));
+    avg_pool2d_forward(s, x.data(), y.data());
+    ref::avg_pool2d_forward(s, x.data(), want_y.data());
+    test::check_close(y, want_y, 1e-5);
+
+    const auto dy = test::random_floats(out_size(s), seed++);
+    std::vector<float> dx(in_size(s), 5.0f), want_dx(in_size(s));
+    avg_pool2d_backward(s, dy.data(), dx.data());
+    ref::avg_pool2d_backward(s, dy.data(), want_dx.data());
+    test::check_close(dx, want_dx, 1e-5);
+  }
+}
+
+TEST_CASE("avg pool: a corner window with padding divides by the full window area") {
+  const Pool2dShape s = make(1, 1, 2, 2, 3, 3, 2, 2, 1, 1);  // one output; 4 real cells of 9
+  const float x[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+  float y;
+  avg_pool2d_forward(s, x, &y);
+  CHECK(y == doctest::Approx(10.0 / 9.0));
+}
+
+}  // namespace
+}  // namespace st::kernels

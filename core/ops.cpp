@@ -1,0 +1,441 @@
+#include "core/ops.h"
+
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "kernels/conv.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+#include "kernels/onednn.h"
+#include "kernels/pool.h"
+
+namespace st {
+
+namespace {
+
+DenseBackend g_backend = DenseBackend::onednn;
+
+void check_cpu(const Tensor& t, const char* op) {
+  ST_CHECK(t.device() == Device::cpu, op, ": device ", device_name(t.device()),
+           " is not supported in this build");
+}
+
+// oneDNN primitives are created once per shape and reused every step (a per-shape cache: layers of
+// identical shape share their primitives, which is safe on one stream).
+kernels::OnednnLinear& onednn_linear(int batch, int in, int out, bool bias) {
+  static std::map<std::tuple<int, int, int, bool>, std::unique_ptr<kernels::OnednnLinear>> cache;
+  auto& p = cache[{batch, in, out, bias}];
+  if (!p) p = std::make_unique<kernels::OnednnLinear>(batch, in, out, bias);
+  return *p;
+}
+
+using ConvKey = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool>;
+kernels::OnednnConv2d& onednn_conv(const kernels::Conv2dShape& s, bool bias) {
+  static std::map<ConvKey, std::unique_ptr<kernels::OnednnConv2d>> cache;
+  auto& p = cache[{s.N, s.C, s.H, s.W, s.OC, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
+                   bias}];
+  if (!p) p = std::make_unique<kernels::OnednnConv2d>(s, bias);
+  return *p;
+}
+
+const float* data_or_null(const Variable& v) { return v.defined() ? v.value().f32() : nullptr; }
+
+// ---------------------------------------------------------------------------------------------
+struct LinearNode : Node {
+  const char* name() const override { return "linear"; }
+  int B, IN, OUT;
+  DenseBackend backend;
+  void backward(const Tensor& dy) override {
+    const float* x = inputs[0].value().f32();
+    const float* w = inputs[1].value().f32();
+    const bool has_bias = inputs.size() > 2;
+    bool acc = false;
+    if (needs_grad(0)) {
+      if (backend == DenseBackend::onednn) {
+        if (inputs[0].has_grad()) {
+          Tensor tmp(inputs[0].shape());
+          onednn_linear(B, IN, OUT, has_bias).backward_data(dy.f32(), w, tmp.f32());
+          accumulate_grad(0, tmp);
+        } else {
+          Tensor& dx = grad_slot(0, acc);
+          onednn_linear(B, IN, OUT, has_bias).backward_data(dy.f32(), w, dx.f32());
+        }
+      } else {
+        Tensor& dx = grad_slot(0, acc);
+        kernels::sgemm(false, false, B, IN, OUT, 1.f, dy.f32(), OUT, w, IN, acc ? 1.f : 0.f,
+                       dx.f32(), IN);
+      }
+    }
+    const bool need_w = needs_grad(1), need_b = has_bias && needs_grad(2);
+    if (!need_w && !need_b) return;
+    if (backend == DenseBackend::onednn && need_w && (need_b || !has_bias)) {
+      bool acc_w = false, acc_b = false;
+      Tensor& dw = grad_slot(1, acc_w);
+      float* db = nullptr;
+      if (has_bias) db = grad_slot(2, acc_b).f32();
+      if (acc_w == acc_b || !has_bias) {
+        onednn_linear(B, IN, OUT, has_bias).backward_weights(x, dy.f32(), dw.f32(), db, acc_w);
+        return;
+      }
+      // Mixed state (only one of them accumulated before): do them separately.
+      kernels::sgemm(true, false, OUT, IN, B, 1.f, dy.f32(), OUT, x, IN, acc_w ? 1.f : 0.f,
+                     dw.f32(), IN);
+      kernels::bias_grad_rows(B, OUT, dy.f32(), db, acc_b);
+      return;
+    }
+    if (need_w) {
+      Tensor& dw = grad_slot(1, acc);
+      kernels::sgemm(true, false, OUT, IN, B, 1.f, dy.f32(), OUT, x, IN, acc ? 1.f : 0.f, dw.f32(),
+                     IN);
+    }
+    if (need_b) {
+      Tensor& db = grad_slot(2, acc);
+      kernels::bias_grad_rows(B, OUT, dy.f32(), db.f32(), acc);
+    }
+  }
+};
+
+kernels::Conv2dShape conv_shape(const Shape& x, const Shape& w, const Conv2dOptions& o) {
+  kernels::Conv2dShape s;
+  s.N = static_cast<int>(x[0]);
+  s.C = static_cast<int>(x[1]);
+  s.H = static_cast<int>(x[2]);
+  s.W = static_cast<int>(x[3]);
+  s.OC = static_cast<int>(w[0]);
+  s.KH = static_cast<int>(w[2]);
+  s.KW = static_cast<int>(w[3]);
+  s.stride_h = o.stride_h;
+  s.stride_w = o.stride_w;
+  s.pad_h = o.pad_h;
+  s.pad_w = o.pad_w;
+  return s;
+}
+
+struct Conv2dNode : Node {
+  const char* name() const override { return "conv2d"; }
+  kernels::Conv2dShape s;
+  DenseBackend backend;
+  void backward(const Tensor& dy) override {
+    const float* x = inputs[0].value().f32();
+    const float* w = inputs[1].value().f32();
+    const bool has_bias = inputs.size() > 2;
+    Tensor workspace;
+    auto ws = [&]() -> float* {
+      if (!workspace.defined())
+        workspace = Tensor({static_cast<int64_t>(kernels::conv2d_workspace_floats(s))});
+      return workspace.f32();
+    };
+    if (needs_grad(0)) {
+      const bool had = inputs[0].has_grad();
+      Tensor dx = had ? Tensor(inputs[0].shape()) : Tensor();
+      bool acc = false;
+      float* out = had ? dx.f32() : grad_slot(0, acc).f32();
+      if (backend == DenseBackend::onednn)
+        onednn_conv(s, has_bias).backward_data(dy.f32(), w, out);
+      else
+        kernels::conv2d_backward_data(s, dy.f32(), w, out, ws());
+      if (had) accumulate_grad(0, dx);
+    }
+    const bool need_w = needs_grad(1), need_b = has_bias && needs_grad(2);
+    if (!need_w && !need_b) return;
+    // Weight and bias grads are produced together; a grad that is not wanted goes to scratch.
+    bool acc_w = false, acc_b = false;
+    Tensor scratch_w, scratch_b;
+    float* dw;
+    if (need_w) {
+      dw = grad_slot(1, acc_w).f32();
+    } else {
+      scratch_w = Tensor(inputs[1].shape());
+      dw = scratch_w.f32();
+    }
+    float* db = nullptr;
+    if (has_bias) {
+      if (need_b) {
+        db = grad_slot(2, acc_b).f32();
+      } else {
+        scratch_b = Tensor(inputs[2].shape());
+        db = scratch_b.f32();
+      }
+    }
+    // Both must share one accumulate flag: when they differ, zero the fresh one and accumulate.
+    if (has_bias && acc_w != acc_b) {
+      if (!acc_w) kernels::fill(inputs[1].value().numel(), 0.f, dw);
+      if (!acc_b) kernels::fill(inputs[2].value().numel(), 0.f, db);
+      acc_w = true;
+    }
+    if (backend == DenseBackend::onednn)
+      onednn_conv(s, has_bias).backward_weights(x, dy.f32(), dw, db, acc_w);
+    else
+      kernels::conv2d_backward_weights(s, x, dy.f32(), dw, db, acc_w, ws());
+  }
+};
+
+kernels::Pool2dShape pool_shape(const Shape& x, const Pool2dOptions& o) {
+  kernels::Pool2dShape s;
+  s.N = static_cast<int>(x[0]);
+  s.C = static_cast<int>(x[1]);
+  s.H = static_cast<int>(x[2]);
+  s.W = static_cast<int>(x[3]);
+  s.KH = o.kernel_h;
+  s.KW = o.kernel_w;
+  s.stride_h = o.stride_h;
+  s.stride_w = o.stride_w;
+  s.pad_h = o.pad_h;
+  s.pad_w = o.pad_w;
+  return s;
+}
+
+// Activation-gradient kernels overwrite; when the input already has a grad, go through a temporary.
+template <class F>
+void write_or_accumulate(Node& node, Variable& in, F&& kernel) {
+  if (in.has_grad()) {
+    Tensor tmp(in.shape());
+    kernel(tmp.f32());
+    kernels::axpy(tmp.numel(), 1.f, tmp.f32(), in.grad().f32());
+  } else {
+    in.grad() = Tensor(in.shape());
+    kernel(in.grad().f32());
+  }
+}
+
+struct MaxPoolNode : Node {
+  const char* name() const override { return "max_pool2d"; }
+  kernels::Pool2dShape s;
+  Tensor argmax;
+  void backward(const Tensor& dy) override {
+    write_or_accumulate(*this, inputs[0], [&](float* dx) {
+      kernels::max_pool2d_backward(s, dy.f32(), argmax.i32(), dx);
+    });
+  }
+};
+
+struct AvgPoolNode : Node {
+  const char* name() const override { return "avg_pool2d"; }
+  kernels::Pool2dShape s;
+  void backward(const Tensor& dy) override {
+    write_or_accumulate(*this, inputs[0],
+                        [&](float* dx) { kernels::avg_pool2d_backward(s, dy.f32(), dx); });
+  }
+};
+
+struct ReluNode : Node {
+  const char* name() const override { return "relu"; }
+  Tensor y;
+  void backward(const Tensor& dy) override {
+    write_or_accumulate(*this, inputs[0], [&](float* dx) {
+      kernels::relu_backward(dy.numel(), dy.f32(), y.f32(), dx);
+    });
+  }
+};
+
+struct DropoutNode : Node {
+  const char* name() const override { return "dropout"; }
+  Tensor keep;
+  float scale = 1.f;
+  void backward(const Tensor& dy) override {
+    write_or_accumulate(*this, inputs[0], [&](float* dx) {
+      kernels::dropout_apply(dy.numel(), dy.f32(), keep.u8(), scale, dx);
+    });
+  }
+};
+
+struct ReshapeNode : Node {
+  const char* name() const override { return "flatten"; }
+  void backward(const Tensor& dy) override { accumulate_grad(0, dy.reshape(inputs[0].shape())); }
+};
+
+struct AddNode : Node {
+  const char* name() const override { return "add"; }
+  void backward(const Tensor& dy) override {
+    for (size_t i = 0; i < 2; ++i)
+      if (needs_grad(i)) {
+        if (inputs[i].has_grad())
+          kernels::axpy(dy.numel(), 1.f, dy.f32(), inputs[i].grad().f32());
+        else
+          inputs[i].grad() = dy.clone();
+      }
+  }
+};
+
+struct SoftmaxXentNode : Node {
+  const char* name() const override { return "softmax_cross_entropy"; }
+  Tensor probs, labels;
+  void backward(const Tensor& dloss) override {
+    const int B = static_cast<int>(probs.dim(0)), C = static_cast<int>(probs.dim(1));
+    const float g = dloss.f32()[0];
+    write_or_accumulate(*this, inputs[0], [&](float* dx) {
+      kernels::softmax_xent_backward(B, C, probs.f32(), labels.i32(), g, dx);
+    });
+  }
+};
+
+}  // namespace
+
+void set_dense_backend(DenseBackend b) { g_backend = b; }
+DenseBackend dense_backend() { return g_backend; }
+
+DenseBackend parse_dense_backend(const std::string& name) {
+  if (name == "native") return DenseBackend::native;
+  if (name == "onednn") return DenseBackend::onednn;
+  throw Error("backend: expected \"native\" or \"onednn\", got \"" + name + "\"");
+}
+
+const char* dense_backend_name(DenseBackend b) {
+  return b == DenseBackend::native ? "native" : "onednn";
+}
+
+Variable linear(const Variable& x, const Variable& w, const Variable& b) {
+  check_cpu(x.value(), "linear");
+  ST_CHECK(x.value().ndim() == 2 && w.value().ndim() == 2 && x.shape()[1] == w.shape()[1],
+           "linear: input ", x.value().str(), " does not match weight ", w.value().str());
+  const int B = static_cast<int>(x.shape()[0]), IN = static_cast<int>(x.shape()[1]),
+            OUT = static_cast<int>(w.shape()[0]);
+  if (b.defined())
+    ST_CHECK(b.value().numel() == OUT, "linear: bias ", b.value().str(), " for ", OUT, " outputs");
+  Tensor y({B, OUT});
+  if (g_backend == DenseBackend::onednn) {
+    onednn_linear(B, IN, OUT, b.defined())
+        .forward(x.value().f32(), w.value().f32(), data_or_null(b), y.f32());
+  } else {
+    kernels::sgemm(false, true, B, OUT, IN, 1.f, x.value().f32(), IN, w.value().f32(), IN, 0.f,
+                   y.f32(), OUT);
+    if (b.defined()) kernels::bias_add_rows(B, OUT, b.value().f32(), y.f32());
+  }
+  auto node = std::make_shared<LinearNode>();
+  node->B = B;
+  node->IN = IN;
+  node->OUT = OUT;
+  node->backend = g_backend;
+  node->inputs = {x, w};
+  if (b.defined()) node->inputs.push_back(b);
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const Conv2dOptions& opt) {
+  check_cpu(x.value(), "conv2d");
+  ST_CHECK(x.value().ndim() == 4 && w.value().ndim() == 4 && x.shape()[1] == w.shape()[1],
+           "conv2d: input ", x.value().str(), " does not match weight ", w.value().str());
+  kernels::Conv2dShape s = conv_shape(x.shape(), w.shape(), opt);
+  ST_CHECK(s.OH() > 0 && s.OW() > 0, "conv2d: kernel ", s.KH, "x", s.KW, " does not fit input ",
+           x.value().str(), " with padding ", s.pad_h, "x", s.pad_w);
+  if (b.defined())
+    ST_CHECK(b.value().numel() == s.OC, "conv2d: bias ", b.value().str(), " for ", s.OC,
+             " channels");
+  Tensor y({s.N, s.OC, s.OH(), s.OW()});
+  if (g_backend == DenseBackend::onednn) {
+    onednn_conv(s, b.defined()).forward(x.value().f32(), w.value().f32(), data_or_null(b), y.f32());
+  } else {
+    Tensor ws({static_cast<int64_t>(kernels::conv2d_workspace_floats(s))});
+    kernels::conv2d_forward(s, x.value().f32(), w.value().f32(), data_or_null(b), y.f32(), ws.f32());
+  }
+  auto node = std::make_shared<Conv2dNode>();
+  node->s = s;
+  node->backend = g_backend;
+  node->inputs = {x, w};
+  if (b.defined()) node->inputs.push_back(b);
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable max_pool2d(const Variable& x, const Pool2dOptions& opt) {
+  check_cpu(x.value(), "max_pool2d");
+  ST_CHECK(x.value().ndim() == 4, "max_pool2d: expected (N, C, H, W), got ", x.value().str());
+  kernels::Pool2dShape s = pool_shape(x.shape(), opt);
+  ST_CHECK(s.OH() > 0 && s.OW() > 0, "max_pool2d: window does not fit ", x.value().str());
+  Tensor y({s.N, s.C, s.OH(), s.OW()});
+  auto node = std::make_shared<MaxPoolNode>();
+  node->s = s;
+  node->argmax = Tensor(y.shape(), DType::i32);
+  kernels::max_pool2d_forward(s, x.value().f32(), y.f32(), node->argmax.i32());
+  node->inputs = {x};
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable avg_pool2d(const Variable& x, const Pool2dOptions& opt) {
+  check_cpu(x.value(), "avg_pool2d");
+  ST_CHECK(x.value().ndim() == 4, "avg_pool2d: expected (N, C, H, W), got ", x.value().str());
+  kernels::Pool2dShape s = pool_shape(x.shape(), opt);
+  ST_CHECK(s.OH() > 0 && s.OW() > 0, "avg_pool2d: window does not fit ", x.value().str());
+  Tensor y({s.N, s.C, s.OH(), s.OW()});
+  kernels::avg_pool2d_forward(s, x.value().f32(), y.f32());
+  auto node = std::make_shared<AvgPoolNode>();
+  node->s = s;
+  node->inputs = {x};
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable relu(const Variable& x) {
+  check_cpu(x.value(), "relu");
+  Tensor y(x.shape());
+  kernels::relu_forward(y.numel(), x.value().f32(), y.f32());
+  auto node = std::make_shared<ReluNode>();
+  node->y = y;
+  node->inputs = {x};
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable dropout(const Variable& x, float p, bool training, Rng& rng) {
+  ST_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
+  if (!training || p == 0.f) return x;
+  check_cpu(x.value(), "dropout");
+  auto node = std::make_shared<DropoutNode>();
+  const int64_t n = x.value().numel();
+  node->keep = Tensor(x.shape(), DType::u8);
+  uint8_t* keep = node->keep.u8();
+  for (int64_t i = 0; i < n; ++i) keep[i] = rng.uniform() >= p ? 1 : 0;
+  node->scale = 1.f / (1.f - p);
+  Tensor y(x.shape());
+  kernels::dropout_apply(n, x.value().f32(), keep, node->scale, y.f32());
+  node->inputs = {x};
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable flatten(const Variable& x) {
+  ST_CHECK(x.value().ndim() >= 1, "flatten: needs a batch dimension");
+  const int64_t n = x.shape()[0];
+  Tensor y = x.value().reshape({n, n ? x.value().numel() / n : 0});
+  auto node = std::make_shared<ReshapeNode>();
+  node->inputs = {x};
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable add(const Variable& a, const Variable& b) {
+  ST_CHECK(a.shape() == b.shape(), "add: shapes ", a.value().str(), " and ", b.value().str(),
+           " differ");
+  Tensor y(a.shape());
+  kernels::add(y.numel(), a.value().f32(), b.value().f32(), y.f32());
+  auto node = std::make_shared<AddNode>();
+  node->inputs = {a, b};
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable softmax_cross_entropy(const Variable& logits, const Tensor& labels) {
+  ST_CHECK(logits.value().ndim() == 2, "softmax_cross_entropy: expected logits (B, C), got ",
+           logits.value().str());
+  const int B = static_cast<int>(logits.shape()[0]), C = static_cast<int>(logits.shape()[1]);
+  ST_CHECK(labels.dtype() == DType::i32 && labels.numel() == B,
+           "softmax_cross_entropy: expected ", B, " i32 labels, got ", labels.str());
+  const int32_t* lab = labels.i32();
+  for (int i = 0; i < B; ++i)
+    ST_CHECK(lab[i] >= 0 && lab[i] < C, "softmax_cross_entropy: label ", lab[i],
+             " outside [0, ", C, ")");
+  auto node = std::make_shared<SoftmaxXentNode>();
+  node->probs = Tensor(logits.shape());
+  node->labels = labels;
+  const double loss =
+      kernels::softmax_xent_forward(B, C, logits.value().f32(), lab, node->probs.f32());
+  Tensor out = Tensor::full({1}, static_cast<float>(loss));
+  node->inputs = {logits};
+  return make_result(std::move(out), std::move(node));
+}
+
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  const int B = static_cast<int>(logits.dim(0)), C = static_cast<int>(logits.dim(1));
+  std::vector<int32_t> pred(B);
+  kernels::argmax_rows(B, C, logits.f32(), pred.data());
+  int64_t correct = 0;
+  for (int i = 0; i < B; ++i) correct += pred[i] == labels.i32()[i];
+  return correct;
+}
+
+}  // namespace st

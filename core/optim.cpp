@@ -1,0 +1,61 @@
+#include "core/optim.h"
+
+#include "kernels/optim.h"
+
+namespace st {
+
+Optimizer::Optimizer(std::vector<Parameter*> params, OptimizerOptions opt)
+    : params_(std::move(params)), opt_(std::move(opt)) {
+  ST_CHECK(opt_.type == "sgd" || opt_.type == "adam" || opt_.type == "adamw",
+           "optimizer.type: expected \"sgd\", \"adam\" or \"adamw\", got \"", opt_.type, "\"");
+  for (Parameter* p : params_) {
+    const Shape& s = p->var.shape();
+    if (opt_.type == "sgd") {
+      slot0_.push_back(opt_.momentum != 0.f ? Tensor::zeros(s) : Tensor());
+      slot1_.emplace_back();
+    } else {
+      slot0_.push_back(Tensor::zeros(s));
+      slot1_.push_back(Tensor::zeros(s));
+    }
+  }
+}
+
+void Optimizer::step(float lr) {
+  const bool first = steps_ == 0;
+  ++steps_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Parameter& p = *params_[i];
+    if (!p.var.has_grad()) continue;  // as PyTorch: no grad, no update
+    Tensor& w = p.var.value();
+    const float* g = p.var.grad().f32();
+    if (opt_.type == "sgd") {
+      kernels::sgd_update(w.numel(), w.f32(), g, slot0_[i].defined() ? slot0_[i].f32() : nullptr, lr,
+                          opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
+                          p.mask_data());
+    } else {
+      kernels::adam_update(w.numel(), w.f32(), g, slot0_[i].f32(), slot1_[i].f32(), lr, opt_.beta1,
+                           opt_.beta2, opt_.eps, opt_.weight_decay, opt_.type == "adamw", steps_,
+                           p.mask_data());
+    }
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (Parameter* p : params_) p->var.zero_grad();
+}
+
+std::vector<std::pair<std::string, Tensor*>> Optimizer::state() {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string& n = params_[i]->name;
+    if (opt_.type == "sgd") {
+      if (slot0_[i].defined()) out.emplace_back(n + ".momentum_buffer", &slot0_[i]);
+    } else {
+      out.emplace_back(n + ".exp_avg", &slot0_[i]);
+      out.emplace_back(n + ".exp_avg_sq", &slot1_[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace st

@@ -1,0 +1,43 @@
+// models/builder.h — builds a Model from a typed spec: the named architectures (mlp, lenet300,
+// lenet5, simplecnn) are written as layer lists and go through the same path as a config's own
+// "layers" list, so every network is shape-checked and named the same way:
+// conv layers conv1, conv2, ...; linear fc1, fc2, ...; pools pool1, ...; relu1, dropout1, flatten1.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+
+namespace st::models {
+
+struct LayerSpec {
+  std::string type;  // linear | conv2d | maxpool2d | avgpool2d | relu | dropout | flatten
+  std::string name;  // optional; default by type and position
+  int out = 0;       // linear out_features, conv2d out_channels
+  int kernel_h = 0, kernel_w = 0;
+  int stride_h = 0, stride_w = 0;  // 0 = default (1 for conv, kernel for pools)
+  int pad_h = 0, pad_w = 0;
+  bool bias = true;
+  float p = 0.f;  // dropout
+};
+
+struct ModelSpec {
+  std::string arch;         // mlp | lenet300 | lenet5 | simplecnn | layers
+  std::vector<int> hidden;  // mlp
+  std::string init = "pytorch";  // pytorch | kaiming_uniform | kaiming_normal | glorot_uniform | glorot_normal
+  float dropout = 0.f;      // before the last linear layer of the named architectures
+  std::vector<LayerSpec> layers;
+};
+
+// The layer list of a named architecture (for "layers", spec.layers itself).
+std::vector<LayerSpec> architecture_layers(const ModelSpec& spec, int num_classes);
+
+// input_shape: per sample (C, H, W). Weights are initialized from `seed`.
+std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_shape, int num_classes,
+                                   uint64_t seed);
+
+// Re-initializes every parameter (weights by `init`, biases as that scheme does).
+void initialize(Model& model, const std::string& init, Rng& rng);
+
+}  // namespace st::models

@@ -1,0 +1,74 @@
+#include "models/model.h"
+
+#include <iomanip>
+#include <sstream>
+
+namespace st::models {
+
+Model::Model(Shape input_shape, uint64_t seed)
+    : input_shape_(std::move(input_shape)), dropout_rng_(seed ^ 0xd1b54a32d192ed03ULL) {}
+
+void Model::add(std::unique_ptr<Module> layer) {
+  for (const auto& l : layers_)
+    ST_CHECK(l->name() != layer->name(), "model: two layers are named \"", layer->name(), "\"");
+  layer->output_shape(output_shape());  // shape-checks the new layer against what precedes it
+  for (Parameter* p : layer->parameters()) params_.push_back(p);
+  layers_.push_back(std::move(layer));
+}
+
+Shape Model::output_shape() const {
+  Shape s = input_shape_;
+  for (const auto& l : layers_) s = l->output_shape(s);
+  return s;
+}
+
+Variable Model::forward(const Variable& x) {
+  Variable h = x;
+  for (const auto& l : layers_) h = l->forward(h);
+  return h;
+}
+
+void Model::set_training(bool t) {
+  for (const auto& l : layers_) l->set_training(t);
+}
+
+Parameter* Model::find_parameter(const std::string& name) const {
+  for (Parameter* p : params_)
+    if (p->name == name) return p;
+  return nullptr;
+}
+
+int64_t Model::num_parameters() const {
+  int64_t n = 0;
+  for (Parameter* p : params_) n += p->var.value().numel();
+  return n;
+}
+
+int64_t Model::macs_per_sample() const {
+  int64_t n = 0;
+  Shape s = input_shape_;
+  for (const auto& l : layers_) {
+    n += l->macs(s);
+    s = l->output_shape(s);
+  }
+  return n;
+}
+
+std::string Model::summary() const {
+  std::ostringstream os;
+  Shape s = input_shape_;
+  os << "input " << shape_str(s) << "\n";
+  for (const auto& l : layers_) {
+    s = l->output_shape(s);
+    int64_t n = 0;
+    for (Parameter* p : l->parameters()) n += p->var.value().numel();
+    os << "  " << std::left << std::setw(40) << l->describe() << " -> " << std::setw(16)
+       << shape_str(s);
+    if (n) os << " " << n << " params";
+    os << "\n";
+  }
+  os << "total " << num_parameters() << " parameters, " << macs_per_sample() << " MACs/sample";
+  return os.str();
+}
+
+}  // namespace st::models

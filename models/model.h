@@ -1,0 +1,38 @@
+// models/model.h — a sequential network: the layers, their parameters in a stable order, the
+// dropout random stream, and the per-sample input shape it was built for.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/module.h"
+
+namespace st::models {
+
+class Model {
+ public:
+  Model(Shape input_shape, uint64_t seed);
+  void add(std::unique_ptr<Module> layer);
+
+  Variable forward(const Variable& x);
+  void set_training(bool t);
+
+  const Shape& input_shape() const { return input_shape_; }
+  Shape output_shape() const;
+  const std::vector<std::unique_ptr<Module>>& layers() const { return layers_; }
+  // All parameters, in layer order (weight before bias): the checkpoint order.
+  const std::vector<Parameter*>& parameters() const { return params_; }
+  Parameter* find_parameter(const std::string& name) const;
+  int64_t num_parameters() const;
+  int64_t macs_per_sample() const;
+  Rng& dropout_rng() { return dropout_rng_; }
+  std::string summary() const;  // one line per layer, with output shapes and parameter counts
+
+ private:
+  Shape input_shape_;
+  std::vector<std::unique_ptr<Module>> layers_;
+  std::vector<Parameter*> params_;
+  Rng dropout_rng_;
+};
+
+}  // namespace st::models

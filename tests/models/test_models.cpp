@@ -1,0 +1,176 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "core/ops.h"
+#include "gradcheck.h"
+#include "models/builder.h"
+
+using namespace st;
+using namespace st::models;
+
+namespace {
+ModelSpec arch(const std::string& a) {
+  ModelSpec s;
+  s.arch = a;
+  return s;
+}
+std::vector<std::string> names(const Model& m) {
+  std::vector<std::string> n;
+  for (Parameter* p : m.parameters()) n.push_back(p->name);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("named architectures: parameter counts, names in a stable order, MACs") {
+  auto l300 = build_model(arch("lenet300"), {1, 28, 28}, 10, 1);
+  CHECK(l300->num_parameters() == 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10);
+  CHECK(names(*l300) == std::vector<std::string>{"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias",
+                                                 "fc3.weight", "fc3.bias"});
+  auto l5 = build_model(arch("lenet5"), {1, 28, 28}, 10, 1);
+  CHECK(l5->num_parameters() == 20 * 25 + 20 + 50 * 20 * 25 + 50 + 800 * 500 + 500 + 5010);
+  CHECK(names(*l5).front() == "conv1.weight");
+  CHECK(l5->output_shape() == Shape{10});
+  // conv1 24·24·20·25 + conv2 8·8·50·500 + 800·500 + 500·10
+  CHECK(l5->macs_per_sample() == 288000 + 1600000 + 400000 + 5000);
+  auto cnn = build_model(arch("simplecnn"), {1, 28, 28}, 10, 1);
+  CHECK(cnn->num_parameters() == 32 * 9 + 32 + 64 * 32 * 9 + 64 + 3136 * 128 + 128 + 1290);
+  ModelSpec mlp = arch("mlp");
+  mlp.hidden = {7, 5};
+  mlp.dropout = 0.5f;
+  auto m = build_model(mlp, {2, 3, 3}, 4, 1);
+  CHECK(m->num_parameters() == 18 * 7 + 7 + 7 * 5 + 5 + 5 * 4 + 4);
+  CHECK(m->summary().find("dropout1") != std::string::npos);
+}
+
+TEST_CASE("builder: same seed, same weights; different seed, different weights") {
+  auto a = build_model(arch("lenet5"), {1, 28, 28}, 10, 7);
+  auto b = build_model(arch("lenet5"), {1, 28, 28}, 10, 7);
+  auto c = build_model(arch("lenet5"), {1, 28, 28}, 10, 8);
+  CHECK(a->parameters()[0]->var.value().to_vector() == b->parameters()[0]->var.value().to_vector());
+  CHECK(a->parameters()[0]->var.value().to_vector() != c->parameters()[0]->var.value().to_vector());
+}
+
+TEST_CASE("initializations have the expected spread") {
+  for (std::string init : {"pytorch", "kaiming_uniform", "kaiming_normal", "glorot_uniform", "glorot_normal"}) {
+    CAPTURE(init);
+    ModelSpec s = arch("lenet300");
+    s.init = init;
+    auto m = build_model(s, {1, 28, 28}, 10, 1);
+    auto w = m->parameters()[0]->var.value().to_vector();  // fc1: fan_in 784, fan_out 300
+    double sq = 0;
+    for (float v : w) sq += double(v) * v;
+    const double var = sq / w.size();
+    double expected = init == "pytorch"          ? 1.0 / (3 * 784)
+                      : init.rfind("kaiming", 0) == 0 ? 2.0 / 784
+                                                     : 2.0 / (784 + 300);
+    CHECK(var == doctest::Approx(expected).epsilon(0.05));
+  }
+  ModelSpec bad = arch("lenet300");
+  bad.init = "xavier";
+  CHECK_THROWS_WITH_AS(build_model(bad, {1, 28, 28}, 10, 1), doctest::Contains("model.init"), Error);
+}
+
+TEST_CASE("layers list: naming, shape errors at build time") {
+  ModelSpec s = arch("layers");
+  LayerSpec conv;
+  conv.type = "conv2d";
+  conv.out = 4;
+  conv.kernel_h = conv.kernel_w = 3;
+  LayerSpec fl;
+  fl.type = "flatten";
+  LayerSpec fc;
+  fc.type = "linear";
+  fc.out = 10;
+  s.layers = {conv, fl, fc};
+  auto m = build_model(s, {1, 8, 8}, 10, 1);
+  CHECK(names(*m) == std::vector<std::string>{"conv1.weight", "conv1.bias", "fc1.weight", "fc1.bias"});
+  // linear directly after a conv: needs flatten
+  s.layers = {conv, fc};
+  CHECK_THROWS_WITH_AS(build_model(s, {1, 8, 8}, 10, 1), doctest::Contains("flatten"), Error);
+  // kernel bigger than the input
+  LayerSpec big = conv;
+  big.kernel_h = big.kernel_w = 9;
+  s.layers = {big, fl, fc};
+  CHECK_THROWS_WITH_AS(build_model(s, {1, 8, 8}, 10, 1), doctest::Contains("does not fit"), Error);
+  // wrong number of outputs
+  LayerSpec fc5 = fc;
+  fc5.out = 5;
+  s.layers = {conv, fl, fc5};
+  CHECK_THROWS_WITH_AS(build_model(s, {1, 8, 8}, 10, 1), doctest::Contains("10 classes"), Error);
+  // duplicate names
+  LayerSpec named = fc;
+  named.name = "conv1";
+  s.layers = {conv, fl, named};
+  CHECK_THROWS_WITH_AS(build_model(s, {1, 8, 8}, 10, 1), doctest::Contains("two layers"), Error);
+}
+
+TEST_CASE("a whole small CNN: finite-difference gradient of the loss w.r.t. every parameter") {
+  ModelSpec s = arch("layers");
+  LayerSpec conv;
+  conv.type = "conv2d";
+  conv.out = 3;
+  conv.kernel_h = conv.kernel_w = 3;
+  conv.pad_h = conv.pad_w = 1;
+  LayerSpec relu_l, pool, fl, fc;
+  relu_l.type = "relu";
+  pool.type = "avgpool2d";
+  pool.kernel_h = pool.kernel_w = 2;
+  fl.type = "flatten";
+  fc.type = "linear";
+  fc.out = 4;
+  s.layers = {conv, relu_l, pool, fl, fc};
+  for (DenseBackend be : {DenseBackend::native, DenseBackend::onednn}) {
+    set_dense_backend(be);
+    auto m = build_model(s, {2, 6, 6}, 4, 3);
+    Tensor x = test::random_tensor({3, 2, 6, 6}, 5);
+    Tensor y = Tensor::from_vector({3}, std::vector<int32_t>{0, 3, 1});
+    auto loss_value = [&]() {
+      NoGradGuard ng;
+      return double(softmax_cross_entropy(m->forward(Variable(x)), y).value().f32()[0]);
+    };
+    softmax_cross_entropy(m->forward(Variable(x)), y).backward();
+    double worst = 0;
+    for (Parameter* p : m->parameters()) {
+      float* w = p->var.value().f32();
+      for (int64_t i = 0; i < p->var.value().numel(); i += 3) {
+        const float saved = w[i];
+        w[i] = saved + 1e-2f;
+        double lp = loss_value();
+        w[i] = saved - 1e-2f;
+        double lm = loss_value();
+        w[i] = saved;
+        double num = (lp - lm) / 2e-2;
+        worst = std::max(worst, std::abs(num - p->var.grad().f32()[i]) / std::max(1.0, std::abs(num)));
+      }
+    }
+    CHECK(worst < 2e-2);
+  }
+  set_dense_backend(DenseBackend::onednn);
+}
+
+TEST_CASE("native and oneDNN backends give the same outputs and gradients on LeNet-5") {
+  std::vector<std::vector<float>> out, grads;
+  for (DenseBackend be : {DenseBackend::native, DenseBackend::onednn}) {
+    set_dense_backend(be);
+    auto m = build_model(arch("lenet5"), {1, 28, 28}, 10, 11);
+    Tensor x = test::random_tensor({5, 1, 28, 28}, 12);
+    Tensor y = Tensor::from_vector({5}, std::vector<int32_t>{1, 2, 3, 4, 5});
+    Variable logits = m->forward(Variable(x));
+    out.push_back(logits.value().to_vector());
+    softmax_cross_entropy(logits, y).backward();
+    std::vector<float> g;
+    for (Parameter* p : m->parameters()) {
+      auto v = p->var.grad().to_vector();
+      g.insert(g.end(), v.begin(), v.end());
+    }
+    grads.push_back(g);
+  }
+  set_dense_backend(DenseBackend::onednn);
+  for (size_t i = 0; i < out[0].size(); ++i) CHECK(out[0][i] == doctest::Approx(out[1][i]).epsilon(1e-4));
+  double worst = 0;
+  for (size_t i = 0; i < grads[0].size(); ++i)
+    worst = std::max(worst, double(std::abs(grads[0][i] - grads[1][i])) /
+                                std::max(1e-3, double(std::abs(grads[0][i]))));
+  CHECK(worst < 1e-3);
+}

@@ -1,0 +1,169 @@
+// app/main.cpp — the `sparsetrain` command line: train | eval | info | bench.
+// Every user mistake ends as "error: <what, naming the file/key/value>" and exit code 1.
+#include <omp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/bench.h"
+#include "core/ops.h"
+#include "data/dataset.h"
+#include "experiment/checkpoint.h"
+#include "experiment/config.h"
+#include "experiment/safetensors.h"
+#include "experiment/setup.h"
+#include "experiment/trainer.h"
+#include "models/builder.h"
+
+namespace fs = std::filesystem;
+using namespace st;
+
+namespace {
+
+// A run folder or a checkpoint file -> the checkpoint file.
+std::string checkpoint_path(const std::string& p) {
+  if (fs::is_directory(p)) return p + "/checkpoint.safetensors";
+  return p;
+}
+
+int cmd_eval(const std::string& target, const std::string& dataset, const std::string& dir,
+             const std::string& split, int batch, int threads) {
+  const std::string ckpt = checkpoint_path(target);
+  experiment::CheckpointInfo info = experiment::read_checkpoint_info(ckpt);
+  experiment::Config config = experiment::parse_config(info.config, ckpt + " (config)");
+  nlohmann::json raw = experiment::to_json(config);
+  if (!dataset.empty()) {
+    raw["data"]["dataset"] = dataset;
+    raw["data"].erase("dir");
+  }
+  if (!dir.empty()) raw["data"]["dir"] = dir;
+  if (threads >= 0) raw["threads"] = threads;
+  config = experiment::parse_config(raw, ckpt + " (config)");
+  experiment::apply_process_settings(config);
+  data::DatasetSplits data = data::load_dataset(experiment::data_options(config));
+  const data::Dataset* set = split == "train"        ? &data.train
+                             : split == "validation" ? &data.validation
+                                                     : &data.test;
+  ST_CHECK(set->size > 0, "--split ", split, ": that split is empty for this config");
+  auto model = models::build_model(experiment::model_spec(config),
+                                   {set->channels, set->height, set->width}, set->num_classes,
+                                   config.seed);
+  experiment::load_checkpoint(ckpt, *model, nullptr);
+  experiment::EvalResult r = experiment::evaluate(*model, *set, batch);
+  std::printf("%s on %s/%s (%lld samples): accuracy %.2f%%  loss %.4f  (epoch %d)\n", ckpt.c_str(),
+              experiment::to_string(config.data.dataset), split.c_str(),
+              static_cast<long long>(r.samples), 100 * r.accuracy, r.loss, info.epoch);
+  return 0;
+}
+
+int cmd_info(const std::string& target) {
+  const std::string ckpt = checkpoint_path(target);
+  experiment::SafetensorsFile f = experiment::read_safetensors(ckpt);
+  std::printf("%s\n", ckpt.c_str());
+  for (const auto& [k, v] : f.metadata)
+    if (k != "config") std::printf("  %-16s %s\n", k.c_str(), v.c_str());
+  if (f.metadata.count("config")) {
+    experiment::Config c = experiment::parse_config(nlohmann::json::parse(f.metadata.at("config")),
+                                                    ckpt + " (config)");
+    std::printf("  %-16s %s\n", "config", experiment::describe(c).c_str());
+  }
+  std::printf("\n  %-40s %-5s %-18s %12s\n", "tensor", "dtype", "shape", "bytes");
+  size_t total = 0;
+  for (const auto& t : f.tensors) {
+    std::printf("  %-40s %-5s %-18s %12zu\n", t.name.c_str(), t.dtype.c_str(),
+                shape_str(t.shape).c_str(), t.bytes.size());
+    total += t.bytes.size();
+  }
+  std::printf("  %zu tensors, %zu bytes\n", f.tensors.size(), total);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sparsetrain — a C++ trainer with built-in pruning and sparse training"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sparsetrain 0.1");
+
+  // train
+  auto* train = app.add_subcommand("train", "Train a model from a JSON experiment config");
+  std::string config_path;
+  std::vector<std::string> overrides;
+  experiment::RunOptions run;
+  train->add_option("config", config_path, "Experiment config (JSON), e.g. configs/default.json");
+  train->add_option("--set", overrides, "Override a config key: --set optimizer.lr=0.05 (repeatable)");
+  train->add_option("--run-dir", run.run_dir, "Run folder (default: <output.dir>/<name>-<time>)");
+  train->add_option("--init-from", run.init_from, "Start from the weights of this checkpoint");
+  train->add_option("--resume", run.resume_dir, "Continue the interrupted run in this folder");
+  train->add_option("--stop-after", run.stop_after_epochs,
+                    "Stop after this many epochs in total (resumable later)");
+  train->add_flag("--quiet,-q", run.quiet, "No per-epoch output");
+
+  // eval
+  auto* eval = app.add_subcommand("eval", "Score a checkpoint (or run folder) on a dataset split");
+  std::string eval_target, eval_dataset, eval_dir, eval_split = "test";
+  int eval_batch = 1000, eval_threads = -1;
+  eval->add_option("checkpoint", eval_target, "checkpoint.safetensors or a run folder")->required();
+  eval->add_option("--dataset", eval_dataset, "mnist | fashion_mnist | synthetic (default: the run's)");
+  eval->add_option("--data-dir", eval_dir, "Folder with the IDX files");
+  eval->add_option("--split", eval_split, "test | validation | train")
+      ->check(CLI::IsMember({"test", "validation", "train"}));
+  eval->add_option("--batch", eval_batch, "Batch size")->check(CLI::PositiveNumber);
+  eval->add_option("--threads", eval_threads, "OpenMP threads (0 = all cores)");
+
+  // info
+  auto* info = app.add_subcommand("info", "List a checkpoint's tensors and metadata");
+  std::string info_target;
+  info->add_option("checkpoint", info_target, "checkpoint.safetensors or a run folder")->required();
+
+  // bench
+  auto* bench = app.add_subcommand("bench", "Benchmarks (medians after warm-up)");
+  bench->require_subcommand(1);
+  auto* bench_train = bench->add_subcommand("train", "Training throughput (samples/s) per model");
+  bench::TrainBenchOptions bt;
+  std::string bt_model = "all";
+  bench_train->add_option("--model", bt_model, "lenet300 | lenet5 | simplecnn | all")
+      ->check(CLI::IsMember({"lenet300", "lenet5", "simplecnn", "all"}));
+  bench_train->add_option("--batch", bt.batch, "Batch size")->check(CLI::PositiveNumber);
+  bench_train->add_option("--steps", bt.steps, "Timed steps per repeat")->check(CLI::PositiveNumber);
+  bench_train->add_option("--repeats", bt.repeats, "Repeats (median reported)")->check(CLI::PositiveNumber);
+  bench_train->add_option("--warmup", bt.warmup, "Untimed warm-up steps")->check(CLI::NonNegativeNumber);
+  bench_train->add_option("--backend", bt.backend, "onednn | native")
+      ->check(CLI::IsMember({"onednn", "native"}));
+  bench_train->add_option("--threads", bt.threads, "OpenMP threads")->check(CLI::PositiveNumber);
+  bench_train->add_option("--json", bt.json_path, "Also write the results as JSON here");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (train->parsed()) {
+      if (!run.resume_dir.empty()) {
+        ST_CHECK(config_path.empty() && overrides.empty(),
+                 "--resume continues a run with its saved config; do not pass a config or --set");
+        experiment::resume(run.resume_dir, run);
+      } else {
+        ST_CHECK(!config_path.empty(), "train: give a config file (e.g. configs/default.json) or --resume DIR");
+        experiment::Config config = experiment::load_config(config_path, overrides);
+        experiment::train(config, run);
+      }
+    } else if (eval->parsed()) {
+      return cmd_eval(eval_target, eval_dataset, eval_dir, eval_split, eval_batch, eval_threads);
+    } else if (info->parsed()) {
+      return cmd_info(info_target);
+    } else if (bench_train->parsed()) {
+      if (bt_model != "all") bt.models = {bt_model};
+      return bench::bench_train(bt);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

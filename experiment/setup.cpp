@@ -1,0 +1,82 @@
+#include "experiment/setup.h"
+
+#include <omp.h>
+
+#include "core/ops.h"
+
+namespace st::experiment {
+
+models::ModelSpec model_spec(const Config& c) {
+  models::ModelSpec s;
+  s.arch = to_string(c.model.arch);
+  s.hidden = c.model.hidden;
+  s.init = to_string(c.model.init);
+  s.dropout = static_cast<float>(c.model.dropout);
+  for (const LayerSpec& l : c.model.layers) {
+    models::LayerSpec m;
+    m.type = to_string(l.type);
+    m.name = l.name;
+    m.out = l.type == LayerType::Linear ? l.out_features : l.out_channels;
+    m.kernel_h = l.kernel[0];
+    m.kernel_w = l.kernel[1];
+    m.stride_h = l.stride[0];
+    m.stride_w = l.stride[1];
+    m.pad_h = l.padding[0];
+    m.pad_w = l.padding[1];
+    m.bias = l.bias;
+    m.p = static_cast<float>(l.p);
+    s.layers.push_back(m);
+  }
+  return s;
+}
+
+data::DataOptions data_options(const Config& c) {
+  data::DataOptions d;
+  d.dataset = to_string(c.data.dataset);
+  d.dir = c.data.dir;
+  d.validation = c.data.validation;
+  d.normalize = c.data.normalize;
+  d.seed = c.seed;
+  d.synthetic_train = c.data.synthetic.train;
+  d.synthetic_test = c.data.synthetic.test;
+  d.synthetic_classes = c.data.synthetic.classes;
+  d.synthetic_channels = c.data.synthetic.channels;
+  d.synthetic_height = c.data.synthetic.height;
+  d.synthetic_width = c.data.synthetic.width;
+  return d;
+}
+
+OptimizerOptions optimizer_options(const Config& c) {
+  OptimizerOptions o;
+  o.type = to_string(c.optimizer.type);
+  o.lr = static_cast<float>(c.optimizer.lr);
+  o.momentum = static_cast<float>(c.optimizer.momentum);
+  o.dampening = static_cast<float>(c.optimizer.dampening);
+  o.nesterov = c.optimizer.nesterov;
+  o.weight_decay = static_cast<float>(c.optimizer.weight_decay);
+  o.beta1 = static_cast<float>(c.optimizer.beta1);
+  o.beta2 = static_cast<float>(c.optimizer.beta2);
+  o.eps = static_cast<float>(c.optimizer.eps);
+  return o;
+}
+
+LrScheduleOptions lr_schedule_options(const Config& c) {
+  LrScheduleOptions o;
+  o.type = to_string(c.lr_schedule.type);
+  o.warmup_epochs = c.lr_schedule.warmup_epochs;
+  o.step_size = c.lr_schedule.step_size;
+  o.gamma = static_cast<float>(c.lr_schedule.gamma);
+  o.min_lr = static_cast<float>(c.lr_schedule.min_lr);
+  return o;
+}
+
+int apply_process_settings(const Config& c) {
+  ST_CHECK(c.device == Device::Cpu,
+           "device: \"cuda\" is not available in this build (no CUDA backend); use \"cpu\"");
+  const int threads = c.threads > 0 ? c.threads : omp_get_num_procs();
+  omp_set_num_threads(threads);
+  set_dense_backend(parse_dense_backend(to_string(c.backend)));
+  return threads;
+}
+
+}  // namespace st::experiment

@@ -1,0 +1,22 @@
+// experiment/setup.h — turns a validated Config into the objects of the layers below: the model spec,
+// the data options, optimizer and LR-schedule options, and the process settings (threads, backend,
+// device). The only place that knows both the config structs and the lower layers' option structs.
+#pragma once
+#include "core/lr_schedule.h"
+#include "core/optim.h"
+#include "data/dataset.h"
+#include "experiment/config.h"
+#include "models/builder.h"
+
+namespace st::experiment {
+
+models::ModelSpec model_spec(const Config& c);
+data::DataOptions data_options(const Config& c);
+OptimizerOptions optimizer_options(const Config& c);
+LrScheduleOptions lr_schedule_options(const Config& c);
+
+// Sets the OpenMP thread count (0 = all cores) and the dense backend; checks the device is
+// available. Returns the thread count in use.
+int apply_process_settings(const Config& c);
+
+}  // namespace st::experiment

@@ -1,0 +1,55 @@
+// experiment/trainer.h — the training loop and its run folder.
+//   <output.dir>/<name>-<timestamp>/   (or --run-dir)
+//     config.json         the resolved config (every key, defaults filled)
+//     metrics.jsonl       one JSON line per epoch
+//     checkpoint.safetensors   weights, optimizer state, epoch, RNG state, config (atomic)
+//     summary.json        final figures (atomic)
+// Resume (--resume DIR) reads DIR/config.json and DIR/checkpoint.safetensors, drops metrics lines of
+// epochs after the checkpoint, and continues: the finished run has exactly the weights an
+// uninterrupted one would have (same thread count).
+#pragma once
+#include <functional>
+#include <string>
+
+#include "data/dataset.h"
+#include "experiment/config.h"
+#include "models/model.h"
+
+namespace st::experiment {
+
+struct RunOptions {
+  std::string run_dir;     // empty: <output.dir>/<name>-<timestamp>
+  std::string init_from;   // checkpoint whose weights start the run (e.g. prune a trained model)
+  std::string resume_dir;  // run folder to continue
+  int stop_after_epochs = 0;  // > 0: stop (as if interrupted) after this many epochs in total
+  bool quiet = false;         // no per-epoch output
+};
+
+struct EpochMetrics {
+  int epoch = 0;  // 1-based
+  double train_loss = 0, train_accuracy = 0;
+  double val_loss = 0, val_accuracy = -1;  // -1: no validation split
+  double test_loss = 0, test_accuracy = 0;
+  double lr = 0, epoch_seconds = 0, samples_per_second = 0;
+};
+
+struct TrainResult {
+  std::string run_dir;
+  std::vector<EpochMetrics> epochs;  // the epochs run in this process
+  double final_test_accuracy = 0;
+  double best_val_accuracy = -1;
+  double total_seconds = 0;
+};
+
+TrainResult train(const Config& config, const RunOptions& options);
+// Reads the saved config of `run_dir` and continues the run.
+TrainResult resume(const std::string& run_dir, const RunOptions& options);
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  int64_t samples = 0;
+};
+// Scores the model (eval mode, no grad) over a dataset in batches.
+EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batch_size);
+
+}  // namespace st::experiment

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# End-to-end checks of the `sparsetrain` command line: train / info / eval / resume on the synthetic
+# dataset, --help, and that user mistakes end as one clear error line (exit 1), never a crash.
+# Usage: test_cli.sh <sparsetrain binary> <repo root>
+set -u
+bin=$1
+root=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$root"
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# expect_ok NAME CMD...: exit 0
+expect_ok() {
+  local name=$1; shift
+  if "$@" >"$tmp/out" 2>&1; then ok; else fail "$name (exit $?)"; cat "$tmp/out"; fi
+}
+# expect_error NAME SUBSTRING CMD...: exit 1 with SUBSTRING in the output, and no crash
+expect_error() {
+  local name=$1 want=$2; shift 2
+  "$@" >"$tmp/out" 2>&1
+  local rc=$?
+  if [ $rc -eq 1 ] && grep -qF -- "$want" "$tmp/out"; then ok
+  else fail "$name: exit $rc, wanted 1 and \"$want\" in:"; cat "$tmp/out"; fi
+}
+contains() {
+  local name=$1 want=$2 file=$3
+  if grep -qF -- "$want" "$file"; then ok; else fail "$name: \"$want\" not in $file"; cat "$file"; fi
+}
+
+cfg=configs/mlp_synthetic.json
+run="$tmp/run"
+expect_ok "train" "$bin" train "$cfg" --run-dir "$run" --set train.epochs=2 --quiet
+for f in config.json metrics.jsonl checkpoint.safetensors summary.json; do
+  [ -f "$run/$f" ] && ok || fail "run folder lacks $f"
+done
+[ "$(wc -l <"$run/metrics.jsonl")" -eq 2 ] && ok || fail "metrics.jsonl should have 2 lines"
+
+expect_ok "info" "$bin" info "$run"
+contains "info lists weights" "fc1.weight" "$tmp/out"
+contains "info lists optimizer state" "optimizer.fc1.weight.exp_avg" "$tmp/out"
+
+expect_ok "eval" "$bin" eval "$run/checkpoint.safetensors"
+contains "eval prints accuracy" "accuracy" "$tmp/out"
+expect_ok "eval on validation split of another size" "$bin" eval "$run" --split train --batch 7
+
+# stop and resume
+part="$tmp/part"
+expect_ok "train --stop-after" "$bin" train "$cfg" --run-dir "$part" --stop-after 1 --quiet
+expect_ok "resume" "$bin" train --resume "$part" --quiet
+[ "$(wc -l <"$part/metrics.jsonl")" -eq 3 ] && ok || fail "resumed metrics.jsonl should have 3 lines"
+expect_error "resume with a config" "--resume" "$bin" train "$cfg" --resume "$part"
+
+# --help on every command
+for c in "" train eval info "bench train"; do
+  # shellcheck disable=SC2086
+  expect_ok "help $c" "$bin" $c --help
+done
+
+# user mistakes: one clear line naming the file / key / value
+expect_error "missing config" "nope.json" "$bin" train configs/nope.json
+printf '{"data": {"dataset": "synthetic"}, "model": {"arch": "mlp", "hidden": [8]}, "optimizer": {"momentun": 0.9}}' >"$tmp/typo.json"
+expect_error "unknown key" "optimizer.momentun" "$bin" train "$tmp/typo.json"
+printf '{"data": {"dataset": "synthetic"}, "model": {"arch": "mlp", "hidden": [8]},' >"$tmp/broken.json"
+expect_error "broken JSON" "broken.json" "$bin" train "$tmp/broken.json"
+expect_error "bad override value" "optimizer.lr" "$bin" train "$cfg" --set optimizer.lr=-1
+expect_error "unknown override key" "optimizer.nope" "$bin" train "$cfg" --set optimizer.nope=1
+expect_error "cuda without a CUDA build" "cuda" "$bin" train "$cfg" --set device=cuda --run-dir "$tmp/cuda"
+expect_error "missing dataset dir" "$tmp/nodata" "$bin" train configs/lenet300_mnist.json --set data.dir="$tmp/nodata" --run-dir "$tmp/x"
+printf 'garbage' >"$tmp/bad.safetensors"
+expect_error "corrupt checkpoint" "bad.safetensors" "$bin" info "$tmp/bad.safetensors"
+expect_error "init-from a missing file" "missing.safetensors" "$bin" train "$cfg" --init-from "$tmp/missing.safetensors" --run-dir "$tmp/y"
+expect_error "resume a non-run folder" "not a run folder" "$bin" train --resume "$tmp"
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

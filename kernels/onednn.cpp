@@ -11,7 +11,8 @@
 // (choose_conv_layouts).
 // Each method binds the caller's pointers (memory::set_data_handle) and executes a prebuilt list of
 // steps through the C API with prebuilt argument arrays, so a call allocates nothing on our side.
-// All primitives of one layer share one user-owned scratchpad (they never run concurrently).
+// All primitives of one layer share one user-owned scratchpad, and all layers share one engine and
+// stream: a layer object may be used from one thread at a time (each call itself runs on OpenMP).
 // Reference: kernels/reference.h. Tests: tests/kernels/test_onednn.cpp.
 #include "kernels/onednn.h"
 
@@ -19,6 +20,7 @@
 #include <dnnl_debug.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -157,11 +159,13 @@ void run(const Steps& steps, const std::string& where) {
   ST_DNNL_CHECK(dnnl_stream_wait(stream.get()), where);
 }
 
-// The three passes of a layer whose primitives come from one forward/backward family (convolution,
-// inner product): user memories in plain layouts, and per pass the steps (reorders + primitive).
+// The three passes of a layer whose primitives form one forward/backward family (convolution here;
+// inner product would fit too): user memories in plain layouts, and per pass the steps (reorders in,
+// the primitive, reorders out).
 struct LayerPlan {
   memory x, w, b, y, dy, dx, dw, db;  // caller's buffers, plain layouts
   memory db_sink;                     // stands in for a null `db`
+  bool has_bias_ = false;
   Steps forward, backward_data, backward_weights, backward_weights_accumulate;
   AlignedBytes scratchpad;
   // Error context, built once so that a call allocates nothing.
@@ -208,12 +212,16 @@ struct LayerPlan {
     }
     attach_scratchpad({&forward, &backward_data, &backward_weights, &backward_weights_accumulate},
                       scratchpad);
+    has_bias_ = has_bias;
     if (has_bias) db_sink = memory(db.get_desc(), cpu_engine());
   }
 
   void run_forward(const float* xp, const float* wp, const float* bp, float* yp) {
     bind(x, xp), bind(w, wp), bind(y, yp);
-    if (bp) bind(b, bp);
+    if (has_bias_) {
+      assert(bp && "a layer built with a bias needs b");
+      bind(b, bp);
+    }
     run(forward, where_forward);
   }
   void run_backward_data(const float* dyp, const float* wp, float* dxp) {
@@ -221,10 +229,10 @@ struct LayerPlan {
     run(backward_data, where_backward_data);
   }
   void run_backward_weights(const float* xp, const float* dyp, float* dwp, float* dbp,
-                            bool accumulate, bool has_bias) {
+                            bool accumulate) {
     bind(x, xp), bind(dy, dyp), bind(dw, dwp);
     // A null db still needs somewhere to go, and must not be accumulated into garbage.
-    if (has_bias) bind(db, dbp ? dbp : static_cast<float*>(db_sink.get_data_handle()));
+    if (has_bias_) bind(db, dbp ? dbp : static_cast<float*>(db_sink.get_data_handle()));
     run(accumulate ? backward_weights_accumulate : backward_weights, where_backward_weights);
   }
 };
@@ -240,18 +248,22 @@ struct ConvLayouts {
 };
 
 // Blocked kernels win when the channels they block fill whole 16-wide blocks, and lose when padding
-// to 16 multiplies the work. Measured at batch 64, one thread (µs, plain → blocked incl. reorders):
-//   1→20 5×5 on 28²:      fwd 619 → 603   bwd_data  800 → 5576   bwd_weights 1441 → 625
-//   1→32 3×3 p1 on 28²:   fwd 525 → 400   bwd_data  498 → 2900   bwd_weights 1410 → 374
-//   20→50 5×5 on 12²:     fwd 2137 → 2588 bwd_data 2653 → 2560   bwd_weights 2244 → 2722
-//   32→64 3×3 p1 on 14²:  fwd 4204 → 2602 bwd_data 4950 → 2569   bwd_weights 4714 → 2735
-// With C = 1 the input stays plain even when blocked, so only OC's blocking matters for forward and
-// backward_weights, while backward_data would compute a 16×-padded dx. The choice depends on the
-// shape alone, never on timing, so results stay reproducible run after run.
+// to 16 multiplies the work. Measured at batch 64 (µs, min of 100; plain → blocked, reorders included;
+// one thread | two threads):
+//   1→20 5×5 on 28²:     fwd  619 → 603  |  458 → 332   bwd_data  800 → 5576 |  423 → 2740
+//                        bwd_weights 1441 → 625  | 2234 → 326
+//   1→32 3×3 p1 on 28²:  fwd  525 → 400  |  316 → 217   bwd_data  498 → 2900 |  257 → 1363
+//                        bwd_weights 1410 → 374  | 2074 → 211
+//   20→50 5×5 on 12²:    fwd 2137 → 2588 | 1194 → 1405  bwd_data 2653 → 2560 | 1338 → 1440
+//                        bwd_weights 2244 → 2722 | 1518 → 1722
+//   32→64 3×3 p1 on 14²: fwd 4204 → 2602 | 2427 → 1434  bwd_data 4950 → 2569 | 2525 → 1638
+//                        bwd_weights 4714 → 2735 | 2475 → 1293
+// With C = 1 the input stays plain even when oneDNN picks, so forward and backward_weights gain from
+// blocking OC whatever OC is, while backward_data would compute a 16×-padded dx. The choice depends
+// on the shape alone, never on timing at run time, so results stay reproducible run after run.
 ConvLayouts choose_conv_layouts(const Conv2dShape& s) {
-  const bool oc_blocks = s.OC % 16 == 0;
-  if (s.C == 1) return {oc_blocks, false, true};
-  const bool blocks = oc_blocks && s.C % 16 == 0;
+  if (s.C == 1) return {true, false, true};
+  const bool blocks = s.C % 16 == 0 && s.OC % 16 == 0;
   return {blocks, blocks, blocks};
 }
 
@@ -332,7 +344,10 @@ OnednnLinear::~OnednnLinear() = default;
 void OnednnLinear::forward(const float* x, const float* w, const float* b, float* y) {
   Impl& m = *impl_;
   bind(m.x, x), bind(m.w_t, w), bind(m.y, y);
-  if (m.has_bias) bind(m.b, b);
+  if (m.has_bias) {
+    assert(b && "a layer built with a bias needs b");
+    bind(m.b, b);
+  }
   run(m.forward, m.where_forward);
 }
 
@@ -429,14 +444,14 @@ OnednnConv2d::OnednnConv2d(const Conv2dShape& s, bool has_bias) : impl_(std::mak
 OnednnConv2d::~OnednnConv2d() = default;
 
 void OnednnConv2d::forward(const float* x, const float* w, const float* b, float* y) {
-  impl_->plan.run_forward(x, w, impl_->has_bias ? b : nullptr, y);
+  impl_->plan.run_forward(x, w, b, y);
 }
 void OnednnConv2d::backward_data(const float* dy, const float* w, float* dx) {
   impl_->plan.run_backward_data(dy, w, dx);
 }
 void OnednnConv2d::backward_weights(const float* x, const float* dy, float* dw, float* db,
                                     bool accumulate) {
-  impl_->plan.run_backward_weights(x, dy, dw, db, accumulate, impl_->has_bias);
+  impl_->plan.run_backward_weights(x, dy, dw, db, accumulate);
 }
 
 }  // namespace st::kernels

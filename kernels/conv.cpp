@@ -5,7 +5,10 @@
 // Batch parallelism: images are split statically over threads, each thread with its own column
 // buffer and (for weights) its own partial dw/db, reduced in thread order afterwards — so results
 // are deterministic for a fixed thread count. With a single image the sgemm itself goes parallel.
+// Work and partials are indexed by chunk (0..nt-1), not by the thread that happens to run them.
 // A 1×1, stride-1, unpadded convolution skips im2col (the input already is its column matrix).
+// The workspace is sized for omp_get_max_threads(): query conv2d_workspace_floats again if the
+// thread count grows.
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_conv.cpp.
 #include "kernels/conv.h"
 
@@ -169,8 +172,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const size_t cols_size = is_pointwise(s) ? 0 : static_cast<size_t>(K) * P;
   const int nt = batch_threads(s);
 #pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int t = nt > 1 ? omp_get_thread_num() : 0;
+  for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {  // chunk t of nt
     float* cols = workspace + t * cols_size;
     for (int n = chunk_begin(s.N, t, nt); n < chunk_begin(s.N, t + 1, nt); ++n) {
       const float* xn = x + n * x_image;
@@ -198,8 +200,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   const size_t cols_size = is_pointwise(s) ? 0 : static_cast<size_t>(K) * P;
   const int nt = batch_threads(s);
 #pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int t = nt > 1 ? omp_get_thread_num() : 0;
+  for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {  // chunk t of nt
     float* cols = workspace + t * cols_size;
     for (int n = chunk_begin(s.N, t, nt); n < chunk_begin(s.N, t + 1, nt); ++n) {
       float* dxn = dx + n * x_image;
@@ -221,8 +222,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   float* partial_db = partial_dw + max_threads * dw_size;
   const int nt = batch_threads(s);
 #pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int t = nt > 1 ? omp_get_thread_num() : 0;
+  for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {  // chunk t of nt
     float* cols = workspace + t * cols_size;
     float* pdw = partial_dw + t * dw_size;
     float* pdb = partial_db + t * s.OC;

@@ -111,9 +111,8 @@ void dropout_apply(int64_t n, const float* x, const uint8_t* keep, float scale, 
 double softmax_xent_forward(int B, int C, const float* logits, const int32_t* labels, float* probs) {
   const int nt = reduction_threads(static_cast<int64_t>(B) * C);
   double partial[kMaxChunks] = {};
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int t = nt > 1 ? omp_get_thread_num() : 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int t = 0; t < nt; ++t) {  // chunk t: its partial depends on nt only, not on the team
     const int b0 = static_cast<int>(static_cast<int64_t>(B) * t / nt);
     const int b1 = static_cast<int>(static_cast<int64_t>(B) * (t + 1) / nt);
     double loss = 0.0;
@@ -156,9 +155,8 @@ void softmax_xent_backward(int B, int C, const float* probs, const int32_t* labe
 double sum(int64_t n, const float* x) {
   const int nt = reduction_threads(n);
   double partial[kMaxChunks] = {};
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int t = nt > 1 ? omp_get_thread_num() : 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int t = 0; t < nt; ++t) {  // chunk t: its partial depends on nt only, not on the team
     const int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
     double acc = 0.0;
     // simd lanes are a fixed, compile-time split of the chunk: still the same bits every run.

@@ -4,12 +4,15 @@
 //                             → jr (NR-wide B micro-panel, stays in L1) → ir (MR-tall A micro-panel)
 // Packing turns all four transpose cases into one layout, pads edges with zeros (so the
 // micro-kernel never branches on shape inside its k loop) and keeps panels 64-byte aligned.
-// Micro-kernel: AVX-512 intrinsics (MR×32 accumulators in zmm registers) when __AVX512F__ is
-// defined, otherwise a fixed-size loop nest that g++ auto-vectorizes for whatever ISA it targets.
+// Micro-kernel: AVX-512 intrinsics (an 8×32 tile in 16 zmm accumulators; packing transposes
+// 16×16 blocks in registers) when __AVX512F__ is defined, otherwise a fixed-size loop nest that
+// g++ auto-vectorizes for whatever ISA it targets.
 // Threads: C is cut into a tm×tn grid of tiles of whole micro-panels; each thread packs its own
 // A and B panels (no barriers, no atomics). Every C element is summed over k in the same order
 // (KC blocks in order, k in order inside a block) whatever the tiling, so results are bitwise
-// identical for any thread count.
+// identical for any thread count. A tiny C with a long K (M·N ≤ 4096, K ≥ 2048) is instead split
+// over K in fixed 1024-deep chunks, added in chunk order (again independent of the thread count).
+// Small problems (< 96³ multiply-adds) and calls from inside a parallel region run on one thread.
 // Reference: kernels/reference.cpp (ref::sgemm). Tests: tests/kernels/test_gemm.cpp.
 #include "kernels/gemm.h"
 
@@ -329,6 +332,26 @@ void sgemm_split_k(MicroKernel kernel, bool trans_a, bool trans_b, int M, int N,
   }
 }
 
+// Rows tm of the tm × (threads / tm) tile grid that minimizes the largest tile's padded work plus
+// the duplicated packing (each column of tiles packs all its A rows, each row all its B columns);
+// 0 when no factorization of `threads` fits the panel counts.
+int grid_rows(int threads, int m_panels, int n_panels, int K) {
+  int best_tm = 0;
+  double best_cost = 0.0;
+  for (int tm = 1; tm <= threads; ++tm) {
+    const int tn = threads / tm;
+    if (threads % tm != 0 || tm > m_panels || tn > n_panels) continue;
+    const double tile_m = static_cast<double>((m_panels + tm - 1) / tm) * MR;
+    const double tile_n = static_cast<double>((n_panels + tn - 1) / tn) * NR;
+    const double cost = tile_m * tile_n * K + 4.0 * (tile_m + tile_n) * K;
+    if (best_tm == 0 || cost < best_cost) {
+      best_cost = cost;
+      best_tm = tm;
+    }
+  }
+  return best_tm;
+}
+
 void sgemm_impl(MicroKernel kernel, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                 const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
   assert(M >= 0 && N >= 0 && K >= 0);
@@ -347,32 +370,17 @@ void sgemm_impl(MicroKernel kernel, bool trans_a, bool trans_b, int M, int N, in
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (macs < kParallelMinMacs) threads = 1;
   threads = std::min(threads, m_panels * n_panels);
+  // If no tile grid fits the panel counts (say 3 threads, 2×2 panels), use fewer threads.
+  int tm = 0;
+  while (threads > 1 && (tm = grid_rows(threads, m_panels, n_panels, K)) == 0) --threads;
   if (threads <= 1) {
     gemm_tile(kernel, trans_a, trans_b, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Tile grid tm × tn = threads minimizing the largest tile's padded work, plus the duplicated
-  // packing (every column of tiles packs all of its A rows, every row of tiles all its B cols).
-  int best_tm = 1;
-  double best_cost = 1e300;
-  for (int tm = 1; tm <= threads; ++tm) {
-    if (threads % tm != 0) continue;
-    const int tn = threads / tm;
-    if (tm > m_panels || tn > n_panels) continue;
-    const double tile_m = static_cast<double>((m_panels + tm - 1) / tm) * MR;
-    const double tile_n = static_cast<double>((n_panels + tn - 1) / tn) * NR;
-    const double cost = tile_m * tile_n * K + 4.0 * (tile_m + tile_n) * K;
-    if (cost < best_cost) {
-      best_cost = cost;
-      best_tm = tm;
-    }
-  }
-  if (best_cost == 1e300) threads = 1;  // no exact factorization fits: fall back to one tile
-  const int tm = best_tm;
   const int tn = threads / tm;
 #pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
+  // A team smaller than asked for (OMP_DYNAMIC, thread limits) still covers every tile.
+  for (int t = omp_get_thread_num(); t < threads; t += omp_get_num_threads()) {
     const int ti = t / tn, tj = t % tn;
     const int m0 = std::min(M, static_cast<int>(static_cast<long long>(m_panels) * ti / tm) * MR);
     const int m1 = std::min(M, static_cast<int>(static_cast<long long>(m_panels) * (ti + 1) / tm) * MR);

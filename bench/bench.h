@@ -21,4 +21,15 @@ struct TrainBenchOptions {
 // (lr 0.01, momentum 0.9) — the same protocol as bench/pytorch_train.py.
 int bench_train(const TrainBenchOptions& options);
 
+struct KernelBenchOptions {
+  int threads = 2;
+  std::vector<std::string> shapes;  // "OUTxINxBATCH" filter (e.g. "1024x1024x128"); empty = all
+  bool quick = false;               // sparsities 0/50/90/99 and shorter timing, for smoke tests
+  std::string csv_path, md_path, svg_path;  // optional outputs (the markdown also goes to stdout)
+};
+
+// CSR SpMM (y = x·Wᵀ), SpMMᵀ (dx = dy·W) and SDDMM (dW at the nonzeros) against our dense sgemm
+// and oneDNN dense, over Linear shapes × sparsities; see bench/bench_kernels.cpp.
+int bench_kernels(const KernelBenchOptions& options);
+
 }  // namespace st::bench

@@ -243,3 +243,53 @@ void adam_update(int64_t n, float* w, const float* g, float* m, float* v, float 
 }
 
 }  // namespace st::kernels::ref
+
+// ---- CSR sparse references (kernels/sparse_cpu.h): expand A to dense, then the plain sums ------
+#include <vector>
+
+namespace st::kernels::ref {
+
+namespace {
+std::vector<double> csr_dense_double(const CsrMatrix& A) {
+  std::vector<double> d(static_cast<size_t>(A.rows) * A.cols, 0.0);
+  for (int r = 0; r < A.rows; ++r)
+    for (int32_t k = A.row_ptr[r]; k < A.row_ptr[r + 1]; ++k)
+      d[static_cast<size_t>(r) * A.cols + A.col_idx[k]] = A.values[k];
+  return d;
+}
+}  // namespace
+
+void csr_spmm(const CsrMatrix& A, const float* B, int N, float* C, float beta) {
+  const std::vector<double> a = csr_dense_double(A);
+  for (int m = 0; m < A.rows; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = 0.0;
+      for (int k = 0; k < A.cols; ++k) s += a[static_cast<size_t>(m) * A.cols + k] * B[static_cast<size_t>(k) * N + n];
+      float& c = C[static_cast<size_t>(m) * N + n];
+      c = static_cast<float>(beta == 0.0f ? s : s + static_cast<double>(beta) * c);
+    }
+}
+
+void csr_spmm_t(const CsrMatrix& A, const float* B, int N, float* C, float beta) {
+  const std::vector<double> a = csr_dense_double(A);
+  for (int k = 0; k < A.cols; ++k)
+    for (int n = 0; n < N; ++n) {
+      double s = 0.0;
+      for (int m = 0; m < A.rows; ++m) s += a[static_cast<size_t>(m) * A.cols + k] * B[static_cast<size_t>(m) * N + n];
+      float& c = C[static_cast<size_t>(k) * N + n];
+      c = static_cast<float>(beta == 0.0f ? s : s + static_cast<double>(beta) * c);
+    }
+}
+
+void csr_sddmm(const CsrMatrix& pattern, const float* X, const float* Y, int N, float* out_values,
+               bool accumulate) {
+  for (int r = 0; r < pattern.rows; ++r)
+    for (int32_t k = pattern.row_ptr[r]; k < pattern.row_ptr[r + 1]; ++k) {
+      double s = 0.0;
+      for (int n = 0; n < N; ++n)
+        s += static_cast<double>(X[static_cast<size_t>(r) * N + n]) * Y[static_cast<size_t>(pattern.col_idx[k]) * N + n];
+      out_values[k] = static_cast<float>(accumulate ? out_values[k] + s : s);
+    }
+}
+
+}  // namespace st::kernels::ref

@@ -27,3 +27,18 @@ void adam_update(int64_t n, float* w, const float* g, float* m, float* v, float 
                  const uint8_t* mask);
 
 }  // namespace st::kernels::ref
+
+// ---- CSR sparse references (kernels/sparse_cpu.h), written from the dense definitions ----------
+#include "kernels/csr.h"
+
+namespace st::kernels::ref {
+
+// C (M, N) = A (M, K) · B (K, N) + beta·C   (beta == 0: C is not read)
+void csr_spmm(const CsrMatrix& A, const float* B, int N, float* C, float beta);
+// C (K, N) = Aᵀ (K, M) · B (M, N) + beta·C
+void csr_spmm_t(const CsrMatrix& A, const float* B, int N, float* C, float beta);
+// out[k] (+)= Σ_n X[row(k), n] · Y[col(k), n]
+void csr_sddmm(const CsrMatrix& pattern, const float* X, const float* Y, int N, float* out_values,
+               bool accumulate);
+
+}  // namespace st::kernels::ref

@@ -1,0 +1,253 @@
+// tests/kernels/test_sparse.cpp — CSR builders and the CPU CSR kernels (kernels/csr.h,
+// kernels/sparse_cpu.h) against the double-accumulating references at odd sizes: empty rows and
+// columns, density 0/0.05/0.3/1, N = 1, 8, 17, 40, 128, 130 (the >128 chunked path), beta and
+// accumulate variants with NaN-filled outputs when they must not be read, transpose round trips,
+// and bitwise determinism across repeats and thread counts.
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+#include <random>
+
+#include "kernels/csr.h"
+#include "kernels/reference.h"
+#include "kernels/sparse_cpu.h"
+#include "kernel_test_util.h"
+
+namespace st::kernels {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+struct Shape {
+  int M, K, N;
+};
+const Shape kShapes[] = {{7, 96, 40}, {11, 55, 8},  {1, 1, 1},     {33, 20, 1},
+                         {20, 33, 17}, {64, 100, 128}, {40, 300, 130}, {130, 70, 16}};
+const double kDensities[] = {0.0, 0.05, 0.3, 1.0};
+
+// A mask of the given density with row 1 and column 2 forced empty (when they exist), and a
+// dense weight that is exactly 0 at some masked-in positions (those stay in the pattern).
+struct SparseCase {
+  std::vector<float> dense;
+  std::vector<uint8_t> mask;
+  CsrMatrix csr;
+};
+
+SparseCase make_case(int rows, int cols, double density, uint32_t seed) {
+  SparseCase c;
+  c.dense = test::random_floats(static_cast<size_t>(rows) * cols, seed);
+  c.mask.resize(c.dense.size());
+  std::mt19937 rng(seed + 7);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int r = 0; r < rows; ++r)
+    for (int k = 0; k < cols; ++k) {
+      const size_t i = static_cast<size_t>(r) * cols + k;
+      bool in = density >= 1.0 || u(rng) < density;
+      if (density < 1.0 && ((rows > 2 && r == 1) || (cols > 2 && k == 2))) in = false;
+      c.mask[i] = in;
+      if (!in) c.dense[i] = 0.0f;
+      else if (i % 13 == 5) c.dense[i] = 0.0f;  // a masked-in exact zero
+    }
+  c.csr = csr_from_dense(c.dense.data(), c.mask.data(), rows, cols);
+  return c;
+}
+
+std::vector<float> init_output(size_t n, float beta, uint32_t seed) {
+  return beta == 0.0f ? std::vector<float>(n, kNaN) : test::random_floats(n, seed);
+}
+
+std::vector<float> transposed(const std::vector<float>& a, int rows, int cols) {
+  std::vector<float> t(a.size());
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) t[static_cast<size_t>(c) * rows + r] = a[static_cast<size_t>(r) * cols + c];
+  return t;
+}
+
+double scale_for(int depth) { return std::sqrt(static_cast<double>(std::max(depth, 1))); }
+
+TEST_CASE("csr_from_dense: mask, nonzeros, round trip, row order") {
+  SparseCase c = make_case(13, 29, 0.3, 3);
+  const CsrMatrix& a = c.csr;
+  int64_t mask_count = 0;
+  for (uint8_t m : c.mask) mask_count += m;
+  CHECK(a.nnz() == mask_count);  // masked-in zeros are part of the pattern
+  CHECK(a.row_ptr[2] == a.row_ptr[1]);  // row 1 is empty
+  std::vector<float> back(c.dense.size(), kNaN);
+  csr_to_dense(a, back.data());
+  CHECK(test::bitwise_equal(back, c.dense));
+  for (int r = 0; r < a.rows; ++r)
+    for (int32_t k = a.row_ptr[r] + 1; k < a.row_ptr[r + 1]; ++k) CHECK(a.col_idx[k - 1] < a.col_idx[k]);
+  REQUIRE(a.row_order.size() == 13u);
+  for (size_t i = 1; i < a.row_order.size(); ++i) {
+    const int p = a.row_order[i - 1], q = a.row_order[i];
+    CHECK(a.row_ptr[p + 1] - a.row_ptr[p] >= a.row_ptr[q + 1] - a.row_ptr[q]);
+  }
+  // Without a mask the pattern is the nonzeros: the masked-in zeros drop out.
+  const CsrMatrix b = csr_from_dense(c.dense.data(), nullptr, 13, 29);
+  int64_t nonzeros = 0;
+  for (float v : c.dense) nonzeros += v != 0.0f;
+  CHECK(b.nnz() == nonzeros);
+  CHECK(b.nnz() < a.nnz());
+  // Density 0 and 1, and an empty matrix.
+  const CsrMatrix z = csr_from_dense(c.dense.data(), std::vector<uint8_t>(c.dense.size(), 0).data(), 13, 29);
+  CHECK(z.nnz() == 0);
+  const CsrMatrix f = csr_from_dense(c.dense.data(), std::vector<uint8_t>(c.dense.size(), 1).data(), 13, 29);
+  CHECK(f.nnz() == 13 * 29);
+  const CsrMatrix e = csr_from_dense(nullptr, nullptr, 0, 0);
+  CHECK(e.nnz() == 0);
+  CHECK(e.row_ptr.size() == 1u);
+}
+
+TEST_CASE("csr_update_values and csr_transpose(_values) round trips") {
+  for (double d : kDensities) {
+    SparseCase c = make_case(17, 23, d, 11);
+    std::vector<int32_t> perm;
+    CsrMatrix at = csr_transpose(c.csr, perm);
+    REQUIRE(at.rows == 23);
+    REQUIRE(at.cols == 17);
+    std::vector<float> dt(static_cast<size_t>(17) * 23);
+    csr_to_dense(at, dt.data());
+    CHECK(test::bitwise_equal(dt, transposed(c.dense, 17, 23)));
+    for (int64_t p = 0; p < at.nnz(); ++p) CHECK(at.values[p] == c.csr.values[perm[p]]);
+    std::vector<int32_t> perm2;
+    const CsrMatrix att = csr_transpose(at, perm2);
+    CHECK(att.row_ptr == c.csr.row_ptr);
+    CHECK(att.col_idx == c.csr.col_idx);
+    CHECK(test::bitwise_equal(att.values, c.csr.values));
+    // New weights with the same pattern: refresh A from dense, then Aᵀ through perm.
+    std::vector<float> w2 = test::random_floats(c.dense.size(), 99);
+    for (size_t i = 0; i < w2.size(); ++i)
+      if (!c.mask[i]) w2[i] = 0.0f;
+    csr_update_values(c.csr, w2.data());
+    std::vector<float> back(w2.size());
+    csr_to_dense(c.csr, back.data());
+    CHECK(test::bitwise_equal(back, w2));
+    csr_transpose_values(c.csr, perm, at);
+    csr_to_dense(at, dt.data());
+    CHECK(test::bitwise_equal(dt, transposed(w2, 17, 23)));
+  }
+}
+
+TEST_CASE("transpose_dense at odd sizes") {
+  const int sizes[][2] = {{1, 1}, {7, 96}, {16, 16}, {33, 17}, {128, 300}, {5, 1}};
+  for (auto& s : sizes) {
+    const auto a = test::random_floats(static_cast<size_t>(s[0]) * s[1], 5);
+    std::vector<float> at(a.size(), kNaN);
+    transpose_dense(s[0], s[1], a.data(), at.data());
+    CHECK(test::bitwise_equal(at, transposed(a, s[0], s[1])));
+  }
+}
+
+TEST_CASE("csr_spmm and csr_spmm_t against the reference") {
+  uint32_t seed = 100;
+  for (const Shape& s : kShapes)
+    for (double d : kDensities)
+      for (float beta : {0.0f, 1.0f, -0.5f}) {
+        INFO("M=" << s.M << " K=" << s.K << " N=" << s.N << " density=" << d << " beta=" << beta);
+        SparseCase c = make_case(s.M, s.K, d, ++seed);
+        // spmm: C (M, N) = A · B (K, N)
+        const auto B = test::random_floats(static_cast<size_t>(s.K) * s.N, ++seed);
+        auto got = init_output(static_cast<size_t>(s.M) * s.N, beta, ++seed), want = got;
+        csr_spmm(c.csr, B.data(), s.N, got.data(), beta);
+        ref::csr_spmm(c.csr, B.data(), s.N, want.data(), beta);
+        test::check_close(got, want, 1e-5, scale_for(s.K));
+        // spmm_t: C (K, N) = Aᵀ · B (M, N), and the same through the transposed copy.
+        const auto Bt = test::random_floats(static_cast<size_t>(s.M) * s.N, ++seed);
+        auto got_t = init_output(static_cast<size_t>(s.K) * s.N, beta, ++seed), want_t = got_t,
+             got_copy = got_t;
+        csr_spmm_t(c.csr, Bt.data(), s.N, got_t.data(), beta);
+        ref::csr_spmm_t(c.csr, Bt.data(), s.N, want_t.data(), beta);
+        test::check_close(got_t, want_t, 1e-5, scale_for(s.M));
+        std::vector<int32_t> perm;
+        const CsrMatrix at = csr_transpose(c.csr, perm);
+        csr_spmm(at, Bt.data(), s.N, got_copy.data(), beta);
+        test::check_close(got_copy, want_t, 1e-5, scale_for(s.M));
+      }
+}
+
+TEST_CASE("csr_sddmm against the reference, overwrite and accumulate") {
+  uint32_t seed = 300;
+  for (const Shape& s : kShapes)
+    for (double d : kDensities)
+      for (bool accumulate : {false, true}) {
+        INFO("M=" << s.M << " K=" << s.K << " N=" << s.N << " density=" << d << " acc=" << accumulate);
+        SparseCase c = make_case(s.M, s.K, d, ++seed);
+        const auto X = test::random_floats(static_cast<size_t>(s.M) * s.N, ++seed);
+        const auto Y = test::random_floats(static_cast<size_t>(s.K) * s.N, ++seed);
+        auto got = accumulate ? test::random_floats(c.csr.nnz(), ++seed) : std::vector<float>(c.csr.nnz(), kNaN);
+        auto want = got;
+        csr_sddmm(c.csr, X.data(), Y.data(), s.N, got.data(), accumulate);
+        ref::csr_sddmm(c.csr, X.data(), Y.data(), s.N, want.data(), accumulate);
+        test::check_close(got, want, 1e-5, scale_for(s.N));
+      }
+}
+
+// Linear layout: W (OUT=M, IN=K), batch = N.
+TEST_CASE("Linear-layout kernels: xWᵀ, dy·W, SDDMM(dyᵀ·x)") {
+  uint32_t seed = 500;
+  for (const Shape& s : kShapes)
+    for (double d : kDensities)
+      for (float beta : {0.0f, 1.0f}) {
+        const int OUT = s.M, IN = s.K, batch = s.N;
+        INFO("OUT=" << OUT << " IN=" << IN << " batch=" << batch << " density=" << d << " beta=" << beta);
+        SparseCase c = make_case(OUT, IN, d, ++seed);
+        std::vector<int32_t> perm;
+        const CsrMatrix wt = csr_transpose(c.csr, perm);
+        const auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
+        const auto dy = test::random_floats(static_cast<size_t>(batch) * OUT, ++seed);
+        const auto xt = transposed(x, batch, IN), dyt = transposed(dy, batch, OUT);
+        // y (batch, OUT) = x · Wᵀ  ⇔  yᵀ = W · xᵀ
+        auto y = init_output(static_cast<size_t>(batch) * OUT, beta, ++seed);
+        auto yt_want = transposed(y, batch, OUT);
+        csr_spmm_xwt(c.csr, x.data(), batch, y.data(), beta);
+        ref::csr_spmm(c.csr, xt.data(), batch, yt_want.data(), beta);
+        test::check_close(transposed(y, batch, OUT), yt_want, 1e-5, scale_for(IN));
+        // dx (batch, IN) = dy · W  ⇔  dxᵀ = Wᵀ · dyᵀ
+        auto dx = init_output(static_cast<size_t>(batch) * IN, beta, ++seed);
+        auto dxt_want = transposed(dx, batch, IN);
+        csr_spmm_dyw(wt, dy.data(), batch, dx.data(), beta);
+        ref::csr_spmm_t(c.csr, dyt.data(), batch, dxt_want.data(), beta);
+        test::check_close(transposed(dx, batch, IN), dxt_want, 1e-5, scale_for(OUT));
+        // dW at the nonzeros (+)= Σ_b dy[b, row] · x[b, col]
+        const bool accumulate = beta != 0.0f;
+        auto dw = accumulate ? test::random_floats(c.csr.nnz(), ++seed) : std::vector<float>(c.csr.nnz(), kNaN);
+        auto dw_want = dw;
+        csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), accumulate);
+        ref::csr_sddmm(c.csr, dyt.data(), xt.data(), batch, dw_want.data(), accumulate);
+        test::check_close(dw, dw_want, 1e-5, scale_for(batch));
+      }
+}
+
+TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread counts") {
+  const int saved = omp_get_max_threads();
+  SparseCase c = make_case(200, 300, 0.3, 7);
+  std::vector<int32_t> perm;
+  const CsrMatrix wt = csr_transpose(c.csr, perm);
+  const int batch = 72;
+  const auto x = test::random_floats(static_cast<size_t>(batch) * 300, 8);
+  const auto dy = test::random_floats(static_cast<size_t>(batch) * 200, 9);
+  auto run = [&]() {
+    std::vector<float> y(static_cast<size_t>(batch) * 200), dx(static_cast<size_t>(batch) * 300),
+        dw(c.csr.nnz()), ct(static_cast<size_t>(300) * batch);
+    csr_spmm_xwt(c.csr, x.data(), batch, y.data(), 0.0f);
+    csr_spmm_dyw(wt, dy.data(), batch, dx.data(), 0.0f);
+    csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), false);
+    csr_spmm_t(c.csr, dy.data(), batch, ct.data(), 0.0f);  // dy as a (200, batch) matrix
+    y.insert(y.end(), dx.begin(), dx.end());
+    y.insert(y.end(), dw.begin(), dw.end());
+    y.insert(y.end(), ct.begin(), ct.end());
+    return y;
+  };
+  omp_set_num_threads(2);
+  const auto first = run();
+  CHECK(test::bitwise_equal(run(), first));
+  omp_set_num_threads(1);
+  CHECK(test::bitwise_equal(run(), first));
+  omp_set_num_threads(3);
+  CHECK(test::bitwise_equal(run(), first));
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace st::kernels

@@ -1,8 +1,11 @@
 #include "core/ops.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <tuple>
+#include <vector>
 
 #include "kernels/conv.h"
 #include "kernels/elementwise.h"
@@ -270,6 +273,18 @@ struct SoftmaxXentNode : Node {
   }
 };
 
+struct DistillNode : Node {
+  const char* name() const override { return "distillation_loss"; }
+  Tensor grad;  // d loss / d logits for a unit output gradient, (B, C)
+  void backward(const Tensor& dloss) override {
+    const float g = dloss.f32()[0];
+    write_or_accumulate(*this, inputs[0], [&](float* dx) {
+      const float* d = grad.f32();
+      for (int64_t i = 0; i < grad.numel(); ++i) dx[i] = g * d[i];
+    });
+  }
+};
+
 }  // namespace
 
 void set_dense_backend(DenseBackend b) { g_backend = b; }
@@ -425,6 +440,53 @@ Variable softmax_cross_entropy(const Variable& logits, const Tensor& labels) {
   const double loss =
       kernels::softmax_xent_forward(B, C, logits.value().f32(), lab, node->probs.f32());
   Tensor out = Tensor::full({1}, static_cast<float>(loss));
+  node->inputs = {logits};
+  return make_result(std::move(out), std::move(node));
+}
+
+Variable distillation_loss(const Variable& logits, const Tensor& labels, const Tensor& teacher_logits,
+                           float temperature, float alpha) {
+  ST_CHECK(logits.value().ndim() == 2, "distillation_loss: expected logits (B, C), got ", logits.value().str());
+  const int B = static_cast<int>(logits.shape()[0]), C = static_cast<int>(logits.shape()[1]);
+  ST_CHECK(teacher_logits.shape() == logits.shape(), "distillation_loss: teacher logits ",
+           teacher_logits.str(), " do not match ", logits.value().str());
+  ST_CHECK(labels.dtype() == DType::i32 && labels.numel() == B, "distillation_loss: expected ", B,
+           " i32 labels, got ", labels.str());
+  ST_CHECK(temperature > 0.f, "distillation_loss: temperature must be > 0");
+  const float* s = logits.value().f32();
+  const float* t = teacher_logits.f32();
+  const int32_t* lab = labels.i32();
+  auto node = std::make_shared<DistillNode>();
+  node->grad = Tensor({B, C});
+  float* d = node->grad.f32();
+  const double T = temperature;
+  std::vector<double> ps(C), pt(C), p1(C);
+  double loss = 0;
+  // Softmax in double with the max subtracted: z/T, then plain z for the hard term.
+  auto softmax = [&](const float* z, double scale, std::vector<double>& p) {
+    double mx = z[0] * scale;
+    for (int c = 1; c < C; ++c) mx = std::max(mx, z[c] * scale);
+    double sum = 0;
+    for (int c = 0; c < C; ++c) sum += (p[c] = std::exp(z[c] * scale - mx));
+    for (int c = 0; c < C; ++c) p[c] /= sum;
+  };
+  for (int b = 0; b < B; ++b) {
+    const float* sb = s + int64_t(b) * C;
+    const float* tb = t + int64_t(b) * C;
+    ST_CHECK(lab[b] >= 0 && lab[b] < C, "distillation_loss: label ", lab[b], " outside [0, ", C, ")");
+    softmax(sb, 1.0 / T, ps);
+    softmax(tb, 1.0 / T, pt);
+    softmax(sb, 1.0, p1);
+    double kl = 0;
+    for (int c = 0; c < C; ++c)
+      if (pt[c] > 0) kl += pt[c] * (std::log(pt[c]) - std::log(std::max(ps[c], 1e-300)));
+    loss += alpha * T * T * kl - (1.0 - alpha) * std::log(std::max(p1[lab[b]], 1e-300));
+    for (int c = 0; c < C; ++c) {
+      const double hard = p1[c] - (c == lab[b] ? 1.0 : 0.0);
+      d[int64_t(b) * C + c] = static_cast<float>((alpha * T * (ps[c] - pt[c]) + (1.0 - alpha) * hard) / B);
+    }
+  }
+  Tensor out = Tensor::full({1}, static_cast<float>(loss / B));
   node->inputs = {logits};
   return make_result(std::move(out), std::move(node));
 }

@@ -8,6 +8,9 @@
 //   flatten               (N, ...) -> (N, prod(...))
 //   add                   a, b of the same shape
 //   softmax_cross_entropy logits (B, C), labels i32 (B)                 -> scalar mean loss
+//   distillation_loss     logits (B, C), labels i32 (B), teacher (B, C)  -> scalar mean loss
+//                         α·T²·KL(softmax(teacher/T) ‖ softmax(logits/T)) + (1 − α)·CE(logits, labels)
+//                         (Hinton et al. 2015; the T² keeps the soft term's gradient scale T-free)
 // Finite-difference gradient checks: tests/core/test_ops.cpp.
 #pragma once
 #include "core/rng.h"
@@ -39,6 +42,9 @@ Variable dropout(const Variable& x, float p, bool training, Rng& rng);
 Variable flatten(const Variable& x);
 Variable add(const Variable& a, const Variable& b);
 Variable softmax_cross_entropy(const Variable& logits, const Tensor& labels);
+// teacher_logits is a plain tensor (no gradient flows to the teacher).
+Variable distillation_loss(const Variable& logits, const Tensor& labels, const Tensor& teacher_logits,
+                           float temperature, float alpha);
 
 // Loss value and accuracy helpers on plain tensors (no graph).
 int64_t count_correct(const Tensor& logits, const Tensor& labels);

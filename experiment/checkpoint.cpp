@@ -12,10 +12,10 @@ namespace {
 constexpr const char* kFormat = "sparsetrain-checkpoint-1";
 
 NamedTensor to_named(const std::string& name, const Tensor& t) {
-  ST_ASSERT(t.dtype() == DType::f32, "checkpoint holds f32 tensors");
+  ST_ASSERT(t.dtype() == DType::f32 || t.dtype() == DType::u8, "checkpoint holds f32 and u8 tensors");
   NamedTensor n;
   n.name = name;
-  n.dtype = "F32";
+  n.dtype = t.dtype() == DType::u8 ? "U8" : "F32";
   n.shape = t.shape();
   n.bytes.resize(t.nbytes());
   if (t.nbytes()) std::memcpy(n.bytes.data(), t.raw(), t.nbytes());
@@ -24,10 +24,24 @@ NamedTensor to_named(const std::string& name, const Tensor& t) {
 
 void from_named(const std::string& path, const NamedTensor* n, const std::string& name, Tensor& t) {
   ST_CHECK(n != nullptr, path, ": checkpoint has no tensor \"", name, "\"");
-  ST_CHECK(n->dtype == "F32", path, ": tensor \"", name, "\" is ", n->dtype, ", expected F32");
+  const char* want = t.dtype() == DType::u8 ? "U8" : "F32";
+  ST_CHECK(n->dtype == want, path, ": tensor \"", name, "\" is ", n->dtype, ", expected ", want);
   ST_CHECK(Shape(n->shape) == t.shape(), path, ": tensor \"", name, "\" has shape ",
            shape_str(n->shape), ", the model expects ", shape_str(t.shape()));
   if (t.nbytes()) std::memcpy(t.raw(), n->bytes.data(), t.nbytes());
+}
+
+std::string rng_text(const Rng& r) {
+  std::ostringstream os;
+  for (uint64_t w : r.state()) os << w << ' ';
+  return os.str();
+}
+
+void parse_rng(const std::string& path, const std::map<std::string, std::string>& meta, const char* key, Rng& r) {
+  std::istringstream in(meta.count(key) ? meta.at(key) : "");
+  std::array<uint64_t, 4> s{};
+  for (auto& w : s) ST_CHECK(static_cast<bool>(in >> w), path, ": corrupt or missing ", key, " metadata");
+  r.set_state(s);
 }
 
 CheckpointInfo parse_info(const std::string& path, const std::map<std::string, std::string>& meta) {
@@ -53,19 +67,23 @@ CheckpointInfo parse_info(const std::string& path, const std::map<std::string, s
 }  // namespace
 
 void save_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer, int epoch,
-                     const Config& config) {
+                     const Config& config, pruning::Pruner* pruner) {
   std::vector<NamedTensor> tensors;
   for (Parameter* p : model.parameters()) tensors.push_back(to_named(p->name, p->var.value()));
+  for (Parameter* p : model.parameters())
+    if (p->mask.defined()) tensors.push_back(to_named("mask." + p->name, p->mask));
+  if (pruner)
+    for (auto& s : pruner->state_tensors())
+      if (s.tensor->defined()) tensors.push_back(to_named(s.name, *s.tensor));
   if (optimizer)
     for (auto& [name, t] : optimizer->state()) tensors.push_back(to_named("optimizer." + name, *t));
   std::map<std::string, std::string> meta;
   meta["format"] = kFormat;
   meta["epoch"] = std::to_string(epoch);
   meta["optimizer_steps"] = std::to_string(optimizer ? optimizer->steps() : 0);
-  std::ostringstream rng;
-  for (uint64_t w : model.dropout_rng().state()) rng << w << ' ';
-  meta["dropout_rng"] = rng.str();
+  meta["dropout_rng"] = rng_text(model.dropout_rng());
   meta["config"] = to_json(config).dump();
+  if (pruner) meta["pruning_rng"] = rng_text(pruner->rng());
   write_safetensors(path, tensors, meta);
 }
 
@@ -74,18 +92,37 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   return parse_info(path, f.metadata);
 }
 
-CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer) {
+CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer,
+                               pruning::Pruner* pruner) {
   SafetensorsFile f = read_safetensors(path);
   CheckpointInfo info = parse_info(path, f.metadata);
-  for (Parameter* p : model.parameters()) from_named(path, f.find(p->name), p->name, p->var.value());
+  for (Parameter* p : model.parameters()) {
+    from_named(path, f.find(p->name), p->name, p->var.value());
+    const std::string mask_name = "mask." + p->name;
+    if (const NamedTensor* m = f.find(mask_name)) {
+      p->mask = Tensor(p->var.value().shape(), DType::u8);
+      from_named(path, m, mask_name, p->mask);
+      pruning::apply_mask(*p);
+    } else {
+      p->mask = Tensor();
+    }
+  }
+  if (pruner) {
+    for (auto& s : pruner->state_tensors()) {
+      if (const NamedTensor* t = f.find(s.name)) {
+        *s.tensor = Tensor(s.shape);
+        from_named(path, t, s.name, *s.tensor);
+      } else {
+        *s.tensor = Tensor();
+      }
+    }
+    if (f.metadata.count("pruning_rng")) parse_rng(path, f.metadata, "pruning_rng", pruner->rng());
+  }
   if (optimizer) {
     for (auto& [name, t] : optimizer->state())
       from_named(path, f.find("optimizer." + name), "optimizer." + name, *t);
     optimizer->set_steps(info.optimizer_steps);
-    std::istringstream rng(f.metadata.count("dropout_rng") ? f.metadata.at("dropout_rng") : "");
-    std::array<uint64_t, 4> s{};
-    for (auto& w : s) ST_CHECK(static_cast<bool>(rng >> w), path, ": corrupt dropout_rng metadata");
-    model.dropout_rng().set_state(s);
+    parse_rng(path, f.metadata, "dropout_rng", model.dropout_rng());
   }
   return info;
 }

@@ -1,7 +1,10 @@
 // experiment/checkpoint.h — what a run saves and restores (ARCHITECTURE invariant 6), in safetensors:
 //   "<param>"                 f32 weights and biases (the checkpoint keys are the parameter names)
 //   "optimizer.<param>.<slot>" optimizer state (momentum_buffer | exp_avg, exp_avg_sq)
-//   metadata: format, epoch (completed), optimizer_steps, dropout_rng (4 words), config (resolved JSON)
+//   "mask.<param>"            U8 pruning masks (1 = kept), for every parameter that has one
+//   "pruning.<what>.<param>"  pruner state: rewind snapshot, ADMM Z and U (when in use)
+//   metadata: format, epoch (completed), optimizer_steps, dropout_rng (4 words), config (resolved JSON),
+//             pruning_rng (4 words, with a pruner)
 // PyTorch users can read the weights with safetensors.torch.load_file.
 #pragma once
 #include <string>
@@ -9,6 +12,7 @@
 #include "core/optim.h"
 #include "experiment/config.h"
 #include "models/model.h"
+#include "pruning/pruner.h"
 
 namespace st::experiment {
 
@@ -19,13 +23,16 @@ struct CheckpointInfo {
 };
 
 void save_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer,
-                     int epoch, const Config& config);
+                     int epoch, const Config& config, pruning::Pruner* pruner = nullptr);
 
 // Reads only the metadata (the config is needed to build the model before loading it).
 CheckpointInfo read_checkpoint_info(const std::string& path);
 
-// Loads weights (all must be present with matching shapes); with an optimizer, its state, step count
-// and the model's dropout RNG too (a resume). Errors name the file and the tensor.
-CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer);
+// Loads weights (all must be present with matching shapes) and masks (a parameter without a
+// "mask.<param>" tensor becomes dense; masked weights are zeroed); with an optimizer, its state, step
+// count and the model's dropout RNG too (a resume); with a pruner, its state and Rng. Errors name the
+// file and the tensor.
+CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer,
+                               pruning::Pruner* pruner = nullptr);
 
 }  // namespace st::experiment

@@ -3,6 +3,9 @@
 // against it and apply_override walks it, so the two can never disagree.
 #include "experiment/config.h"
 
+#include "core/check.h"
+#include "pruning/config.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -657,6 +660,13 @@ Config parse_config(const json& raw, const std::string& source_name) {
   if (const json* p = top.find("pruning"); p && !p->is_null()) {
     if (!p->is_object()) val.fail("pruning: expected an object, got " + describe_value(*p));
     c.pruning = *p;
+    // Validated here so that a bad pruning block fails at start-up; the trainer re-parses it into
+    // the typed pruning::PruningConfig (kept as JSON here so overrides and sweeps edit it freely).
+    try {
+      pruning::parse_pruning_config(*p, c.train.epochs);
+    } catch (const Error& e) {
+      val.fail(e.what());
+    }
   }
   return c;
 }

@@ -137,8 +137,9 @@ struct Config {
   OptimizerConfig optimizer;
   LrScheduleConfig lr_schedule;
   OutputConfig output;
-  // Extension point for the pruning issue: null when absent, otherwise an object kept verbatim
-  // (not validated here; overrides may create any key below "pruning").
+  // null when absent, otherwise the object kept verbatim (so to_json round-trips it); parse_config
+  // validates it with pruning::parse_pruning_config (schema: docs/pruning.md), and the trainer reads
+  // the typed pruning::PruningConfig from it. Overrides may set any key below "pruning".
   nlohmann::json pruning;
 };
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -17,6 +18,8 @@
 #include "experiment/checkpoint.h"
 #include "experiment/progress.h"
 #include "experiment/setup.h"
+#include "pruning/pruner.h"
+#include "pruning/report.h"
 
 namespace st::experiment {
 
@@ -50,6 +53,8 @@ nlohmann::json metrics_json(const EpochMetrics& m) {
   j["lr"] = m.lr;
   j["epoch_seconds"] = m.epoch_seconds;
   j["samples_per_second"] = m.samples_per_second;
+  j["phase"] = m.phase;
+  for (const auto& [k, v] : m.pruning.items()) j[k] = v;
   return j;
 }
 
@@ -69,6 +74,40 @@ void append_line(const std::string& path, const std::string& line) {
   ST_CHECK(out.good(), path, ": write failed");
 }
 
+// Batches for data-dependent pruning criteria: the training set in an order seeded by (seed, pass)
+// alone, from a loader of its own, so scoring never disturbs the training order and a resumed run
+// scores with the same batches.
+class TrainBatches : public pruning::BatchSource {
+ public:
+  TrainBatches(const data::Dataset& set, int batch, uint64_t seed)
+      : loader_(set, batch, /*shuffle=*/true, seed ^ 0x6a09e667f3bcc909ULL),
+        x_({batch, set.channels, set.height, set.width}), y_({batch}, DType::i32) {}
+  void begin(int64_t pass) override { loader_.start_epoch(static_cast<int>(pass % 1000000007)); }
+  bool next(Tensor& x, Tensor& y) override {
+    const int n = loader_.next(x_.f32(), y_.i32());
+    if (n == 0) return false;
+    x = x_.leading(n);
+    y = y_.leading(n);
+    return true;
+  }
+
+ private:
+  data::Loader loader_;
+  Tensor x_, y_;
+};
+
+// The teacher of knowledge distillation: built from the config saved in its checkpoint.
+std::unique_ptr<models::Model> load_teacher(const std::string& target, const Shape& input, int classes) {
+  const std::string ckpt = fs::is_directory(target) ? target + "/checkpoint.safetensors" : target;
+  ST_CHECK(fs::exists(ckpt), "pruning.distill.teacher: no checkpoint at \"", ckpt, "\"");
+  CheckpointInfo info = read_checkpoint_info(ckpt);
+  Config tc = parse_config(info.config, ckpt + " (config)");
+  auto teacher = models::build_model(model_spec(tc), input, classes, tc.seed);
+  load_checkpoint(ckpt, *teacher, nullptr);
+  teacher->set_training(false);
+  return teacher;
+}
+
 TrainResult run(const Config& config, const RunOptions& options, const std::string& run_dir,
                 bool resuming) {
   const auto t_start = Clock::now();
@@ -84,15 +123,28 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
   LrSchedule schedule(static_cast<float>(config.optimizer.lr), config.train.epochs,
                       lr_schedule_options(config));
 
+  // Pruning: built before any training, so layer-dependent config errors surface at start-up.
+  std::unique_ptr<pruning::Pruner> pruner;
+  pruning::PruningConfig pcfg;
+  if (!config.pruning.is_null()) {
+    pcfg = pruning::parse_pruning_config(config.pruning, config.train.epochs);
+    pruner = std::make_unique<pruning::Pruner>(pcfg, *model, config.train.epochs, config.seed);
+    pruner->set_optimizer(&optimizer);
+  }
+  const int total_epochs = config.train.epochs + (pruner ? pcfg.finetune.epochs : 0);
+  std::unique_ptr<models::Model> teacher;
+  if (pruner && pcfg.distill.enabled) teacher = load_teacher(pcfg.distill.teacher, input, train_set.num_classes);
+
   const std::string ckpt_path = run_dir + "/checkpoint.safetensors";
   const std::string metrics_path = run_dir + "/metrics.jsonl";
   int start_epoch = 0;
   if (resuming) {
-    CheckpointInfo info = load_checkpoint(ckpt_path, *model, &optimizer);
+    CheckpointInfo info = load_checkpoint(ckpt_path, *model, &optimizer, pruner.get());
     start_epoch = info.epoch;
     truncate_metrics(metrics_path, start_epoch);
   } else {
     fs::create_directories(run_dir);
+    // --init-from brings the checkpoint's masks too, so a pruned model stays pruned.
     if (!options.init_from.empty()) load_checkpoint(options.init_from, *model, nullptr);
     write_file_atomic(run_dir + "/config.json", to_json(config).dump(2) + "\n");
     write_file_atomic(metrics_path, "");
@@ -112,37 +164,65 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
   Tensor x_buf({B, input[0], input[1], input[2]});
   Tensor y_buf({B}, DType::i32);
   const int64_t batches = loader.num_batches();
+  TrainBatches score_batches(train_set, B, config.seed);
+  if (pruner) {
+    pruner->set_batch_source(&score_batches);
+    pruner->set_steps_per_epoch(batches);
+    if (!resuming) pruner->on_start();
+  }
+  Tensor teacher_logits;
 
   TrainResult result;
   result.run_dir = run_dir;
   const int last_epoch = options.stop_after_epochs > 0
-                             ? std::min(config.train.epochs, options.stop_after_epochs)
-                             : config.train.epochs;
+                             ? std::min(total_epochs, options.stop_after_epochs)
+                             : total_epochs;
   for (int epoch = start_epoch; epoch < last_epoch; ++epoch) {
     const auto t_epoch = Clock::now();
     model->set_training(true);
     loader.start_epoch(epoch);
+    const bool finetune = epoch >= config.train.epochs;
+    if (pruner) pruner->on_epoch_begin(epoch);
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     float lr = 0;
-    Progress progress(tty, epoch + 1, config.train.epochs, batches);
+    Progress progress(tty, epoch + 1, total_epochs, batches);
     for (int64_t b = 0; b < batches; ++b) {
       const int n = loader.next(x_buf.f32(), y_buf.i32());
       const Tensor x = x_buf.leading(n), y = y_buf.leading(n);
       Variable logits = model->forward(Variable(x));
-      Variable loss = softmax_cross_entropy(logits, y);
-      loss_sum += static_cast<double>(loss.value().f32()[0]) * n;
+      Variable loss;
+      if (teacher) {
+        NoGradGuard no_grad;
+        teacher_logits = teacher->forward(Variable(x)).value();
+      }
+      if (teacher)
+        loss = distillation_loss(logits, y, teacher_logits, static_cast<float>(pcfg.distill.temperature),
+                                 static_cast<float>(pcfg.distill.alpha));
+      else
+        loss = softmax_cross_entropy(logits, y);
+      const float loss_value = loss.value().f32()[0];
+      ST_CHECK(std::isfinite(loss_value), "training diverged: the loss is ", loss_value, " at epoch ",
+               epoch + 1, ", step ", b + 1, " (lower optimizer.lr, or add lr_schedule.warmup_epochs)");
+      loss_sum += static_cast<double>(loss_value) * n;
       correct += count_correct(logits.value(), y);
       seen += n;
       optimizer.zero_grad();
       loss.backward();
-      lr = schedule.lr_at(epoch + static_cast<double>(b + 1) / batches);
+      if (pruner) pruner->on_step(epoch, static_cast<int64_t>(epoch) * batches + b);
+      lr = finetune ? static_cast<float>(config.optimizer.lr * pcfg.finetune.lr_scale)
+                    : schedule.lr_at(epoch + static_cast<double>(b + 1) / batches);
       optimizer.step(lr);
       progress.update(b + 1, loss_sum / seen, static_cast<double>(correct) / seen);
     }
+    if (pruner) pruner->on_epoch_end(epoch);
     const double train_seconds = seconds_since(t_epoch);
     EpochMetrics m;
     m.epoch = epoch + 1;
+    m.phase = finetune ? "finetune" : "train";
+    const pruning::Report report = pruning::make_report(*model);
+    m.sparsity = report.sparsity;
+    m.pruning = report.to_json();
     m.train_loss = loss_sum / std::max<int64_t>(seen, 1);
     m.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
     if (data.validation.size > 0) {
@@ -159,23 +239,23 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     m.samples_per_second = seen / train_seconds;
     progress.finish();
     append_line(metrics_path, metrics_json(m).dump());
-    const bool last = epoch + 1 == config.train.epochs;
+    const bool last = epoch + 1 == total_epochs;
     const int every = config.output.checkpoint_every;
     if (last || epoch + 1 == last_epoch || (every > 0 && (epoch + 1) % every == 0))
-      save_checkpoint(ckpt_path, *model, &optimizer, epoch + 1, config);
+      save_checkpoint(ckpt_path, *model, &optimizer, epoch + 1, config, pruner.get());
     if (!options.quiet) {
-      std::printf("epoch %d/%d  loss %.4f  train %.2f%%", m.epoch, config.train.epochs, m.train_loss,
-                  100 * m.train_accuracy);
+      std::printf("epoch %d/%d%s  loss %.4f  train %.2f%%", m.epoch, total_epochs,
+                  finetune ? " (finetune)" : "", m.train_loss, 100 * m.train_accuracy);
       if (m.val_accuracy >= 0) std::printf("  val %.2f%%", 100 * m.val_accuracy);
-      std::printf("  test %.2f%%  lr %.4g  %.1fs  %.0f samples/s\n", 100 * m.test_accuracy, m.lr,
-                  m.epoch_seconds, m.samples_per_second);
+      std::printf("  test %.2f%%  sparsity %.1f%%  lr %.4g  %.1fs  %.0f samples/s\n", 100 * m.test_accuracy,
+                  100 * m.sparsity, m.lr, m.epoch_seconds, m.samples_per_second);
       std::fflush(stdout);
     }
     result.epochs.push_back(m);
     result.final_test_accuracy = m.test_accuracy;
   }
   result.total_seconds = seconds_since(t_start);
-  if (last_epoch == config.train.epochs) {
+  if (last_epoch == total_epochs) {
     // Summary over every epoch of the run, including those before a resume.
     nlohmann::json s;
     std::ifstream in(metrics_path);
@@ -188,12 +268,16 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
       if (last_m.contains("val_accuracy")) best_val = std::max(best_val, last_m["val_accuracy"].get<double>());
     }
     s["name"] = config.name;
-    s["epochs"] = config.train.epochs;
+    s["epochs"] = total_epochs;
     s["final"] = last_m;
     if (best_val >= 0) s["best_val_accuracy"] = best_val;
     s["test_accuracy"] = last_m.value("test_accuracy", 0.0);
     s["parameters"] = model->num_parameters();
     s["macs_per_sample"] = model->macs_per_sample();
+    const pruning::Report final_report = pruning::make_report(*model);
+    s["sparsity"] = final_report.sparsity;
+    s["nonzeros"] = final_report.nonzeros;
+    s["macs_remaining"] = final_report.macs;
     s["threads"] = threads;
     s["seconds_this_process"] = result.total_seconds;
     write_file_atomic(run_dir + "/summary.json", s.dump(2) + "\n");

@@ -1,7 +1,7 @@
 // experiment/trainer.h — the training loop and its run folder.
 //   <output.dir>/<name>-<timestamp>/   (or --run-dir)
 //     config.json         the resolved config (every key, defaults filled)
-//     metrics.jsonl       one JSON line per epoch
+//     metrics.jsonl       one JSON line per epoch (with phase, sparsity, nonzeros, storage, MACs, per layer)
 //     checkpoint.safetensors   weights, optimizer state, epoch, RNG state, config (atomic)
 //     summary.json        final figures (atomic)
 // Resume (--resume DIR) reads DIR/config.json and DIR/checkpoint.safetensors, drops metrics lines of
@@ -26,11 +26,14 @@ struct RunOptions {
 };
 
 struct EpochMetrics {
-  int epoch = 0;  // 1-based
+  int epoch = 0;  // 1-based, counting fine-tune epochs after train.epochs
+  std::string phase = "train";  // "train" | "finetune" (pruning.finetune epochs)
   double train_loss = 0, train_accuracy = 0;
   double val_loss = 0, val_accuracy = -1;  // -1: no validation split
   double test_loss = 0, test_accuracy = 0;
   double lr = 0, epoch_seconds = 0, samples_per_second = 0;
+  double sparsity = 0;      // over the prunable weights
+  nlohmann::json pruning;   // pruning::Report::to_json(): sparsity, nonzeros, bytes, MACs, per layer
 };
 
 struct TrainResult {

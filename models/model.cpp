@@ -28,6 +28,16 @@ Variable Model::forward(const Variable& x) {
   return h;
 }
 
+Variable Model::forward_collect(const Variable& x, std::vector<Tensor>& outputs) {
+  outputs.clear();
+  Variable h = x;
+  for (const auto& l : layers_) {
+    h = l->forward(h);
+    outputs.push_back(h.value());
+  }
+  return h;
+}
+
 void Model::set_training(bool t) {
   for (const auto& l : layers_) l->set_training(t);
 }

@@ -15,6 +15,9 @@ class Model {
   void add(std::unique_ptr<Module> layer);
 
   Variable forward(const Variable& x);
+  // As forward, and keeps each layer's output value (outputs[i] = output of layers()[i]) for
+  // activation-based pruning criteria; the plain forward stays free of this bookkeeping.
+  Variable forward_collect(const Variable& x, std::vector<Tensor>& outputs);
   void set_training(bool t);
 
   const Shape& input_shape() const { return input_shape_; }

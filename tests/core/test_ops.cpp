@@ -150,3 +150,31 @@ TEST_CASE("count_correct") {
   Tensor labels = Tensor::from_vector({3}, std::vector<int32_t>{0, 0, 0});
   CHECK(count_correct(logits, labels) == 2);
 }
+
+TEST_CASE("distillation_loss: gradient, and hand-computed values") {
+  Tensor labels = Tensor::from_vector({3}, std::vector<int32_t>{0, 2, 1});
+  Tensor teacher = random_tensor({3, 4}, 9, -2.f, 2.f);
+  Tensor logits = random_tensor({3, 4}, 8, -2.f, 2.f);
+  for (float T : {1.f, 4.f})
+    for (float alpha : {0.f, 0.5f, 1.f}) {
+      CAPTURE(T);
+      CAPTURE(alpha);
+      CHECK(gradcheck_error([&](auto& in) { return distillation_loss(in[0], labels, teacher, T, alpha); },
+                            {logits}, {}, 1e-3f) < kTol);
+    }
+  // alpha = 0 is plain cross-entropy.
+  Variable z(logits);
+  CHECK(distillation_loss(z, labels, teacher, 4.f, 0.f).value().f32()[0] ==
+        doctest::Approx(softmax_cross_entropy(z, labels).value().f32()[0]).epsilon(1e-5));
+  // One sample, two classes, student logits (0, 0), teacher (ln 3, 0) at T = 1: p_t = (3/4, 1/4),
+  // p_s = (1/2, 1/2), KL = 3/4 ln(3/2) + 1/4 ln(1/2).
+  Variable s1(Tensor::from_vector({1, 2}, std::vector<float>{0, 0}));
+  Tensor t1 = Tensor::from_vector({1, 2}, std::vector<float>{std::log(3.f), 0});
+  Tensor l1 = Tensor::from_vector({1}, std::vector<int32_t>{0});
+  const double kl = 0.75 * std::log(1.5) + 0.25 * std::log(0.5);
+  CHECK(distillation_loss(s1, l1, t1, 1.f, 1.f).value().f32()[0] == doctest::Approx(kl).epsilon(1e-5));
+  // Same at T = 2: logits/T = (ln 3 / 2, 0): p_t = (√3/(√3+1), 1/(√3+1)); loss = T²·KL.
+  const double a = std::sqrt(3.0) / (std::sqrt(3.0) + 1), b = 1 - a;
+  const double kl2 = a * std::log(2 * a) + b * std::log(2 * b);
+  CHECK(distillation_loss(s1, l1, t1, 2.f, 1.f).value().f32()[0] == doctest::Approx(4 * kl2).epsilon(1e-5));
+}

@@ -60,7 +60,7 @@ json full_config() {
                   "weight_decay": 5e-4, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6},
     "lr_schedule": {"type": "cosine", "warmup_epochs": 2, "step_size": 5, "gamma": 0.5, "min_lr": 1e-4},
     "output": {"dir": "out", "checkpoint_every": 5},
-    "pruning": {"method": "magnitude", "sparsity": 0.9, "schedule": {"every": 2}}
+    "pruning": {"method": "one_shot", "target": 0.9, "schedule": {"epoch": 1}}
   })");
 }
 
@@ -455,15 +455,19 @@ TEST_CASE("config: overrides") {
     json m = full_config();
     check_contains(error_of([&] { apply_override(m, "model.layers.0.p=0.1"); }), {"model.layers", "no element 0"});
   }
-  SUBCASE("anything below pruning") {
-    apply_override(raw, "pruning.schedule.every=5");
-    apply_override(raw, "pruning.new.deep.key=[1,2]");
+  SUBCASE("anything below pruning can be set; parse_config then validates it") {
+    apply_override(raw, "pruning.schedule.epoch=2");
     const Config c = parse_config(raw, "");
-    CHECK(c.pruning["schedule"]["every"] == 5);
-    CHECK(c.pruning["new"]["deep"]["key"] == json::array({1, 2}));
+    CHECK(c.pruning["schedule"]["epoch"] == 2);
+    check_contains(error_of([&] { parse_config(with(raw, "pruning.target=1.5"), "x.json"); }),
+                   {"x.json: ", "pruning.target", "[0, 1)"});
+    apply_override(raw, "pruning.new.deep.key=[1,2]");
+    CHECK(raw["pruning"]["new"]["deep"]["key"] == json::array({1, 2}));
+    check_contains(error_of([&] { parse_config(raw, "x.json"); }), {"x.json: ", "unknown key \"pruning.new\""});
     json m = minimal_config();
-    apply_override(m, "pruning.sparsity=0.5");
-    CHECK(parse_config(m, "").pruning == json{{"sparsity", 0.5}});
+    apply_override(m, "pruning.method=one_shot");
+    apply_override(m, "pruning.target=0.5");
+    CHECK(parse_config(m, "").pruning == json{{"method", "one_shot"}, {"target", 0.5}});
   }
   SUBCASE("unknown paths and malformed overrides") {
     check_contains(error_of([&] { apply_override(raw, "optimizer.momentun=0.5"); }),

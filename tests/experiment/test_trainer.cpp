@@ -48,11 +48,6 @@ Config small_config(const std::string& arch = "mlp") {
   return parse_config(raw, "test");
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 std::vector<NamedTensor> weights(const std::string& run_dir) {
   return read_safetensors(run_dir + "/checkpoint.safetensors").tensors;
 }

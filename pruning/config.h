@@ -1,0 +1,113 @@
+// pruning/config.h — the typed pruning config: experiment::Config::pruning (raw JSON) -> PruningConfig.
+//   parse_pruning_config(raw, total_epochs): every key checked (unknown keys, types, ranges, choices,
+//   cross-key rules); errors are st::Error whose message names the full key path
+//   ("pruning.schedule.end_epoch = 3 must be greater than pruning.schedule.start_epoch = 5").
+// Layer-dependent checks (granularity vs layer, N:M vs fan-in, keep_dense names) happen when the
+// Pruner is built (pruning/pruner.h). Schema, defaults and examples: docs/pruning.md.
+// Tests: tests/pruning/test_config.cpp
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace st::pruning {
+
+enum class Method { OneShot, Iterative, Gradual, Static, Set, Rigl, Admm };
+enum class CriterionType { Magnitude, Gradient, Taylor, Activation, Neighbourhood, L1Norm, L2Norm,
+                           Fisher, Random };
+enum class GranularityType { Element, Neuron, Filter, Channel, Block, NM };
+enum class DistributionType { Layerwise, Global, Uniform, Erk, Er };
+enum class RewindType { None, Init, Epoch };
+
+const char* to_string(Method);
+const char* to_string(CriterionType);
+const char* to_string(GranularityType);
+const char* to_string(DistributionType);
+const char* to_string(RewindType);
+
+struct CriterionConfig {
+  CriterionType type = CriterionType::Magnitude;  // Random for static/set/rigl by default
+  int batches = 10;  // >= 1: batches for gradient, taylor, activation, fisher
+};
+
+struct GranularityConfig {
+  GranularityType type = GranularityType::Element;
+  std::array<int, 2> block{1, 4};  // block: rows x cols of the (out, fan-in) weight matrix
+  int n = 2, m = 4;                // nm: keep n of every m consecutive fan-in weights
+};
+
+struct DistributionConfig {
+  DistributionType type = DistributionType::Layerwise;  // Erk for static/set/rigl by default
+  // Layer names ("fc1") or "first"/"last" (first/last prunable layer). Default: ["first", "last"]
+  // for uniform, [] otherwise.
+  std::vector<std::string> keep_dense;
+  double erk_power = 1.0;  // (0, inf): scale^power in the ERK raw densities (1 = RigL's ERK)
+};
+
+// All epochs are 0-based epoch indices counted over train.epochs then finetune.epochs: "epoch e"
+// means "at the start of epoch e". Steps are optimizer steps since the start of the run.
+struct ScheduleConfig {
+  int epoch = 0;            // one_shot: when (0 = at initialization; default train.epochs with finetune)
+  int start_epoch = 0;      // iterative: first round; gradual/admm/l1: first epoch
+  int end_epoch = -1;       // gradual: reaches target here; set/rigl: last update; admm: hard prune
+  int rounds = 3;           // iterative: >= 1
+  int every = 1;            // iterative: epochs between rounds; set: epochs between updates; admm: Z/U update every
+  int every_steps = 0;      // gradual: prune every ΔT steps (0 = at epoch starts); rigl: ΔT (default 100)
+  double initial_sparsity = 0.0;  // gradual: s_i in [0, target]
+  double drop_fraction = 0.3;     // set/rigl: (0, 1)
+  RewindType rewind = RewindType::None;  // iterative
+  int rewind_epoch = 0;     // iterative rewind "epoch": snapshot at the start of this epoch
+};
+
+struct L1Config {
+  bool enabled = false;
+  double lambda = 0.0;  // > 0
+  int start_epoch = 0;
+  int end_epoch = -1;   // -1: until the end
+};
+
+struct AdmmConfig {
+  double rho = 1e-3;  // > 0
+};
+
+struct FinetuneConfig {
+  int epochs = 0;          // >= 0
+  double lr_scale = 0.1;   // > 0
+};
+
+struct DistillConfig {
+  bool enabled = false;
+  std::string teacher;       // checkpoint file or run folder (required when distill is given)
+  double temperature = 4.0;  // > 0
+  double alpha = 0.9;        // [0, 1]
+};
+
+struct PruningConfig {
+  Method method = Method::OneShot;  // REQUIRED
+  bool has_target = false;
+  double target = 0.0;       // [0, 1): fraction of the weights (groups) to prune
+  bool has_threshold = false;
+  double threshold = 0.0;    // >= 0: prune groups whose score is below it (one_shot, iterative)
+  CriterionConfig criterion;
+  GranularityConfig granularity;
+  DistributionConfig distribution;
+  ScheduleConfig schedule;
+  L1Config l1;
+  AdmmConfig admm;
+  FinetuneConfig finetune;
+  DistillConfig distill;
+};
+
+// Validates `raw` (the "pruning" object). train_epochs: the config's train.epochs (epoch keys must
+// fall inside train.epochs + finetune.epochs). Throws st::Error naming the key path.
+PruningConfig parse_pruning_config(const nlohmann::json& raw, int train_epochs);
+
+// Total epochs of a run with this pruning block (train + fine-tune).
+inline int total_epochs(const PruningConfig& c, int train_epochs) {
+  return train_epochs + c.finetune.epochs;
+}
+
+}  // namespace st::pruning

@@ -1,4 +1,4 @@
-// app/main.cpp — the `sparsetrain` command line: train | eval | info | bench.
+// app/main.cpp — the `sparsetrain` command line: train | sweep | eval | info | bench.
 // Every user mistake ends as "error: <what, naming the file/key/value>" and exit code 1.
 #include <omp.h>
 
@@ -13,8 +13,10 @@
 #include "data/dataset.h"
 #include "experiment/checkpoint.h"
 #include "experiment/config.h"
+#include "experiment/export.h"
 #include "experiment/safetensors.h"
 #include "experiment/setup.h"
+#include "experiment/sweep.h"
 #include "experiment/trainer.h"
 #include "models/builder.h"
 
@@ -119,6 +121,19 @@ int main(int argc, char** argv) {
   std::string info_target;
   info->add_option("checkpoint", info_target, "checkpoint.safetensors or a run folder")->required();
 
+  // sweep
+  auto* sweep = app.add_subcommand("sweep", "Train a grid of runs (method x sparsity) and plot the curve");
+  std::string sweep_path;
+  experiment::SweepOptions sweep_opts;
+  sweep->add_option("sweep", sweep_path, "Sweep file (JSON), e.g. configs/sweep_lenet300_mnist.json")->required();
+  sweep->add_flag("--dry-run", sweep_opts.dry_run, "List the points and their configs; train nothing");
+  sweep->add_option("--only", sweep_opts.only, "Train only this method (repeatable or a,b; \"dense\" = the baseline)")
+      ->allow_extra_args(false)
+      ->delimiter(',');
+  sweep->add_option("--points", sweep_opts.max_points, "Train at most N points now (rerun to continue)")
+      ->check(CLI::PositiveNumber);
+  sweep->add_flag("--quiet,-q", sweep_opts.quiet, "No per-epoch output");
+
   // bench
   auto* bench = app.add_subcommand("bench", "Benchmarks (medians after warm-up)");
   bench->require_subcommand(1);
@@ -135,6 +150,25 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"onednn", "native"}));
   bench_train->add_option("--threads", bt.threads, "OpenMP threads")->check(CLI::PositiveNumber);
   bench_train->add_option("--json", bt.json_path, "Also write the results as JSON here");
+  auto* bench_kernels = bench->add_subcommand(
+      "kernels", "CSR SpMM / SpMMᵀ / SDDMM vs dense (sgemm, oneDNN) over shapes × sparsities");
+  bench::KernelBenchOptions bk;
+  bench_kernels->add_option("--threads", bk.threads, "OpenMP threads")->check(CLI::PositiveNumber);
+  bench_kernels->add_option("--shapes", bk.shapes,
+                            "Only these shapes, OUTxINxBATCH (e.g. 1024x1024x128; repeatable or comma-separated)")
+      ->delimiter(',');
+  bench_kernels->add_flag("--quick", bk.quick, "Fewer sparsities and shorter timing (smoke test)");
+  bench_kernels->add_option("--csv", bk.csv_path, "Write all rows as CSV here");
+  bench_kernels->add_option("--md", bk.md_path, "Also write the markdown tables here");
+  bench_kernels->add_option("--svg", bk.svg_path, "Write the SpMM speedup plot (SVG) here");
+
+  // export
+  auto* exp = app.add_subcommand("export", "Write a smaller dense model from a neuron/filter-pruned checkpoint");
+  std::string export_target, export_out;
+  bool export_compact = false;
+  exp->add_option("checkpoint", export_target, "checkpoint.safetensors or a run folder")->required();
+  exp->add_flag("--compact", export_compact, "Drop pruned neurons/filters (and the inputs they fed)");
+  exp->add_option("--out", export_out, "Output checkpoint file")->required();
 
   try {
     app.parse(argc, argv);
@@ -153,13 +187,23 @@ int main(int argc, char** argv) {
         experiment::Config config = experiment::load_config(config_path, overrides);
         experiment::train(config, run);
       }
+    } else if (sweep->parsed()) {
+      experiment::run_sweep(experiment::load_sweep(sweep_path), sweep_opts);
     } else if (eval->parsed()) {
       return cmd_eval(eval_target, eval_dataset, eval_dir, eval_split, eval_batch, eval_threads);
+    } else if (exp->parsed()) {
+      ST_CHECK(export_compact, "export: only --compact is supported (write a compact dense model)");
+      const auto r = experiment::export_compact(export_target, export_out);
+      std::printf("%s: %lld -> %lld parameters, %lld -> %lld MACs/sample\n", export_out.c_str(),
+                  static_cast<long long>(r.params_before), static_cast<long long>(r.params_after),
+                  static_cast<long long>(r.macs_before), static_cast<long long>(r.macs_after));
     } else if (info->parsed()) {
       return cmd_info(info_target);
     } else if (bench_train->parsed()) {
       if (bt_model != "all") bt.models = {bt_model};
       return bench::bench_train(bt);
+    } else if (bench_kernels->parsed()) {
+      return bench::bench_kernels(bk);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -56,7 +56,7 @@ expect_ok "resume" "$bin" train --resume "$part" --quiet
 expect_error "resume with a config" "--resume" "$bin" train "$cfg" --resume "$part"
 
 # --help on every command
-for c in "" train eval info "bench train"; do
+for c in "" train eval info export sweep "bench train" "bench kernels"; do
   # shellcheck disable=SC2086
   expect_ok "help $c" "$bin" $c --help
 done
@@ -75,6 +75,12 @@ printf 'garbage' >"$tmp/bad.safetensors"
 expect_error "corrupt checkpoint" "bad.safetensors" "$bin" info "$tmp/bad.safetensors"
 expect_error "init-from a missing file" "missing.safetensors" "$bin" train "$cfg" --init-from "$tmp/missing.safetensors" --run-dir "$tmp/y"
 expect_error "resume a non-run folder" "not a run folder" "$bin" train --resume "$tmp"
+
+expect_error "diverging run stops with a clear error" "training diverged" "$bin" train "$cfg" --set optimizer.lr=1e30 --set optimizer.type=sgd --run-dir "$tmp/div"
+
+# the kernel benchmark runs end to end (quick mode, one small shape) and writes its files
+expect_ok "bench kernels --quick" "$bin" bench kernels --quick --shapes 100x300x64 --threads 1 --csv "$tmp/k.csv" --svg "$tmp/k.svg"
+[ -s "$tmp/k.csv" ] && [ -s "$tmp/k.svg" ] && ok || fail "bench kernels wrote no csv/svg"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

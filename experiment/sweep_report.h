@@ -1,0 +1,23 @@
+// experiment/sweep_report.h — a sweep's results as a table and a plot (pure text, no libraries).
+//   curve_csv:      one row per finished point: method, sparsity, fraction_remaining, test_accuracy,
+//                   test_error, best_val_accuracy, epochs, seconds, run_dir, then extra summary fields
+//   curve_markdown: rows = sparsity, columns = methods, cells = test accuracy %; dense baseline line
+//   curve_svg:      accuracy % against the fraction of weights remaining (log x), a line per method,
+//                   the dense baseline dashed, a legend
+//   write_curve_files: all three into <output>/curve.{csv,md,svg}, each atomically
+// Tests: tests/experiment/test_sweep.cpp
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "experiment/sweep.h"
+
+namespace st::experiment {
+
+std::string curve_csv(const std::vector<PointResult>& results);
+std::string curve_markdown(const SweepConfig& sweep, const std::vector<PointResult>& results);
+std::string curve_svg(const SweepConfig& sweep, const std::vector<PointResult>& results);
+void write_curve_files(const SweepConfig& sweep, const std::vector<PointResult>& results);
+
+}  // namespace st::experiment

@@ -1,6 +1,7 @@
 // experiment/sweep.cpp — sweep JSON validation, point resolution, and the resumable run loop.
 // The sweep file is read as an ordered_json so that methods run (and plot) in the order written.
 #include "experiment/sweep.h"
+#include "experiment/json_errors.h"
 
 #include <algorithm>
 #include <cctype>
@@ -28,52 +29,6 @@ namespace {
 const std::vector<std::string> kSweepKeys = {"name",    "description", "base",           "overrides",
                                              "sparsity_key", "sparsities", "methods", "dense_baseline",
                                              "output"};
-
-// Levenshtein distance (adjacent swaps count as one edit), for "did you mean".
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i)
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  return d[a.size()][b.size()];
-}
-
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
-  size_t best = std::numeric_limits<size_t>::max();
-  std::string best_key;
-  for (const auto& c : candidates) {
-    const size_t d = edit_distance(word, c);
-    if (d < best) best = d, best_key = c;
-  }
-  if (!best_key.empty() && (best <= 1 || (best <= 3 && best * 3 <= word.size())))
-    return " (did you mean \"" + best_key + "\"?)";
-  return "";
-}
-
-std::string type_name(const ordered_json& v) {
-  switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "an unsupported value";
-  }
-}
-
-std::string describe_value(const ordered_json& v) {
-  std::string text = v.dump();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return type_name(v) + " (" + text + ")";
-}
 
 // The shortest text that reads back as v ("0.95", "0.5").
 std::string number_text(double v) { return json(v).dump(); }

@@ -22,8 +22,11 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 struct Shape {
   int M, K, N;
 };
-const Shape kShapes[] = {{7, 96, 40}, {11, 55, 8},  {1, 1, 1},     {33, 20, 1},
-                         {20, 33, 17}, {64, 100, 128}, {40, 300, 130}, {130, 70, 16}};
+// N (the batch in the Linear layout) also covers the x-stationary tiles of sparse_cpu.cpp:
+// ≤ 16 (16-row tiles), 32 and 48 (whole and half-filled 32-row tiles), 33 (a 1-row last tile).
+const Shape kShapes[] = {{7, 96, 40},   {11, 55, 8},     {1, 1, 1},       {33, 20, 1},
+                         {20, 33, 17},  {64, 100, 128},  {40, 300, 130},  {130, 70, 16},
+                         {16, 16, 32},  {19, 45, 33},    {50, 64, 48},    {17, 1, 5}};
 const double kDensities[] = {0.0, 0.05, 0.3, 1.0};
 
 // A mask of the given density with row 1 and column 2 forced empty (when they exist), and a
@@ -188,7 +191,7 @@ TEST_CASE("Linear-layout kernels: xWᵀ, dy·W, SDDMM(dyᵀ·x)") {
   uint32_t seed = 500;
   for (const Shape& s : kShapes)
     for (double d : kDensities)
-      for (float beta : {0.0f, 1.0f}) {
+      for (float beta : {0.0f, 1.0f, -0.5f}) {
         const int OUT = s.M, IN = s.K, batch = s.N;
         INFO("OUT=" << OUT << " IN=" << IN << " batch=" << batch << " density=" << d << " beta=" << beta);
         SparseCase c = make_case(OUT, IN, d, ++seed);
@@ -221,31 +224,35 @@ TEST_CASE("Linear-layout kernels: xWᵀ, dy·W, SDDMM(dyᵀ·x)") {
 
 TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread counts") {
   const int saved = omp_get_max_threads();
-  SparseCase c = make_case(200, 300, 0.3, 7);
-  std::vector<int32_t> perm;
-  const CsrMatrix wt = csr_transpose(c.csr, perm);
-  const int batch = 72;
-  const auto x = test::random_floats(static_cast<size_t>(batch) * 300, 8);
-  const auto dy = test::random_floats(static_cast<size_t>(batch) * 200, 9);
-  auto run = [&]() {
-    std::vector<float> y(static_cast<size_t>(batch) * 200), dx(static_cast<size_t>(batch) * 300),
-        dw(c.csr.nnz()), ct(static_cast<size_t>(300) * batch);
-    csr_spmm_xwt(c.csr, x.data(), batch, y.data(), 0.0f);
-    csr_spmm_dyw(wt, dy.data(), batch, dx.data(), 0.0f);
-    csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), false);
-    csr_spmm_t(c.csr, dy.data(), batch, ct.data(), 0.0f);  // dy as a (200, batch) matrix
-    y.insert(y.end(), dx.begin(), dx.end());
-    y.insert(y.end(), dw.begin(), dw.end());
-    y.insert(y.end(), ct.begin(), ct.end());
-    return y;
-  };
-  omp_set_num_threads(2);
-  const auto first = run();
-  CHECK(test::bitwise_equal(run(), first));
-  omp_set_num_threads(1);
-  CHECK(test::bitwise_equal(run(), first));
-  omp_set_num_threads(3);
-  CHECK(test::bitwise_equal(run(), first));
+  // batch 72: 3 tiles of 32 (split into row chunks at 2 threads, whole tiles at 3); 128: 4 tiles
+  // (whole tiles at 2, row chunks at 3); 9: one 16-row tile split into row chunks.
+  for (int batch : {72, 128, 9}) {
+    INFO("batch=" << batch);
+    SparseCase c = make_case(200, 300, 0.3, 7);
+    std::vector<int32_t> perm;
+    const CsrMatrix wt = csr_transpose(c.csr, perm);
+    const auto x = test::random_floats(static_cast<size_t>(batch) * 300, 8);
+    const auto dy = test::random_floats(static_cast<size_t>(batch) * 200, 9);
+    auto run = [&]() {
+      std::vector<float> y(static_cast<size_t>(batch) * 200), dx(static_cast<size_t>(batch) * 300),
+          dw(c.csr.nnz()), ct(static_cast<size_t>(300) * batch);
+      csr_spmm_xwt(c.csr, x.data(), batch, y.data(), 0.0f);
+      csr_spmm_dyw(wt, dy.data(), batch, dx.data(), 0.0f);
+      csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), false);
+      csr_spmm_t(c.csr, dy.data(), batch, ct.data(), 0.0f);  // dy as a (200, batch) matrix
+      y.insert(y.end(), dx.begin(), dx.end());
+      y.insert(y.end(), dw.begin(), dw.end());
+      y.insert(y.end(), ct.begin(), ct.end());
+      return y;
+    };
+    omp_set_num_threads(2);
+    const auto first = run();
+    CHECK(test::bitwise_equal(run(), first));
+    omp_set_num_threads(1);
+    CHECK(test::bitwise_equal(run(), first));
+    omp_set_num_threads(3);
+    CHECK(test::bitwise_equal(run(), first));
+  }
   omp_set_num_threads(saved);
 }
 

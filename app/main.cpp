@@ -80,6 +80,36 @@ int cmd_info(const std::string& target) {
     total += t.bytes.size();
   }
   std::printf("  %zu tensors, %zu bytes\n", f.tensors.size(), total);
+  // Per layer: the weight's dense size against its CSR size (stored, for layers saved in CSR
+  // mode; otherwise what CSR over its mask would take).
+  bool header = false;
+  for (const auto& t : f.tensors) {
+    if (t.dtype != "F32" || t.shape.size() < 2) continue;
+    const auto* row_ptr = f.find(t.name + ".csr.row_ptr");
+    const auto* col_idx = f.find(t.name + ".csr.col_idx");
+    const auto* values = f.find(t.name + ".csr.values");
+    const auto* mask = f.find("mask." + t.name);
+    int64_t sparse_bytes = -1, nnz = 0;
+    const int64_t rows = t.shape[0];
+    if (row_ptr && col_idx && values) {
+      sparse_bytes = static_cast<int64_t>(row_ptr->bytes.size() + col_idx->bytes.size() + values->bytes.size());
+      nnz = static_cast<int64_t>(values->bytes.size() / 4);
+    } else if (mask) {
+      for (uint8_t b : mask->bytes) nnz += b != 0;
+      sparse_bytes = 8 * nnz + 4 * (rows + 1);
+    }
+    if (!header) {
+      std::printf("\n  %-28s %-6s %12s %12s %10s %8s\n", "weight", "mode", "dense bytes", "csr bytes", "nonzeros", "ratio");
+      header = true;
+    }
+    const int64_t dense_bytes = static_cast<int64_t>(t.bytes.size());
+    if (sparse_bytes < 0)
+      std::printf("  %-28s %-6s %12lld %12s %10s %8s\n", t.name.c_str(), "dense", static_cast<long long>(dense_bytes), "-", "-", "-");
+    else
+      std::printf("  %-28s %-6s %12lld %12lld %10lld %7.2fx\n", t.name.c_str(), row_ptr ? "csr" : "dense",
+                  static_cast<long long>(dense_bytes), static_cast<long long>(sparse_bytes),
+                  static_cast<long long>(nnz), double(dense_bytes) / std::max<int64_t>(sparse_bytes, 1));
+  }
   return 0;
 }
 
@@ -150,6 +180,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"onednn", "native"}));
   bench_train->add_option("--threads", bt.threads, "OpenMP threads")->check(CLI::PositiveNumber);
   bench_train->add_option("--json", bt.json_path, "Also write the results as JSON here");
+  bench_train->add_option("--sparsity", bt.sparsities,
+                          "Sparsities (e.g. 0.9,0.95,0.98): dense-masked vs CSR throughput side by side")
+      ->delimiter(',')
+      ->check(CLI::Range(0.0, 1.0));
+  bench_train->add_option("--mode", bt.modes, "Execution modes with --sparsity: dense,csr")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"dense", "csr"}));
   auto* bench_kernels = bench->add_subcommand(
       "kernels", "CSR SpMM / SpMMᵀ / SDDMM vs dense (sgemm, oneDNN) over shapes × sparsities");
   bench::KernelBenchOptions bk;

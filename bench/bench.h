@@ -15,10 +15,15 @@ struct TrainBenchOptions {
   std::string backend = "onednn";
   int threads = 2;
   std::string json_path;  // optional machine-readable output
+  // Non-empty: for each sparsity, random masks at that sparsity on every prunable layer, trained in
+  // each of `modes` ("dense": masked dense, "csr": every layer in CSR), side by side.
+  std::vector<double> sparsities;
+  std::vector<std::string> modes{"dense", "csr"};
 };
 
 // Training throughput (samples/s, median over repeats) of each model on in-memory data, with SGD
-// (lr 0.01, momentum 0.9) — the same protocol as bench/pytorch_train.py.
+// (lr 0.01, momentum 0.9) — the same protocol as bench/pytorch_train.py. With sparsities: dense-masked
+// vs CSR throughput per sparsity and their ratio.
 int bench_train(const TrainBenchOptions& options);
 
 struct KernelBenchOptions {

@@ -15,8 +15,29 @@
 #include "core/ops.h"
 #include "core/optim.h"
 #include "models/builder.h"
+#include "pruning/csr_switch.h"
+#include "pruning/layers.h"
 
 namespace st::bench {
+
+namespace {
+
+// Uniform random masks: exactly round(sparsity·numel) entries pruned in every prunable layer.
+void random_masks(models::Model& model, double sparsity, uint64_t seed) {
+  Rng rng(seed);
+  for (const auto& L : pruning::prunable_layers(model)) {
+    const int64_t n = L.numel();
+    const int64_t drop = std::llround(sparsity * n);
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    for (int64_t i = 0; i < drop; ++i) std::swap(order[i], order[i + rng.below(n - i)]);
+    std::vector<uint8_t> mask(n, 1);
+    for (int64_t i = 0; i < drop; ++i) mask[order[i]] = 0;
+    pruning::set_mask(*L.weight, mask, nullptr);
+  }
+}
+
+}  // namespace
 
 int bench_train(const TrainBenchOptions& o) {
   omp_set_num_threads(o.threads);
@@ -28,10 +49,18 @@ int bench_train(const TrainBenchOptions& o) {
   Tensor ys({pool, o.batch}, DType::i32);
   for (int64_t i = 0; i < ys.numel(); ++i) ys.i32()[i] = static_cast<int32_t>(rng.below(10));
   nlohmann::json out = nlohmann::json::array();
-  for (const std::string& name : o.models) {
+  // Returns the median samples/s; sparsity < 0: the plain dense model.
+  auto measure = [&](const std::string& name, double sparsity, const std::string& mode,
+                     double& lo, double& hi) {
     models::ModelSpec spec;
     spec.arch = name;
     auto model = models::build_model(spec, {1, 28, 28}, 10, 1);
+    if (sparsity >= 0) random_masks(*model, sparsity, 7);
+    pruning::CsrSwitchOptions so;
+    so.enabled = mode == "csr";
+    so.threshold = 0.0;
+    pruning::CsrSwitch csr(so, *model);
+    csr.update();
     OptimizerOptions opt;
     opt.lr = 0.01f;
     opt.momentum = 0.9f;
@@ -59,14 +88,47 @@ int bench_train(const TrainBenchOptions& o) {
     }
     std::vector<double> sorted = rates;
     std::sort(sorted.begin(), sorted.end());
-    const double median = sorted[sorted.size() / 2];
+    lo = sorted.front();
+    hi = sorted.back();
+    return sorted[sorted.size() / 2];
+  };
+  if (!o.sparsities.empty()) {
+    std::printf("%-10s %8s", "model", "sparsity");
+    for (const auto& m : o.modes) std::printf(" %14s", (m + " samples/s").c_str());
+    if (o.modes.size() == 2) std::printf(" %8s", "ratio");
+    std::printf("   (batch %d, %d threads, backend %s)\n", o.batch, o.threads, o.backend.c_str());
+    for (const std::string& name : o.models)
+      for (double sp : o.sparsities) {
+        nlohmann::json row = {{"model", name}, {"sparsity", sp}, {"batch", o.batch},
+                              {"threads", o.threads}, {"backend", o.backend}};
+        std::printf("%-10s %7.1f%%", name.c_str(), 100 * sp);
+        std::vector<double> rates;
+        for (const auto& m : o.modes) {
+          double lo, hi;
+          rates.push_back(measure(name, sp, m, lo, hi));
+          std::printf(" %14.0f", rates.back());
+          std::fflush(stdout);
+          row[m] = {{"samples_per_s", rates.back()}, {"min", lo}, {"max", hi}};
+        }
+        if (rates.size() == 2) {
+          std::printf(" %7.2fx", rates[1] / rates[0]);
+          row["ratio"] = rates[1] / rates[0];
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+        out.push_back(row);
+      }
+    if (!o.json_path.empty()) std::ofstream(o.json_path) << out.dump(2) << "\n";
+    return 0;
+  }
+  for (const std::string& name : o.models) {
+    double lo, hi;
+    const double median = measure(name, -1, "dense", lo, hi);
     std::printf("sparsetrain %s batch=%d threads=%d backend=%s samples_per_s=%.0f (%.0f .. %.0f)\n",
-                name.c_str(), o.batch, o.threads, o.backend.c_str(), median, sorted.front(),
-                sorted.back());
+                name.c_str(), o.batch, o.threads, o.backend.c_str(), median, lo, hi);
     std::fflush(stdout);
     out.push_back({{"model", name}, {"batch", o.batch}, {"threads", o.threads},
-                   {"backend", o.backend}, {"samples_per_s", median},
-                   {"min", sorted.front()}, {"max", sorted.back()}});
+                   {"backend", o.backend}, {"samples_per_s", median}, {"min", lo}, {"max", hi}});
   }
   if (!o.json_path.empty()) std::ofstream(o.json_path) << out.dump(2) << "\n";
   return 0;

@@ -3,6 +3,9 @@
 // backend (`switch`), so a new backend touches this file and one new folder.
 //   linear                x (B, IN), w (OUT, IN), b (OUT) | undefined  -> (B, OUT)
 //   conv2d                x (N, C, H, W), w (OC, C, KH, KW), b (OC)     -> (N, OC, OH, OW)
+//   sparse_linear         as linear, the weight in CSR (core/csr_weight.h): y = x·Wᵀ + b by SpMM,
+//                         dx by the transposed product, dW only at the nonzeros (SDDMM)
+//   sparse_conv2d         as conv2d, the weight (OC, C·KH·KW) in CSR times the batch's im2col columns
 //   max_pool2d/avg_pool2d x (N, C, H, W)                                -> (N, C, OH, OW)
 //   relu, dropout         any shape
 //   flatten               (N, ...) -> (N, prod(...))
@@ -13,6 +16,9 @@
 //                         (Hinton et al. 2015; the T² keeps the soft term's gradient scale T-free)
 // Finite-difference gradient checks: tests/core/test_ops.cpp.
 #pragma once
+#include <memory>
+
+#include "core/csr_weight.h"
 #include "core/rng.h"
 #include "core/variable.h"
 
@@ -34,6 +40,11 @@ struct Pool2dOptions {
 
 Variable linear(const Variable& x, const Variable& w, const Variable& b);
 Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const Conv2dOptions& opt);
+// CSR execution (core/sparse_ops.cpp). The weight's gradient goes to w->values (nnz-sized); the
+// bias stays dense. Same results as linear/conv2d with the masked dense weight, to float tolerance.
+Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b);
+Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
+                       const Conv2dOptions& opt);
 Variable max_pool2d(const Variable& x, const Pool2dOptions& opt);
 Variable avg_pool2d(const Variable& x, const Pool2dOptions& opt);
 Variable relu(const Variable& x);

@@ -1,6 +1,8 @@
 #include "core/optim.h"
 
+#include "core/csr_weight.h"
 #include "kernels/optim.h"
+#include "kernels/sparse_optim.h"
 
 namespace st {
 
@@ -25,6 +27,24 @@ void Optimizer::step(float lr) {
   ++steps_;
   for (size_t i = 0; i < params_.size(); ++i) {
     Parameter& p = *params_[i];
+    if (p.csr && p.csr->values.has_grad()) {  // a CSR step: update at the nonzeros only
+      CsrWeight& c = *p.csr;
+      ST_ASSERT(!p.var.has_grad(), "a weight has both a dense and a CSR gradient");
+      float* w = p.var.value().f32();
+      const float* g = c.values.grad().f32();
+      if (opt_.type == "sgd") {
+        kernels::sgd_update_at(c.nnz(), c.index.data(), w, g,
+                               slot0_[i].defined() ? slot0_[i].f32() : nullptr, lr, opt_.momentum,
+                               opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
+                               c.w.values.data());
+      } else {
+        kernels::adam_update_at(c.nnz(), c.index.data(), w, g, slot0_[i].f32(), slot1_[i].f32(), lr,
+                                opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay,
+                                opt_.type == "adamw", steps_, c.w.values.data());
+      }
+      sync_csr_copies(c);
+      continue;
+    }
     if (!p.var.has_grad()) continue;  // as PyTorch: no grad, no update
     Tensor& w = p.var.value();
     const float* g = p.var.grad().f32();
@@ -37,11 +57,15 @@ void Optimizer::step(float lr) {
                            opt_.beta2, opt_.eps, opt_.weight_decay, opt_.type == "adamw", steps_,
                            p.mask_data());
     }
+    if (p.csr) refresh_csr_values(*p.csr, w.f32());  // a dense step of a CSR layer
   }
 }
 
 void Optimizer::zero_grad() {
-  for (Parameter* p : params_) p->var.zero_grad();
+  for (Parameter* p : params_) {
+    p->var.zero_grad();
+    if (p->csr) p->csr->values.zero_grad();
+  }
 }
 
 std::vector<std::pair<std::string, Tensor*>> Optimizer::state() {

@@ -1,22 +1,31 @@
 // core/parameter.h — a trainable tensor: a Variable (value + grad) with a stable name and an optional
 // mask (u8, same shape, 1 = kept). The name is the checkpoint key, the config's layer name and the
 // report's row. Masks are filled in by pruning; optimizers respect them (ARCHITECTURE invariant 1).
+// `csr` is set while the layer executes in CSR (core/csr_weight.h); the dense value stays the source
+// of truth. `mask_version` counts mask changes, so the CSR switch rebuilds only what changed.
 #pragma once
+#include <memory>
 #include <string>
 
 #include "core/variable.h"
 
 namespace st {
 
+struct CsrWeight;
+
 struct Parameter {
   std::string name;  // "conv1.weight"
   Variable var;
   Tensor mask;        // undefined = dense
   bool prunable = false;  // weights of Linear/Conv layers; biases are not
+  std::shared_ptr<CsrWeight> csr;  // null = dense execution
+  bool csr_suspended = false;      // true: execute densely for now (the CSR state is kept)
+  int64_t mask_version = 0;        // bumped by every mask change
 
   Parameter(std::string n, Tensor value, bool is_prunable)
       : name(std::move(n)), var(std::move(value), /*requires_grad=*/true), prunable(is_prunable) {}
   const uint8_t* mask_data() const { return mask.defined() ? mask.u8() : nullptr; }
+  bool csr_active() const { return csr != nullptr && !csr_suspended; }
 };
 
 }  // namespace st

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "core/csr_weight.h"
 #include "experiment/safetensors.h"
 
 namespace st::experiment {
@@ -44,6 +45,51 @@ void parse_rng(const std::string& path, const std::map<std::string, std::string>
   r.set_state(s);
 }
 
+template <class T>
+NamedTensor vector_named(const std::string& name, const char* dtype, const std::vector<T>& v) {
+  NamedTensor n;
+  n.name = name;
+  n.dtype = dtype;
+  n.shape = {static_cast<int64_t>(v.size())};
+  n.bytes.resize(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(n.bytes.data(), v.data(), n.bytes.size());
+  return n;
+}
+
+template <class T>
+std::vector<T> named_vector(const std::string& path, const SafetensorsFile& f, const std::string& name,
+                            const char* dtype) {
+  const NamedTensor* n = f.find(name);
+  ST_CHECK(n != nullptr, path, ": checkpoint has no tensor \"", name, "\"");
+  ST_CHECK(n->dtype == dtype && n->shape.size() == 1, path, ": tensor \"", name, "\" is ", n->dtype, " ",
+           shape_str(n->shape), ", expected a 1-d ", dtype, " tensor");
+  std::vector<T> v(static_cast<size_t>(n->shape[0]));
+  if (!v.empty()) std::memcpy(v.data(), n->bytes.data(), v.size() * sizeof(T));
+  return v;
+}
+
+// A CSR layer's weight: "<param>.csr.row_ptr" (I32, rows + 1), ".col_idx" (I32, nnz), ".values"
+// (F32, nnz) over its (rows × fan-in) view -> the dense tensor (zeros off the pattern).
+void load_csr_weight(const std::string& path, const SafetensorsFile& f, Parameter& p) {
+  const std::string base = p.name + ".csr.";
+  Tensor& w = p.var.value();
+  kernels::CsrMatrix a;
+  a.rows = static_cast<int>(w.dim(0));
+  a.cols = static_cast<int>(w.numel() / w.dim(0));
+  a.row_ptr = named_vector<int32_t>(path, f, base + "row_ptr", "I32");
+  a.col_idx = named_vector<int32_t>(path, f, base + "col_idx", "I32");
+  a.values = named_vector<float>(path, f, base + "values", "F32");
+  bool ok = static_cast<int>(a.row_ptr.size()) == a.rows + 1 && a.row_ptr[0] == 0 &&
+            a.row_ptr.back() == static_cast<int32_t>(a.col_idx.size()) && a.col_idx.size() == a.values.size();
+  for (int r = 0; ok && r < a.rows; ++r) {
+    ok = a.row_ptr[r] <= a.row_ptr[r + 1];
+    for (int32_t k = a.row_ptr[r]; ok && k < a.row_ptr[r + 1]; ++k)
+      ok = a.col_idx[k] >= 0 && a.col_idx[k] < a.cols && (k == a.row_ptr[r] || a.col_idx[k] > a.col_idx[k - 1]);
+  }
+  ST_CHECK(ok, path, ": tensors \"", base, "*\" are not a valid CSR matrix of shape ", a.rows, "x", a.cols);
+  kernels::csr_to_dense(a, w.f32());
+}
+
 CheckpointInfo parse_info(const std::string& path, const std::map<std::string, std::string>& meta) {
   auto get = [&](const char* key) {
     auto it = meta.find(key);
@@ -69,7 +115,17 @@ CheckpointInfo parse_info(const std::string& path, const std::map<std::string, s
 void save_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer, int epoch,
                      const Config& config, pruning::Pruner* pruner) {
   std::vector<NamedTensor> tensors;
-  for (Parameter* p : model.parameters()) tensors.push_back(to_named(p->name, p->var.value()));
+  // Every weight dense (the file stays a plain safetensors that PyTorch loads), and a layer executing
+  // in CSR also as CSR: that records its mode, and is the compact form `info` sizes.
+  for (Parameter* p : model.parameters()) {
+    tensors.push_back(to_named(p->name, p->var.value()));
+    if (p->csr) {
+      const kernels::CsrMatrix& a = p->csr->w;
+      tensors.push_back(vector_named(p->name + ".csr.row_ptr", "I32", a.row_ptr));
+      tensors.push_back(vector_named(p->name + ".csr.col_idx", "I32", a.col_idx));
+      tensors.push_back(vector_named(p->name + ".csr.values", "F32", a.values));
+    }
+  }
   for (Parameter* p : model.parameters())
     if (p->mask.defined()) tensors.push_back(to_named("mask." + p->name, p->mask));
   if (pruner)
@@ -97,7 +153,11 @@ CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Op
   SafetensorsFile f = read_safetensors(path);
   CheckpointInfo info = parse_info(path, f.metadata);
   for (Parameter* p : model.parameters()) {
-    from_named(path, f.find(p->name), p->name, p->var.value());
+    const bool csr = f.find(p->name + ".csr.values") != nullptr;
+    if (csr && f.find(p->name) == nullptr)  // a CSR-only file (e.g. trimmed for size)
+      load_csr_weight(path, f, *p);
+    else
+      from_named(path, f.find(p->name), p->name, p->var.value());
     const std::string mask_name = "mask." + p->name;
     if (const NamedTensor* m = f.find(mask_name)) {
       p->mask = Tensor(p->var.value().shape(), DType::u8);
@@ -106,6 +166,8 @@ CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Op
     } else {
       p->mask = Tensor();
     }
+    ++p->mask_version;
+    p->csr = csr ? make_csr_weight(p->var.value(), p->mask_data()) : nullptr;
   }
   if (pruner) {
     for (auto& s : pruner->state_tensors()) {

@@ -1,5 +1,9 @@
 // experiment/checkpoint.h — what a run saves and restores (ARCHITECTURE invariant 6), in safetensors:
 //   "<param>"                 f32 weights and biases (the checkpoint keys are the parameter names)
+//   "<param>.csr.row_ptr|col_idx|values"  besides "<param>" for a weight executing in CSR: I32 row
+//                             offsets (rows + 1), I32 column indices and F32 values (nnz) over its
+//                             (rows × fan-in) view. Their presence restores the CSR mode; a file with
+//                             only the CSR form (no "<param>") loads too (scattered to dense).
 //   "optimizer.<param>.<slot>" optimizer state (momentum_buffer | exp_avg, exp_avg_sq)
 //   "mask.<param>"            U8 pruning masks (1 = kept), for every parameter that has one
 //   "pruning.<what>.<param>"  pruner state: rewind snapshot, ADMM Z and U (when in use)

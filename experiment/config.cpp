@@ -2,6 +2,7 @@
 // The key tree (schema_root) is the one list of known keys: the validator checks unknown keys
 // against it and apply_override walks it, so the two can never disagree.
 #include "experiment/config.h"
+#include "experiment/json_errors.h"
 
 #include "core/check.h"
 #include "pruning/config.h"
@@ -131,6 +132,7 @@ const SchemaNode& schema_root() {
         object("lr_schedule", {leaf("type"), leaf("warmup_epochs"), leaf("step_size"),
                                leaf("gamma"), leaf("min_lr")}),
         object("output", {leaf("dir"), leaf("checkpoint_every")}),
+        object("sparse", {leaf("enabled"), leaf("threshold")}),
         SchemaNode{"pruning", SchemaNode::Free, {}},
     });
   }();
@@ -140,64 +142,10 @@ const SchemaNode& schema_root() {
 // ---------------------------------------------------------------------------------------------
 // Message helpers.
 
-// Levenshtein distance where swapping two neighbours counts as one edit ("trian" -> "train").
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-// ` (did you mean "x"?)` for the closest candidate, or "" when none is close enough.
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
-  const std::string w = lower(word);
-  size_t best = std::numeric_limits<size_t>::max();
-  std::string best_key;
-  for (const auto& c : candidates) {
-    size_t d = edit_distance(w, lower(c));
-    if (d < best) best = d, best_key = c;
-  }
-  if (best_key.empty()) return "";
-  if (best <= 1 || (best <= 3 && best * 3 <= w.size())) return " (did you mean \"" + best_key + "\"?)";
-  return "";
-}
-
 std::string quoted_list(const std::vector<std::string>& items) {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) out += (i ? ", \"" : "\"") + items[i] + "\"";
   return out;
-}
-
-std::string type_name(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "an unsupported value";
-  }
-}
-
-// "a string (\"fast\")": what the user wrote, shortened when long.
-std::string describe_value(const json& v) {
-  std::string text = v.dump();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return type_name(v) + " (" + text + ")";
 }
 
 // Shortest text that reads back as v; whole numbers without ".0" (range bounds read "[0, 1)").
@@ -657,6 +605,20 @@ Config parse_config(const json& raw, const std::string& source_name) {
     c.output.checkpoint_every = out.int_at_least("checkpoint_every", 1, 0);
   }
 
+  // sparse
+  {
+    Section sp(val, top.find("sparse"), "sparse", *root.child("sparse"));
+    c.sparse.enabled = sp.boolean("enabled", true);
+    const json* t = sp.find("threshold");
+    if (t && t->is_string()) {
+      if (t->get<std::string>() != "auto")
+        val.fail("sparse.threshold = " + t->dump() + " is not allowed (expected a number in [0, 1] or \"auto\")");
+      c.sparse.auto_threshold = true;
+    } else {
+      c.sparse.threshold = sp.number_in("threshold", 0.7, 0, true, 1, true);
+    }
+  }
+
   if (const json* p = top.find("pruning"); p && !p->is_null()) {
     if (!p->is_object()) val.fail("pruning: expected an object, got " + describe_value(*p));
     c.pruning = *p;
@@ -707,6 +669,11 @@ json to_json(const Config& c) {
   j["lr_schedule"] = {{"type", to_string(s.type)}, {"warmup_epochs", s.warmup_epochs}, {"step_size", s.step_size},
                       {"gamma", s.gamma},          {"min_lr", s.min_lr}};
   j["output"] = {{"dir", c.output.dir}, {"checkpoint_every", c.output.checkpoint_every}};
+  j["sparse"] = {{"enabled", c.sparse.enabled}};
+  if (c.sparse.auto_threshold)
+    j["sparse"]["threshold"] = "auto";
+  else
+    j["sparse"]["threshold"] = c.sparse.threshold;
   if (!c.pruning.is_null()) j["pruning"] = c.pruning;
   return j;
 }

@@ -125,6 +125,17 @@ struct OutputConfig {
   int checkpoint_every = 1;  // >= 0 epochs; 0 = only at the end
 };
 
+// sparse — CSR execution of pruned layers (pruning/csr_switch.h).
+//   enabled   true: a prunable layer executes in CSR once its sparsity reaches the threshold
+//   threshold a number in [0, 1] (0.7), or "auto": time dense and CSR on the layer's shapes once per
+//             sparsity level and take the faster (fast, but the choice may differ from run to run,
+//             so bitwise run-to-run reproducibility needs a number)
+struct SparseConfig {
+  bool enabled = true;
+  double threshold = 0.7;
+  bool auto_threshold = false;
+};
+
 struct Config {
   std::string name;                  // default: the config file's stem ("run" when there is no file)
   std::uint64_t seed = 1;            // >= 0
@@ -137,6 +148,7 @@ struct Config {
   OptimizerConfig optimizer;
   LrScheduleConfig lr_schedule;
   OutputConfig output;
+  SparseConfig sparse;
   // null when absent, otherwise the object kept verbatim (so to_json round-trips it); parse_config
   // validates it with pruning::parse_pruning_config (schema: docs/pruning.md), and the trainer reads
   // the typed pruning::PruningConfig from it. Overrides may set any key below "pruning".

@@ -18,6 +18,7 @@
 #include "experiment/checkpoint.h"
 #include "experiment/progress.h"
 #include "experiment/setup.h"
+#include "pruning/csr_switch.h"
 #include "pruning/pruner.h"
 #include "pruning/report.h"
 
@@ -149,6 +150,36 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     write_file_atomic(run_dir + "/config.json", to_json(config).dump(2) + "\n");
     write_file_atomic(metrics_path, "");
   }
+  // CSR execution: decided at start (or restored from the checkpoint) and after every mask change.
+  pruning::CsrSwitchOptions csr_opt;
+  csr_opt.enabled = config.sparse.enabled;
+  csr_opt.threshold = config.sparse.threshold;
+  csr_opt.timed = config.sparse.auto_threshold;
+  csr_opt.batch_size = config.train.batch_size;
+  pruning::CsrSwitch csr(csr_opt, *model);
+  nlohmann::json switches = nlohmann::json::array();  // this epoch's switches (metrics.jsonl)
+  int64_t global_step = 0;
+  auto log_switches = [&](const std::vector<pruning::CsrSwitchEvent>& events, int epoch) {
+    for (const auto& e : events) {
+      if (!options.quiet) std::printf("%s\n", e.message().c_str());
+      switches.push_back({{"layer", e.layer},
+                          {"to", e.to_csr ? "csr" : "dense"},
+                          {"sparsity", e.sparsity},
+                          {"epoch", epoch + 1},
+                          {"step", global_step},
+                          {"reason", e.why}});
+    }
+    if (!events.empty() && !options.quiet) std::fflush(stdout);
+  };
+  // Pruner hooks run with CSR layers executing densely (criteria run the model and read dense
+  // gradients); the switch then re-decides the layers whose masks changed.
+  auto with_pruner = [&](int epoch, auto&& hook) {
+    csr.suspend(true);
+    hook();
+    csr.suspend(false);
+    log_switches(csr.update(), epoch);
+  };
+
   if (!options.quiet) {
     std::printf("%s\n%s\nrun folder %s | %d threads | %s data: %lld train, %lld validation, %lld test\n",
                 describe(config).c_str(), model->summary().c_str(), run_dir.c_str(), threads,
@@ -168,8 +199,12 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
   if (pruner) {
     pruner->set_batch_source(&score_batches);
     pruner->set_steps_per_epoch(batches);
-    if (!resuming) pruner->on_start();
+    if (!resuming) with_pruner(0, [&] { pruner->on_start(); });
   }
+  if (resuming)
+    csr.adopt();  // the modes the checkpoint recorded
+  else
+    log_switches(csr.update(), start_epoch);
   Tensor teacher_logits;
 
   TrainResult result;
@@ -182,7 +217,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     model->set_training(true);
     loader.start_epoch(epoch);
     const bool finetune = epoch >= config.train.epochs;
-    if (pruner) pruner->on_epoch_begin(epoch);
+    if (pruner) with_pruner(epoch, [&] { pruner->on_epoch_begin(epoch); });
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     float lr = 0;
@@ -190,6 +225,11 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     for (int64_t b = 0; b < batches; ++b) {
       const int n = loader.next(x_buf.f32(), y_buf.i32());
       const Tensor x = x_buf.leading(n), y = y_buf.leading(n);
+      global_step = static_cast<int64_t>(epoch) * batches + b;
+      // A step whose pruner hook reads gradients or masks (RigL, L1, ADMM, step-wise gradual) runs
+      // densely: RigL's regrowth needs the dense gradient, which CSR execution never forms.
+      const bool dense_step = pruner && pruner->acts_on_step(epoch, global_step);
+      if (dense_step) csr.suspend(true);
       Variable logits = model->forward(Variable(x));
       Variable loss;
       if (teacher) {
@@ -209,13 +249,17 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
       seen += n;
       optimizer.zero_grad();
       loss.backward();
-      if (pruner) pruner->on_step(epoch, static_cast<int64_t>(epoch) * batches + b);
+      if (pruner) pruner->on_step(epoch, global_step);
+      if (dense_step) {
+        csr.suspend(false);
+        log_switches(csr.update(), epoch);
+      }
       lr = finetune ? static_cast<float>(config.optimizer.lr * pcfg.finetune.lr_scale)
                     : schedule.lr_at(epoch + static_cast<double>(b + 1) / batches);
       optimizer.step(lr);
       progress.update(b + 1, loss_sum / seen, static_cast<double>(correct) / seen);
     }
-    if (pruner) pruner->on_epoch_end(epoch);
+    if (pruner) with_pruner(epoch, [&] { pruner->on_epoch_end(epoch); });
     const double train_seconds = seconds_since(t_epoch);
     EpochMetrics m;
     m.epoch = epoch + 1;
@@ -223,6 +267,11 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     const pruning::Report report = pruning::make_report(*model);
     m.sparsity = report.sparsity;
     m.pruning = report.to_json();
+    for (const auto& [layer, mode] : csr.modes())
+      if (m.pruning.contains("layers") && m.pruning["layers"].contains(layer + ".weight"))
+        m.pruning["layers"][layer + ".weight"]["mode"] = mode;
+    m.pruning["switches"] = switches;
+    switches = nlohmann::json::array();
     m.train_loss = loss_sum / std::max<int64_t>(seen, 1);
     m.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
     if (data.validation.size > 0) {

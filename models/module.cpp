@@ -11,6 +11,7 @@ Linear::Linear(std::string name, int in_features, int out_features, bool bias)
 }
 
 Variable Linear::forward(const Variable& x) {
+  if (weight_->csr_active()) return sparse_linear(x, weight_->csr, bias_ ? bias_->var : Variable());
   return linear(x, weight_->var, bias_ ? bias_->var : Variable());
 }
 
@@ -42,6 +43,8 @@ Conv2d::Conv2d(std::string name, int in_channels, int out_channels, int kh, int 
 }
 
 Variable Conv2d::forward(const Variable& x) {
+  if (weight_->csr_active())
+    return sparse_conv2d(x, weight_->csr, bias_ ? bias_->var : Variable(), opt_);
   return conv2d(x, weight_->var, bias_ ? bias_->var : Variable(), opt_);
 }
 

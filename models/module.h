@@ -1,6 +1,8 @@
 // models/module.h — layers as modules. A Module maps a batch Variable to a batch Variable, knows its
 // per-sample output shape (so a model is shape-checked when it is built, not mid-run), and owns its
 // named Parameters in a stable order ("<layer>.weight", "<layer>.bias").
+// Linear and Conv2d execute in CSR (core/ops.h sparse_linear/sparse_conv2d) while their weight's
+// Parameter::csr is set and not suspended; pruning/csr_switch.h decides when.
 #pragma once
 #include <memory>
 #include <string>
@@ -65,6 +67,7 @@ class Conv2d : public Module {
   std::string describe() const override;
   Parameter& weight() { return *weight_; }
   Parameter* bias() { return bias_.get(); }
+  const Conv2dOptions& options() const { return opt_; }
 
  private:
   int in_c_, out_c_, kh_, kw_;

@@ -99,6 +99,7 @@ void set_mask(Parameter& p, const std::vector<uint8_t>& new_mask, const Optimize
     }
     m[i] = new_mask[i] ? 1 : 0;
   }
+  ++p.mask_version;  // the CSR switch rebuilds the layer's structure (pruning/csr_switch.h)
 }
 
 }  // namespace st::pruning

@@ -325,6 +325,25 @@ void Pruner::on_step(int epoch, int64_t step) {
   }
 }
 
+bool Pruner::acts_on_step(int epoch, int64_t step) const {
+  const auto& s = config_.schedule;
+  if (config_.l1.enabled && epoch >= config_.l1.start_epoch && epoch < config_.l1.end_epoch) return true;
+  switch (config_.method) {
+    case Method::Admm: return admm_active() && epoch >= s.start_epoch && epoch < s.end_epoch;
+    case Method::Gradual:
+      if (s.every_steps > 0) {
+        const int64_t t0 = step_of(s.start_epoch), t_end = step_of(s.end_epoch);
+        return step >= t0 && step < t_end && (step - t0) % s.every_steps == 0;
+      }
+      return false;
+    case Method::Rigl: {
+      const int64_t t_end = step_of(s.end_epoch);
+      return step > 0 && step % s.every_steps == 0 && step < t_end;
+    }
+    default: return false;
+  }
+}
+
 void Pruner::on_epoch_end(int epoch) {
   const auto& s = config_.schedule;
   if (config_.method == Method::Set && epoch + 1 <= s.end_epoch && (epoch + 1) % s.every == 0)

@@ -39,6 +39,9 @@ class Pruner {
   void on_epoch_begin(int epoch);
   void on_step(int epoch, int64_t step);
   void on_epoch_end(int epoch);
+  // Whether on_step(epoch, step) will read or change weights, gradients or masks (L1 and ADMM terms,
+  // a gradual or RigL update): the trainer runs such steps densely (RigL needs the dense gradient).
+  bool acts_on_step(int epoch, int64_t step) const;
 
   // The building blocks the schedules use (public for tests).
   // Prunes each eligible layer (or all together for "global") to `sparsity` by the criterion;

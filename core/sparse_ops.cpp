@@ -1,0 +1,146 @@
+// core/sparse_ops.cpp — the CSR twins of linear and conv2d (declared in core/ops.h).
+//   sparse_linear: x (B, IN), W_csr (OUT, IN), b (OUT) -> y (B, OUT)
+//   sparse_conv2d: x (N, C, H, W), W_csr (OC, C·KH·KW), b (OC) -> y (N, OC, OH, OW)
+// Backward does no dense weight-sized work (ARCHITECTURE invariant 3): dx through the transposed
+// copy Wt, dW only at the nonzeros (SDDMM) into W's `values` grad, db dense.
+#include <cstring>
+
+#include "core/ops.h"
+#include "kernels/elementwise.h"
+#include "kernels/sparse_conv.h"
+#include "kernels/sparse_cpu.h"
+
+namespace st {
+
+namespace {
+
+void check_cpu(const Tensor& t, const char* op) {
+  ST_CHECK(t.device() == Device::cpu, op, ": device ", device_name(t.device()),
+           " is not supported in this build");
+}
+
+struct SparseLinearNode : Node {
+  const char* name() const override { return "sparse_linear"; }
+  std::shared_ptr<CsrWeight> w;
+  int B = 0;
+  void backward(const Tensor& dy) override {
+    const bool has_bias = inputs.size() > 2;
+    bool acc = false;
+    if (needs_grad(0)) {
+      Tensor& dx = grad_slot(0, acc);
+      kernels::csr_spmm_dyw(w->wt, dy.f32(), B, dx.f32(), acc ? 1.f : 0.f);
+    }
+    if (needs_grad(1)) {
+      Tensor& dv = grad_slot(1, acc);
+      kernels::csr_sddmm_dyx(w->w, dy.f32(), inputs[0].value().f32(), B, dv.f32(), acc);
+    }
+    if (has_bias && needs_grad(2)) {
+      Tensor& db = grad_slot(2, acc);
+      kernels::bias_grad_rows(B, w->rows, dy.f32(), db.f32(), acc);
+    }
+  }
+};
+
+struct SparseConv2dNode : Node {
+  const char* name() const override { return "sparse_conv2d"; }
+  std::shared_ptr<CsrWeight> w;
+  kernels::Conv2dShape s;
+  Tensor cols;  // (C·KH·KW, N·P) from the forward
+  void backward(const Tensor& dy) override {
+    const bool has_bias = inputs.size() > 2;
+    const int P = s.OH() * s.OW();
+    const int64_t NP = int64_t(s.N) * P;
+    Tensor dy_cnp({s.OC, NP});
+    kernels::nchw_to_cnp(s.OC, s.N, P, dy.f32(), dy_cnp.f32());
+    bool acc = false;
+    if (needs_grad(0)) {
+      Tensor dcols({int64_t(w->cols), NP});
+      kernels::csr_spmm(w->wt, dy_cnp.f32(), static_cast<int>(NP), dcols.f32(), 0.f);
+      if (inputs[0].has_grad()) {
+        Tensor tmp(inputs[0].shape());
+        kernels::col2im_batch(s, dcols.f32(), tmp.f32());
+        accumulate_grad(0, tmp);
+      } else {
+        Tensor& dx = grad_slot(0, acc);
+        kernels::col2im_batch(s, dcols.f32(), dx.f32());
+      }
+    }
+    if (needs_grad(1)) {
+      Tensor& dv = grad_slot(1, acc);
+      kernels::csr_sddmm(w->w, dy_cnp.f32(), cols.f32(), static_cast<int>(NP), dv.f32(), acc);
+    }
+    if (has_bias && needs_grad(2)) {
+      Tensor& db = grad_slot(2, acc);
+      float* out = db.f32();
+      const float* d = dy_cnp.f32();
+#pragma omp parallel for schedule(static)
+      for (int c = 0; c < s.OC; ++c) {
+        double sum = 0;
+        const float* row = d + c * NP;
+        for (int64_t i = 0; i < NP; ++i) sum += row[i];
+        out[c] = acc ? out[c] + static_cast<float>(sum) : static_cast<float>(sum);
+      }
+    }
+  }
+};
+
+}  // namespace
+
+Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b) {
+  check_cpu(x.value(), "sparse_linear");
+  ST_CHECK(w != nullptr && w->shape.size() == 2, "sparse_linear: expected a (OUT, IN) CSR weight");
+  ST_CHECK(x.value().ndim() == 2 && x.shape()[1] == w->cols, "sparse_linear: input ", x.value().str(),
+           " does not match weight ", shape_str(w->shape));
+  const int B = static_cast<int>(x.shape()[0]), OUT = w->rows;
+  if (b.defined())
+    ST_CHECK(b.value().numel() == OUT, "sparse_linear: bias ", b.value().str(), " for ", OUT, " outputs");
+  Tensor y({B, OUT});
+  kernels::csr_spmm_xwt(w->w, x.value().f32(), B, y.f32(), 0.f);
+  if (b.defined()) kernels::bias_add_rows(B, OUT, b.value().f32(), y.f32());
+  auto node = std::make_shared<SparseLinearNode>();
+  node->w = w;
+  node->B = B;
+  node->inputs = {x, w->values};
+  if (b.defined()) node->inputs.push_back(b);
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
+                       const Conv2dOptions& opt) {
+  check_cpu(x.value(), "sparse_conv2d");
+  ST_CHECK(w != nullptr && w->shape.size() == 4, "sparse_conv2d: expected a (OC, C, KH, KW) CSR weight");
+  ST_CHECK(x.value().ndim() == 4 && x.shape()[1] == w->shape[1], "sparse_conv2d: input ",
+           x.value().str(), " does not match weight ", shape_str(w->shape));
+  kernels::Conv2dShape s;
+  s.N = static_cast<int>(x.shape()[0]);
+  s.C = static_cast<int>(x.shape()[1]);
+  s.H = static_cast<int>(x.shape()[2]);
+  s.W = static_cast<int>(x.shape()[3]);
+  s.OC = static_cast<int>(w->shape[0]);
+  s.KH = static_cast<int>(w->shape[2]);
+  s.KW = static_cast<int>(w->shape[3]);
+  s.stride_h = opt.stride_h;
+  s.stride_w = opt.stride_w;
+  s.pad_h = opt.pad_h;
+  s.pad_w = opt.pad_w;
+  ST_CHECK(s.OH() > 0 && s.OW() > 0, "sparse_conv2d: kernel ", s.KH, "x", s.KW,
+           " does not fit input ", x.value().str());
+  if (b.defined())
+    ST_CHECK(b.value().numel() == s.OC, "sparse_conv2d: bias ", b.value().str(), " for ", s.OC, " channels");
+  const int P = s.OH() * s.OW();
+  const int64_t NP = int64_t(s.N) * P;
+  auto node = std::make_shared<SparseConv2dNode>();
+  node->cols = Tensor({int64_t(w->cols), NP});
+  kernels::im2col_batch(s, x.value().f32(), node->cols.f32());
+  Tensor out({s.OC, NP});
+  kernels::csr_spmm(w->w, node->cols.f32(), static_cast<int>(NP), out.f32(), 0.f);
+  Tensor y({s.N, s.OC, s.OH(), s.OW()});
+  kernels::cnp_to_nchw(s.OC, s.N, P, out.f32(), b.defined() ? b.value().f32() : nullptr, y.f32());
+  node->w = w;
+  node->s = s;
+  node->inputs = {x, w->values};
+  if (b.defined()) node->inputs.push_back(b);
+  return make_result(std::move(y), std::move(node));
+}
+
+}  // namespace st

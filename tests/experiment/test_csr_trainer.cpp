@@ -1,0 +1,186 @@
+// tests/experiment/test_csr_trainer.cpp — CSR execution in whole training runs: the switch changes
+// speed, never results (ARCHITECTURE invariants 2–4), logs its switches in metrics.jsonl, and a CSR
+// run resumes bitwise; checkpoints store CSR layers as CSR and load them back.
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "doctest/doctest.h"
+#include "experiment/checkpoint.h"
+#include "experiment/safetensors.h"
+#include "experiment/setup.h"
+#include "experiment/trainer.h"
+#include "models/builder.h"
+
+using namespace st;
+using namespace st::experiment;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir(const std::string& tag) {
+  fs::path p = fs::temp_directory_path() / ("st_csr_" + tag + "_" + std::to_string(getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+json base(const char* arch = "mlp") {
+  json raw = {
+      {"name", "c"},
+      {"seed", 5},
+      {"threads", 2},
+      {"data", {{"dataset", "synthetic"},
+                {"synthetic", {{"train", 400}, {"test", 200}, {"classes", 4}, {"height", 8}, {"width", 8}}}}},
+      {"model", {{"arch", arch}}},
+      {"train", {{"epochs", 4}, {"batch_size", 50}, {"eval_batch_size", 100}}},
+      {"optimizer", {{"type", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}}},
+  };
+  if (std::string(arch) == "mlp") raw["model"]["hidden"] = {32, 16};
+  if (std::string(arch) == "layers")
+    raw["model"]["layers"] = json::parse(R"([
+      {"type": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1}, {"type": "relu"},
+      {"type": "maxpool2d", "kernel": 2}, {"type": "conv2d", "out_channels": 5, "kernel": 3, "stride": 2},
+      {"type": "relu"}, {"type": "flatten"},
+      {"type": "linear", "out_features": 16}, {"type": "relu"}, {"type": "linear", "out_features": 4}])");
+  return raw;
+}
+
+RunOptions quiet(const std::string& dir) {
+  RunOptions o;
+  o.run_dir = dir;
+  o.quiet = true;
+  return o;
+}
+
+std::vector<json> metrics(const std::string& run_dir) {
+  std::vector<json> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(json::parse(line));
+  return out;
+}
+
+// Weights of a run's checkpoint by parameter name, dense (CSR-stored layers scattered).
+std::map<std::string, std::vector<float>> weights(const std::string& run_dir, const json& raw) {
+  Config c = parse_config(raw, "test");
+  (void)c;
+  SafetensorsFile f = read_safetensors(run_dir + "/checkpoint.safetensors");
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& t : f.tensors) {
+    if (t.dtype != "F32" || t.name.rfind("optimizer.", 0) == 0) continue;
+    std::vector<float> v(t.bytes.size() / 4);
+    std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
+    out[t.name] = v;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("csr trainer: same config twice gives bitwise identical checkpoints") {
+  for (const char* pruning :
+       {R"({"method": "gradual", "target": 0.8, "schedule": {"start_epoch": 0, "end_epoch": 3, "every_steps": 3}})",
+        R"({"method": "rigl", "target": 0.8, "schedule": {"every_steps": 4, "end_epoch": 3}})",
+        R"({"method": "iterative", "target": 0.75, "schedule": {"start_epoch": 1, "rounds": 2, "every": 2, "rewind": "epoch", "rewind_epoch": 1}})",
+        R"({"method": "set", "target": 0.7})",
+        R"({"method": "admm", "target": 0.7, "schedule": {"end_epoch": 3}, "l1": {"lambda": 1e-4}})"}) {
+    INFO(pruning);
+    const std::string dir = temp_dir("twice");
+    json raw = base();
+    raw["pruning"] = json::parse(pruning);
+    Config c = parse_config(raw, "test");
+    train(c, quiet(dir + "/a"));
+    train(c, quiet(dir + "/b"));
+    SafetensorsFile fa = read_safetensors(dir + "/a/checkpoint.safetensors");
+    SafetensorsFile fb = read_safetensors(dir + "/b/checkpoint.safetensors");
+    REQUIRE(fa.tensors.size() == fb.tensors.size());
+    for (size_t i = 0; i < fa.tensors.size(); ++i) {
+      INFO(fa.tensors[i].name);
+      CHECK(fa.tensors[i].bytes == fb.tensors[i].bytes);
+    }
+  }
+}
+
+TEST_CASE("csr trainer: an interrupted and resumed CSR run ends bitwise identical") {
+  for (const char* pruning :
+       {R"({"method": "gradual", "target": 0.8, "schedule": {"start_epoch": 0, "end_epoch": 3, "every_steps": 3}})",
+        R"({"method": "rigl", "target": 0.8, "schedule": {"every_steps": 4, "end_epoch": 3}})",
+        R"({"method": "iterative", "target": 0.75, "schedule": {"start_epoch": 1, "rounds": 2, "every": 2, "rewind": "epoch", "rewind_epoch": 1}})",
+        R"({"method": "set", "target": 0.7})",
+        R"({"method": "gradual", "target": 0.9, "schedule": {"start_epoch": 0, "end_epoch": 3}})"}) {
+    INFO(pruning);
+    const std::string dir = temp_dir("resume");
+    json raw = base();
+    raw["pruning"] = json::parse(pruning);
+    raw["sparse"] = {{"threshold", 0.5}};
+    Config c = parse_config(raw, "test");
+    train(c, quiet(dir + "/full"));
+    RunOptions stop = quiet(dir + "/part");
+    stop.stop_after_epochs = 2;
+    train(c, stop);
+    resume(dir + "/part", quiet(""));
+    SafetensorsFile fa = read_safetensors(dir + "/full/checkpoint.safetensors");
+    SafetensorsFile fb = read_safetensors(dir + "/part/checkpoint.safetensors");
+    REQUIRE(fa.tensors.size() == fb.tensors.size());
+    for (size_t i = 0; i < fa.tensors.size(); ++i) {
+      INFO(fa.tensors[i].name);
+      CHECK(fa.tensors[i].name == fb.tensors[i].name);
+      CHECK(fa.tensors[i].bytes == fb.tensors[i].bytes);
+    }
+  }
+}
+
+TEST_CASE("csr trainer: gradual pruning with the switch ends as masked dense does (mlp and conv)") {
+  for (const char* arch : {"mlp", "layers"}) {
+    INFO(arch);
+    const std::string dir = temp_dir("same");
+    json raw = base(arch);
+    raw["pruning"] = json::parse(R"({"method": "gradual", "target": 0.9, "schedule": {"start_epoch": 0, "end_epoch": 3}})");
+    raw["sparse"] = {{"threshold", 0.3}};
+    TrainResult sparse = train(parse_config(raw, "test"), quiet(dir + "/csr"));
+    raw["sparse"] = {{"enabled", false}};
+    TrainResult dense = train(parse_config(raw, "test"), quiet(dir + "/dense"));
+    const auto m = metrics(dir + "/csr");
+    REQUIRE(m.size() == 4);
+    // The switch happened, is logged, and every prunable layer ended in CSR.
+    int switches = 0;
+    for (const auto& e : m) switches += static_cast<int>(e["switches"].size());
+    CHECK(switches >= 2);
+    for (const auto& [name, l] : m.back()["layers"].items()) CHECK(l["mode"] == "csr");
+    for (const auto& [name, l] : metrics(dir + "/dense").back()["layers"].items()) CHECK(l["mode"] == "dense");
+    CHECK(sparse.final_test_accuracy == doctest::Approx(dense.final_test_accuracy).epsilon(0.02));
+    auto ws = weights(dir + "/csr", raw), wd = weights(dir + "/dense", raw);
+    for (const auto& [name, v] : wd) {
+      INFO(name);
+      REQUIRE(ws.count(name));
+      double max_diff = 0, max_abs = 0;
+      for (size_t i = 0; i < v.size(); ++i) {
+        max_diff = std::max(max_diff, static_cast<double>(std::abs(v[i] - ws[name][i])));
+        max_abs = std::max(max_abs, static_cast<double>(std::abs(v[i])));
+      }
+      CHECK(max_diff <= 2e-3 * std::max(1.0, max_abs));
+    }
+    // CSR layers are in the checkpoint as CSR too, and load back into CSR mode with equal weights.
+    SafetensorsFile f = read_safetensors(dir + "/csr/checkpoint.safetensors");
+    Config c = parse_config(raw, "test");
+    auto model = models::build_model(model_spec(c), {1, 8, 8}, 4, c.seed);
+    load_checkpoint(dir + "/csr/checkpoint.safetensors", *model, nullptr);
+    int csr_params = 0;
+    for (Parameter* p : model->parameters()) {
+      if (!p->prunable) continue;
+      REQUIRE(f.find(p->name + ".csr.row_ptr") != nullptr);
+      CHECK(f.find(p->name + ".csr.row_ptr")->dtype == "I32");
+      CHECK(f.find(p->name + ".csr.col_idx")->dtype == "I32");
+      CHECK(f.find(p->name + ".csr.values")->dtype == "F32");
+      REQUIRE(p->csr != nullptr);
+      ++csr_params;
+      for (int64_t k = 0; k < p->csr->nnz(); ++k)
+        CHECK(p->csr->w.values[k] == p->var.value().f32()[p->csr->index[k]]);
+    }
+    CHECK(csr_params >= 3);
+  }
+}

@@ -28,13 +28,22 @@ void sgd_update(int64_t n, float* w, const float* g, float* momentum_buf, float 
   }
   assert(momentum_buf != nullptr);
   const float damp = 1.0f - dampening;
+  if (mask) {
+    // Branch-free (the mask is a select, not a `continue`) so the masked loop vectorizes too; a
+    // select also keeps a pruned entry at exactly 0 even when its gradient is NaN.
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
+    for (int64_t i = 0; i < n; ++i) {
+      const bool keep = mask[i] != 0;
+      const float gd = g[i] + weight_decay * w[i];
+      const float buf = first_step ? gd : momentum * momentum_buf[i] + damp * gd;
+      const float step = nesterov ? gd + momentum * buf : buf;
+      momentum_buf[i] = keep ? buf : 0.0f;
+      w[i] = keep ? w[i] - lr * step : 0.0f;
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
   for (int64_t i = 0; i < n; ++i) {
-    if (mask && !mask[i]) {
-      w[i] = 0.0f;
-      momentum_buf[i] = 0.0f;
-      continue;
-    }
     const float gd = g[i] + weight_decay * w[i];
     const float buf = first_step ? gd : momentum * momentum_buf[i] + damp * gd;
     momentum_buf[i] = buf;

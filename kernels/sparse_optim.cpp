@@ -1,5 +1,6 @@
 // kernels/sparse_optim.cpp — SGD and Adam/AdamW at a CSR weight's nonzeros (see sparse_optim.h).
 #include "kernels/sparse_optim.h"
+#include "kernels/optim.h"
 
 #include <cassert>
 #include <cmath>
@@ -38,14 +39,9 @@ void sgd_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, 
 void adam_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, float* m, float* v,
                     float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
                     int64_t step, float* values) {
-  assert(step >= 1);
-  const double bias1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
-  const double bias2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));
-  const float step_size = static_cast<float>(lr / bias1);
-  const float inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
-  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
-  const float l2 = decoupled ? 0.0f : weight_decay;
-  const float one_minus_beta1 = 1.0f - beta1, one_minus_beta2 = 1.0f - beta2;
+  const AdamConstants c = adam_constants(lr, beta1, beta2, weight_decay, decoupled, step);
+  const float step_size = c.step_size, inv_sqrt_bias2 = c.inv_sqrt_bias2, decay = c.decay, l2 = c.l2;
+  const float one_minus_beta1 = c.one_minus_beta1, one_minus_beta2 = c.one_minus_beta2;
 #pragma omp parallel for schedule(static) if (nnz >= kParallelMinElems)
   for (int64_t k = 0; k < nnz; ++k) {
     const int64_t i = index[k];

@@ -11,6 +11,7 @@
 // thread count grows.
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_conv.cpp.
 #include "kernels/conv.h"
+#include "kernels/parallel.h"
 
 #include <omp.h>
 
@@ -62,12 +63,13 @@ inline void valid_ow_range(const Conv2dShape& s, int kw, int& ow_lo, int& ow_hi)
 
 }  // namespace
 
-void im2col(const Conv2dShape& s, const float* in, float* cols) {
+void im2col(const Conv2dShape& s, const float* in, float* cols, size_t ld) {
   const int OH = s.OH(), OW = s.OW();
+  if (ld == 0) ld = static_cast<size_t>(OH) * OW;
   for (int c = 0; c < s.C; ++c)
     for (int kh = 0; kh < s.KH; ++kh)
       for (int kw = 0; kw < s.KW; ++kw) {
-        float* row = cols + ((static_cast<size_t>(c) * s.KH + kh) * s.KW + kw) * OH * OW;
+        float* row = cols + ((static_cast<size_t>(c) * s.KH + kh) * s.KW + kw) * ld;
         const float* plane = in + static_cast<size_t>(c) * s.H * s.W;
         int ow_lo, ow_hi;
         valid_ow_range(s, kw, ow_lo, ow_hi);
@@ -102,8 +104,9 @@ void im2col(const Conv2dShape& s, const float* in, float* cols) {
       }
 }
 
-void col2im(const Conv2dShape& s, const float* cols, float* in) {
+void col2im(const Conv2dShape& s, const float* cols, float* in, size_t ld) {
   const int OH = s.OH(), OW = s.OW();
+  if (ld == 0) ld = static_cast<size_t>(OH) * OW;
   std::fill(in, in + static_cast<size_t>(s.C) * s.H * s.W, 0.0f);
 #if defined(__AVX512F__)
   if (s.stride_w == 1 && s.W <= 16 && OW <= 16) {
@@ -119,7 +122,7 @@ void col2im(const Conv2dShape& s, const float* cols, float* in) {
           float* dst = in + (static_cast<size_t>(c) * s.H + ih) * s.W;
           __m512 acc = _mm512_maskz_loadu_ps(w_lanes, dst);
           for (int kw = 0; kw < s.KW; ++kw) {
-            const float* src = cols + ((static_cast<size_t>(c) * s.KH + kh) * s.KW + kw) * OH * OW +
+            const float* src = cols + ((static_cast<size_t>(c) * s.KH + kh) * s.KW + kw) * ld +
                                static_cast<size_t>(oh) * OW;
             const int shift = s.pad_w - kw;  // input column iw reads output column iw + shift
             const __mmask16 m = w_lanes & lane_mask(-shift, OW - shift);
@@ -133,7 +136,7 @@ void col2im(const Conv2dShape& s, const float* cols, float* in) {
   for (int c = 0; c < s.C; ++c)
     for (int kh = 0; kh < s.KH; ++kh)
       for (int kw = 0; kw < s.KW; ++kw) {
-        const float* row = cols + ((static_cast<size_t>(c) * s.KH + kh) * s.KW + kw) * OH * OW;
+        const float* row = cols + ((static_cast<size_t>(c) * s.KH + kh) * s.KW + kw) * ld;
         float* plane = in + static_cast<size_t>(c) * s.H * s.W;
         int ow_lo, ow_hi;
         valid_ow_range(s, kw, ow_lo, ow_hi);
@@ -171,26 +174,28 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const size_t x_image = static_cast<size_t>(s.C) * s.H * s.W, y_image = static_cast<size_t>(s.OC) * P;
   const size_t cols_size = is_pointwise(s) ? 0 : static_cast<size_t>(K) * P;
   const int nt = batch_threads(s);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {  // chunk t of nt
-    float* cols = workspace + t * cols_size;
-    for (int n = chunk_begin(s.N, t, nt); n < chunk_begin(s.N, t + 1, nt); ++n) {
-      const float* xn = x + n * x_image;
-      float* yn = y + n * y_image;
-      const float* colsn = xn;
-      if (cols_size) {
-        im2col(s, xn, cols);
-        colsn = cols;
-      }
-      sgemm(false, false, s.OC, P, K, 1.0f, w, K, colsn, P, 0.0f, yn, P);
-      if (b) {
-        for (int oc = 0; oc < s.OC; ++oc) {
-          float* row = yn + static_cast<size_t>(oc) * P;
-          for (int p = 0; p < P; ++p) row[p] += b[oc];
+  // A team smaller than asked for (OMP_DYNAMIC, thread limits) still covers every chunk.
+  parallel_region(nt, [&](int first, int team) {
+    for (int t = first; t < nt; t += team) {  // chunk t of nt
+      float* cols = workspace + t * cols_size;
+      for (int n = chunk_begin(s.N, t, nt); n < chunk_begin(s.N, t + 1, nt); ++n) {
+        const float* xn = x + n * x_image;
+        float* yn = y + n * y_image;
+        const float* colsn = xn;
+        if (cols_size) {
+          im2col(s, xn, cols);
+          colsn = cols;
+        }
+        sgemm(false, false, s.OC, P, K, 1.0f, w, K, colsn, P, 0.0f, yn, P);
+        if (b) {
+          for (int oc = 0; oc < s.OC; ++oc) {
+            float* row = yn + static_cast<size_t>(oc) * P;
+            for (int p = 0; p < P; ++p) row[p] += b[oc];
+          }
         }
       }
     }
-  }
+  });
 }
 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
@@ -199,16 +204,18 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   const size_t x_image = static_cast<size_t>(s.C) * s.H * s.W, y_image = static_cast<size_t>(s.OC) * P;
   const size_t cols_size = is_pointwise(s) ? 0 : static_cast<size_t>(K) * P;
   const int nt = batch_threads(s);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {  // chunk t of nt
-    float* cols = workspace + t * cols_size;
-    for (int n = chunk_begin(s.N, t, nt); n < chunk_begin(s.N, t + 1, nt); ++n) {
-      float* dxn = dx + n * x_image;
-      float* colsn = cols_size ? cols : dxn;
-      sgemm(true, false, K, P, s.OC, 1.0f, w, K, dy + n * y_image, P, 0.0f, colsn, P);
-      if (cols_size) col2im(s, cols, dxn);
+  // A team smaller than asked for (OMP_DYNAMIC, thread limits) still covers every chunk.
+  parallel_region(nt, [&](int first, int team) {
+    for (int t = first; t < nt; t += team) {  // chunk t of nt
+      float* cols = workspace + t * cols_size;
+      for (int n = chunk_begin(s.N, t, nt); n < chunk_begin(s.N, t + 1, nt); ++n) {
+        float* dxn = dx + n * x_image;
+        float* colsn = cols_size ? cols : dxn;
+        sgemm(true, false, K, P, s.OC, 1.0f, w, K, dy + n * y_image, P, 0.0f, colsn, P);
+        if (cols_size) col2im(s, cols, dxn);
+      }
     }
-  }
+  });
 }
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
@@ -221,41 +228,42 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   float* partial_dw = workspace + max_threads * cols_size;
   float* partial_db = partial_dw + max_threads * dw_size;
   const int nt = batch_threads(s);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads()) {  // chunk t of nt
-    float* cols = workspace + t * cols_size;
-    float* pdw = partial_dw + t * dw_size;
-    float* pdb = partial_db + t * s.OC;
-    const int n0 = chunk_begin(s.N, t, nt), n1 = chunk_begin(s.N, t + 1, nt);
-    std::fill(pdb, pdb + s.OC, 0.0f);
-    if (n0 == n1) std::fill(pdw, pdw + dw_size, 0.0f);
-    for (int n = n0; n < n1; ++n) {
-      const float* xn = x + n * x_image;
-      const float* dyn = dy + n * y_image;
-      const float* colsn = xn;
-      if (cols_size) {
-        im2col(s, xn, cols);
-        colsn = cols;
-      }
-      sgemm(false, true, s.OC, K, P, 1.0f, dyn, P, colsn, P, n == n0 ? 0.0f : 1.0f, pdw, K);
-      if (db) {
-        for (int oc = 0; oc < s.OC; ++oc) {
-          const float* row = dyn + static_cast<size_t>(oc) * P;
-          double acc = 0.0;
-          for (int p = 0; p < P; ++p) acc += row[p];
-          pdb[oc] += static_cast<float>(acc);
+  // A team smaller than asked for (OMP_DYNAMIC, thread limits) still covers every chunk.
+  parallel_region(nt, [&](int first, int team) {
+    for (int t = first; t < nt; t += team) {  // chunk t of nt
+      float* cols = workspace + t * cols_size;
+      float* pdw = partial_dw + t * dw_size;
+      float* pdb = partial_db + t * s.OC;
+      const int n0 = chunk_begin(s.N, t, nt), n1 = chunk_begin(s.N, t + 1, nt);
+      std::fill(pdb, pdb + s.OC, 0.0f);
+      if (n0 == n1) std::fill(pdw, pdw + dw_size, 0.0f);
+      for (int n = n0; n < n1; ++n) {
+        const float* xn = x + n * x_image;
+        const float* dyn = dy + n * y_image;
+        const float* colsn = xn;
+        if (cols_size) {
+          im2col(s, xn, cols);
+          colsn = cols;
+        }
+        sgemm(false, true, s.OC, K, P, 1.0f, dyn, P, colsn, P, n == n0 ? 0.0f : 1.0f, pdw, K);
+        if (db) {
+          for (int oc = 0; oc < s.OC; ++oc) {
+            const float* row = dyn + static_cast<size_t>(oc) * P;
+            double acc = 0.0;
+            for (int p = 0; p < P; ++p) acc += row[p];
+            pdb[oc] += static_cast<float>(acc);
+          }
         }
       }
     }
-  }
+  });
   // Fixed-order reduction over the per-thread partials: dw = (dw) + p0 + p1 + ...
   const bool par = nt > 1 && dw_size >= 4096;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
-  for (long long i = 0; i < static_cast<long long>(dw_size); ++i) {
+  parallel_for(static_cast<int64_t>(dw_size), par, [=](int64_t i) {
     float acc = accumulate ? dw[i] : 0.0f;
     for (int t = 0; t < nt; ++t) acc += partial_dw[t * dw_size + i];
     dw[i] = acc;
-  }
+  });
   if (db) {
     for (int oc = 0; oc < s.OC; ++oc) {
       float acc = accumulate ? db[oc] : 0.0f;

@@ -18,10 +18,11 @@ struct Conv2dShape {
   int OW() const { return (W + 2 * pad_w - KW) / stride_w + 1; }
 };
 
-// One image: in (C, H, W) -> cols (C·KH·KW, OH·OW); padding reads as 0.
-void im2col(const Conv2dShape& s, const float* in, float* cols);
+// One image: in (C, H, W) -> cols (C·KH·KW, OH·OW); padding reads as 0. `ld`: the distance between
+// rows of cols (0: OH·OW) — a batch's columns (C·KH·KW, N·OH·OW) take image n at cols + n·OH·OW.
+void im2col(const Conv2dShape& s, const float* in, float* cols, size_t ld = 0);
 // One image: cols (C·KH·KW, OH·OW) -> in (C, H, W); overlapping patches add up; overwrites `in`.
-void col2im(const Conv2dShape& s, const float* cols, float* in);
+void col2im(const Conv2dShape& s, const float* cols, float* in, size_t ld = 0);
 
 size_t conv2d_workspace_floats(const Conv2dShape& s);
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,

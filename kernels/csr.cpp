@@ -3,6 +3,7 @@
 // OpenMP-parallel when large: their reads are scattered (a dense weight, a permutation), so they
 // are bound by memory latency and gain from more misses in flight.
 #include "kernels/csr.h"
+#include "kernels/parallel.h"
 
 #include <omp.h>
 
@@ -58,11 +59,14 @@ void csr_to_dense(const CsrMatrix& a, float* dense) {
 }
 
 void csr_update_values(CsrMatrix& a, const float* dense) {
-#pragma omp parallel for schedule(static) if (a.nnz() > (1 << 16) && !omp_in_parallel())
-  for (int r = 0; r < a.rows; ++r) {
-    const float* row = dense + static_cast<size_t>(r) * a.cols;
-    for (int32_t k = a.row_ptr[r]; k < a.row_ptr[r + 1]; ++k) a.values[k] = row[a.col_idx[k]];
-  }
+  const int32_t* rp = a.row_ptr.data();
+  const int32_t* ci = a.col_idx.data();
+  float* values = a.values.data();
+  const size_t cols = static_cast<size_t>(a.cols);
+  parallel_for(a.rows, worth_parallel(a.nnz(), int64_t{1} << 16), [=](int64_t r) {
+    const float* row = dense + r * cols;
+    for (int32_t k = rp[r]; k < rp[r + 1]; ++k) values[k] = row[ci[k]];
+  });
 }
 
 CsrMatrix csr_transpose(const CsrMatrix& a, std::vector<int32_t>& perm) {
@@ -96,8 +100,9 @@ void csr_transpose_values(const CsrMatrix& a, const std::vector<int32_t>& perm, 
   const float* src = a.values.data();
   float* dst = at.values.data();
   const int32_t* p = perm.data();
-#pragma omp parallel for schedule(static) if (nnz > (1 << 16) && !omp_in_parallel())
-  for (int64_t k = 0; k < nnz; ++k) dst[k] = src[p[k]];
+  parallel_for(nnz, worth_parallel(nnz, int64_t{1} << 16), [=](int64_t k) {
+    dst[k] = src[p[k]];
+  });
 }
 
 }  // namespace st::kernels

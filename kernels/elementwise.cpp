@@ -4,6 +4,7 @@
 // and adds the chunk results in chunk order, so a fixed thread count gives fixed bits.
 // Reference: kernels/reference.cpp (softmax_xent); tests: tests/kernels/test_elementwise.cpp.
 #include "kernels/elementwise.h"
+#include "kernels/parallel.h"
 
 #include <omp.h>
 
@@ -26,49 +27,53 @@ int reduction_threads(int64_t n) {
 }  // namespace
 
 void relu_forward(int64_t n, const float* x, float* y) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  parallel_for(n, worth_parallel(n, kParallelMinElems), [=](int64_t i) {
+    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  });
 }
 
 void relu_backward(int64_t n, const float* dy, const float* y, float* dx) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  parallel_for(n, worth_parallel(n, kParallelMinElems), [=](int64_t i) {
+    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  });
 }
 
 void add(int64_t n, const float* a, const float* b, float* out) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+  parallel_for(n, worth_parallel(n, kParallelMinElems), [=](int64_t i) {
+    out[i] = a[i] + b[i];
+  });
 }
 
 void axpy(int64_t n, float alpha, const float* x, float* y) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  parallel_for(n, worth_parallel(n, kParallelMinElems), [=](int64_t i) {
+    y[i] += alpha * x[i];
+  });
 }
 
 void scale(int64_t n, float alpha, const float* x, float* y) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
+  parallel_for(n, worth_parallel(n, kParallelMinElems), [=](int64_t i) {
+    y[i] = alpha * x[i];
+  });
 }
 
 void fill(int64_t n, float value, float* y) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) y[i] = value;
+  parallel_for(n, worth_parallel(n, kParallelMinElems), [=](int64_t i) {
+    y[i] = value;
+  });
 }
 
 void bias_add_rows(int rows, int cols, const float* bias, float* y) {
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(rows) * cols >= kParallelMinElems)
-  for (int r = 0; r < rows; ++r) {
+  parallel_for(rows, worth_parallel(static_cast<int64_t>(rows) * cols, kParallelMinElems), [=](int64_t r) {
     float* row = y + static_cast<size_t>(r) * cols;
     for (int c = 0; c < cols; ++c) row[c] += bias[c];
-  }
+  });
 }
 
 void bias_grad_rows(int rows, int cols, const float* dy, float* db, bool accumulate) {
   // Parallel over 16-column blocks: each db[c] is summed over rows, in row order, by one thread.
   constexpr int kBlock = 16;
   const int blocks = (cols + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(rows) * cols >= kParallelMinElems)
-  for (int blk = 0; blk < blocks; ++blk) {
+  parallel_for(blocks, worth_parallel(static_cast<int64_t>(rows) * cols, kParallelMinElems), [=](int64_t blk) {
     const int c0 = blk * kBlock, width = std::min(kBlock, cols - c0);
     double acc[kBlock] = {};
     for (int r = 0; r < rows; ++r) {
@@ -77,22 +82,20 @@ void bias_grad_rows(int rows, int cols, const float* dy, float* db, bool accumul
     }
     for (int c = 0; c < width; ++c)
       db[c0 + c] = static_cast<float>(accumulate ? db[c0 + c] + acc[c] : acc[c]);
-  }
+  });
 }
 
 void bias_add_channels(int N, int C, int HW, const float* bias, float* y) {
   const int64_t planes = static_cast<int64_t>(N) * C;
-#pragma omp parallel for schedule(static) if (planes * HW >= kParallelMinElems)
-  for (int64_t p = 0; p < planes; ++p) {
+  parallel_for(planes, worth_parallel(planes * HW, kParallelMinElems), [=](int64_t p) {
     float* plane = y + p * HW;
     const float b = bias[p % C];
     for (int i = 0; i < HW; ++i) plane[i] += b;
-  }
+  });
 }
 
 void bias_grad_channels(int N, int C, int HW, const float* dy, float* db, bool accumulate) {
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * C * HW >= kParallelMinElems)
-  for (int c = 0; c < C; ++c) {
+  parallel_for(C, worth_parallel(static_cast<int64_t>(N) * C * HW, kParallelMinElems), [=](int64_t c) {
     double acc = 0.0;
     for (int n = 0; n < N; ++n) {
       const float* plane = dy + (static_cast<size_t>(n) * C + c) * HW;
@@ -100,19 +103,19 @@ void bias_grad_channels(int N, int C, int HW, const float* dy, float* db, bool a
       for (int i = 0; i < HW; ++i) acc += plane[i];
     }
     db[c] = static_cast<float>(accumulate ? db[c] + acc : acc);
-  }
+  });
 }
 
 void dropout_apply(int64_t n, const float* x, const uint8_t* keep, float scale, float* y) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMinElems)
-  for (int64_t i = 0; i < n; ++i) y[i] = keep[i] ? x[i] * scale : 0.0f;
+  parallel_for(n, worth_parallel(n, kParallelMinElems), [=](int64_t i) {
+    y[i] = keep[i] ? x[i] * scale : 0.0f;
+  });
 }
 
 double softmax_xent_forward(int B, int C, const float* logits, const int32_t* labels, float* probs) {
   const int nt = reduction_threads(static_cast<int64_t>(B) * C);
   double partial[kMaxChunks] = {};
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int t = 0; t < nt; ++t) {  // chunk t: its partial depends on nt only, not on the team
+  parallel_chunks(nt, [&](int t) {  // chunk t: its partial depends on nt only, not on the team
     const int b0 = static_cast<int>(static_cast<int64_t>(B) * t / nt);
     const int b1 = static_cast<int>(static_cast<int64_t>(B) * (t + 1) / nt);
     double loss = 0.0;
@@ -134,7 +137,7 @@ double softmax_xent_forward(int B, int C, const float* logits, const int32_t* la
       loss += std::log(denom) - (static_cast<double>(z[label]) - zmax);
     }
     partial[t] = loss;
-  }
+  });
   double loss = 0.0;
   for (int t = 0; t < nt; ++t) loss += partial[t];
   return B > 0 ? loss / B : 0.0;
@@ -143,41 +146,38 @@ double softmax_xent_forward(int B, int C, const float* logits, const int32_t* la
 void softmax_xent_backward(int B, int C, const float* probs, const int32_t* labels, float dloss,
                            float* dlogits) {
   const float scale = dloss / static_cast<float>(B);
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(B) * C >= kParallelMinElems)
-  for (int b = 0; b < B; ++b) {
+  parallel_for(B, worth_parallel(static_cast<int64_t>(B) * C, kParallelMinElems), [=](int64_t b) {
     const float* p = probs + static_cast<size_t>(b) * C;
     float* d = dlogits + static_cast<size_t>(b) * C;
     for (int c = 0; c < C; ++c) d[c] = p[c] * scale;
     d[labels[b]] = (p[labels[b]] - 1.0f) * scale;
-  }
+  });
 }
 
 double sum(int64_t n, const float* x) {
   const int nt = reduction_threads(n);
   double partial[kMaxChunks] = {};
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int t = 0; t < nt; ++t) {  // chunk t: its partial depends on nt only, not on the team
+  parallel_chunks(nt, [&](int t) {  // chunk t: its partial depends on nt only, not on the team
     const int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
     double acc = 0.0;
     // simd lanes are a fixed, compile-time split of the chunk: still the same bits every run.
 #pragma omp simd reduction(+ : acc)
     for (int64_t i = i0; i < i1; ++i) acc += x[i];
     partial[t] = acc;
-  }
+  });
   double total = 0.0;
   for (int t = 0; t < nt; ++t) total += partial[t];
   return total;
 }
 
 void argmax_rows(int rows, int cols, const float* x, int32_t* out) {
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(rows) * cols >= kParallelMinElems)
-  for (int r = 0; r < rows; ++r) {
+  parallel_for(rows, worth_parallel(static_cast<int64_t>(rows) * cols, kParallelMinElems), [=](int64_t r) {
     const float* row = x + static_cast<size_t>(r) * cols;
     int best = 0;
     for (int c = 1; c < cols; ++c)
       if (row[c] > row[best]) best = c;
     out[r] = best;
-  }
+  });
 }
 
 }  // namespace st::kernels

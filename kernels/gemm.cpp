@@ -15,6 +15,7 @@
 // Small problems (< 96³ multiply-adds) and calls from inside a parallel region run on one thread.
 // Reference: kernels/reference.cpp (ref::sgemm). Tests: tests/kernels/test_gemm.cpp.
 #include "kernels/gemm.h"
+#include "kernels/parallel.h"
 
 #include <omp.h>
 
@@ -315,13 +316,12 @@ void sgemm_split_k(MicroKernel kernel, bool trans_a, bool trans_b, int M, int N,
   if (partials.size() < mn * chunks) partials.resize(mn * chunks);
   float* P = partials.data();
   const bool parallel = !omp_in_parallel() && omp_get_max_threads() > 1;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int c = 0; c < chunks; ++c) {
-    const int k0 = c * kSplitKChunk, kc = std::min(kSplitKChunk, K - k0);
+  parallel_for(chunks, parallel, [=](int64_t c) {
+    const int k0 = static_cast<int>(c) * kSplitKChunk, kc = std::min(kSplitKChunk, K - k0);
     const float* a = trans_a ? A + static_cast<size_t>(k0) * lda : A + k0;
     const float* b = trans_b ? B + k0 : B + static_cast<size_t>(k0) * ldb;
     gemm_tile(kernel, trans_a, trans_b, 0, M, 0, N, kc, 1.0f, a, lda, b, ldb, 0.0f, P + c * mn, N);
-  }
+  });
   for (int i = 0; i < M; ++i) {
     float* crow = C + static_cast<size_t>(i) * ldc;
     for (int j = 0; j < N; ++j) {

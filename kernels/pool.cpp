@@ -6,6 +6,7 @@
 // writes only its own planes, which keeps backward's scatter race-free and deterministic.
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_pool.cpp.
 #include "kernels/pool.h"
+#include "kernels/parallel.h"
 
 #include <algorithm>
 #include <cassert>
@@ -30,8 +31,7 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
   const int OH = s.OH(), OW = s.OW();
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
-#pragma omp parallel for schedule(static) if (planes * in_plane >= kParallelMinElems)
-  for (long long p = 0; p < planes; ++p) {
+  parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
     const float* in = x + p * in_plane;
     float* out = y + p * out_plane;
     int32_t* arg = argmax + p * out_plane;
@@ -56,21 +56,20 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
         arg[oh * OW + ow] = best_idx;
       }
     }
-  }
+  });
 }
 
 void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx) {
   const int OH = s.OH(), OW = s.OW();
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
-#pragma omp parallel for schedule(static) if (planes * in_plane >= kParallelMinElems)
-  for (long long p = 0; p < planes; ++p) {
+  parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
     float* d = dx + p * in_plane;
     const float* g = dy + p * out_plane;
     const int32_t* arg = argmax + p * out_plane;
     std::fill(d, d + in_plane, 0.0f);
     for (size_t o = 0; o < out_plane; ++o) d[arg[o]] += g[o];
-  }
+  });
 }
 
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
@@ -78,8 +77,7 @@ void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
   const float inv_area = 1.0f / static_cast<float>(s.KH * s.KW);
-#pragma omp parallel for schedule(static) if (planes * in_plane >= kParallelMinElems)
-  for (long long p = 0; p < planes; ++p) {
+  parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
     const float* in = x + p * in_plane;
     float* out = y + p * out_plane;
     for (int oh = 0; oh < OH; ++oh) {
@@ -94,7 +92,7 @@ void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
         out[oh * OW + ow] = acc * inv_area;
       }
     }
-  }
+  });
 }
 
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
@@ -102,8 +100,7 @@ void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
   const float inv_area = 1.0f / static_cast<float>(s.KH * s.KW);
-#pragma omp parallel for schedule(static) if (planes * in_plane >= kParallelMinElems)
-  for (long long p = 0; p < planes; ++p) {
+  parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
     float* d = dx + p * in_plane;
     const float* g = dy + p * out_plane;
     std::fill(d, d + in_plane, 0.0f);
@@ -118,7 +115,7 @@ void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
           for (int iw = w0; iw < w1; ++iw) d[ih * s.W + iw] += share;
       }
     }
-  }
+  });
 }
 
 }  // namespace st::kernels

@@ -28,6 +28,7 @@
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_sparse.cpp.
 // Bench: bench/bench_kernels.cpp.
 #include "kernels/sparse_cpu.h"
+#include "kernels/parallel.h"
 
 #include <omp.h>
 
@@ -539,9 +540,7 @@ void xwt_tiled(const CsrMatrix& W, const float* x, int batch, float* y, float be
   const int OUT = W.rows, IN = W.cols;
   const int tiles = (batch + TB - 1) / TB;
   const int T = threads_for((W.nnz() + OUT + IN) * static_cast<int64_t>(batch));
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_region(T, [&](int t, int nt) {
     // Work units: (batch tile, row chunk), tile-major. Whole tiles per thread when they divide
     // evenly (each thread packs only its own tiles); otherwise every tile is split into nt row
     // chunks of equal nnz.
@@ -564,7 +563,7 @@ void xwt_tiled(const CsrMatrix& W, const float* x, int batch, float* y, float be
       }
       tile_rows<V>(W, r0, r1, xtile, b0, nb, y, beta);
     }
-  }
+  });
 }
 
 
@@ -607,9 +606,7 @@ void sddmm_dyx_tiled(const CsrMatrix& W, const float* dy, const float* x, int ba
   const int32_t* rp = W.row_ptr.data();
   const int32_t* ci = W.col_idx.data();
   const int T = threads_for((W.nnz() + OUT + IN) * static_cast<int64_t>(batch));
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_region(T, [&](int t, int nt) {
     const int ib = (IN + 15) / 16;
     const int kb0 = even_split(ib, t, nt), kb1 = even_split(ib, t + 1, nt);
     for (int tile = 0; tile < tiles; ++tile)
@@ -642,7 +639,7 @@ void sddmm_dyx_tiled(const CsrMatrix& W, const float* dy, const float* x, int ba
           sddmm_tile_row(ci, rp[g + i], rp[g + i + 1], dyblk + TB * i, xtile, dw_values, add);
       }
     }
-  }
+  });
 }
 
 #else  // portable fallbacks (auto-vectorized loops), same contracts and sum orders per element
@@ -703,23 +700,19 @@ void transpose_dense(int rows, int cols, const float* a, float* at) {
   if (rows == 0 || cols == 0) return;
   const int cblocks = (cols + 15) / 16;
   const int T = threads_for(static_cast<int64_t>(rows) * cols / 4);
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_region(T, [&](int t, int nt) {
     transpose_blocks(rows, cols, a, at, even_split(cblocks, t, nt), even_split(cblocks, t + 1, nt));
-  }
+  });
 }
 
 void csr_spmm(const CsrMatrix& A, const float* B, int N, float* C, float beta) {
   if (A.rows == 0 || N == 0) return;
   const int T = threads_for((A.nnz() + A.rows) * N);
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_region(T, [&](int t, int nt) {
     const int r0 = split_units(A.row_ptr, A.rows, 1, t, nt);
     const int r1 = split_units(A.row_ptr, A.rows, 1, t + 1, nt);
     if (r0 < r1) spmm_rows(A, r0, r1, B, N, C + static_cast<size_t>(r0) * N, N, beta);
-  }
+  });
 }
 
 void csr_spmm_t(const CsrMatrix& A, const float* B, int N, float* C, float beta) {
@@ -727,9 +720,7 @@ void csr_spmm_t(const CsrMatrix& A, const float* B, int N, float* C, float beta)
   if (K == 0 || N == 0) return;
   const int vecs = (N + 15) / 16;
   const int T = std::min(threads_for((A.nnz() + K) * N), vecs);
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_region(T, [&](int t, int nt) {
     const int n0 = std::min(N, 16 * even_split(vecs, t, nt));
     const int n1 = std::min(N, 16 * even_split(vecs, t + 1, nt));
     if (n0 < n1) {
@@ -739,7 +730,7 @@ void csr_spmm_t(const CsrMatrix& A, const float* B, int N, float* C, float beta)
       }
       scatter_cols(A, B, N, C, n0, n1);
     }
-  }
+  });
 }
 
 void csr_sddmm(const CsrMatrix& P, const float* X, const float* Y, int N, float* out_values,
@@ -750,13 +741,11 @@ void csr_sddmm(const CsrMatrix& P, const float* X, const float* Y, int N, float*
     return;
   }
   const int T = threads_for((P.nnz() + P.rows) * N);
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_region(T, [&](int t, int nt) {
     const int r0 = split_units(P.row_ptr, P.rows, 1, t, nt);
     const int r1 = split_units(P.row_ptr, P.rows, 1, t + 1, nt);
     sddmm_rows(P, r0, r1, X + static_cast<size_t>(r0) * N, Y, N, out_values, accumulate);
-  }
+  });
 }
 
 void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta) {
@@ -772,9 +761,7 @@ void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float
   float* xt = scratch(xt_buf, static_cast<size_t>(IN) * batch);
   float* yt = scratch(yt_buf, static_cast<size_t>(OUT) * batch);
   const int T = threads_for((W.nnz() + OUT + IN) * static_cast<int64_t>(batch));
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_region(T, [&](int t, int nt) {
     const int ib = (IN + 15) / 16, bb = (batch + 15) / 16;
     transpose_blocks(batch, IN, x, xt, even_split(ib, t, nt), even_split(ib, t + 1, nt));
 #pragma omp barrier
@@ -783,7 +770,7 @@ void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float
     if (r0 < r1) spmm_rows(W, r0, r1, xt, batch, yt + static_cast<size_t>(r0) * batch, batch, 0.0f);
 #pragma omp barrier
     transpose_blocks(OUT, batch, yt, y, even_split(bb, t, nt), even_split(bb, t + 1, nt), beta);
-  }
+  });
 #endif
 }
 
@@ -806,9 +793,7 @@ void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batc
   float* dyt = scratch(dyt_buf, static_cast<size_t>(OUT) * batch);
   float* xt = scratch(xt_buf, static_cast<size_t>(IN) * batch);
   const int T = threads_for((W.nnz() + OUT + IN) * static_cast<int64_t>(batch));
-#pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_region(T, [&](int t, int nt) {
     const int ob = (OUT + 15) / 16, ib = (IN + 15) / 16;
     // One split over both transposes' column blocks keeps the threads' shares even.
     const int b0 = even_split(ob + ib, t, nt), b1 = even_split(ob + ib, t + 1, nt);
@@ -818,7 +803,7 @@ void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batc
     const int r0 = split_units(W.row_ptr, OUT, 1, t, nt);
     const int r1 = split_units(W.row_ptr, OUT, 1, t + 1, nt);
     sddmm_rows(W, r0, r1, dyt + static_cast<size_t>(r0) * batch, xt, batch, dw_values, accumulate);
-  }
+  });
 #endif
 }
 

@@ -222,6 +222,35 @@ TEST_CASE("Linear-layout kernels: xWᵀ, dy·W, SDDMM(dyᵀ·x)") {
       }
 }
 
+// A wide layer (IN = 2500: a ragged last k-block of the packed tile) with a ragged row group
+// (OUT = 37), sparse to dense, at 1, 2 and 3 threads.
+TEST_CASE("xWᵀ on wide layers against the reference, any thread count") {
+  const int saved = omp_get_max_threads();
+  uint32_t seed = 900;
+  for (int batch : {45, 7, 64})
+    for (double d : {0.02, 0.4, 1.0})
+      for (float beta : {0.0f, 1.0f}) {
+        const int OUT = 37, IN = 2500;
+        INFO("batch=" << batch << " density=" << d << " beta=" << beta);
+        SparseCase c = make_case(OUT, IN, d, ++seed);
+        const auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
+        const auto xt = transposed(x, batch, IN);
+        const auto y0 = init_output(static_cast<size_t>(batch) * OUT, beta, ++seed);
+        auto yt_want = transposed(y0, batch, OUT);
+        ref::csr_spmm(c.csr, xt.data(), batch, yt_want.data(), beta);
+        std::vector<float> first;
+        for (int threads : {2, 1, 3}) {
+          omp_set_num_threads(threads);
+          auto y = y0;
+          csr_spmm_xwt(c.csr, x.data(), batch, y.data(), beta);
+          test::check_close(transposed(y, batch, OUT), yt_want, 1e-5, scale_for(IN));
+          if (first.empty()) first = y;
+          else CHECK(test::bitwise_equal(y, first));
+        }
+      }
+  omp_set_num_threads(saved);
+}
+
 TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread counts") {
   const int saved = omp_get_max_threads();
   // batch 72: 3 tiles of 32 (split into row chunks at 2 threads, whole tiles at 3); 128: 4 tiles

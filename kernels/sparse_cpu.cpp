@@ -458,11 +458,16 @@ void pack_tile(const float* x, int IN, int b0, int nb, float* xtile, int ld, int
 }
 
 // out[v] = Σ_k vals[k]·xtile[cols[k], 16v : 16v + 16] over [k0, k1). Nonzero i goes to partial
-// sum i % P (P·V ≥ 4 chains hide the FMA latency), the partials are added in a fixed order.
+// sum i % P; P·V = kChains independent FMA chains keep both FMA pipes busy through the 4-cycle
+// latency; the partials are added in a fixed order.
+#ifndef ST_SPMM_CHAINS
+#define ST_SPMM_CHAINS 4
+#endif
+constexpr int kChains = ST_SPMM_CHAINS;
 template <int V>
 inline void tile_row(const int32_t* cols, const float* vals, int32_t k0, int32_t k1,
                      const float* xtile, __m512* out) {
-  constexpr int P = V >= 4 ? 1 : 4 / V;
+  constexpr int P = V >= kChains ? 1 : kChains / V;
   constexpr size_t ld = 16 * V;
   __m512 p[P][V];
   for (int q = 0; q < P; ++q)
@@ -479,10 +484,10 @@ inline void tile_row(const int32_t* cols, const float* vals, int32_t k0, int32_t
     const float* xr = xtile + ld * static_cast<size_t>(cols[k + q]);
     for (int v = 0; v < V; ++v) p[q][v] = _mm512_fmadd_ps(a, _mm512_load_ps(xr + 16 * v), p[q][v]);
   }
-  for (int v = 0; v < V; ++v) {
-    if constexpr (P == 4) out[v] = _mm512_add_ps(_mm512_add_ps(p[0][v], p[1][v]), _mm512_add_ps(p[2][v], p[3][v]));
-    else if constexpr (P == 2) out[v] = _mm512_add_ps(p[0][v], p[1][v]);
-    else out[v] = p[0][v];
+  for (int v = 0; v < V; ++v) {  // pairwise tree over the P partials
+    for (int width = P / 2; width >= 1; width /= 2)
+      for (int q = 0; q < width; ++q) p[q][v] = _mm512_add_ps(p[q][v], p[q + width][v]);
+    out[v] = p[0][v];
   }
 }
 

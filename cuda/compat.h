@@ -1,0 +1,67 @@
+// cuda/compat.h — what every cuda/*.cu file includes first. Under nvcc it is <cuda_runtime.h>;
+// under g++ it is the CPU emulator (cuda/emu/emu.h), which provides the same names, so one kernel
+// source builds both the real backend (st_cuda) and its CPU emulation (st_cuda_emu).
+//
+//   ST_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...);
+//       a kernel launch; the kernel comes last so template commas need no parentheses:
+//       ST_LAUNCH(grid, 256, 0, s, gemm_tile<float, 4>)(a, b, c, n);
+//   ST_DYNAMIC_SHARED(type, name);
+//       `type* name` pointing at the launch's dynamic shared memory (16-byte aligned).
+//   ST_CUDA_CHECK(call);        throws std::runtime_error naming the call, file:line and the error
+//   ST_CUDA_CHECK_LAUNCH();     checks cudaGetLastError() right after a launch
+//   ST_CUSPARSE_CHECK(call);    the same for cuSPARSE calls (needs <cusparse.h> where it is used)
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#if defined(__CUDACC__)
+
+#include <cuda_runtime.h>
+
+#define ST_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+
+// One raw buffer declared per kernel; the cast gives it the caller's element type. Declaring the
+// buffer as unsigned char with 16-byte alignment lets float4 loads use it whatever `type` is.
+#define ST_DYNAMIC_SHARED(type, name)                                  \
+  extern __shared__ __align__(16) unsigned char st_dynamic_smem_raw[]; \
+  type* name = reinterpret_cast<type*>(st_dynamic_smem_raw)
+
+#else
+
+#include "cuda/emu/emu.h"
+
+#endif
+
+namespace st::cuda_detail {
+
+[[noreturn]] inline void throw_call_error(const char* api, const char* expr, const char* file,
+                                          int line, const char* message) {
+  throw std::runtime_error(std::string(api) + " call " + expr + " failed at " + file + ":" +
+                           std::to_string(line) + ": " + (message ? message : "unknown error"));
+}
+
+}  // namespace st::cuda_detail
+
+// A failed call also sets the runtime's last error; it is cleared before throwing, so the next
+// ST_CUDA_CHECK_LAUNCH does not report this failure again as its launch's.
+#define ST_CUDA_CHECK(expr)                                                                 \
+  do {                                                                                      \
+    cudaError_t st_cuda_err_ = (expr);                                                      \
+    if (st_cuda_err_ != cudaSuccess) {                                                      \
+      (void)cudaGetLastError();                                                             \
+      ::st::cuda_detail::throw_call_error("CUDA", #expr, __FILE__, __LINE__,                \
+                                          cudaGetErrorString(st_cuda_err_));                \
+    }                                                                                       \
+  } while (0)
+
+#define ST_CUDA_CHECK_LAUNCH() ST_CUDA_CHECK(cudaGetLastError())
+
+// Expands to cuSPARSE names only where used, so defining it here costs nothing elsewhere.
+#define ST_CUSPARSE_CHECK(expr)                                                             \
+  do {                                                                                      \
+    cusparseStatus_t st_cusparse_status_ = (expr);                                          \
+    if (st_cusparse_status_ != CUSPARSE_STATUS_SUCCESS)                                     \
+      ::st::cuda_detail::throw_call_error("cuSPARSE", #expr, __FILE__, __LINE__,            \
+                                          cusparseGetErrorString(st_cusparse_status_));     \
+  } while (0)

@@ -1,0 +1,106 @@
+// cuda/optim.cu — fused masked SGD and Adam/AdamW steps (math in kernels/optim.h, contracts in
+// cuda/optim.h). One thread per element over a grid-stride loop: each element is independent, so
+// the update is one coalesced pass over w, g and the state, with the mask applied in the same
+// pass as a select (a pruned entry stays exactly 0 even when its gradient is NaN).
+// Reference: kernels/optim.cpp, kernels/reference.cpp. Tests: tests/cuda/test_optim.cpp.
+#include "cuda/compat.h"
+
+#include <cstdint>
+
+#include "cuda/optim.h"
+#include "cuda/runtime.h"
+#include "kernels/optim.h"
+
+namespace st::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops cover the rest
+
+int blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<int>(b < 1 ? 1 : (b > kMaxBlocks ? kMaxBlocks : b));
+}
+
+#define ST_GRID_STRIDE(i, n)                                                              \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+// momentum == 0: w -= lr·(g + wd·w); the buffer (if any) is only zeroed where masked.
+__global__ void sgd_plain_kernel(int64_t n, float* __restrict__ w, const float* __restrict__ g,
+                                 float* __restrict__ momentum_buf, float lr, float weight_decay,
+                                 const uint8_t* __restrict__ mask) {
+  ST_GRID_STRIDE(i, n) {
+    if (mask && !mask[i]) {
+      w[i] = 0.f;
+      if (momentum_buf) momentum_buf[i] = 0.f;
+      continue;
+    }
+    w[i] -= lr * (g[i] + weight_decay * w[i]);
+  }
+}
+
+__global__ void sgd_momentum_kernel(int64_t n, float* __restrict__ w, const float* __restrict__ g,
+                                    float* __restrict__ momentum_buf, float lr, float momentum,
+                                    float damp, float weight_decay, bool nesterov, bool first_step,
+                                    const uint8_t* __restrict__ mask) {
+  ST_GRID_STRIDE(i, n) {
+    const bool keep = mask == nullptr || mask[i] != 0;
+    const float wi = w[i];
+    const float gd = g[i] + weight_decay * wi;
+    const float buf = first_step ? gd : momentum * momentum_buf[i] + damp * gd;
+    const float step = nesterov ? gd + momentum * buf : buf;
+    momentum_buf[i] = keep ? buf : 0.f;
+    w[i] = keep ? wi - lr * step : 0.f;
+  }
+}
+
+__global__ void adam_kernel(int64_t n, float* __restrict__ w, const float* __restrict__ g,
+                            float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
+                            float eps, kernels::AdamConstants c, const uint8_t* __restrict__ mask) {
+  ST_GRID_STRIDE(i, n) {
+    const bool keep = mask == nullptr || mask[i] != 0;
+    const float w0 = w[i];
+    const float wi = w0 * c.decay;
+    const float gi = g[i] + c.l2 * w0;
+    const float mi = beta1 * m[i] + c.one_minus_beta1 * gi;
+    const float vi = beta2 * v[i] + c.one_minus_beta2 * gi * gi;
+    m[i] = keep ? mi : 0.f;
+    v[i] = keep ? vi : 0.f;
+    w[i] = keep ? wi - c.step_size * mi / (sqrtf(vi) * c.inv_sqrt_bias2 + eps) : 0.f;
+  }
+}
+
+#undef ST_GRID_STRIDE
+
+cudaStream_t current_stream() { return static_cast<cudaStream_t>(st::cuda::stream()); }
+
+}  // namespace
+
+void sgd_update(int64_t n, float* w, const float* g, float* momentum_buf, float lr, float momentum,
+                float dampening, float weight_decay, bool nesterov, bool first_step,
+                const uint8_t* mask) {
+  if (n <= 0) return;
+  if (momentum == 0.0f) {
+    ST_LAUNCH(blocks_for(n), kThreads, 0, current_stream(), sgd_plain_kernel)(
+        n, w, g, momentum_buf, lr, weight_decay, mask);
+  } else {
+    ST_LAUNCH(blocks_for(n), kThreads, 0, current_stream(), sgd_momentum_kernel)(
+        n, w, g, momentum_buf, lr, momentum, 1.0f - dampening, weight_decay, nesterov, first_step,
+        mask);
+  }
+  ST_CUDA_CHECK_LAUNCH();
+}
+
+void adam_update(int64_t n, float* w, const float* g, float* m, float* v, float lr, float beta1,
+                 float beta2, float eps, float weight_decay, bool decoupled, int64_t step,
+                 const uint8_t* mask) {
+  if (n <= 0) return;
+  const kernels::AdamConstants c =
+      kernels::adam_constants(lr, beta1, beta2, weight_decay, decoupled, step);
+  ST_LAUNCH(blocks_for(n), kThreads, 0, current_stream(), adam_kernel)(n, w, g, m, v, beta1, beta2,
+                                                                       eps, c, mask);
+  ST_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace st::cuda

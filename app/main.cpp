@@ -1,4 +1,4 @@
-// app/main.cpp — the `sparsetrain` command line: train | sweep | eval | info | bench.
+// app/main.cpp — the `sparsetrain` command line: train | sweep | eval | info | export | bench | device.
 // Every user mistake ends as "error: <what, naming the file/key/value>" and exit code 1.
 #include <omp.h>
 
@@ -10,6 +10,7 @@
 
 #include "bench/bench.h"
 #include "core/ops.h"
+#include "cuda/runtime.h"
 #include "data/dataset.h"
 #include "experiment/checkpoint.h"
 #include "experiment/config.h"
@@ -32,7 +33,7 @@ std::string checkpoint_path(const std::string& p) {
 }
 
 int cmd_eval(const std::string& target, const std::string& dataset, const std::string& dir,
-             const std::string& split, int batch, int threads) {
+             const std::string& split, int batch, int threads, const std::string& device) {
   const std::string ckpt = checkpoint_path(target);
   experiment::CheckpointInfo info = experiment::read_checkpoint_info(ckpt);
   experiment::Config config = experiment::parse_config(info.config, ckpt + " (config)");
@@ -43,6 +44,7 @@ int cmd_eval(const std::string& target, const std::string& dataset, const std::s
   }
   if (!dir.empty()) raw["data"]["dir"] = dir;
   if (threads >= 0) raw["threads"] = threads;
+  if (!device.empty()) raw["device"] = device;
   config = experiment::parse_config(raw, ckpt + " (config)");
   experiment::apply_process_settings(config);
   data::DatasetSplits data = data::load_dataset(experiment::data_options(config));
@@ -54,10 +56,27 @@ int cmd_eval(const std::string& target, const std::string& dataset, const std::s
                                    {set->channels, set->height, set->width}, set->num_classes,
                                    config.seed);
   experiment::load_checkpoint(ckpt, *model, nullptr);
+  model->to(experiment::core_device(config));
   experiment::EvalResult r = experiment::evaluate(*model, *set, batch);
   std::printf("%s on %s/%s (%lld samples): accuracy %.2f%%  loss %.4f  (epoch %d)\n", ckpt.c_str(),
               experiment::to_string(config.data.dataset), split.c_str(),
               static_cast<long long>(r.samples), 100 * r.accuracy, r.loss, info.epoch);
+  return 0;
+}
+
+// What the CUDA backend sees: whether `"device": "cuda"` can run here, and on what.
+int cmd_device() {
+  const cuda::DeviceInfo info = cuda::device_info();
+  std::printf("cuda backend: %s\n", cuda::emulated() ? "CPU emulator (built without nvcc)" : "nvcc-built");
+  if (!info.available) {
+    std::printf("device: none (%s)\n", info.reason.c_str());
+    return 0;
+  }
+  if (info.emulated)
+    std::printf("device: CPU emulator (SPARSETRAIN_CUDA_EMULATION=1; slow, for testing)\n");
+  else
+    std::printf("device: %s, compute capability %d.%d, %.1f GiB\n", info.name.c_str(), info.cc_major,
+                info.cc_minor, info.total_memory / double(1 << 30));
   return 0;
 }
 
@@ -133,6 +152,9 @@ int main(int argc, char** argv) {
   train->add_option("--stop-after", run.stop_after_epochs,
                     "Stop after this many epochs in total (resumable later)");
   train->add_flag("--quiet,-q", run.quiet, "No per-epoch output");
+  train->add_option("--device", run.device, "cpu | cuda: run there instead of on the config's device "
+                                            "(also when resuming)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 
   // eval
   auto* eval = app.add_subcommand("eval", "Score a checkpoint (or run folder) on a dataset split");
@@ -145,6 +167,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"test", "validation", "train"}));
   eval->add_option("--batch", eval_batch, "Batch size")->check(CLI::PositiveNumber);
   eval->add_option("--threads", eval_threads, "OpenMP threads (0 = all cores)");
+  std::string eval_device;
+  eval->add_option("--device", eval_device, "cpu | cuda (default: the run's)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+
+  // device
+  auto* device = app.add_subcommand("device", "Show whether the CUDA backend has a device here");
 
   // info
   auto* info = app.add_subcommand("info", "List a checkpoint's tensors and metadata");
@@ -227,7 +255,10 @@ int main(int argc, char** argv) {
     } else if (sweep->parsed()) {
       experiment::run_sweep(experiment::load_sweep(sweep_path), sweep_opts);
     } else if (eval->parsed()) {
-      return cmd_eval(eval_target, eval_dataset, eval_dir, eval_split, eval_batch, eval_threads);
+      return cmd_eval(eval_target, eval_dataset, eval_dir, eval_split, eval_batch, eval_threads,
+                      eval_device);
+    } else if (device->parsed()) {
+      return cmd_device();
     } else if (exp->parsed()) {
       ST_CHECK(export_compact, "export: only --compact is supported (write a compact dense model)");
       const auto r = experiment::export_compact(export_target, export_out);

@@ -1,6 +1,9 @@
 // core/csr_weight.h — the CSR execution state of a pruned weight (ARCHITECTURE invariants 3 and 4).
-//   make_csr_weight:    dense weight (rows, cols) view + u8 mask -> CsrWeight (pattern = the mask)
-//   refresh_csr_values: after the dense weight changed (a dense step): gather the live values again
+//   make_csr_weight:     dense weight (rows, cols) view + u8 mask -> CsrWeight (pattern = the mask)
+//   refresh_csr_values:  after the dense weight changed (a dense step): gather the live values again
+//   sync_csr_copies:     after the optimizer wrote W's values: mirror them into `values` and Wt
+//   move_csr_weight:     to another device (with the dense weight it belongs to)
+//   download_csr_values: make the host copy's values current (checkpoints, tests)
 // The Parameter's dense tensor stays the source of truth: in CSR mode the optimizer writes it at the
 // nonzeros only (`index`), together with W's values, so eval, checkpoints, reports and the pruner
 // read correct dense weights with no sync. Per step the work is O(nnz): the forward and both
@@ -8,13 +11,20 @@
 // A mask change rebuilds the whole object (O(numel), only at mask changes): the structure, the index
 // into the dense weight and the values; the optimizer state lives at dense positions, so it is
 // remapped by construction (pruned entries were zeroed by the pruner, kept ones keep theirs).
-// Ops on it: core/ops.h (sparse_linear, sparse_conv2d). Tests: tests/core/test_sparse_ops.cpp.
+// Devices: the CsrWeight lives on its dense weight's device. On cuda it has a device mirror (dw, dwt,
+// dperm, dindex: cuda::DeviceCsr and arrays from st::cuda::device_alloc, uploaded when the object is
+// built or moved, freed with it) that the kernels and the optimizer use; `values` is a cuda tensor;
+// the host w / wt keep the structure (built on the host, the mask is a host array) but their values
+// are current only after download_csr_values.
+// Ops on it: core/ops.h (sparse_linear, sparse_conv2d). Tests: tests/core/test_sparse_ops.cpp,
+// tests/core/test_cuda_ops.cpp.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "core/variable.h"
+#include "cuda/sparse.h"
 #include "kernels/csr.h"
 
 namespace st {
@@ -27,15 +37,33 @@ struct CsrWeight {
   std::vector<int32_t> perm;    // wt.values[p] = w.values[perm[p]]
   std::vector<int64_t> index;   // dense offset (row-major) of each nonzero of w, in w's order
   Variable values;              // (nnz): value mirrors w.values; grad = dL/dW at the nonzeros
+  // The device mirror (device == cuda only).
+  Device device = Device::cpu;
+  cuda::DeviceCsr dw, dwt;      // W and Wt on the device; dw.values are the live weights there
+  int32_t* dperm = nullptr;     // perm (nnz)
+  int64_t* dindex = nullptr;    // index (nnz)
+
+  CsrWeight() = default;
+  CsrWeight(const CsrWeight&) = delete;  // owns the device mirror
+  CsrWeight& operator=(const CsrWeight&) = delete;
+  ~CsrWeight();
   int64_t nnz() const { return w.nnz(); }
   double sparsity() const { return rows && cols ? 1.0 - double(nnz()) / (double(rows) * cols) : 0.0; }
 };
 
-// mask may be null (every entry kept).
+// mask (host, may be null: every entry kept). The result lives on dense's device (a cuda dense
+// weight is downloaded to build the structure: O(numel), at mask changes only).
 std::shared_ptr<CsrWeight> make_csr_weight(const Tensor& dense, const uint8_t* mask);
-// w.values, values and wt.values from `dense` at the pattern (O(nnz)).
+// w.values, values and wt.values from `dense` (on c's device) at the pattern (O(nnz)).
+void refresh_csr_values(CsrWeight& c, const Tensor& dense);
+// The host form (cpu CsrWeight only): dense is a host array.
 void refresh_csr_values(CsrWeight& c, const float* dense);
-// After the optimizer wrote w.values: mirror them into `values` and wt (O(nnz)).
+// After the optimizer wrote w.values (dw.values on cuda): mirror them into `values` and Wt (O(nnz)).
 void sync_csr_copies(CsrWeight& c);
+// Moves c to `device`: uploads the structure and values (cpu -> cuda), or brings the values back
+// and frees the mirror (cuda -> cpu). values' gradient is dropped (moves happen between steps).
+void move_csr_weight(CsrWeight& c, Device device);
+// cuda: copies dw.values into the host w.values (and wt). cpu: nothing to do.
+void download_csr_values(CsrWeight& c);
 
 }  // namespace st

@@ -7,6 +7,8 @@
 #include <tuple>
 #include <vector>
 
+#include "cuda/conv.h"
+#include "cuda/dense.h"
 #include "kernels/conv.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
@@ -18,10 +20,26 @@ namespace st {
 namespace {
 
 DenseBackend g_backend = DenseBackend::onednn;
+SparseImpl g_sparse_impl = SparseImpl::native;
 
-void check_cpu(const Tensor& t, const char* op) {
-  ST_CHECK(t.device() == Device::cpu, op, ": device ", device_name(t.device()),
-           " is not supported in this build");
+bool on_cuda(const Tensor& t) { return t.device() == Device::cuda; }
+
+// Every input of an op on one device: the op runs there.
+void check_device(const char* op, const Tensor& x, const Variable& other) {
+  if (!other.defined()) return;
+  ST_CHECK(other.value().device() == x.device(), op, ": input ", x.str(), " and ",
+           other.value().str(), " are on different devices");
+}
+
+// A float pointer on the tensor's own device (for code shared by both devices' kernels).
+float* data_f32(const Tensor& t) { return on_cuda(t) ? t.cuda_f32() : t.f32(); }
+
+// y += x on the tensors' device.
+void add_into(const Tensor& x, Tensor& y) {
+  if (on_cuda(y))
+    cuda::axpy(x.numel(), 1.f, x.cuda_f32(), y.cuda_f32());
+  else
+    kernels::axpy(x.numel(), 1.f, x.f32(), y.f32());
 }
 
 // oneDNN primitives are created once per shape and reused every step (a per-shape cache: layers of
@@ -42,7 +60,7 @@ kernels::OnednnConv2d& onednn_conv(const kernels::Conv2dShape& s, bool bias) {
   return *p;
 }
 
-const float* data_or_null(const Variable& v) { return v.defined() ? v.value().f32() : nullptr; }
+const float* data_or_null(const Variable& v) { return v.defined() ? data_f32(v.value()) : nullptr; }
 
 // ---------------------------------------------------------------------------------------------
 struct LinearNode : Node {
@@ -50,6 +68,7 @@ struct LinearNode : Node {
   int B, IN, OUT;
   DenseBackend backend;
   void backward(const Tensor& dy) override {
+    if (on_cuda(dy)) return backward_cuda(dy);
     const float* x = inputs[0].value().f32();
     const float* w = inputs[1].value().f32();
     const bool has_bias = inputs.size() > 2;
@@ -97,6 +116,27 @@ struct LinearNode : Node {
       kernels::bias_grad_rows(B, OUT, dy.f32(), db.f32(), acc);
     }
   }
+  // dx (B, IN) = dy · W, dW (OUT, IN) (+)= dyᵀ · x, db (OUT) (+)= Σ_rows dy: SGEMMs whose beta says
+  // whether they accumulate.
+  void backward_cuda(const Tensor& dy) {
+    const float* x = inputs[0].value().cuda_f32();
+    const float* w = inputs[1].value().cuda_f32();
+    bool acc = false;
+    if (needs_grad(0)) {
+      Tensor& dx = grad_slot(0, acc);
+      cuda::sgemm(false, false, B, IN, OUT, 1.f, dy.cuda_f32(), OUT, w, IN, acc ? 1.f : 0.f,
+                  dx.cuda_f32(), IN);
+    }
+    if (needs_grad(1)) {
+      Tensor& dw = grad_slot(1, acc);
+      cuda::sgemm(true, false, OUT, IN, B, 1.f, dy.cuda_f32(), OUT, x, IN, acc ? 1.f : 0.f,
+                  dw.cuda_f32(), IN);
+    }
+    if (inputs.size() > 2 && needs_grad(2)) {
+      Tensor& db = grad_slot(2, acc);
+      cuda::bias_grad_rows(B, OUT, dy.cuda_f32(), db.cuda_f32(), acc);
+    }
+  }
 };
 
 kernels::Conv2dShape conv_shape(const Shape& x, const Shape& w, const Conv2dOptions& o) {
@@ -120,6 +160,7 @@ struct Conv2dNode : Node {
   kernels::Conv2dShape s;
   DenseBackend backend;
   void backward(const Tensor& dy) override {
+    if (on_cuda(dy)) return backward_cuda(dy);
     const float* x = inputs[0].value().f32();
     const float* w = inputs[1].value().f32();
     const bool has_bias = inputs.size() > 2;
@@ -172,6 +213,48 @@ struct Conv2dNode : Node {
     else
       kernels::conv2d_backward_weights(s, x, dy.f32(), dw, db, acc_w, ws());
   }
+  // The same contracts as the cpu path, with cuda::conv2d_* (im2col + SGEMM over the batch).
+  void backward_cuda(const Tensor& dy) {
+    const float* x = inputs[0].value().cuda_f32();
+    const float* w = inputs[1].value().cuda_f32();
+    const bool has_bias = inputs.size() > 2;
+    Tensor workspace({static_cast<int64_t>(cuda::conv2d_workspace_floats(s))}, DType::f32,
+                     Device::cuda);
+    if (needs_grad(0)) {
+      const bool had = inputs[0].has_grad();
+      Tensor dx = had ? Tensor(inputs[0].shape(), DType::f32, Device::cuda) : Tensor();
+      bool acc = false;
+      float* out = had ? dx.cuda_f32() : grad_slot(0, acc).cuda_f32();
+      cuda::conv2d_backward_data(s, dy.cuda_f32(), w, out, workspace.cuda_f32());
+      if (had) accumulate_grad(0, dx);
+    }
+    const bool need_w = needs_grad(1), need_b = has_bias && needs_grad(2);
+    if (!need_w && !need_b) return;
+    bool acc_w = false, acc_b = false;
+    Tensor scratch_w, scratch_b;
+    float* dw;
+    if (need_w) {
+      dw = grad_slot(1, acc_w).cuda_f32();
+    } else {
+      scratch_w = Tensor(inputs[1].shape(), DType::f32, Device::cuda);
+      dw = scratch_w.cuda_f32();
+    }
+    float* db = nullptr;
+    if (has_bias) {
+      if (need_b) {
+        db = grad_slot(2, acc_b).cuda_f32();
+      } else {
+        scratch_b = Tensor(inputs[2].shape(), DType::f32, Device::cuda);
+        db = scratch_b.cuda_f32();
+      }
+    }
+    if (has_bias && acc_w != acc_b) {
+      if (!acc_w) cuda::fill(inputs[1].value().numel(), 0.f, dw);
+      if (!acc_b) cuda::fill(inputs[2].value().numel(), 0.f, db);
+      acc_w = true;
+    }
+    cuda::conv2d_backward_weights(s, x, dy.cuda_f32(), dw, db, acc_w, workspace.cuda_f32());
+  }
 };
 
 kernels::Pool2dShape pool_shape(const Shape& x, const Pool2dOptions& o) {
@@ -190,15 +273,17 @@ kernels::Pool2dShape pool_shape(const Shape& x, const Pool2dOptions& o) {
 }
 
 // Activation-gradient kernels overwrite; when the input already has a grad, go through a temporary.
+// The kernel gets a pointer on the input's device.
 template <class F>
 void write_or_accumulate(Node& node, Variable& in, F&& kernel) {
+  const Device d = in.value().device();
   if (in.has_grad()) {
-    Tensor tmp(in.shape());
-    kernel(tmp.f32());
-    kernels::axpy(tmp.numel(), 1.f, tmp.f32(), in.grad().f32());
+    Tensor tmp(in.shape(), DType::f32, d);
+    kernel(data_f32(tmp));
+    add_into(tmp, in.grad());
   } else {
-    in.grad() = Tensor(in.shape());
-    kernel(in.grad().f32());
+    in.grad() = Tensor(in.shape(), DType::f32, d);
+    kernel(data_f32(in.grad()));
   }
 }
 
@@ -208,7 +293,10 @@ struct MaxPoolNode : Node {
   Tensor argmax;
   void backward(const Tensor& dy) override {
     write_or_accumulate(*this, inputs[0], [&](float* dx) {
-      kernels::max_pool2d_backward(s, dy.f32(), argmax.i32(), dx);
+      if (on_cuda(dy))
+        cuda::max_pool2d_backward(s, dy.cuda_f32(), argmax.cuda_i32(), dx);
+      else
+        kernels::max_pool2d_backward(s, dy.f32(), argmax.i32(), dx);
     });
   }
 };
@@ -217,8 +305,12 @@ struct AvgPoolNode : Node {
   const char* name() const override { return "avg_pool2d"; }
   kernels::Pool2dShape s;
   void backward(const Tensor& dy) override {
-    write_or_accumulate(*this, inputs[0],
-                        [&](float* dx) { kernels::avg_pool2d_backward(s, dy.f32(), dx); });
+    write_or_accumulate(*this, inputs[0], [&](float* dx) {
+      if (on_cuda(dy))
+        cuda::avg_pool2d_backward(s, dy.cuda_f32(), dx);
+      else
+        kernels::avg_pool2d_backward(s, dy.f32(), dx);
+    });
   }
 };
 
@@ -227,7 +319,10 @@ struct ReluNode : Node {
   Tensor y;
   void backward(const Tensor& dy) override {
     write_or_accumulate(*this, inputs[0], [&](float* dx) {
-      kernels::relu_backward(dy.numel(), dy.f32(), y.f32(), dx);
+      if (on_cuda(dy))
+        cuda::relu_backward(dy.numel(), dy.cuda_f32(), y.cuda_f32(), dx);
+      else
+        kernels::relu_backward(dy.numel(), dy.f32(), y.f32(), dx);
     });
   }
 };
@@ -238,7 +333,10 @@ struct DropoutNode : Node {
   float scale = 1.f;
   void backward(const Tensor& dy) override {
     write_or_accumulate(*this, inputs[0], [&](float* dx) {
-      kernels::dropout_apply(dy.numel(), dy.f32(), keep.u8(), scale, dx);
+      if (on_cuda(dy))
+        cuda::dropout_apply(dy.numel(), dy.cuda_f32(), keep.cuda_u8(), scale, dx);
+      else
+        kernels::dropout_apply(dy.numel(), dy.f32(), keep.u8(), scale, dx);
     });
   }
 };
@@ -254,7 +352,7 @@ struct AddNode : Node {
     for (size_t i = 0; i < 2; ++i)
       if (needs_grad(i)) {
         if (inputs[i].has_grad())
-          kernels::axpy(dy.numel(), 1.f, dy.f32(), inputs[i].grad().f32());
+          add_into(dy, inputs[i].grad());
         else
           inputs[i].grad() = dy.clone();
       }
@@ -266,19 +364,26 @@ struct SoftmaxXentNode : Node {
   Tensor probs, labels;
   void backward(const Tensor& dloss) override {
     const int B = static_cast<int>(probs.dim(0)), C = static_cast<int>(probs.dim(1));
-    const float g = dloss.f32()[0];
+    const float g = dloss.item();  // on cuda one float comes back (the seed of backward)
     write_or_accumulate(*this, inputs[0], [&](float* dx) {
-      kernels::softmax_xent_backward(B, C, probs.f32(), labels.i32(), g, dx);
+      if (on_cuda(probs))
+        cuda::softmax_xent_backward(B, C, probs.cuda_f32(), labels.cuda_i32(), g, dx);
+      else
+        kernels::softmax_xent_backward(B, C, probs.f32(), labels.i32(), g, dx);
     });
   }
 };
 
 struct DistillNode : Node {
   const char* name() const override { return "distillation_loss"; }
-  Tensor grad;  // d loss / d logits for a unit output gradient, (B, C)
+  Tensor grad;  // d loss / d logits for a unit output gradient, (B, C), on the logits' device
   void backward(const Tensor& dloss) override {
-    const float g = dloss.f32()[0];
+    const float g = dloss.item();
     write_or_accumulate(*this, inputs[0], [&](float* dx) {
+      if (on_cuda(grad)) {
+        cuda::scale(grad.numel(), g, grad.cuda_f32(), dx);
+        return;
+      }
       const float* d = grad.f32();
       for (int64_t i = 0; i < grad.numel(); ++i) dx[i] = g * d[i];
     });
@@ -300,16 +405,34 @@ const char* dense_backend_name(DenseBackend b) {
   return b == DenseBackend::native ? "native" : "onednn";
 }
 
+void set_sparse_impl(SparseImpl impl) { g_sparse_impl = impl; }
+SparseImpl sparse_impl() { return g_sparse_impl; }
+
+SparseImpl parse_sparse_impl(const std::string& name) {
+  if (name == "native") return SparseImpl::native;
+  if (name == "cusparse") return SparseImpl::cusparse;
+  throw Error("sparse.impl: expected \"native\" or \"cusparse\", got \"" + name + "\"");
+}
+
+const char* sparse_impl_name(SparseImpl impl) {
+  return impl == SparseImpl::native ? "native" : "cusparse";
+}
+
 Variable linear(const Variable& x, const Variable& w, const Variable& b) {
-  check_cpu(x.value(), "linear");
+  check_device("linear", x.value(), w);
+  check_device("linear", x.value(), b);
   ST_CHECK(x.value().ndim() == 2 && w.value().ndim() == 2 && x.shape()[1] == w.shape()[1],
            "linear: input ", x.value().str(), " does not match weight ", w.value().str());
   const int B = static_cast<int>(x.shape()[0]), IN = static_cast<int>(x.shape()[1]),
             OUT = static_cast<int>(w.shape()[0]);
   if (b.defined())
     ST_CHECK(b.value().numel() == OUT, "linear: bias ", b.value().str(), " for ", OUT, " outputs");
-  Tensor y({B, OUT});
-  if (g_backend == DenseBackend::onednn) {
+  Tensor y({B, OUT}, DType::f32, x.value().device());
+  if (on_cuda(y)) {
+    cuda::sgemm(false, true, B, OUT, IN, 1.f, x.value().cuda_f32(), IN, w.value().cuda_f32(), IN,
+                0.f, y.cuda_f32(), OUT);
+    if (b.defined()) cuda::bias_add_rows(B, OUT, b.value().cuda_f32(), y.cuda_f32());
+  } else if (g_backend == DenseBackend::onednn) {
     onednn_linear(B, IN, OUT, b.defined())
         .forward(x.value().f32(), w.value().f32(), data_or_null(b), y.f32());
   } else {
@@ -328,7 +451,8 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
 }
 
 Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const Conv2dOptions& opt) {
-  check_cpu(x.value(), "conv2d");
+  check_device("conv2d", x.value(), w);
+  check_device("conv2d", x.value(), b);
   ST_CHECK(x.value().ndim() == 4 && w.value().ndim() == 4 && x.shape()[1] == w.shape()[1],
            "conv2d: input ", x.value().str(), " does not match weight ", w.value().str());
   kernels::Conv2dShape s = conv_shape(x.shape(), w.shape(), opt);
@@ -337,8 +461,12 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const C
   if (b.defined())
     ST_CHECK(b.value().numel() == s.OC, "conv2d: bias ", b.value().str(), " for ", s.OC,
              " channels");
-  Tensor y({s.N, s.OC, s.OH(), s.OW()});
-  if (g_backend == DenseBackend::onednn) {
+  Tensor y({s.N, s.OC, s.OH(), s.OW()}, DType::f32, x.value().device());
+  if (on_cuda(y)) {
+    Tensor ws({static_cast<int64_t>(cuda::conv2d_workspace_floats(s))}, DType::f32, Device::cuda);
+    cuda::conv2d_forward(s, x.value().cuda_f32(), w.value().cuda_f32(), data_or_null(b),
+                         y.cuda_f32(), ws.cuda_f32());
+  } else if (g_backend == DenseBackend::onednn) {
     onednn_conv(s, b.defined()).forward(x.value().f32(), w.value().f32(), data_or_null(b), y.f32());
   } else {
     Tensor ws({static_cast<int64_t>(kernels::conv2d_workspace_floats(s))});
@@ -353,26 +481,31 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const C
 }
 
 Variable max_pool2d(const Variable& x, const Pool2dOptions& opt) {
-  check_cpu(x.value(), "max_pool2d");
   ST_CHECK(x.value().ndim() == 4, "max_pool2d: expected (N, C, H, W), got ", x.value().str());
   kernels::Pool2dShape s = pool_shape(x.shape(), opt);
   ST_CHECK(s.OH() > 0 && s.OW() > 0, "max_pool2d: window does not fit ", x.value().str());
-  Tensor y({s.N, s.C, s.OH(), s.OW()});
+  const Device d = x.value().device();
+  Tensor y({s.N, s.C, s.OH(), s.OW()}, DType::f32, d);
   auto node = std::make_shared<MaxPoolNode>();
   node->s = s;
-  node->argmax = Tensor(y.shape(), DType::i32);
-  kernels::max_pool2d_forward(s, x.value().f32(), y.f32(), node->argmax.i32());
+  node->argmax = Tensor(y.shape(), DType::i32, d);
+  if (on_cuda(y))
+    cuda::max_pool2d_forward(s, x.value().cuda_f32(), y.cuda_f32(), node->argmax.cuda_i32());
+  else
+    kernels::max_pool2d_forward(s, x.value().f32(), y.f32(), node->argmax.i32());
   node->inputs = {x};
   return make_result(std::move(y), std::move(node));
 }
 
 Variable avg_pool2d(const Variable& x, const Pool2dOptions& opt) {
-  check_cpu(x.value(), "avg_pool2d");
   ST_CHECK(x.value().ndim() == 4, "avg_pool2d: expected (N, C, H, W), got ", x.value().str());
   kernels::Pool2dShape s = pool_shape(x.shape(), opt);
   ST_CHECK(s.OH() > 0 && s.OW() > 0, "avg_pool2d: window does not fit ", x.value().str());
-  Tensor y({s.N, s.C, s.OH(), s.OW()});
-  kernels::avg_pool2d_forward(s, x.value().f32(), y.f32());
+  Tensor y({s.N, s.C, s.OH(), s.OW()}, DType::f32, x.value().device());
+  if (on_cuda(y))
+    cuda::avg_pool2d_forward(s, x.value().cuda_f32(), y.cuda_f32());
+  else
+    kernels::avg_pool2d_forward(s, x.value().f32(), y.f32());
   auto node = std::make_shared<AvgPoolNode>();
   node->s = s;
   node->inputs = {x};
@@ -380,9 +513,11 @@ Variable avg_pool2d(const Variable& x, const Pool2dOptions& opt) {
 }
 
 Variable relu(const Variable& x) {
-  check_cpu(x.value(), "relu");
-  Tensor y(x.shape());
-  kernels::relu_forward(y.numel(), x.value().f32(), y.f32());
+  Tensor y(x.shape(), DType::f32, x.value().device());
+  if (on_cuda(y))
+    cuda::relu_forward(y.numel(), x.value().cuda_f32(), y.cuda_f32());
+  else
+    kernels::relu_forward(y.numel(), x.value().f32(), y.f32());
   auto node = std::make_shared<ReluNode>();
   node->y = y;
   node->inputs = {x};
@@ -392,13 +527,23 @@ Variable relu(const Variable& x) {
 Variable dropout(const Variable& x, float p, bool training, Rng& rng) {
   ST_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0.f) return x;
-  check_cpu(x.value(), "dropout");
   auto node = std::make_shared<DropoutNode>();
   const int64_t n = x.value().numel();
+  node->scale = 1.f / (1.f - p);
+  if (on_cuda(x.value())) {
+    // One draw from the model's stream seeds this call's counter-based mask: the stream (and so a
+    // checkpoint's rng state) advances by one per dropout call, whatever the tensor size.
+    const uint64_t seed = rng.next_u64();
+    node->keep = Tensor(x.shape(), DType::u8, Device::cuda);
+    cuda::dropout_mask(n, p, seed, 0, node->keep.cuda_u8());
+    Tensor y(x.shape(), DType::f32, Device::cuda);
+    cuda::dropout_apply(n, x.value().cuda_f32(), node->keep.cuda_u8(), node->scale, y.cuda_f32());
+    node->inputs = {x};
+    return make_result(std::move(y), std::move(node));
+  }
   node->keep = Tensor(x.shape(), DType::u8);
   uint8_t* keep = node->keep.u8();
   for (int64_t i = 0; i < n; ++i) keep[i] = rng.uniform() >= p ? 1 : 0;
-  node->scale = 1.f / (1.f - p);
   Tensor y(x.shape());
   kernels::dropout_apply(n, x.value().f32(), keep, node->scale, y.f32());
   node->inputs = {x};
@@ -417,8 +562,12 @@ Variable flatten(const Variable& x) {
 Variable add(const Variable& a, const Variable& b) {
   ST_CHECK(a.shape() == b.shape(), "add: shapes ", a.value().str(), " and ", b.value().str(),
            " differ");
-  Tensor y(a.shape());
-  kernels::add(y.numel(), a.value().f32(), b.value().f32(), y.f32());
+  check_device("add", a.value(), b);
+  Tensor y(a.shape(), DType::f32, a.value().device());
+  if (on_cuda(y))
+    cuda::add(y.numel(), a.value().cuda_f32(), b.value().cuda_f32(), y.cuda_f32());
+  else
+    kernels::add(y.numel(), a.value().f32(), b.value().f32(), y.f32());
   auto node = std::make_shared<AddNode>();
   node->inputs = {a, b};
   return make_result(std::move(y), std::move(node));
@@ -430,6 +579,18 @@ Variable softmax_cross_entropy(const Variable& logits, const Tensor& labels) {
   const int B = static_cast<int>(logits.shape()[0]), C = static_cast<int>(logits.shape()[1]);
   ST_CHECK(labels.dtype() == DType::i32 && labels.numel() == B,
            "softmax_cross_entropy: expected ", B, " i32 labels, got ", labels.str());
+  if (on_cuda(logits.value())) {
+    // Labels are checked where they are made (the dataset); out of range, the device loss is NaN
+    // and the trainer stops with "training diverged".
+    auto node = std::make_shared<SoftmaxXentNode>();
+    node->probs = Tensor(logits.shape(), DType::f32, Device::cuda);
+    node->labels = labels.to(Device::cuda);
+    const double loss = cuda::softmax_xent_forward(B, C, logits.value().cuda_f32(),
+                                                   node->labels.cuda_i32(), node->probs.cuda_f32());
+    Tensor out = Tensor::full({1}, static_cast<float>(loss), Device::cuda);
+    node->inputs = {logits};
+    return make_result(std::move(out), std::move(node));
+  }
   const int32_t* lab = labels.i32();
   for (int i = 0; i < B; ++i)
     ST_CHECK(lab[i] >= 0 && lab[i] < C, "softmax_cross_entropy: label ", lab[i],
@@ -453,9 +614,14 @@ Variable distillation_loss(const Variable& logits, const Tensor& labels, const T
   ST_CHECK(labels.dtype() == DType::i32 && labels.numel() == B, "distillation_loss: expected ", B,
            " i32 labels, got ", labels.str());
   ST_CHECK(temperature > 0.f, "distillation_loss: temperature must be > 0");
-  const float* s = logits.value().f32();
-  const float* t = teacher_logits.f32();
-  const int32_t* lab = labels.i32();
+  const Device device = logits.value().device();
+  // On cuda the (B, C) logits come to the host: the loss is a few B·C exps, not worth a kernel.
+  const Tensor student_host = logits.value().to(Device::cpu);
+  const Tensor teacher_host = teacher_logits.to(Device::cpu);
+  const Tensor labels_host = labels.to(Device::cpu);
+  const float* s = student_host.f32();
+  const float* t = teacher_host.f32();
+  const int32_t* lab = labels_host.i32();
   auto node = std::make_shared<DistillNode>();
   node->grad = Tensor({B, C});
   float* d = node->grad.f32();
@@ -486,17 +652,28 @@ Variable distillation_loss(const Variable& logits, const Tensor& labels, const T
       d[int64_t(b) * C + c] = static_cast<float>((alpha * T * (ps[c] - pt[c]) + (1.0 - alpha) * hard) / B);
     }
   }
-  Tensor out = Tensor::full({1}, static_cast<float>(loss / B));
+  node->grad = node->grad.to(device);
+  Tensor out = Tensor::full({1}, static_cast<float>(loss / B), device);
   node->inputs = {logits};
   return make_result(std::move(out), std::move(node));
 }
 
 int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   const int B = static_cast<int>(logits.dim(0)), C = static_cast<int>(logits.dim(1));
+  ST_ASSERT(labels.dtype() == DType::i32 && labels.numel() == B, "count_correct: labels ",
+            labels.str(), " for logits ", logits.str());
   std::vector<int32_t> pred(B);
-  kernels::argmax_rows(B, C, logits.f32(), pred.data());
+  if (on_cuda(logits)) {
+    Tensor dpred({B}, DType::i32, Device::cuda);
+    cuda::argmax_rows(B, C, logits.cuda_f32(), dpred.cuda_i32());
+    Tensor host = dpred.to(Device::cpu);
+    std::copy_n(host.i32(), B, pred.data());
+  } else {
+    kernels::argmax_rows(B, C, logits.f32(), pred.data());
+  }
+  const Tensor labels_host = labels.to(Device::cpu);
   int64_t correct = 0;
-  for (int i = 0; i < B; ++i) correct += pred[i] == labels.i32()[i];
+  for (int i = 0; i < B; ++i) correct += pred[i] == labels_host.i32()[i];
   return correct;
 }
 

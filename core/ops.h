@@ -1,6 +1,10 @@
 // core/ops.h — the differentiable ops. Each returns its output Variable with a Node that knows its
 // backward and saves only what that needs. This is the one place that chooses a device and a dense
 // backend (`switch`), so a new backend touches this file and one new folder.
+// Every op runs on its inputs' device (all on one device, else st::Error): cpu tensors go to
+// kernels/ (native or oneDNN), cuda tensors to st::cuda (cuda/*.h; the CSR products to our kernels
+// or cuSPARSE by sparse_impl). The output, the saved state and the gradients stay on that device;
+// only scalars come back (a loss value is read with Tensor::item()).
 //   linear                x (B, IN), w (OUT, IN), b (OUT) | undefined  -> (B, OUT)
 //   conv2d                x (N, C, H, W), w (OC, C, KH, KW), b (OC)     -> (N, OC, OH, OW)
 //   sparse_linear         as linear, the weight in CSR (core/csr_weight.h): y = x·Wᵀ + b by SpMM,
@@ -31,6 +35,14 @@ DenseBackend dense_backend();
 DenseBackend parse_dense_backend(const std::string& name);  // "native" | "onednn"
 const char* dense_backend_name(DenseBackend b);
 
+enum class SparseImpl { native, cusparse };
+// The CSR products on the cuda device (config key "sparse.impl"): our kernels (cuda/sparse.h) or
+// NVIDIA cuSPARSE (cuda/cusparse.h, a real GPU only). The cpu always runs kernels/sparse_cpu.h.
+void set_sparse_impl(SparseImpl impl);
+SparseImpl sparse_impl();
+SparseImpl parse_sparse_impl(const std::string& name);  // "native" | "cusparse"
+const char* sparse_impl_name(SparseImpl impl);
+
 struct Conv2dOptions {
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
 };
@@ -48,16 +60,21 @@ Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
 Variable max_pool2d(const Variable& x, const Pool2dOptions& opt);
 Variable avg_pool2d(const Variable& x, const Pool2dOptions& opt);
 Variable relu(const Variable& x);
-// Inverted dropout; identity (and no RNG draw) when !training or p == 0.
+// Inverted dropout; identity (and no RNG draw) when !training or p == 0. On the cpu the mask takes
+// one rng.uniform() per element; on cuda one rng.next_u64() seeds the counter-based device mask
+// (cuda::dropout_mask), so the two devices draw different masks from the same stream.
 Variable dropout(const Variable& x, float p, bool training, Rng& rng);
 Variable flatten(const Variable& x);
 Variable add(const Variable& a, const Variable& b);
+// labels may be on the cpu while logits are on cuda (they are uploaded).
 Variable softmax_cross_entropy(const Variable& logits, const Tensor& labels);
-// teacher_logits is a plain tensor (no gradient flows to the teacher).
+// teacher_logits is a plain tensor (no gradient flows to the teacher). On cuda the (B, C) logits
+// come to the host, the loss and its gradient are computed there and the gradient goes back.
 Variable distillation_loss(const Variable& logits, const Tensor& labels, const Tensor& teacher_logits,
                            float temperature, float alpha);
 
-// Loss value and accuracy helpers on plain tensors (no graph).
+// Loss value and accuracy helpers on plain tensors (no graph). logits on either device, labels on
+// either (on cuda only the B argmax indices come back).
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 
 }  // namespace st

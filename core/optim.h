@@ -3,6 +3,12 @@
 // so LR schedules stay separate objects (core/lr_schedule.h).
 // State tensors are named "<param name>.<slot>" (momentum_buffer, exp_avg, exp_avg_sq): the
 // checkpoint keys. Kernels: kernels/optim.h.
+// Devices: the state lives on the parameters' device (to() moves it). On cuda a step runs
+// cuda::sgd_update / adam_update (cuda/optim.h) and, for a CSR layer, cuda::sgd_update_at /
+// adam_update_at on the weight's device mirror; masks stay on the host (pruning edits them there)
+// and the optimizer keeps a device copy of each, uploaded when Parameter::mask_version changes, never
+// per step. A steady-state step allocates only from the caching device allocator.
+// Tests: tests/core/test_cuda_optim.cpp.
 #pragma once
 #include <string>
 #include <utility>
@@ -29,13 +35,22 @@ class Optimizer {
   int64_t steps() const { return steps_; }
   void set_steps(int64_t s) { steps_ = s; }
   const OptimizerOptions& options() const { return opt_; }
-  // Named state tensors, in a stable order (for checkpoints).
+  // Named state tensors, in a stable order (for checkpoints). The pointers stay valid across to().
   std::vector<std::pair<std::string, Tensor*>> state();
+  // Moves the state to `device` in place (the parameters move with models::Model::to).
+  void to(Device device);
 
  private:
+  // The device copy of p's mask (null when p is dense), re-uploaded after a mask change.
+  const uint8_t* device_mask(size_t i);
+  void step_cuda(size_t i, float lr, bool first);
+
   std::vector<Parameter*> params_;
   OptimizerOptions opt_;
   std::vector<Tensor> slot0_, slot1_;  // momentum | exp_avg, exp_avg_sq
+  std::vector<Tensor> device_mask_;    // cuda copies of the host masks
+  std::vector<int64_t> device_mask_version_;
+  std::vector<const void*> device_mask_source_;  // the host mask storage it was copied from
   int64_t steps_ = 0;
 };
 

@@ -3,6 +3,8 @@
 // report's row. Masks are filled in by pruning; optimizers respect them (ARCHITECTURE invariant 1).
 // `csr` is set while the layer executes in CSR (core/csr_weight.h); the dense value stays the source
 // of truth. `mask_version` counts mask changes, so the CSR switch rebuilds only what changed.
+// The value and grad live on the model's device; the mask is always a host tensor (pruning reads and
+// edits it there); the optimizer keeps a device copy, re-uploaded when mask_version changes.
 #pragma once
 #include <memory>
 #include <string>

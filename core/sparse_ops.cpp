@@ -3,10 +3,18 @@
 //   sparse_conv2d: x (N, C, H, W), W_csr (OC, C·KH·KW), b (OC) -> y (N, OC, OH, OW)
 // Backward does no dense weight-sized work (ARCHITECTURE invariant 3): dx through the transposed
 // copy Wt, dW only at the nonzeros (SDDMM) into W's `values` grad, db dense.
+// On cuda the same products run on the CsrWeight's device mirror (dw, dwt) with our kernels
+// (cuda/sparse.h) or cuSPARSE (cuda/cusparse.h), chosen by sparse_impl(); the layout helpers and
+// the bias come from cuda/conv.h and cuda/dense.h.
 #include <cstring>
 
 #include "core/ops.h"
+#include "cuda/conv.h"
+#include "cuda/cusparse.h"
+#include "cuda/dense.h"
+#include "cuda/sparse.h"
 #include "kernels/elementwise.h"
+#include "kernels/parallel.h"
 #include "kernels/sparse_conv.h"
 #include "kernels/sparse_cpu.h"
 
@@ -14,9 +22,47 @@ namespace st {
 
 namespace {
 
-void check_cpu(const Tensor& t, const char* op) {
-  ST_CHECK(t.device() == Device::cpu, op, ": device ", device_name(t.device()),
-           " is not supported in this build");
+void check_device(const char* op, const Tensor& x, const CsrWeight& w, const Variable& b) {
+  ST_CHECK(x.device() == w.device, op, ": input ", x.str(), " is on ", device_name(x.device()),
+           ", the CSR weight on ", device_name(w.device));
+  if (b.defined())
+    ST_CHECK(b.value().device() == x.device(), op, ": bias ", b.value().str(), " and input ",
+             x.str(), " are on different devices");
+}
+
+// The device CSR products, by sparse_impl(): our kernels or cuSPARSE (same signatures).
+bool use_cusparse() { return sparse_impl() == SparseImpl::cusparse; }
+void dev_spmm(const cuda::DeviceCsr& A, const float* B, int N, float* C, float beta) {
+  if (use_cusparse())
+    cuda::cusparse::csr_spmm(A, B, N, C, beta);
+  else
+    cuda::csr_spmm(A, B, N, C, beta);
+}
+void dev_sddmm(const cuda::DeviceCsr& A, const float* X, const float* Y, int N, float* out,
+               bool accumulate) {
+  if (use_cusparse())
+    cuda::cusparse::csr_sddmm(A, X, Y, N, out, accumulate);
+  else
+    cuda::csr_sddmm(A, X, Y, N, out, accumulate);
+}
+void dev_spmm_xwt(const cuda::DeviceCsr& W, const float* x, int batch, float* y, float beta) {
+  if (use_cusparse())
+    cuda::cusparse::csr_spmm_xwt(W, x, batch, y, beta);
+  else
+    cuda::csr_spmm_xwt(W, x, batch, y, beta);
+}
+void dev_spmm_dyw(const cuda::DeviceCsr& Wt, const float* dy, int batch, float* dx, float beta) {
+  if (use_cusparse())
+    cuda::cusparse::csr_spmm_dyw(Wt, dy, batch, dx, beta);
+  else
+    cuda::csr_spmm_dyw(Wt, dy, batch, dx, beta);
+}
+void dev_sddmm_dyx(const cuda::DeviceCsr& W, const float* dy, const float* x, int batch,
+                   float* dw, bool accumulate) {
+  if (use_cusparse())
+    cuda::cusparse::csr_sddmm_dyx(W, dy, x, batch, dw, accumulate);
+  else
+    cuda::csr_sddmm_dyx(W, dy, x, batch, dw, accumulate);
 }
 
 struct SparseLinearNode : Node {
@@ -24,6 +70,7 @@ struct SparseLinearNode : Node {
   std::shared_ptr<CsrWeight> w;
   int B = 0;
   void backward(const Tensor& dy) override {
+    if (dy.is_cuda()) return backward_cuda(dy);
     const bool has_bias = inputs.size() > 2;
     bool acc = false;
     if (needs_grad(0)) {
@@ -39,6 +86,21 @@ struct SparseLinearNode : Node {
       kernels::bias_grad_rows(B, w->rows, dy.f32(), db.f32(), acc);
     }
   }
+  void backward_cuda(const Tensor& dy) {
+    bool acc = false;
+    if (needs_grad(0)) {
+      Tensor& dx = grad_slot(0, acc);
+      dev_spmm_dyw(w->dwt, dy.cuda_f32(), B, dx.cuda_f32(), acc ? 1.f : 0.f);
+    }
+    if (needs_grad(1)) {
+      Tensor& dv = grad_slot(1, acc);
+      dev_sddmm_dyx(w->dw, dy.cuda_f32(), inputs[0].value().cuda_f32(), B, dv.cuda_f32(), acc);
+    }
+    if (inputs.size() > 2 && needs_grad(2)) {
+      Tensor& db = grad_slot(2, acc);
+      cuda::bias_grad_rows(B, w->rows, dy.cuda_f32(), db.cuda_f32(), acc);
+    }
+  }
 };
 
 struct SparseConv2dNode : Node {
@@ -47,6 +109,7 @@ struct SparseConv2dNode : Node {
   kernels::Conv2dShape s;
   Tensor cols;  // (C·KH·KW, N·P) from the forward
   void backward(const Tensor& dy) override {
+    if (dy.is_cuda()) return backward_cuda(dy);
     const bool has_bias = inputs.size() > 2;
     const int P = s.OH() * s.OW();
     const int64_t NP = int64_t(s.N) * P;
@@ -73,13 +136,41 @@ struct SparseConv2dNode : Node {
       Tensor& db = grad_slot(2, acc);
       float* out = db.f32();
       const float* d = dy_cnp.f32();
-#pragma omp parallel for schedule(static)
-      for (int c = 0; c < s.OC; ++c) {
+      kernels::parallel_for(s.OC, kernels::worth_parallel(s.OC * NP, 1 << 15), [=](int64_t c) {
         double sum = 0;
         const float* row = d + c * NP;
         for (int64_t i = 0; i < NP; ++i) sum += row[i];
         out[c] = acc ? out[c] + static_cast<float>(sum) : static_cast<float>(sum);
+      });
+    }
+  }
+  // dcols = Wᵀ · dy on the transposed copy (the row-gather SpMM: no atomics), then col2im.
+  void backward_cuda(const Tensor& dy) {
+    const int P = s.OH() * s.OW();
+    const int64_t NP = int64_t(s.N) * P;
+    Tensor dy_cnp({s.OC, NP}, DType::f32, Device::cuda);
+    cuda::nchw_to_cnp(s.OC, s.N, P, dy.cuda_f32(), dy_cnp.cuda_f32());
+    bool acc = false;
+    if (needs_grad(0)) {
+      Tensor dcols({int64_t(w->cols), NP}, DType::f32, Device::cuda);
+      dev_spmm(w->dwt, dy_cnp.cuda_f32(), static_cast<int>(NP), dcols.cuda_f32(), 0.f);
+      if (inputs[0].has_grad()) {
+        Tensor tmp(inputs[0].shape(), DType::f32, Device::cuda);
+        cuda::col2im_batch(s, dcols.cuda_f32(), tmp.cuda_f32());
+        accumulate_grad(0, tmp);
+      } else {
+        Tensor& dx = grad_slot(0, acc);
+        cuda::col2im_batch(s, dcols.cuda_f32(), dx.cuda_f32());
       }
+    }
+    if (needs_grad(1)) {
+      Tensor& dv = grad_slot(1, acc);
+      dev_sddmm(w->dw, dy_cnp.cuda_f32(), cols.cuda_f32(), static_cast<int>(NP), dv.cuda_f32(),
+                acc);
+    }
+    if (inputs.size() > 2 && needs_grad(2)) {
+      Tensor& db = grad_slot(2, acc);
+      cuda::bias_grad_channels(s.N, s.OC, P, dy.cuda_f32(), db.cuda_f32(), acc);
     }
   }
 };
@@ -87,16 +178,21 @@ struct SparseConv2dNode : Node {
 }  // namespace
 
 Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b) {
-  check_cpu(x.value(), "sparse_linear");
   ST_CHECK(w != nullptr && w->shape.size() == 2, "sparse_linear: expected a (OUT, IN) CSR weight");
+  check_device("sparse_linear", x.value(), *w, b);
   ST_CHECK(x.value().ndim() == 2 && x.shape()[1] == w->cols, "sparse_linear: input ", x.value().str(),
            " does not match weight ", shape_str(w->shape));
   const int B = static_cast<int>(x.shape()[0]), OUT = w->rows;
   if (b.defined())
     ST_CHECK(b.value().numel() == OUT, "sparse_linear: bias ", b.value().str(), " for ", OUT, " outputs");
-  Tensor y({B, OUT});
-  kernels::csr_spmm_xwt(w->w, x.value().f32(), B, y.f32(), 0.f);
-  if (b.defined()) kernels::bias_add_rows(B, OUT, b.value().f32(), y.f32());
+  Tensor y({B, OUT}, DType::f32, x.value().device());
+  if (y.is_cuda()) {
+    dev_spmm_xwt(w->dw, x.value().cuda_f32(), B, y.cuda_f32(), 0.f);
+    if (b.defined()) cuda::bias_add_rows(B, OUT, b.value().cuda_f32(), y.cuda_f32());
+  } else {
+    kernels::csr_spmm_xwt(w->w, x.value().f32(), B, y.f32(), 0.f);
+    if (b.defined()) kernels::bias_add_rows(B, OUT, b.value().f32(), y.f32());
+  }
   auto node = std::make_shared<SparseLinearNode>();
   node->w = w;
   node->B = B;
@@ -107,8 +203,8 @@ Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
 
 Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
                        const Conv2dOptions& opt) {
-  check_cpu(x.value(), "sparse_conv2d");
   ST_CHECK(w != nullptr && w->shape.size() == 4, "sparse_conv2d: expected a (OC, C, KH, KW) CSR weight");
+  check_device("sparse_conv2d", x.value(), *w, b);
   ST_CHECK(x.value().ndim() == 4 && x.shape()[1] == w->shape[1], "sparse_conv2d: input ",
            x.value().str(), " does not match weight ", shape_str(w->shape));
   kernels::Conv2dShape s;
@@ -130,12 +226,20 @@ Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
   const int P = s.OH() * s.OW();
   const int64_t NP = int64_t(s.N) * P;
   auto node = std::make_shared<SparseConv2dNode>();
-  node->cols = Tensor({int64_t(w->cols), NP});
-  kernels::im2col_batch(s, x.value().f32(), node->cols.f32());
-  Tensor out({s.OC, NP});
-  kernels::csr_spmm(w->w, node->cols.f32(), static_cast<int>(NP), out.f32(), 0.f);
-  Tensor y({s.N, s.OC, s.OH(), s.OW()});
-  kernels::cnp_to_nchw(s.OC, s.N, P, out.f32(), b.defined() ? b.value().f32() : nullptr, y.f32());
+  const Device d = x.value().device();
+  node->cols = Tensor({int64_t(w->cols), NP}, DType::f32, d);
+  Tensor out({s.OC, NP}, DType::f32, d);
+  Tensor y({s.N, s.OC, s.OH(), s.OW()}, DType::f32, d);
+  if (d == Device::cuda) {
+    cuda::im2col_batch(s, x.value().cuda_f32(), node->cols.cuda_f32());
+    dev_spmm(w->dw, node->cols.cuda_f32(), static_cast<int>(NP), out.cuda_f32(), 0.f);
+    cuda::cnp_to_nchw(s.OC, s.N, P, out.cuda_f32(), b.defined() ? b.value().cuda_f32() : nullptr,
+                      y.cuda_f32());
+  } else {
+    kernels::im2col_batch(s, x.value().f32(), node->cols.f32());
+    kernels::csr_spmm(w->w, node->cols.f32(), static_cast<int>(NP), out.f32(), 0.f);
+    kernels::cnp_to_nchw(s.OC, s.N, P, out.f32(), b.defined() ? b.value().f32() : nullptr, y.f32());
+  }
   node->w = w;
   node->s = s;
   node->inputs = {x, w->values};

@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "core/allocator.h"
+#include "cuda/dense.h"
+#include "cuda/runtime.h"
 
 namespace st {
 
@@ -44,12 +46,37 @@ std::string shape_str(const Shape& s) {
   return os.str();
 }
 
-Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  ST_CHECK(device == Device::cpu, "device ", device_name(device), " is not available in this build");
-  data_ = host_alloc(bytes);
+void device_synchronize(Device device) {
+  if (device == Device::cuda) cuda::synchronize();
 }
 
-Storage::~Storage() { host_free(data_, bytes_); }
+Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  data_ = device == Device::cuda ? cuda::device_alloc(bytes) : host_alloc(bytes);
+}
+
+Storage::~Storage() {
+  if (device_ == Device::cuda)
+    cuda::device_free(data_, bytes_);
+  else
+    host_free(data_, bytes_);
+}
+
+namespace {
+
+// Copies `bytes` between two buffers, each on its own device.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
+  if (bytes == 0 || dst == src) return;
+  if (dst_device == Device::cpu && src_device == Device::cpu)
+    std::memcpy(dst, src, bytes);
+  else if (dst_device == Device::cuda && src_device == Device::cpu)
+    cuda::copy_h2d(dst, src, bytes);
+  else if (dst_device == Device::cpu)
+    cuda::copy_d2h(dst, src, bytes);
+  else
+    cuda::copy_d2d(dst, src, bytes);
+}
+
+}  // namespace
 
 Tensor::Tensor(Shape shape, DType dtype, Device device)
     : shape_(std::move(shape)), dtype_(dtype), device_(device) {
@@ -63,8 +90,8 @@ Tensor Tensor::zeros(Shape shape, DType dtype, Device device) {
   return t;
 }
 
-Tensor Tensor::full(Shape shape, float value) {
-  Tensor t(std::move(shape));
+Tensor Tensor::full(Shape shape, float value, Device device) {
+  Tensor t(std::move(shape), DType::f32, device);
   t.fill_(value);
   return t;
 }
@@ -104,29 +131,56 @@ Tensor Tensor::leading(int64_t n) const {
 Tensor Tensor::clone() const {
   if (!defined()) return Tensor();
   Tensor t(shape_, dtype_, device_);
-  std::memcpy(t.raw(), raw(), nbytes());
+  copy_bytes(t.raw(), device_, raw(), device_, nbytes());
+  return t;
+}
+
+Tensor Tensor::to(Device device) const {
+  if (!defined() || device == device_) return *this;
+  Tensor t(shape_, dtype_, device);
+  copy_bytes(t.raw(), device, raw(), device_, nbytes());
   return t;
 }
 
 void Tensor::copy_from(const Tensor& src) {
   ST_ASSERT(src.dtype_ == dtype_ && src.numel_ == numel_, "copy_from ", src.str(), " into ", str());
-  if (src.raw() != raw()) std::memcpy(raw(), src.raw(), nbytes());
+  copy_bytes(raw(), device_, src.raw(), src.device_, nbytes());
 }
 
 void Tensor::zero_() {
-  if (numel_) std::memset(raw(), 0, nbytes());
+  if (!numel_) return;
+  if (device_ == Device::cuda)
+    cuda::memset_zero(raw(), nbytes());
+  else
+    std::memset(raw(), 0, nbytes());
 }
 
 void Tensor::fill_(float value) {
+  if (device_ == Device::cuda) {
+    cuda::fill(numel_, value, cuda_f32());
+    return;
+  }
   float* p = f32();
   for (int64_t i = 0; i < numel_; ++i) p[i] = value;
 }
 
 std::vector<float> Tensor::to_vector() const {
-  const float* p = f32();
-  return std::vector<float>(p, p + numel_);
+  ST_ASSERT(dtype_ == DType::f32, "to_vector of ", str());
+  std::vector<float> out(static_cast<size_t>(numel_));
+  copy_bytes(out.data(), Device::cpu, raw(), device_, nbytes());
+  return out;
 }
 
-std::string Tensor::str() const { return std::string(dtype_name(dtype_)) + shape_str(shape_); }
+float Tensor::item() const {
+  ST_ASSERT(dtype_ == DType::f32 && numel_ == 1, "item() of ", str(), ": expected one f32 element");
+  float v = 0;
+  copy_bytes(&v, Device::cpu, raw(), device_, sizeof v);
+  return v;
+}
+
+std::string Tensor::str() const {
+  std::string s = std::string(dtype_name(dtype_)) + shape_str(shape_);
+  return device_ == Device::cpu ? s : s + " on " + device_name(device_);
+}
 
 }  // namespace st

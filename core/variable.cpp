@@ -2,13 +2,24 @@
 
 #include <unordered_set>
 
+#include "cuda/dense.h"
 #include "kernels/elementwise.h"
 
 namespace st {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+
+// y += x on the tensors' device (gradient accumulation).
+void add_into(const Tensor& x, Tensor& y) {
+  ST_ASSERT(x.numel() == y.numel() && x.device() == y.device(), "gradient ", x.str(), " added into ",
+            y.str());
+  if (y.is_cuda())
+    cuda::axpy(x.numel(), 1.f, x.cuda_f32(), y.cuda_f32());
+  else
+    kernels::axpy(x.numel(), 1.f, x.f32(), y.f32());
 }
+}  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
@@ -32,7 +43,7 @@ void Node::accumulate_grad(size_t i, Tensor g) {
     in->grad = g.reshape(in->value.shape());
   } else {
     ST_ASSERT(in->grad.numel() == g.numel(), "gradient size mismatch in accumulate");
-    kernels::axpy(g.numel(), 1.0f, g.f32(), in->grad.f32());
+    add_into(g, in->grad);
   }
 }
 
@@ -50,16 +61,16 @@ Variable make_result(Tensor out, std::shared_ptr<Node> node) {
 
 void Variable::backward() {
   ST_ASSERT(impl_ && impl_->value.numel() == 1, "backward() needs a scalar output");
-  backward(Tensor::full(impl_->value.shape(), 1.0f));
+  backward(Tensor::full(impl_->value.shape(), 1.0f, impl_->value.device()));
 }
 
 void Variable::backward(const Tensor& dout) {
-  ST_ASSERT(impl_ && dout.numel() == impl_->value.numel(), "backward: gradient ", dout.str(),
-            " for value ", impl_->value.str());
+  ST_ASSERT(impl_ && dout.numel() == impl_->value.numel() && dout.device() == impl_->value.device(),
+            "backward: gradient ", dout.str(), " for value ", impl_->value.str());
   if (!impl_->requires_grad) return;
   if (!impl_->grad_fn) {  // a leaf: its gradient is the seed
     if (impl_->grad.defined())
-      kernels::axpy(dout.numel(), 1.f, dout.f32(), impl_->grad.f32());
+      add_into(dout, impl_->grad);
     else
       impl_->grad = dout.clone();
     return;

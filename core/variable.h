@@ -4,6 +4,7 @@
 // Gradient contract: Node::backward adds into its inputs' grads — when an input has no grad yet the
 // kernel writes it (=, no memset), otherwise it accumulates (+=). Parameter grads therefore
 // accumulate across backward calls until zero_grad().
+// A gradient lives on its value's device; accumulation (+=) runs there (kernels::axpy or cuda::axpy).
 #pragma once
 #include <memory>
 #include <string>

@@ -12,8 +12,10 @@ namespace {
 
 constexpr const char* kFormat = "sparsetrain-checkpoint-1";
 
-NamedTensor to_named(const std::string& name, const Tensor& t) {
-  ST_ASSERT(t.dtype() == DType::f32 || t.dtype() == DType::u8, "checkpoint holds f32 and u8 tensors");
+// A tensor on either device (a cuda tensor is downloaded: the file format knows no devices).
+NamedTensor to_named(const std::string& name, const Tensor& t_any) {
+  ST_ASSERT(t_any.dtype() == DType::f32 || t_any.dtype() == DType::u8, "checkpoint holds f32 and u8 tensors");
+  const Tensor t = t_any.to(st::Device::cpu);
   NamedTensor n;
   n.name = name;
   n.dtype = t.dtype() == DType::u8 ? "U8" : "F32";
@@ -29,6 +31,7 @@ void from_named(const std::string& path, const NamedTensor* n, const std::string
   ST_CHECK(n->dtype == want, path, ": tensor \"", name, "\" is ", n->dtype, ", expected ", want);
   ST_CHECK(Shape(n->shape) == t.shape(), path, ": tensor \"", name, "\" has shape ",
            shape_str(n->shape), ", the model expects ", shape_str(t.shape()));
+  ST_ASSERT(t.device() == st::Device::cpu, "checkpoints load into host tensors");
   if (t.nbytes()) std::memcpy(t.raw(), n->bytes.data(), t.nbytes());
 }
 
@@ -120,6 +123,7 @@ void save_checkpoint(const std::string& path, models::Model& model, Optimizer* o
   for (Parameter* p : model.parameters()) {
     tensors.push_back(to_named(p->name, p->var.value()));
     if (p->csr) {
+      download_csr_values(*p->csr);  // a cuda CSR weight's live values are on the device
       const kernels::CsrMatrix& a = p->csr->w;
       tensors.push_back(vector_named(p->name + ".csr.row_ptr", "I32", a.row_ptr));
       tensors.push_back(vector_named(p->name + ".csr.col_idx", "I32", a.col_idx));
@@ -152,6 +156,13 @@ CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Op
                                pruning::Pruner* pruner) {
   SafetensorsFile f = read_safetensors(path);
   CheckpointInfo info = parse_info(path, f.metadata);
+  // Loaded on the host (the format knows no devices: a file written on cuda loads on the cpu and
+  // the other way round); a model on a device goes back there after.
+  const st::Device device = model.device();
+  if (device != st::Device::cpu) {
+    model.to(st::Device::cpu);
+    if (optimizer) optimizer->to(st::Device::cpu);
+  }
   for (Parameter* p : model.parameters()) {
     const bool csr = f.find(p->name + ".csr.values") != nullptr;
     if (csr && f.find(p->name) == nullptr)  // a CSR-only file (e.g. trimmed for size)
@@ -185,6 +196,10 @@ CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Op
       from_named(path, f.find("optimizer." + name), "optimizer." + name, *t);
     optimizer->set_steps(info.optimizer_steps);
     parse_rng(path, f.metadata, "dropout_rng", model.dropout_rng());
+  }
+  if (device != st::Device::cpu) {
+    model.to(device);
+    if (optimizer) optimizer->to(device);
   }
   return info;
 }

@@ -10,6 +10,8 @@
 //   metadata: format, epoch (completed), optimizer_steps, dropout_rng (4 words), config (resolved JSON),
 //             pruning_rng (4 words, with a pruner)
 // PyTorch users can read the weights with safetensors.torch.load_file.
+// The file knows no devices: a model on cuda is downloaded to save and loaded through the host, so
+// a checkpoint written on one device loads on the other. Tests: tests/experiment/test_cuda_trainer.cpp.
 #pragma once
 #include <string>
 

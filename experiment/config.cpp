@@ -37,6 +37,8 @@ struct Choice {
 
 constexpr Choice<Device> kDevices[] = {{Device::Cpu, "cpu"}, {Device::Cuda, "cuda"}};
 constexpr Choice<Backend> kBackends[] = {{Backend::Onednn, "onednn"}, {Backend::Native, "native"}};
+constexpr Choice<SparseImpl> kSparseImpls[] = {{SparseImpl::Native, "native"},
+                                               {SparseImpl::Cusparse, "cusparse"}};
 constexpr Choice<Dataset> kDatasets[] = {{Dataset::Mnist, "mnist"},
                                          {Dataset::FashionMnist, "fashion_mnist"},
                                          {Dataset::Synthetic, "synthetic"}};
@@ -75,6 +77,7 @@ const char* choice_text(const Choice<E> (&table)[N], E value) {
 
 const char* to_string(Device v) { return choice_text(kDevices, v); }
 const char* to_string(Backend v) { return choice_text(kBackends, v); }
+const char* to_string(SparseImpl v) { return choice_text(kSparseImpls, v); }
 const char* to_string(Dataset v) { return choice_text(kDatasets, v); }
 const char* to_string(Arch v) { return choice_text(kArchs, v); }
 const char* to_string(Init v) { return choice_text(kInits, v); }
@@ -132,7 +135,7 @@ const SchemaNode& schema_root() {
         object("lr_schedule", {leaf("type"), leaf("warmup_epochs"), leaf("step_size"),
                                leaf("gamma"), leaf("min_lr")}),
         object("output", {leaf("dir"), leaf("checkpoint_every")}),
-        object("sparse", {leaf("enabled"), leaf("threshold")}),
+        object("sparse", {leaf("enabled"), leaf("threshold"), leaf("threshold_cuda"), leaf("impl")}),
         SchemaNode{"pruning", SchemaNode::Free, {}},
     });
   }();
@@ -609,14 +612,21 @@ Config parse_config(const json& raw, const std::string& source_name) {
   {
     Section sp(val, top.find("sparse"), "sparse", *root.child("sparse"));
     c.sparse.enabled = sp.boolean("enabled", true);
-    const json* t = sp.find("threshold");
-    if (t && t->is_string()) {
-      if (t->get<std::string>() != "auto")
-        val.fail("sparse.threshold = " + t->dump() + " is not allowed (expected a number in [0, 1] or \"auto\")");
-      c.sparse.auto_threshold = true;
-    } else {
-      c.sparse.threshold = sp.number_in("threshold", 0.7, 0, true, 1, true);
-    }
+    // A number in [0, 1] or "auto", for each device.
+    auto threshold = [&](const char* key, double def, double& value, bool& automatic) {
+      const json* t = sp.find(key);
+      if (t && t->is_string()) {
+        if (t->get<std::string>() != "auto")
+          val.fail(std::string("sparse.") + key + " = " + t->dump() +
+                   " is not allowed (expected a number in [0, 1] or \"auto\")");
+        automatic = true;
+      } else {
+        value = sp.number_in(key, def, 0, true, 1, true);
+      }
+    };
+    threshold("threshold", 0.7, c.sparse.threshold, c.sparse.auto_threshold);
+    threshold("threshold_cuda", 0.9, c.sparse.threshold_cuda, c.sparse.auto_threshold_cuda);
+    c.sparse.impl = sp.choice("impl", SparseImpl::Native, kSparseImpls);
   }
 
   if (const json* p = top.find("pruning"); p && !p->is_null()) {
@@ -674,6 +684,11 @@ json to_json(const Config& c) {
     j["sparse"]["threshold"] = "auto";
   else
     j["sparse"]["threshold"] = c.sparse.threshold;
+  if (c.sparse.auto_threshold_cuda)
+    j["sparse"]["threshold_cuda"] = "auto";
+  else
+    j["sparse"]["threshold_cuda"] = c.sparse.threshold_cuda;
+  j["sparse"]["impl"] = to_string(c.sparse.impl);
   if (!c.pruning.is_null()) j["pruning"] = c.pruning;
   return j;
 }
@@ -796,7 +811,8 @@ std::string describe(const Config& c) {
   s << " | " << to_string(c.lr_schedule.type) << " lr";
   if (c.lr_schedule.warmup_epochs > 0) s << " +" << c.lr_schedule.warmup_epochs << " warmup";
   s << " | " << c.train.epochs << " epochs x batch " << c.train.batch_size;
-  s << " | seed " << c.seed << " | " << to_string(c.device) << "/" << to_string(c.backend);
+  s << " | seed " << c.seed << " | " << to_string(c.device) << "/"
+    << (c.device == Device::Cuda ? to_string(c.sparse.impl) : to_string(c.backend));
   s << " threads " << (c.threads == 0 ? std::string("all") : std::to_string(c.threads));
   if (!c.pruning.is_null()) s << " | pruning";
   return s.str();

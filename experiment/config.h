@@ -27,6 +27,7 @@ struct ConfigError : std::runtime_error {
 
 enum class Device { Cpu, Cuda };                                   // "cpu" | "cuda"
 enum class Backend { Onednn, Native };                             // "onednn" | "native"
+enum class SparseImpl { Native, Cusparse };                        // "native" | "cusparse"
 enum class Dataset { Mnist, FashionMnist, Synthetic };             // "mnist" | "fashion_mnist" | "synthetic"
 enum class Arch { Mlp, Lenet300, Lenet5, SimpleCnn, Layers };      // "mlp" | "lenet300" | "lenet5" | "simplecnn" | "layers"
 enum class Init { KaimingUniform, KaimingNormal, GlorotUniform, GlorotNormal, Pytorch };
@@ -37,6 +38,7 @@ enum class LayerType { Linear, Conv2d, MaxPool2d, AvgPool2d, ReLU, Dropout, Flat
 // The config spelling of each choice ("fashion_mnist", "kaiming_uniform", "maxpool2d", ...).
 const char* to_string(Device);
 const char* to_string(Backend);
+const char* to_string(SparseImpl);
 const char* to_string(Dataset);
 const char* to_string(Arch);
 const char* to_string(Init);
@@ -126,22 +128,30 @@ struct OutputConfig {
 };
 
 // sparse — CSR execution of pruned layers (pruning/csr_switch.h).
-//   enabled   true: a prunable layer executes in CSR once its sparsity reaches the threshold
-//   threshold a number in [0, 1] (0.7), or "auto": time dense and CSR on the layer's shapes once per
-//             sparsity level and take the faster (fast, but the choice may differ from run to run,
-//             so bitwise run-to-run reproducibility needs a number)
+//   enabled        true: a prunable layer executes in CSR once its sparsity reaches the threshold
+//   threshold      on device "cpu": a number in [0, 1] (0.7), or "auto": time dense and CSR on the
+//                  layer's shapes once per sparsity level and take the faster (fast, but the choice
+//                  may differ from run to run, so bitwise run-to-run reproducibility needs a number)
+//   threshold_cuda the same on device "cuda" (0.9: a GPU's dense SGEMM is harder to beat)
+//   impl           the CSR products on device "cuda": "native" (our kernels, cuda/sparse.h) or
+//                  "cusparse" (NVIDIA cuSPARSE; a real GPU only). Unused on the cpu.
+// These are execution settings (results match masked dense: ARCHITECTURE invariant 2), so a sweep
+// ignores them when it matches a run folder to its point.
 struct SparseConfig {
   bool enabled = true;
   double threshold = 0.7;
   bool auto_threshold = false;
+  double threshold_cuda = 0.9;
+  bool auto_threshold_cuda = false;
+  SparseImpl impl = SparseImpl::Native;
 };
 
 struct Config {
   std::string name;                  // default: the config file's stem ("run" when there is no file)
   std::uint64_t seed = 1;            // >= 0
   int threads = 0;                   // >= 0, 0 = all cores
-  Device device = Device::Cpu;
-  Backend backend = Backend::Onednn;
+  Device device = Device::Cpu;        // "cuda": the CUDA backend (docs/cuda.md); checked at start-up
+  Backend backend = Backend::Onednn;  // the dense cpu path
   DataConfig data;
   ModelConfig model;
   TrainConfig train;

@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include "core/ops.h"
+#include "cuda/cusparse.h"
+#include "cuda/runtime.h"
 
 namespace st::experiment {
 
@@ -71,12 +73,29 @@ LrScheduleOptions lr_schedule_options(const Config& c) {
 }
 
 int apply_process_settings(const Config& c) {
-  ST_CHECK(c.device == Device::Cpu,
-           "device: \"cuda\" is not available in this build (no CUDA backend); use \"cpu\"");
+  if (c.device == Device::Cuda) {
+    cuda::require_device("this run (config key \"device\", or --device)");
+    if (c.sparse.impl == SparseImpl::Cusparse && !cuda::cusparse::available())
+      throw Error(std::string("sparse.impl = \"cusparse\" needs a real GPU, but the device is ") +
+                  (cuda::device_info().emulated ? "the CPU emulator (it runs only sparsetrain's own "
+                                                  "kernels); use \"native\""
+                                                : "missing cuSPARSE"));
+  }
   const int threads = c.threads > 0 ? c.threads : omp_get_num_procs();
   omp_set_num_threads(threads);
   set_dense_backend(parse_dense_backend(to_string(c.backend)));
+  set_sparse_impl(parse_sparse_impl(to_string(c.sparse.impl)));
   return threads;
+}
+
+st::Device core_device(const Config& c) {
+  return c.device == Device::Cuda ? st::Device::cuda : st::Device::cpu;
+}
+
+double csr_threshold(const Config& c, bool* timed) {
+  const bool gpu = c.device == Device::Cuda;
+  *timed = gpu ? c.sparse.auto_threshold_cuda : c.sparse.auto_threshold;
+  return gpu ? c.sparse.threshold_cuda : c.sparse.threshold;
 }
 
 }  // namespace st::experiment

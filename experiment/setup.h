@@ -15,8 +15,15 @@ data::DataOptions data_options(const Config& c);
 OptimizerOptions optimizer_options(const Config& c);
 LrScheduleOptions lr_schedule_options(const Config& c);
 
-// Sets the OpenMP thread count (0 = all cores) and the dense backend; checks the device is
-// available. Returns the thread count in use.
+// Sets the OpenMP thread count (0 = all cores), the dense backend and the sparse implementation;
+// for device "cuda" checks the device is there (st::cuda::require_device's message when not) and
+// that sparse.impl "cusparse" has a real GPU. Throws before anything is written: a run that
+// cannot start leaves its folder as it was. Returns the thread count in use.
 int apply_process_settings(const Config& c);
+
+// The config's device as core's.
+st::Device core_device(const Config& c);
+// The CSR switch threshold for the config's device ("auto" = timed).
+double csr_threshold(const Config& c, bool* timed);
 
 }  // namespace st::experiment

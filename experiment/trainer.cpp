@@ -13,6 +13,7 @@
 #include "core/lr_schedule.h"
 #include "core/ops.h"
 #include "core/optim.h"
+#include "cuda/runtime.h"
 #include "data/loader.h"
 #include "experiment/atomic_file.h"
 #include "experiment/checkpoint.h"
@@ -112,7 +113,10 @@ std::unique_ptr<models::Model> load_teacher(const std::string& target, const Sha
 TrainResult run(const Config& config, const RunOptions& options, const std::string& run_dir,
                 bool resuming) {
   const auto t_start = Clock::now();
+  // First: a device that is missing fails here, before the run folder is touched.
   const int threads = apply_process_settings(config);
+  const st::Device device = core_device(config);
+  const bool on_device = device != st::Device::cpu;
   const bool tty = !options.quiet && isatty(fileno(stdout));
 
   data::DatasetSplits data = data::load_dataset(data_options(config));
@@ -150,11 +154,15 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     write_file_atomic(run_dir + "/config.json", to_json(config).dump(2) + "\n");
     write_file_atomic(metrics_path, "");
   }
+  // Built, initialized and loaded on the host; from here on the model, its optimizer state and the
+  // teacher live on the run's device.
+  model->to(device);
+  optimizer.to(device);
+  if (teacher) teacher->to(device);
   // CSR execution: decided at start (or restored from the checkpoint) and after every mask change.
   pruning::CsrSwitchOptions csr_opt;
   csr_opt.enabled = config.sparse.enabled;
-  csr_opt.threshold = config.sparse.threshold;
-  csr_opt.timed = config.sparse.auto_threshold;
+  csr_opt.threshold = csr_threshold(config, &csr_opt.timed);
   csr_opt.batch_size = config.train.batch_size;
   pruning::CsrSwitch csr(csr_opt, *model);
   nlohmann::json switches = nlohmann::json::array();  // this epoch's switches (metrics.jsonl)
@@ -171,18 +179,36 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     }
     if (!events.empty() && !options.quiet) std::fflush(stdout);
   };
+  // The pruner reads and edits weights, gradients, masks and optimizer state on the host. On a
+  // device the dense state comes to the host for a hook that acts and goes back after it (masks
+  // are host tensors anyway; the CSR mirrors stay on the device, suspended meanwhile). Hooks that
+  // do not act are not called there: they cost no transfer.
+  auto run_hook = [&](bool acts, auto&& hook) {
+    if (!on_device) return hook();  // on the cpu every hook runs (a no-op when it does not act)
+    if (!acts) return;
+    model->to(st::Device::cpu, /*with_csr=*/false);
+    optimizer.to(st::Device::cpu);
+    hook();
+    model->to(device, /*with_csr=*/false);
+    optimizer.to(device);
+  };
   // Pruner hooks run with CSR layers executing densely (criteria run the model and read dense
   // gradients); the switch then re-decides the layers whose masks changed.
-  auto with_pruner = [&](int epoch, auto&& hook) {
+  auto with_pruner = [&](int epoch, bool acts, auto&& hook) {
     csr.suspend(true);
-    hook();
+    run_hook(acts, hook);
     csr.suspend(false);
     log_switches(csr.update(), epoch);
   };
 
   if (!options.quiet) {
-    std::printf("%s\n%s\nrun folder %s | %d threads | %s data: %lld train, %lld validation, %lld test\n",
-                describe(config).c_str(), model->summary().c_str(), run_dir.c_str(), threads,
+    std::string where = std::to_string(threads) + " threads";
+    if (on_device) {
+      const cuda::DeviceInfo info = cuda::device_info();
+      where += " | cuda: " + (info.emulated ? std::string("CPU emulator") : info.name);
+    }
+    std::printf("%s\n%s\nrun folder %s | %s | %s data: %lld train, %lld validation, %lld test\n",
+                describe(config).c_str(), model->summary().c_str(), run_dir.c_str(), where.c_str(),
                 to_string(config.data.dataset), static_cast<long long>(train_set.size),
                 static_cast<long long>(data.validation.size), static_cast<long long>(data.test.size));
     if (resuming) std::printf("resuming after epoch %d\n", start_epoch);
@@ -191,15 +217,17 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
 
   const int B = config.train.batch_size;
   data::Loader loader(train_set, B, /*shuffle=*/true, config.seed);
-  // Batch buffers are allocated once; a short last batch is a view of their first rows.
+  // Batch buffers are allocated once; a short last batch is a view of their first rows. On a device
+  // the loader fills the host buffers and each batch is uploaded into device buffers.
   Tensor x_buf({B, input[0], input[1], input[2]});
   Tensor y_buf({B}, DType::i32);
+  const Tensor x_dev = x_buf.to(device), y_dev = y_buf.to(device);
   const int64_t batches = loader.num_batches();
   TrainBatches score_batches(train_set, B, config.seed);
   if (pruner) {
     pruner->set_batch_source(&score_batches);
     pruner->set_steps_per_epoch(batches);
-    if (!resuming) with_pruner(0, [&] { pruner->on_start(); });
+    if (!resuming) with_pruner(0, true, [&] { pruner->on_start(); });
   }
   if (resuming)
     csr.adopt();  // the modes the checkpoint recorded
@@ -217,14 +245,18 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     model->set_training(true);
     loader.start_epoch(epoch);
     const bool finetune = epoch >= config.train.epochs;
-    if (pruner) with_pruner(epoch, [&] { pruner->on_epoch_begin(epoch); });
+    if (pruner)
+      with_pruner(epoch, pruner->acts_on_epoch_begin(epoch), [&] { pruner->on_epoch_begin(epoch); });
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     float lr = 0;
     Progress progress(tty, epoch + 1, total_epochs, batches);
     for (int64_t b = 0; b < batches; ++b) {
       const int n = loader.next(x_buf.f32(), y_buf.i32());
-      const Tensor x = x_buf.leading(n), y = y_buf.leading(n);
+      const Tensor x_host = x_buf.leading(n), y_host = y_buf.leading(n);
+      Tensor x = x_dev.leading(n), y = y_dev.leading(n);
+      x.copy_from(x_host);  // no-ops on the cpu (the same storage)
+      y.copy_from(y_host);
       global_step = static_cast<int64_t>(epoch) * batches + b;
       // A step whose pruner hook reads gradients or masks (RigL, L1, ADMM, step-wise gradual) runs
       // densely: RigL's regrowth needs the dense gradient, which CSR execution never forms.
@@ -241,15 +273,15 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
                                  static_cast<float>(pcfg.distill.alpha));
       else
         loss = softmax_cross_entropy(logits, y);
-      const float loss_value = loss.value().f32()[0];
+      const float loss_value = loss.value().item();  // from a device: one float per step
       ST_CHECK(std::isfinite(loss_value), "training diverged: the loss is ", loss_value, " at epoch ",
                epoch + 1, ", step ", b + 1, " (lower optimizer.lr, or add lr_schedule.warmup_epochs)");
       loss_sum += static_cast<double>(loss_value) * n;
-      correct += count_correct(logits.value(), y);
+      correct += count_correct(logits.value(), y_host);
       seen += n;
       optimizer.zero_grad();
       loss.backward();
-      if (pruner) pruner->on_step(epoch, global_step);
+      if (pruner) run_hook(dense_step, [&] { pruner->on_step(epoch, global_step); });
       if (dense_step) {
         csr.suspend(false);
         log_switches(csr.update(), epoch);
@@ -259,7 +291,8 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
       optimizer.step(lr);
       progress.update(b + 1, loss_sum / seen, static_cast<double>(correct) / seen);
     }
-    if (pruner) with_pruner(epoch, [&] { pruner->on_epoch_end(epoch); });
+    if (pruner)
+      with_pruner(epoch, pruner->acts_on_epoch_end(epoch), [&] { pruner->on_epoch_end(epoch); });
     const double train_seconds = seconds_since(t_epoch);
     EpochMetrics m;
     m.epoch = epoch + 1;
@@ -328,6 +361,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     s["nonzeros"] = final_report.nonzeros;
     s["macs_remaining"] = final_report.macs;
     s["threads"] = threads;
+    s["device"] = to_string(config.device);
     s["seconds_this_process"] = result.total_seconds;
     write_file_atomic(run_dir + "/summary.json", s.dump(2) + "\n");
     if (!options.quiet)
@@ -347,14 +381,17 @@ EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batc
   const Shape sample{dataset.channels, dataset.height, dataset.width};
   Tensor x_buf({batch_size, sample[0], sample[1], sample[2]});
   Tensor y_buf({batch_size}, DType::i32);
+  const Tensor x_dev = x_buf.to(model.device()), y_dev = y_buf.to(model.device());
   EvalResult r;
   double loss_sum = 0;
   int64_t correct = 0;
   for (int n; (n = loader.next(x_buf.f32(), y_buf.i32())) > 0;) {
-    const Tensor x = x_buf.leading(n), y = y_buf.leading(n);
+    Tensor x = x_dev.leading(n), y = y_dev.leading(n);
+    x.copy_from(x_buf.leading(n));
+    y.copy_from(y_buf.leading(n));
     Variable logits = model.forward(Variable(x));
-    loss_sum += static_cast<double>(softmax_cross_entropy(logits, y).value().f32()[0]) * n;
-    correct += count_correct(logits.value(), y);
+    loss_sum += static_cast<double>(softmax_cross_entropy(logits, y).value().item()) * n;
+    correct += count_correct(logits.value(), y_buf.leading(n));
     r.samples += n;
   }
   model.set_training(true);
@@ -365,7 +402,18 @@ EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batc
   return r;
 }
 
-TrainResult train(const Config& config, const RunOptions& options) {
+// The config with RunOptions::device applied (an execution setting: the results stay the same to
+// float tolerance).
+Config on_device_of(Config config, const RunOptions& options) {
+  if (options.device.empty()) return config;
+  ST_CHECK(options.device == "cpu" || options.device == "cuda", "--device: expected \"cpu\" or \"cuda\", got \"",
+           options.device, "\"");
+  config.device = options.device == "cuda" ? Device::Cuda : Device::Cpu;
+  return config;
+}
+
+TrainResult train(const Config& config_in, const RunOptions& options) {
+  const Config config = on_device_of(config_in, options);
   ST_CHECK(options.resume_dir.empty(), "train: use resume() to continue a run");
   std::string dir = options.run_dir.empty()
                         ? config.output.dir + "/" + config.name + "-" + timestamp()
@@ -378,7 +426,7 @@ TrainResult resume(const std::string& run_dir, const RunOptions& options) {
   ST_CHECK(fs::exists(cfg), run_dir, ": not a run folder (no config.json)");
   ST_CHECK(fs::exists(run_dir + "/checkpoint.safetensors"), run_dir,
            ": no checkpoint.safetensors to resume from");
-  Config config = load_config(cfg);
+  Config config = on_device_of(load_config(cfg), options);
   return run(config, options, run_dir, /*resuming=*/true);
 }
 

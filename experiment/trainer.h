@@ -23,6 +23,8 @@ struct RunOptions {
   std::string resume_dir;  // run folder to continue
   int stop_after_epochs = 0;  // > 0: stop (as if interrupted) after this many epochs in total
   bool quiet = false;         // no per-epoch output
+  std::string device;         // "cpu" | "cuda": run there instead of on the config's device (e.g.
+                              // resume on the cpu a run started on a GPU); "" = the config's
 };
 
 struct EpochMetrics {
@@ -52,7 +54,7 @@ struct EvalResult {
   double loss = 0, accuracy = 0;
   int64_t samples = 0;
 };
-// Scores the model (eval mode, no grad) over a dataset in batches.
+// Scores the model (eval mode, no grad) over a dataset in batches, on the model's device.
 EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batch_size);
 
 }  // namespace st::experiment

@@ -3,6 +3,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "core/csr_weight.h"
+
 namespace st::models {
 
 Model::Model(Shape input_shape, uint64_t seed)
@@ -40,6 +42,16 @@ Variable Model::forward_collect(const Variable& x, std::vector<Tensor>& outputs)
 
 void Model::set_training(bool t) {
   for (const auto& l : layers_) l->set_training(t);
+}
+
+void Model::to(Device device, bool with_csr) {
+  for (Parameter* p : params_) {
+    Variable& v = p->var;
+    v.value() = v.value().to(device);
+    if (v.has_grad()) v.grad() = v.grad().to(device);
+    if (with_csr && p->csr) move_csr_weight(*p->csr, device);
+  }
+  device_ = device;
 }
 
 Parameter* Model::find_parameter(const std::string& name) const {

@@ -1,5 +1,8 @@
 // models/model.h — a sequential network: the layers, their parameters in a stable order, the
 // dropout random stream, and the per-sample input shape it was built for.
+// A model is built (and initialized) on the host, so the same seed gives the same weights whatever
+// the device; to(device) then moves it. Masks stay on the host on every device (pruning reads and
+// edits them there; the optimizer keeps its own device copy).
 #pragma once
 #include <memory>
 #include <string>
@@ -20,6 +23,11 @@ class Model {
   Variable forward_collect(const Variable& x, std::vector<Tensor>& outputs);
   void set_training(bool t);
 
+  // Moves every parameter's value and gradient, and (with_csr) its CSR execution state, to
+  // `device`. The trainer's pruner hooks move only the dense state to the host and back
+  // (with_csr = false): the CSR layers are suspended then, and their mirror stays where it is.
+  void to(Device device, bool with_csr = true);
+  Device device() const { return device_; }
   const Shape& input_shape() const { return input_shape_; }
   Shape output_shape() const;
   const std::vector<std::unique_ptr<Module>>& layers() const { return layers_; }
@@ -36,6 +44,7 @@ class Model {
   std::vector<std::unique_ptr<Module>> layers_;
   std::vector<Parameter*> params_;
   Rng dropout_rng_;
+  Device device_ = Device::cpu;
 };
 
 }  // namespace st::models

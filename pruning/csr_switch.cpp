@@ -46,7 +46,7 @@ void CsrSwitch::adopt() {
   for (size_t l = 0; l < layers_.size(); ++l) {
     Parameter& p = *layers_[l].weight;
     seen_version_[l] = p.mask_version;
-    if (p.csr) refresh_csr_values(*p.csr, p.var.value().f32());
+    if (p.csr) refresh_csr_values(*p.csr, p.var.value());
     p.csr_suspended = suspended_;
   }
 }
@@ -56,7 +56,7 @@ std::vector<CsrSwitchEvent> CsrSwitch::update() {
   for (size_t l = 0; l < layers_.size(); ++l) {
     Parameter& p = *layers_[l].weight;
     if (seen_version_[l] == p.mask_version) {
-      if (p.csr) refresh_csr_values(*p.csr, p.var.value().f32());  // weights may have been rewound
+      if (p.csr) refresh_csr_values(*p.csr, p.var.value());  // weights may have been rewound
       continue;
     }
     seen_version_[l] = p.mask_version;
@@ -105,6 +105,8 @@ std::pair<double, double> CsrSwitch::time_layer(size_t l) {
   Rng rng(0x5eedULL + l);
   Tensor xt(xs);
   for (int64_t i = 0; i < xt.numel(); ++i) xt.f32()[i] = rng.uniform(-1.f, 1.f);
+  const Device device = p.var.value().device();  // timed where the layer runs
+  xt = xt.to(device);
   // Variables of their own (sharing the weights' storage), so the layer's gradients are untouched.
   Variable x(xt, /*requires_grad=*/true);
   Variable w(p.var.value(), true);
@@ -116,7 +118,7 @@ std::pair<double, double> CsrSwitch::time_layer(size_t l) {
   auto run = [&](bool sparse) {
     Variable y = L.conv ? (sparse ? sparse_conv2d(x, csr, b, copt) : conv2d(x, w, b, copt))
                         : (sparse ? sparse_linear(x, csr, b) : linear(x, w, b));
-    y.backward(Tensor::full(y.shape(), 1.f));
+    y.backward(Tensor::full(y.shape(), 1.f, device));
     x.zero_grad();
     w.zero_grad();
     csr->values.zero_grad();
@@ -126,8 +128,10 @@ std::pair<double, double> CsrSwitch::time_layer(size_t l) {
     run(sparse);  // warm-up: primitives, allocator
     double best = 1e30;
     for (int r = 0; r < 5; ++r) {
+      device_synchronize(device);
       const auto t0 = std::chrono::steady_clock::now();
       run(sparse);
+      device_synchronize(device);  // device kernels are asynchronous
       best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     return best;

@@ -9,6 +9,9 @@
 // suspend() makes every CSR layer execute densely for a while (pruner hooks that run the model or
 // read dense gradients, RigL update steps) without dropping its CSR state. The pruner itself knows
 // nothing of CSR (ARCHITECTURE: "none of them knows about CSR").
+// Devices: CSR states are built on the weights' device (the structure from the host mask), and
+// "auto" times the layer on that device; the trainer picks the threshold per device
+// (config sparse.threshold / sparse.threshold_cuda).
 // Tests: tests/experiment/test_csr_trainer.cpp, tests/core/test_sparse_ops.cpp.
 #pragma once
 #include <map>

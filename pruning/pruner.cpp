@@ -344,6 +344,32 @@ bool Pruner::acts_on_step(int epoch, int64_t step) const {
   }
 }
 
+bool Pruner::acts_on_epoch_begin(int epoch) const {
+  const auto& s = config_.schedule;
+  switch (config_.method) {
+    case Method::OneShot: return epoch == s.epoch;
+    case Method::Iterative: {
+      if (s.rewind == RewindType::Epoch && epoch == s.rewind_epoch && !has_snapshot()) return true;
+      const int d = epoch - s.start_epoch;
+      return d >= 0 && d % s.every == 0 && d / s.every < s.rounds;
+    }
+    case Method::Gradual:
+      return (s.every_steps == 0 && epoch >= s.start_epoch && epoch <= s.end_epoch) ||
+             (s.every_steps > 0 && epoch == s.end_epoch);
+    case Method::Admm: return epoch == s.start_epoch || epoch == s.end_epoch;
+    default: return false;
+  }
+}
+
+bool Pruner::acts_on_epoch_end(int epoch) const {
+  const auto& s = config_.schedule;
+  if (config_.method == Method::Set) return epoch + 1 <= s.end_epoch && (epoch + 1) % s.every == 0;
+  if (config_.method == Method::Admm)
+    return admm_active() && epoch >= s.start_epoch && epoch < s.end_epoch &&
+           (epoch - s.start_epoch + 1) % s.every == 0;
+  return false;
+}
+
 void Pruner::on_epoch_end(int epoch) {
   const auto& s = config_.schedule;
   if (config_.method == Method::Set && epoch + 1 <= s.end_epoch && (epoch + 1) % s.every == 0)

@@ -42,6 +42,11 @@ class Pruner {
   // Whether on_step(epoch, step) will read or change weights, gradients or masks (L1 and ADMM terms,
   // a gradual or RigL update): the trainer runs such steps densely (RigL needs the dense gradient).
   bool acts_on_step(int epoch, int64_t step) const;
+  // Whether on_epoch_begin(epoch) / on_epoch_end(epoch) will read or change anything: the trainer
+  // brings a device model's weights to the host only for hooks that act. (A hook that acts while
+  // these say no would read a cuda tensor on the host, which asserts: never silently wrong.)
+  bool acts_on_epoch_begin(int epoch) const;
+  bool acts_on_epoch_end(int epoch) const;
 
   // The building blocks the schedules use (public for tests).
   // Prunes each eligible layer (or all together for "global") to `sparsity` by the criterion;

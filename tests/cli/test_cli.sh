@@ -56,7 +56,7 @@ expect_ok "resume" "$bin" train --resume "$part" --quiet
 expect_error "resume with a config" "--resume" "$bin" train "$cfg" --resume "$part"
 
 # --help on every command
-for c in "" train eval info export sweep "bench train" "bench kernels"; do
+for c in "" train eval info export sweep device "bench train" "bench kernels"; do
   # shellcheck disable=SC2086
   expect_ok "help $c" "$bin" $c --help
 done
@@ -69,7 +69,6 @@ printf '{"data": {"dataset": "synthetic"}, "model": {"arch": "mlp", "hidden": [8
 expect_error "broken JSON" "broken.json" "$bin" train "$tmp/broken.json"
 expect_error "bad override value" "optimizer.lr" "$bin" train "$cfg" --set optimizer.lr=-1
 expect_error "unknown override key" "optimizer.nope" "$bin" train "$cfg" --set optimizer.nope=1
-expect_error "cuda without a CUDA build" "cuda" "$bin" train "$cfg" --set device=cuda --run-dir "$tmp/cuda"
 expect_error "missing dataset dir" "$tmp/nodata" "$bin" train configs/lenet300_mnist.json --set data.dir="$tmp/nodata" --run-dir "$tmp/x"
 printf 'garbage' >"$tmp/bad.safetensors"
 expect_error "corrupt checkpoint" "bad.safetensors" "$bin" info "$tmp/bad.safetensors"
@@ -77,6 +76,34 @@ expect_error "init-from a missing file" "missing.safetensors" "$bin" train "$cfg
 expect_error "resume a non-run folder" "not a run folder" "$bin" train --resume "$tmp"
 
 expect_error "diverging run stops with a clear error" "training diverged" "$bin" train "$cfg" --set optimizer.lr=1e30 --set optimizer.type=sgd --run-dir "$tmp/div"
+
+# device "cuda": `sparsetrain device` says whether there is one. Without one (no GPU, or the emulator
+# switched off) a cuda run stops at start-up with the reason and leaves no run folder; with one (a
+# GPU, or this test's SPARSETRAIN_CUDA_EMULATION=1 in an emulated build) it trains, and its
+# checkpoint resumes and evaluates on the other device.
+expect_ok "device" "$bin" device
+contains "device names the backend" "cuda backend:" "$tmp/out"
+env -u SPARSETRAIN_CUDA_EMULATION "$bin" device >"$tmp/dev_plain" 2>&1
+if grep -q "^device: none" "$tmp/dev_plain"; then
+  expect_error "cuda without a device" 'asks for device "cuda"' env -u SPARSETRAIN_CUDA_EMULATION \
+    "$bin" train "$cfg" --set device=cuda --run-dir "$tmp/cuda"
+  [ ! -e "$tmp/cuda" ] && ok || fail "a cuda run that could not start left a run folder"
+fi
+SPARSETRAIN_CUDA_EMULATION=1 "$bin" device >"$tmp/dev_emu" 2>&1
+if ! grep -q "^device: none" "$tmp/dev_emu"; then
+  gpu="$tmp/gpu"
+  expect_ok "train on cuda" env SPARSETRAIN_CUDA_EMULATION=1 "$bin" train "$cfg" --set device=cuda \
+    --set train.epochs=2 --stop-after 1 --run-dir "$gpu"
+  contains "cuda run says where it runs" "cuda:" "$tmp/out"
+  expect_ok "resume a cuda run on the cpu" "$bin" train --resume "$gpu" --device cpu --quiet
+  [ "$(wc -l <"$gpu/metrics.jsonl")" -eq 2 ] && ok || fail "resumed cuda run should have 2 metrics lines"
+  expect_ok "eval on cuda" env SPARSETRAIN_CUDA_EMULATION=1 "$bin" eval "$gpu" --device cuda
+  contains "eval on cuda prints accuracy" "accuracy" "$tmp/out"
+  if grep -q "^device:.*emulator" "$tmp/dev_emu"; then  # cuSPARSE runs only on a real GPU
+    expect_error "cusparse needs a GPU" "needs a real GPU" env SPARSETRAIN_CUDA_EMULATION=1 "$bin" train "$cfg" \
+      --set device=cuda --set sparse.impl=cusparse --run-dir "$tmp/cus"
+  fi
+fi
 
 # the kernel benchmark runs end to end (quick mode, one small shape) and writes its files
 expect_ok "bench kernels --quick" "$bin" bench kernels --quick --shapes 100x300x64 --threads 1 --csv "$tmp/k.csv" --svg "$tmp/k.svg"

@@ -12,6 +12,10 @@
 #include <cassert>
 #include <cstddef>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace st::kernels {
 namespace {
 
@@ -27,10 +31,63 @@ inline void window(int o, int stride, int pad, int k, int extent, int& lo, int& 
 
 }  // namespace
 
+namespace {
+
+#if defined(__AVX512F__)
+// The 2×2, stride-2, unpadded window of every CNN here, 16 outputs at a time: two input rows
+// split into even and odd columns give the window's four candidates a, b (top), c, d (bottom),
+// compared in row-major order with a strict > — the same first-maximum rule, NaN handling and
+// argmax as the general loop below.
+void max_pool2x2_plane(int H, int W, int OH, int OW, const float* in, float* out, int32_t* arg) {
+  (void)H;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int oh = 0; oh < OH; ++oh) {
+    const float* r0 = in + static_cast<size_t>(2 * oh) * W;
+    const float* r1 = r0 + W;
+    for (int ow0 = 0; ow0 < OW; ow0 += 16) {
+      const int n = std::min(16, OW - ow0);
+      const __mmask16 m0 = static_cast<__mmask16>((1u << std::min(16, 2 * n)) - 1u);
+      const __mmask16 m1 = static_cast<__mmask16>((1u << std::max(0, 2 * n - 16)) - 1u);
+      const __m512 t0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow0), t1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow0 + 16);
+      const __m512 u0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow0), u1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow0 + 16);
+      const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
+      const __m512 c = _mm512_permutex2var_ps(u0, even, u1), d = _mm512_permutex2var_ps(u0, odd, u1);
+      const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow0), even);
+      __m512 best = a;
+      __m512i bi = ia;
+      __mmask16 gt = _mm512_cmp_ps_mask(b, best, _CMP_GT_OQ);
+      best = _mm512_mask_blend_ps(gt, best, b);
+      bi = _mm512_mask_blend_epi32(gt, bi, _mm512_add_epi32(ia, _mm512_set1_epi32(1)));
+      gt = _mm512_cmp_ps_mask(c, best, _CMP_GT_OQ);
+      best = _mm512_mask_blend_ps(gt, best, c);
+      bi = _mm512_mask_blend_epi32(gt, bi, _mm512_add_epi32(ia, _mm512_set1_epi32(W)));
+      gt = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ);
+      best = _mm512_mask_blend_ps(gt, best, d);
+      bi = _mm512_mask_blend_epi32(gt, bi, _mm512_add_epi32(ia, _mm512_set1_epi32(W + 1)));
+      const __mmask16 mo = static_cast<__mmask16>((1u << n) - 1u);
+      _mm512_mask_storeu_ps(out + static_cast<size_t>(oh) * OW + ow0, mo, best);
+      _mm512_mask_storeu_epi32(arg + static_cast<size_t>(oh) * OW + ow0, mo, bi);
+    }
+  }
+}
+#endif
+
+}  // namespace
+
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   const int OH = s.OH(), OW = s.OW();
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
+#if defined(__AVX512F__)
+  if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0) {
+    const int H = s.H, W = s.W;
+    parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
+      max_pool2x2_plane(H, W, OH, OW, x + p * in_plane, y + p * out_plane, argmax + p * out_plane);
+    });
+    return;
+  }
+#endif
   parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
     const float* in = x + p * in_plane;
     float* out = y + p * out_plane;

@@ -1,5 +1,8 @@
 // tests/kernels/test_pool.cpp — max/avg pooling forward and backward against the reference at odd
 // sizes, with padding, overlapping windows, and ties (the first maximum must win, argmax exactly).
+#include <cmath>
+#include <limits>
+
 #include "kernels/pool.h"
 #include "kernels/reference.h"
 #include "kernel_test_util.h"
@@ -21,6 +24,8 @@ const Pool2dShape kShapes[] = {
     make(1, 1, 1, 1, 1, 1, 1, 1, 0, 0),     // 1×1
     make(4, 5, 24, 24, 2, 2, 2, 2, 0, 0),   // LeNet-5 pool1
     make(16, 64, 32, 32, 2, 2, 2, 2, 0, 0), // big enough to run in parallel
+    make(2, 3, 5, 71, 2, 2, 2, 2, 0, 0),    // 35 outputs per row: two full vectors and a ragged one
+    make(1, 2, 2, 2, 2, 2, 2, 2, 0, 0),     // one window per plane
 };
 
 size_t in_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
@@ -66,6 +71,15 @@ TEST_CASE("max pool: the first maximum in row-major window order wins") {
   max_pool2d_forward(s, x, &y, &arg);
   CHECK(y == 3.0f);
   CHECK(arg == 1);
+  // NaN follows the strict `>` of the reference: a NaN first candidate stays, a later one is skipped.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float first_nan[4] = {nan, 1.0f, 2.0f, 3.0f}, later_nan[4] = {1.0f, nan, 3.0f, 2.0f};
+  max_pool2d_forward(s, first_nan, &y, &arg);
+  CHECK(std::isnan(y));
+  CHECK(arg == 0);
+  max_pool2d_forward(s, later_nan, &y, &arg);
+  CHECK(y == 3.0f);
+  CHECK(arg == 2);
 }
 
 TEST_CASE("avg pool forward and backward match the reference (padding counts in the divisor)") {

@@ -212,11 +212,18 @@ int main(int argc, char** argv) {
                           "Sparsities (e.g. 0.9,0.95,0.98): dense-masked vs CSR throughput side by side")
       ->delimiter(',')
       ->check(CLI::Range(0.0, 1.0));
-  bench_train->add_option("--mode", bt.modes, "Execution modes with --sparsity: dense,csr")
+  bench_train->add_option("--mode", bt.modes,
+                          "Execution modes with --sparsity: dense,csr (with --device cuda also "
+                          "cusparse: CSR through cuSPARSE)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"dense", "csr"}));
+      ->check(CLI::IsMember({"dense", "csr", "cusparse"}));
+  bench_train->add_option("--device", bt.device,
+                          "cpu | cuda: train on a real NVIDIA GPU (model, optimizer state and batches "
+                          "on the device); fails without one, and refuses the CUDA emulator")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   auto* bench_kernels = bench->add_subcommand(
-      "kernels", "CSR SpMM / SpMMᵀ / SDDMM vs dense (sgemm, oneDNN) over shapes × sparsities");
+      "kernels", "CSR SpMM / SpMMᵀ / SDDMM vs dense (sgemm, oneDNN; on --device cuda cuBLAS) over "
+                 "shapes × sparsities");
   bench::KernelBenchOptions bk;
   bench_kernels->add_option("--threads", bk.threads, "OpenMP threads")->check(CLI::PositiveNumber);
   bench_kernels->add_option("--shapes", bk.shapes,
@@ -226,6 +233,13 @@ int main(int argc, char** argv) {
   bench_kernels->add_option("--csv", bk.csv_path, "Write all rows as CSV here");
   bench_kernels->add_option("--md", bk.md_path, "Also write the markdown tables here");
   bench_kernels->add_option("--svg", bk.svg_path, "Write the SpMM speedup plot (SVG) here");
+  bench_kernels->add_option("--device", bk.devices,
+                            "cpu | cuda | cpu,cuda (default cpu). cuda: our CUDA kernels, cuda::sgemm "
+                            "and cuSPARSE on a real NVIDIA GPU, each checked against the CPU result, "
+                            "then timed with CUDA events; their speedups are over cuBLAS SGEMM. "
+                            "Fails without a GPU, and refuses the CUDA emulator")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 
   // export
   auto* exp = app.add_subcommand("export", "Write a smaller dense model from a neuron/filter-pruned checkpoint");

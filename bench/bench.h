@@ -18,7 +18,11 @@ struct TrainBenchOptions {
   // Non-empty: for each sparsity, random masks at that sparsity on every prunable layer, trained in
   // each of `modes` ("dense": masked dense, "csr": every layer in CSR), side by side.
   std::vector<double> sparsities;
+  // "cusparse": every layer in CSR with the products through cuSPARSE (device "cuda" only).
   std::vector<std::string> modes{"dense", "csr"};
+  // "cpu", or "cuda": the model, its optimizer state and the batches live on the GPU (a real one;
+  // the emulator is refused), and the clock is read after synchronizing the device.
+  std::string device = "cpu";
 };
 
 // Training throughput (samples/s, median over repeats) of each model on in-memory data, with SGD
@@ -31,10 +35,14 @@ struct KernelBenchOptions {
   std::vector<std::string> shapes;  // "OUTxINxBATCH" filter (e.g. "1024x1024x128"); empty = all
   bool quick = false;               // sparsities 0/50/90/99 and shorter timing, for smoke tests
   std::string csv_path, md_path, svg_path;  // optional outputs (the markdown also goes to stdout)
+  // "cpu" (CPU kernels vs oneDNN) and/or "cuda" (CUDA kernels and cuSPARSE vs cuBLAS, on a real
+  // GPU; the emulator is refused).
+  std::vector<std::string> devices{"cpu"};
 };
 
 // CSR SpMM (y = x·Wᵀ), SpMMᵀ (dx = dy·W) and SDDMM (dW at the nonzeros) against our dense sgemm
-// and oneDNN dense, over Linear shapes × sparsities; see bench/bench_kernels.cpp.
+// and oneDNN dense (cpu), or against cuBLAS and our cuda::sgemm beside cuSPARSE (cuda), over Linear
+// shapes × sparsities; see bench/bench_kernels.cpp.
 int bench_kernels(const KernelBenchOptions& options);
 
 }  // namespace st::bench

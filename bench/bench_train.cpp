@@ -2,16 +2,27 @@
 // Protocol (mirrors bench/pytorch_train.py): random inputs (N(0,1), 1×28×28) and labels preloaded,
 // batch B, SGD lr 0.01 momentum 0.9, `warmup` steps, then `repeats` × `steps` timed steps; report
 // the median (and min..max) samples/s.
+// --device cuda: the same step on a GPU. The model is built and masked on the host (the same
+// weights and masks as on the cpu), then model, optimizer state and the batch pool move to the
+// device (like experiment/trainer.cpp; batches are preloaded there, as the host ones are in memory);
+// the clock is read after device_synchronize (st::cuda::synchronize), so a repeat counts finished
+// steps. Mode "cusparse" is CSR execution with cuSPARSE's products (sparse.impl "cusparse"); "csr"
+// uses ours.
+// A real GPU only: without one the command fails with the reason, and the CUDA emulator is refused.
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "bench/bench.h"
+#include "bench/cuda_timing.h"
 #include "core/ops.h"
 #include "core/optim.h"
 #include "models/builder.h"
@@ -40,6 +51,15 @@ void random_masks(models::Model& model, double sparsity, uint64_t seed) {
 }  // namespace
 
 int bench_train(const TrainBenchOptions& o) {
+  ST_CHECK(o.device == "cpu" || o.device == "cuda", "--device: expected cpu or cuda, got \"", o.device,
+           "\"");
+  const bool on_cuda = o.device == "cuda";
+  const Device device = on_cuda ? Device::cuda : Device::cpu;
+  for (const std::string& m : o.modes)
+    ST_CHECK(m != "cusparse" || on_cuda,
+             "--mode cusparse: cuSPARSE runs on the GPU only (add --device cuda)");
+  // First, before any work: is there a GPU worth timing?
+  const std::string gpu_name = on_cuda ? gpu::require_timing_device("bench train --device cuda") : "";
   omp_set_num_threads(o.threads);
   set_dense_backend(parse_dense_backend(o.backend));
   const int pool = 64;  // distinct batches cycled through
@@ -48,32 +68,68 @@ int bench_train(const TrainBenchOptions& o) {
   for (int64_t i = 0; i < xs.numel(); ++i) xs.f32()[i] = rng.normal();
   Tensor ys({pool, o.batch}, DType::i32);
   for (int64_t i = 0; i < ys.numel(); ++i) ys.i32()[i] = static_cast<int32_t>(rng.below(10));
+  // On the device: the pool as one device tensor per batch (a Tensor view cannot start mid-storage).
+  std::vector<Tensor> xs_dev, ys_dev;
+  if (on_cuda) {
+    const int64_t sample = 28 * 28;
+    for (int i = 0; i < pool; ++i) {
+      Tensor x({o.batch, 1, 28, 28});
+      std::copy_n(xs.f32() + i * o.batch * sample, o.batch * sample, x.f32());
+      Tensor y({o.batch}, DType::i32);
+      std::copy_n(ys.i32() + i * o.batch, o.batch, y.i32());
+      xs_dev.push_back(x.to(Device::cuda));
+      ys_dev.push_back(y.to(Device::cuda));
+    }
+  }
   nlohmann::json out = nlohmann::json::array();
-  // Returns the median samples/s; sparsity < 0: the plain dense model.
+  // The setting columns of a result row: as before on the cpu, the device and GPU on cuda.
+  auto settings = [&](nlohmann::json row) {
+    row["threads"] = o.threads;
+    if (on_cuda) {
+      row["device"] = "cuda";
+      row["gpu"] = gpu_name;
+    } else {
+      row["backend"] = o.backend;
+    }
+    return row;
+  };
   auto measure = [&](const std::string& name, double sparsity, const std::string& mode,
                      double& lo, double& hi) {
     models::ModelSpec spec;
     spec.arch = name;
     auto model = models::build_model(spec, {1, 28, 28}, 10, 1);
     if (sparsity >= 0) random_masks(*model, sparsity, 7);
-    pruning::CsrSwitchOptions so;
-    so.enabled = mode == "csr";
-    so.threshold = 0.0;
-    pruning::CsrSwitch csr(so, *model);
-    csr.update();
+    set_sparse_impl(mode == "cusparse" ? SparseImpl::cusparse : SparseImpl::native);
     OptimizerOptions opt;
     opt.lr = 0.01f;
     opt.momentum = 0.9f;
-    Optimizer optimizer(model->parameters(), opt);
+    std::unique_ptr<Optimizer> optimizer_ptr;
+    if (on_cuda) {  // the trainer's order: optimizer on the host model, then both move
+      optimizer_ptr = std::make_unique<Optimizer>(model->parameters(), opt);
+      model->to(device);
+      optimizer_ptr->to(device);
+    }
+    pruning::CsrSwitchOptions so;
+    so.enabled = mode == "csr" || mode == "cusparse";
+    so.threshold = 0.0;
+    pruning::CsrSwitch csr(so, *model);
+    csr.update();
+    if (!on_cuda) optimizer_ptr = std::make_unique<Optimizer>(model->parameters(), opt);
+    Optimizer& optimizer = *optimizer_ptr;
     const int64_t sample = 28 * 28;
     int64_t k = 0;
     auto step = [&]() {
       const int64_t i = k++ % pool;
-      Tensor x({o.batch, 1, 28, 28});
-      std::copy_n(xs.f32() + i * o.batch * sample, o.batch * sample, x.f32());
-      Tensor y({o.batch}, DType::i32);
-      std::copy_n(ys.i32() + i * o.batch, o.batch, y.i32());
-      Variable loss = softmax_cross_entropy(model->forward(Variable(x)), y);
+      Variable loss;
+      if (on_cuda) {
+        loss = softmax_cross_entropy(model->forward(Variable(xs_dev[i])), ys_dev[i]);
+      } else {
+        Tensor x({o.batch, 1, 28, 28});
+        std::copy_n(xs.f32() + i * o.batch * sample, o.batch * sample, x.f32());
+        Tensor y({o.batch}, DType::i32);
+        std::copy_n(ys.i32() + i * o.batch, o.batch, y.i32());
+        loss = softmax_cross_entropy(model->forward(Variable(x)), y);
+      }
       optimizer.zero_grad();
       loss.backward();
       optimizer.step(opt.lr);
@@ -81,8 +137,10 @@ int bench_train(const TrainBenchOptions& o) {
     for (int i = 0; i < o.warmup; ++i) step();
     std::vector<double> rates;
     for (int r = 0; r < o.repeats; ++r) {
+      device_synchronize(device);  // the warm-up / previous repeat's steps are not this one's
       auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < o.steps; ++i) step();
+      device_synchronize(device);  // steps are queued on the GPU: count them once finished
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       rates.push_back(double(o.steps) * o.batch / s);
     }
@@ -92,27 +150,41 @@ int bench_train(const TrainBenchOptions& o) {
     hi = sorted.back();
     return sorted[sorted.size() / 2];
   };
+  // "(batch 64, 2 threads, backend onednn)" on the cpu, "(batch 64, cuda: NVIDIA H100 ...)" on a GPU.
+  const std::string where = on_cuda ? "cuda: " + gpu_name
+                                    : std::to_string(o.threads) + " threads, backend " + o.backend;
   if (!o.sparsities.empty()) {
     std::printf("%-10s %8s", "model", "sparsity");
-    for (const auto& m : o.modes) std::printf(" %14s", (m + " samples/s").c_str());
+    std::vector<int> widths;  // of the numbers below each title: 14, wider under "cusparse ..."
+    for (const auto& m : o.modes) {
+      const std::string title = m + " samples/s";
+      widths.push_back(std::max<int>(14, static_cast<int>(title.size()) - 1));
+      std::printf(" %14s", title.c_str());
+    }
     if (o.modes.size() == 2) std::printf(" %8s", "ratio");
-    std::printf("   (batch %d, %d threads, backend %s)\n", o.batch, o.threads, o.backend.c_str());
+    for (size_t j = 1; o.modes.size() > 2 && j < o.modes.size(); ++j)  // each mode over the first
+      std::printf(" %14s", (o.modes[j] + "/" + o.modes[0]).c_str());
+    std::printf("   (batch %d, %s)\n", o.batch, where.c_str());
     for (const std::string& name : o.models)
       for (double sp : o.sparsities) {
-        nlohmann::json row = {{"model", name}, {"sparsity", sp}, {"batch", o.batch},
-                              {"threads", o.threads}, {"backend", o.backend}};
+        nlohmann::json row = settings({{"model", name}, {"sparsity", sp}, {"batch", o.batch}});
         std::printf("%-10s %7.1f%%", name.c_str(), 100 * sp);
         std::vector<double> rates;
-        for (const auto& m : o.modes) {
+        for (size_t j = 0; j < o.modes.size(); ++j) {
+          const std::string& m = o.modes[j];
           double lo, hi;
           rates.push_back(measure(name, sp, m, lo, hi));
-          std::printf(" %14.0f", rates.back());
+          std::printf(" %*.0f", widths[j], rates.back());
           std::fflush(stdout);
           row[m] = {{"samples_per_s", rates.back()}, {"min", lo}, {"max", hi}};
         }
         if (rates.size() == 2) {
           std::printf(" %7.2fx", rates[1] / rates[0]);
           row["ratio"] = rates[1] / rates[0];
+        }
+        for (size_t j = 1; rates.size() > 2 && j < rates.size(); ++j) {
+          std::printf(" %13.2fx", rates[j] / rates[0]);
+          row["ratio_" + o.modes[j]] = rates[j] / rates[0];
         }
         std::printf("\n");
         std::fflush(stdout);
@@ -124,11 +196,15 @@ int bench_train(const TrainBenchOptions& o) {
   for (const std::string& name : o.models) {
     double lo, hi;
     const double median = measure(name, -1, "dense", lo, hi);
-    std::printf("sparsetrain %s batch=%d threads=%d backend=%s samples_per_s=%.0f (%.0f .. %.0f)\n",
-                name.c_str(), o.batch, o.threads, o.backend.c_str(), median, lo, hi);
+    if (on_cuda)
+      std::printf("sparsetrain %s batch=%d device=cuda (%s) samples_per_s=%.0f (%.0f .. %.0f)\n",
+                  name.c_str(), o.batch, gpu_name.c_str(), median, lo, hi);
+    else
+      std::printf("sparsetrain %s batch=%d threads=%d backend=%s samples_per_s=%.0f (%.0f .. %.0f)\n",
+                  name.c_str(), o.batch, o.threads, o.backend.c_str(), median, lo, hi);
     std::fflush(stdout);
-    out.push_back({{"model", name}, {"batch", o.batch}, {"threads", o.threads},
-                   {"backend", o.backend}, {"samples_per_s", median}, {"min", lo}, {"max", hi}});
+    out.push_back(settings({{"model", name}, {"batch", o.batch}, {"samples_per_s", median},
+                            {"min", lo}, {"max", hi}}));
   }
   if (!o.json_path.empty()) std::ofstream(o.json_path) << out.dump(2) << "\n";
   return 0;

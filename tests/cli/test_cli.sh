@@ -108,6 +108,18 @@ fi
 # the kernel benchmark runs end to end (quick mode, one small shape) and writes its files
 expect_ok "bench kernels --quick" "$bin" bench kernels --quick --shapes 100x300x64 --threads 1 --csv "$tmp/k.csv" --svg "$tmp/k.svg"
 [ -s "$tmp/k.csv" ] && [ -s "$tmp/k.svg" ] && ok || fail "bench kernels wrote no csv/svg"
+# GPU benchmarks time a real GPU only: without one they stop with the reason, and the CPU emulator
+# (an emulated build with SPARSETRAIN_CUDA_EMULATION=1) is refused. On a GPU they would run: skipped.
+bench_refusal=""
+grep -q "^device: none" "$tmp/dev_emu" && bench_refusal='asks for device "cuda"'
+grep -q "^device:.*emulator" "$tmp/dev_emu" && bench_refusal="for correctness, not timing"
+if [ -n "$bench_refusal" ]; then
+  expect_error "bench kernels --device cuda without a GPU" "$bench_refusal" env SPARSETRAIN_CUDA_EMULATION=1 \
+    "$bin" bench kernels --device cuda --quick --shapes 100x300x64
+  expect_error "bench train --device cuda without a GPU" "$bench_refusal" env SPARSETRAIN_CUDA_EMULATION=1 \
+    "$bin" bench train --device cuda --model lenet300 --steps 1 --repeats 1 --warmup 0
+fi
+expect_error "bench train --mode cusparse on the cpu" "GPU only" "$bin" bench train --mode dense,cusparse --sparsity 0.9
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

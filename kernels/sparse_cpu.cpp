@@ -599,9 +599,10 @@ inline void sddmm_tile_row(const int32_t* cols, int32_t k0, int32_t k1, const fl
 }
 
 // dW at W's nonzeros (+)= (dyᵀ · x) there, in tiles of 32 batch rows (the SpMM's x-stationary
-// layout): all of x is packed once into per-tile transposed blocks (IN, 32) (threads split the
-// k-blocks); then each thread walks its rows tile by tile, so the tile it gathers from (128 KiB at
-// IN = 1024) stays in L2. dy's 16-row × 32-batch pieces are transposed in registers on the way.
+// layout): each thread takes its rows (equal nnz) and, tile by tile, packs that tile of x
+// transposed (IN, 32) into its own buffer and walks its rows over it, so the tile it gathers from
+// (128 KiB at IN = 1024) stays in its L2. dy's 16-row × 32-batch pieces are transposed in
+// registers on the way.
 // Every output adds the tiles' partial sums in tile order: deterministic for any thread count.
 void sddmm_dyx_tiled(const CsrMatrix& W, const float* dy, const float* x, int batch,
                      float* dw_values, bool accumulate) {
@@ -609,26 +610,24 @@ void sddmm_dyx_tiled(const CsrMatrix& W, const float* dy, const float* x, int ba
   const int OUT = W.rows, IN = W.cols;
   const int tiles = (batch + TB - 1) / TB;
   const size_t tile_size = static_cast<size_t>(IN) * TB;
-  static thread_local std::vector<float> xt_buf;
-  float* xt = aligned_scratch(xt_buf, tile_size * tiles);
   const int32_t* rp = W.row_ptr.data();
   const int32_t* ci = W.col_idx.data();
   const int T = threads_for((W.nnz() + OUT + IN) * static_cast<int64_t>(batch));
   parallel_region(T, [&](int t, int nt) {
-    const int ib = (IN + 15) / 16;
-    const int kb0 = even_split(ib, t, nt), kb1 = even_split(ib, t + 1, nt);
-    for (int tile = 0; tile < tiles; ++tile)
-      for (int h = 0; h < 2; ++h) {
-        const int b0 = tile * TB + 16 * h;
-        pack_tile(x, IN, b0, std::max(0, std::min(16, batch - b0)), xt + tile * tile_size + 16 * h,
-                  TB, kb0, kb1);
-      }
-#pragma omp barrier
+    // Each thread packs every tile itself, one at a time, into its own buffer: the pack is cheap
+    // next to the gathers, and no barrier or cross-core copy of a shared packed x is needed
+    // (sharing one made 2 threads barely faster than 1 on LeNet-sized layers).
+    static thread_local std::vector<float> tile_buf;
+    float* xtile = aligned_scratch(tile_buf, tile_size);
     const int r0 = std::min(OUT, 16 * split_units(W.row_ptr, OUT, 16, t, nt));
     const int r1 = std::min(OUT, 16 * split_units(W.row_ptr, OUT, 16, t + 1, nt));
     alignas(64) float dyblk[16 * TB];
     for (int tile = 0; tile < tiles; ++tile) {
-      const float* xtile = xt + tile * tile_size;
+      if (r0 >= r1) break;
+      for (int h = 0; h < 2; ++h) {
+        const int b0 = tile * TB + 16 * h;
+        pack_tile(x, IN, b0, std::max(0, std::min(16, batch - b0)), xtile + 16 * h, TB);
+      }
       const bool add = accumulate || tile > 0;
       for (int g = r0; g < r1; g += 16) {
         const int ng = std::min(16, r1 - g);

@@ -20,6 +20,7 @@
 #include "experiment/config.h"
 #include "experiment/safetensors.h"
 #include "experiment/trainer.h"
+#include "experiment/experiment_test_util.h"
 
 using namespace st;
 using namespace st::experiment;
@@ -28,12 +29,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("st_cuda_" + tag + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
+std::string temp_dir(const std::string& tag) { return test::fresh_temp_dir("st_cuda_", tag); }
 
 json base(const char* arch = "mlp") {
   json raw = {

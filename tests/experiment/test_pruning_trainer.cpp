@@ -16,6 +16,7 @@
 #include "experiment/safetensors.h"
 #include "experiment/setup.h"
 #include "experiment/trainer.h"
+#include "experiment/experiment_test_util.h"
 #include "data/dataset.h"
 
 using namespace st;
@@ -25,12 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("st_prune_" + tag + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
+std::string temp_dir(const std::string& tag) { return test::fresh_temp_dir("st_prune_", tag); }
 
 json base(const char* arch = "mlp") {
   json raw = {

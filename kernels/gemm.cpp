@@ -15,6 +15,7 @@
 // Small problems (< 96³ multiply-adds) and calls from inside a parallel region run on one thread.
 // Reference: kernels/reference.cpp (ref::sgemm). Tests: tests/kernels/test_gemm.cpp.
 #include "kernels/gemm.h"
+#include "kernels/avx512.h"
 #include "kernels/parallel.h"
 
 #include <omp.h>
@@ -79,35 +80,15 @@ PackBuffers& pack_buffers() {
 template <int STORE_ROWS>
 inline void transpose16x16_store(const float* const* rows, int k0, float* dst, int ld_dst) {
   static_assert(STORE_ROWS == 16 || STORE_ROWS == 8, "a zmm or its lower ymm half");
-  __m512 r[16], t[16];
+  __m512 r[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows[i] + k0);
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // After this step r[4i + c] holds, in 128-bit lane L, rows 4i..4i+3 of column 4L + c.
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);  // lanes 0, 2
-    const __m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);  // lanes 1, 3
-    const __m512 v0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
-    const __m512 v1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
-    const __m512 out[4] = {_mm512_shuffle_f32x4(u0, v0, 0x88), _mm512_shuffle_f32x4(u1, v1, 0x88),
-                           _mm512_shuffle_f32x4(u0, v0, 0xdd), _mm512_shuffle_f32x4(u1, v1, 0xdd)};
-    for (int q = 0; q < 4; ++q) {
-      float* d = dst + (4 * q + c) * ld_dst;
-      if constexpr (STORE_ROWS == 16) {
-        _mm512_store_ps(d, out[q]);
-      } else {
-        _mm256_store_ps(d, _mm512_castps512_ps256(out[q]));
-      }
+  transpose16(r);
+  for (int kk = 0; kk < 16; ++kk) {
+    float* d = dst + kk * ld_dst;
+    if constexpr (STORE_ROWS == 16) {
+      _mm512_store_ps(d, r[kk]);
+    } else {
+      _mm256_store_ps(d, _mm512_castps512_ps256(r[kk]));
     }
   }
 }

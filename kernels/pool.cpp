@@ -6,15 +6,13 @@
 // writes only its own planes, which keeps backward's scatter race-free and deterministic.
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_pool.cpp.
 #include "kernels/pool.h"
+#include "kernels/avx512.h"
 #include "kernels/parallel.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cstddef>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace st::kernels {
 namespace {
@@ -47,8 +45,7 @@ void max_pool2x2_plane(int H, int W, int OH, int OW, const float* in, float* out
     const float* r1 = r0 + W;
     for (int ow0 = 0; ow0 < OW; ow0 += 16) {
       const int n = std::min(16, OW - ow0);
-      const __mmask16 m0 = static_cast<__mmask16>((1u << std::min(16, 2 * n)) - 1u);
-      const __mmask16 m1 = static_cast<__mmask16>((1u << std::max(0, 2 * n - 16)) - 1u);
+      const __mmask16 m0 = low_mask(2 * n), m1 = low_mask(2 * n - 16);
       const __m512 t0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow0), t1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow0 + 16);
       const __m512 u0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow0), u1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow0 + 16);
       const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
@@ -65,7 +62,7 @@ void max_pool2x2_plane(int H, int W, int OH, int OW, const float* in, float* out
       gt = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ);
       best = _mm512_mask_blend_ps(gt, best, d);
       bi = _mm512_mask_blend_epi32(gt, bi, _mm512_add_epi32(ia, _mm512_set1_epi32(W + 1)));
-      const __mmask16 mo = static_cast<__mmask16>((1u << n) - 1u);
+      const __mmask16 mo = low_mask(n);
       _mm512_mask_storeu_ps(out + static_cast<size_t>(oh) * OW + ow0, mo, best);
       _mm512_mask_storeu_epi32(arg + static_cast<size_t>(oh) * OW + ow0, mo, bi);
     }

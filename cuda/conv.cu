@@ -18,24 +18,15 @@
 
 #include "cuda/conv.h"
 #include "cuda/dense.h"
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 
 namespace st::cuda {
 namespace {
 
-cudaStream_t current_stream() { return static_cast<cudaStream_t>(st::cuda::stream()); }
-
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops cover the rest
-
-int blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(b < 1 ? 1 : (b > kMaxBlocks ? kMaxBlocks : b));
-}
-
-#define ST_GRID_STRIDE(i, n)                                                              \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+using launch::blocks_for;
+using launch::current_stream;
+using launch::kThreads;
 
 // cols (C·KH·KW, images·P) from x (images, C, H, W); column n·P + p is output position p of
 // image n (images == 1: the per-image layout).
@@ -211,7 +202,6 @@ __global__ void avg_pool_backward_kernel(Pool2dShape s, int OH, int OW, float in
   }
 }
 
-#undef ST_GRID_STRIDE
 
 #define ST_CONV_LAUNCH(n, kernel, ...)                                             \
   do {                                                                             \

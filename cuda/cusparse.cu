@@ -29,6 +29,7 @@
 #include <tuple>
 
 #include "cuda/cusparse.h"
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "cuda/sparse.h"
 
@@ -75,7 +76,7 @@ State& state() {
   return *s;
 }
 
-cudaStream_t current_stream() { return static_cast<cudaStream_t>(st::cuda::stream()); }
+using launch::current_stream;
 
 void destroy(Plan& p) {
   if (p.sparse) ST_CUSPARSE_CHECK(cusparseDestroySpMat(p.sparse));

@@ -20,29 +20,19 @@
 #include <string>
 
 #include "cuda/dense.h"
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 
-// Full unrolling of the fixed-trip loops (micro-tile, shuffle trees); g++ reads its own pragma.
-#if defined(__CUDACC__)
-#define ST_UNROLL _Pragma("unroll")
-#else
-#define ST_UNROLL _Pragma("GCC unroll 16")
-#endif
 
 namespace st::cuda {
 namespace {
 
-cudaStream_t current_stream() { return static_cast<cudaStream_t>(st::cuda::stream()); }
+using launch::blocks_for;
+using launch::current_stream;
+using launch::kThreads;
 
-constexpr int kThreads = 256;           // block size of every 1-D kernel here
 constexpr int kWarps = kThreads / 32;   // warps per block (rows per block in the row kernels)
-constexpr int64_t kMaxBlocks = 4096;    // grid-stride loops cover the rest
 constexpr int kReduceBlocks = 512;      // first-stage blocks of sum(); bounds the partials buffer
-
-int blocks_for(int64_t n, int64_t per_block = kThreads) {
-  const int64_t b = (n + per_block - 1) / per_block;
-  return static_cast<int>(b < 1 ? 1 : (b > kMaxBlocks ? kMaxBlocks : b));
-}
 
 // Device scratch from the caching allocator, returned when the wrapper's scope ends. The stream
 // is in order, so a later kernel that reuses the memory runs after the one that used it.
@@ -334,9 +324,6 @@ double copy_back(const double* d_value) {
 
 // ---- elementwise ---------------------------------------------------------------------------
 
-#define ST_GRID_STRIDE(i, n)                                                                   \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n);      \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 __global__ void relu_forward_kernel(int64_t n, const float* x, float* y) {
   ST_GRID_STRIDE(i, n) { y[i] = x[i] > 0.f ? x[i] : 0.f; }
@@ -668,5 +655,3 @@ void force_sgemm_tile(int tile) {
 }  // namespace st::cuda
 
 #undef ST_ELEMENTWISE_LAUNCH
-#undef ST_GRID_STRIDE
-#undef ST_UNROLL

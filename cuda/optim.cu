@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "cuda/launch.h"
 #include "cuda/optim.h"
 #include "cuda/runtime.h"
 #include "kernels/optim.h"
@@ -14,17 +15,9 @@
 namespace st::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops cover the rest
-
-int blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(b < 1 ? 1 : (b > kMaxBlocks ? kMaxBlocks : b));
-}
-
-#define ST_GRID_STRIDE(i, n)                                                              \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+using launch::blocks_for;
+using launch::current_stream;
+using launch::kThreads;
 
 // momentum == 0: w -= lr·(g + wd·w); the buffer (if any) is only zeroed where masked.
 __global__ void sgd_plain_kernel(int64_t n, float* __restrict__ w, const float* __restrict__ g,
@@ -71,9 +64,6 @@ __global__ void adam_kernel(int64_t n, float* __restrict__ w, const float* __res
   }
 }
 
-#undef ST_GRID_STRIDE
-
-cudaStream_t current_stream() { return static_cast<cudaStream_t>(st::cuda::stream()); }
 
 }  // namespace
 

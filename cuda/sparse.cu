@@ -41,21 +41,16 @@
 #include <string>
 #include <type_traits>
 
+#include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "cuda/sparse.h"
 #include "kernels/optim.h"
 
-#if defined(__CUDACC__)
-#define ST_SPARSE_UNROLL _Pragma("unroll")
-#else
-#define ST_SPARSE_UNROLL
-#endif
 
 namespace st::cuda {
 namespace {
 
 constexpr int kThreads = 128;         // threads per block of the row kernels
-constexpr int kElementwiseThreads = 256;
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kRowDotUnroll = 4;      // nonzeros per lane per pass in the row-dot kernels
 constexpr int kSddmmGroups = 4;       // groups of S nonzeros per row per block in csr_sddmm
@@ -65,7 +60,7 @@ constexpr int64_t kSddmmMinSlabs = 8;     // ... into ranges of at least this ma
 int g_forced_lanes = 0;
 int g_forced_sddmm_ranges = 0;
 
-cudaStream_t current_stream() { return static_cast<cudaStream_t>(st::cuda::stream()); }
+using launch::current_stream;
 
 // ---- device helpers ------------------------------------------------------------------------
 
@@ -73,7 +68,7 @@ __device__ inline int warp_lane() { return static_cast<int>(threadIdx.x) & 31; }
 
 __device__ inline int warp_max(int v) {
   const int lane = warp_lane();
-  ST_SPARSE_UNROLL
+  ST_UNROLL
   for (int off = 16; off > 0; off /= 2) v = max(v, __shfl_sync(kFullMask, v, lane ^ off));
   return v;
 }
@@ -87,7 +82,7 @@ struct TransposeReduce {
   __device__ static void run(float (&v)[TB], int lane, int wlane) {
     constexpr int kHalf = TB * OFF / S;
     const bool upper = (lane & OFF) != 0;
-    ST_SPARSE_UNROLL
+    ST_UNROLL
     for (int j = 0; j < kHalf; ++j) {
       const float send = upper ? v[j] : v[j + kHalf];
       const float keep = upper ? v[j + kHalf] : v[j];
@@ -148,7 +143,7 @@ __global__ void csr_spmm_kernel(int rows, int N, int row_blocks, const int32_t* 
   const int max_len = warp_max(row.len);
 
   float acc[VEC];
-  ST_SPARSE_UNROLL
+  ST_UNROLL
   for (int e = 0; e < VEC; ++e) acc[e] = 0.0f;
   for (int k0 = 0; k0 < max_len; k0 += CH) {
     const int cnt = min(CH, row.len - k0);  // ≤ 0 once this row is done
@@ -214,22 +209,22 @@ __global__ void csr_rowdot_kernel(int rows, int K, int batch, int row_blocks,
   const float* xb = x + static_cast<size_t>(b0) * K;
 
   float acc[TB];
-  ST_SPARSE_UNROLL
+  ST_UNROLL
   for (int t = 0; t < TB; ++t) acc[t] = 0.0f;
   for (int k0 = 0; k0 < row.len; k0 += S * U) {
     int col[U];
     float val[U];
-    ST_SPARSE_UNROLL
+    ST_UNROLL
     for (int u = 0; u < U; ++u) {
       const int q = k0 + u * S + lane;
       const bool in = q < row.len;
       col[u] = in ? __ldg(col_idx + row.start + q) : -1;
       val[u] = in ? __ldg(values + row.start + q) : 0.0f;
     }
-    ST_SPARSE_UNROLL
+    ST_UNROLL
     for (int u = 0; u < U; ++u) {
       if (col[u] < 0) continue;  // skipped, not multiplied by 0: x may hold inf
-      ST_SPARSE_UNROLL
+      ST_UNROLL
       for (int t = 0; t < TB; ++t)
         acc[t] += val[u] * __ldg(xb + static_cast<size_t>(min(t, last)) * K + col[u]);
     }
@@ -237,7 +232,7 @@ __global__ void csr_rowdot_kernel(int rows, int K, int batch, int row_blocks,
   transpose_reduce<S, TB>(acc, lane);
   if (!row.valid) return;
   constexpr int kPerLane = TB / S;
-  ST_SPARSE_UNROLL
+  ST_UNROLL
   for (int j = 0; j < kPerLane; ++j) {
     const int t = lane * kPerLane + j;
     if (t > last) break;
@@ -276,12 +271,12 @@ __global__ void csr_sddmm_kernel(int rows, int N, int row_blocks, int chunks, in
   const float* xr = X + static_cast<size_t>(row.row) * N;
   for (int g = 0; g < G && k0 + g * S < max_len; ++g) {
     float acc[S];
-    ST_SPARSE_UNROLL
+    ST_UNROLL
     for (int t = 0; t < S; ++t) acc[t] = 0.0f;
     for (int n = n_begin + lane * VEC; n < n_end; n += S * VEC) {
       if constexpr (VEC == 4) {
         const float4 xv = __ldg(reinterpret_cast<const float4*>(xr + n));
-        ST_SPARSE_UNROLL
+        ST_UNROLL
         for (int t = 0; t < S; ++t) {
           if (g * S + t >= cnt) break;
           const float4 yv = __ldg(reinterpret_cast<const float4*>(
@@ -290,7 +285,7 @@ __global__ void csr_sddmm_kernel(int rows, int N, int row_blocks, int chunks, in
         }
       } else {
         const float xv = __ldg(xr + n);
-        ST_SPARSE_UNROLL
+        ST_UNROLL
         for (int t = 0; t < S; ++t) {
           if (g * S + t >= cnt) break;
           acc[t] += xv * __ldg(Y + static_cast<size_t>(s_col[slot][g * S + t]) * N + n);
@@ -326,23 +321,23 @@ __global__ void csr_sddmm_dyx_kernel(int rows, int K, int batch, int row_blocks,
   const RowRef row = row_at(block_row * R + slot, rows, row_ptr, row_order);
   if (q0 >= row.len) return;  // no warp-level operations below: lanes may leave on their own
   int col[U];
-  ST_SPARSE_UNROLL
+  ST_UNROLL
   for (int u = 0; u < U; ++u) {
     const int q = q0 + u * S;
     // Past the row's end: read a valid column (the first) and discard the sum.
     col[u] = __ldg(col_idx + row.start + (q < row.len ? q : q0));
   }
   float acc[U];
-  ST_SPARSE_UNROLL
+  ST_UNROLL
   for (int u = 0; u < U; ++u) acc[u] = 0.0f;
   const float* d = dy + row.row;
   for (int b = 0; b < batch; ++b) {
     const float dv = __ldg(d + static_cast<size_t>(b) * rows);
     const float* xr = x + static_cast<size_t>(b) * K;
-    ST_SPARSE_UNROLL
+    ST_UNROLL
     for (int u = 0; u < U; ++u) acc[u] += dv * __ldg(xr + col[u]);
   }
-  ST_SPARSE_UNROLL
+  ST_UNROLL
   for (int u = 0; u < U; ++u) {
     const int q = q0 + u * S;
     if (q >= row.len) break;
@@ -429,10 +424,6 @@ int to_grid(int64_t blocks, const char* what) {
   return static_cast<int>(blocks);
 }
 
-int elementwise_grid(int64_t n) {
-  // Grid-stride loops: enough blocks to fill any current GPU, no more.
-  return static_cast<int>(std::min<int64_t>(ceil_div(n, kElementwiseThreads), 4096));
-}
 
 // Smallest power of two ≥ x, in [1, 32].
 int pow2_lanes(int64_t x) {
@@ -593,14 +584,14 @@ void csr_transpose_values(const DeviceCsr& a, const int32_t* perm, DeviceCsr& at
   if (a.nnz != at.nnz || a.rows != at.cols || a.cols != at.rows)
     throw std::invalid_argument("csr_transpose_values: at is not the transpose of a");
   if (a.nnz == 0) return;
-  ST_LAUNCH(elementwise_grid(a.nnz), kElementwiseThreads, 0, current_stream(), gather_i32_kernel)(
+  ST_LAUNCH(launch::blocks_for(a.nnz), launch::kThreads, 0, current_stream(), gather_i32_kernel)(
       a.nnz, perm, a.values, at.values);
   ST_CUDA_CHECK_LAUNCH();
 }
 
 void csr_gather_values(int64_t nnz, const int64_t* index, const float* dense, float* values) {
   if (nnz <= 0) return;
-  ST_LAUNCH(elementwise_grid(nnz), kElementwiseThreads, 0, current_stream(), gather_i64_kernel)(
+  ST_LAUNCH(launch::blocks_for(nnz), launch::kThreads, 0, current_stream(), gather_i64_kernel)(
       nnz, index, dense, values);
   ST_CUDA_CHECK_LAUNCH();
 }
@@ -661,7 +652,7 @@ void csr_sddmm(const DeviceCsr& P, const float* X, const float* Y, int N, float*
           accumulate, partial, P.nnz);
     ST_CUDA_CHECK_LAUNCH();
     if (partial) {
-      ST_LAUNCH(elementwise_grid(P.nnz), kElementwiseThreads, 0, current_stream(),
+      ST_LAUNCH(launch::blocks_for(P.nnz), launch::kThreads, 0, current_stream(),
                 sum_ranges_kernel)(P.nnz, static_cast<int>(ranges), partial, out_values,
                                    accumulate);
       ST_CUDA_CHECK_LAUNCH();
@@ -706,7 +697,7 @@ void sgd_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, 
   if (nnz <= 0) return;
   if (momentum != 0.0f && !momentum_buf)
     throw std::invalid_argument("sgd_update_at: momentum needs a momentum buffer");
-  ST_LAUNCH(elementwise_grid(nnz), kElementwiseThreads, 0, current_stream(), sgd_update_at_kernel)(
+  ST_LAUNCH(launch::blocks_for(nnz), launch::kThreads, 0, current_stream(), sgd_update_at_kernel)(
       nnz, index, w, g, momentum_buf, lr, momentum, 1.0f - dampening, weight_decay, nesterov,
       first_step, values);
   ST_CUDA_CHECK_LAUNCH();
@@ -719,7 +710,7 @@ void adam_update_at(int64_t nnz, const int64_t* index, float* w, const float* g,
   // The per-step constants come from the CPU code, so both devices do the same arithmetic.
   const kernels::AdamConstants c =
       kernels::adam_constants(lr, beta1, beta2, weight_decay, decoupled, step);
-  ST_LAUNCH(elementwise_grid(nnz), kElementwiseThreads, 0, current_stream(), adam_update_at_kernel)(
+  ST_LAUNCH(launch::blocks_for(nnz), launch::kThreads, 0, current_stream(), adam_update_at_kernel)(
       nnz, index, w, g, m, v, beta1, beta2, eps, c, values);
   ST_CUDA_CHECK_LAUNCH();
 }

@@ -22,43 +22,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using test::metrics;
+using test::quiet;
+
 std::string temp_dir(const std::string& tag) { return test::fresh_temp_dir("st_csr_", tag); }
 
-json base(const char* arch = "mlp") {
-  json raw = {
-      {"name", "c"},
-      {"seed", 5},
-      {"threads", 2},
-      {"data", {{"dataset", "synthetic"},
-                {"synthetic", {{"train", 400}, {"test", 200}, {"classes", 4}, {"height", 8}, {"width", 8}}}}},
-      {"model", {{"arch", arch}}},
-      {"train", {{"epochs", 4}, {"batch_size", 50}, {"eval_batch_size", 100}}},
-      {"optimizer", {{"type", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}}},
-  };
-  if (std::string(arch) == "mlp") raw["model"]["hidden"] = {32, 16};
-  if (std::string(arch) == "layers")
-    raw["model"]["layers"] = json::parse(R"([
+// The conv model of these tests (arch "layers").
+constexpr const char* kConvLayers = R"([
       {"type": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1}, {"type": "relu"},
       {"type": "maxpool2d", "kernel": 2}, {"type": "conv2d", "out_channels": 5, "kernel": 3, "stride": 2},
       {"type": "relu"}, {"type": "flatten"},
-      {"type": "linear", "out_features": 16}, {"type": "relu"}, {"type": "linear", "out_features": 4}])");
-  return raw;
-}
+      {"type": "linear", "out_features": 16}, {"type": "relu"}, {"type": "linear", "out_features": 4}])";
 
-RunOptions quiet(const std::string& dir) {
-  RunOptions o;
-  o.run_dir = dir;
-  o.quiet = true;
-  return o;
-}
-
-std::vector<json> metrics(const std::string& run_dir) {
-  std::vector<json> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(json::parse(line));
-  return out;
-}
+json base(const char* arch = "mlp") { return test::synthetic_config("c", arch, kConvLayers); }
 
 // Weights of a run's checkpoint by parameter name, dense (CSR-stored layers scattered).
 std::map<std::string, std::vector<float>> weights(const std::string& run_dir, const json& raw) {

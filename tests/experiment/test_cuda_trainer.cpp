@@ -29,6 +29,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using test::metrics;
+using test::quiet;
+
 std::string temp_dir(const std::string& tag) { return test::fresh_temp_dir("st_cuda_", tag); }
 
 json base(const char* arch = "mlp") {
@@ -50,22 +53,6 @@ json base(const char* arch = "mlp") {
       {"type": "maxpool2d", "kernel": 2}, {"type": "conv2d", "out_channels": 6, "kernel": 3},
       {"type": "relu"}, {"type": "flatten"}, {"type": "linear", "out_features": 4}])");
   return raw;
-}
-
-RunOptions quiet(const std::string& dir, const std::string& device = "") {
-  RunOptions o;
-  o.run_dir = dir;
-  o.quiet = true;
-  o.device = device;
-  return o;
-}
-
-std::vector<json> metrics(const std::string& run_dir) {
-  std::vector<json> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(json::parse(line));
-  return out;
 }
 
 // Same losses to `tol` (relative), accuracies within `flips` samples of 64, same sparsity and

@@ -1,5 +1,3 @@
 // cuda/emu/dense_emu.cpp — cuda/dense.cu compiled by g++ against the CPU emulator (cuda/emu/emu.h),
 // for st_cuda_emu: the same kernels the GPU runs, checkable on a machine without one.
-#if __has_include("cuda/dense.cu")
 #include "cuda/dense.cu"
-#endif

@@ -30,6 +30,7 @@
 #include "kernels/sparse_cpu.h"
 #include "kernels/avx512.h"
 #include "kernels/parallel.h"
+#include "kernels/sparse_rows.h"
 
 #include <omp.h>
 
@@ -49,148 +50,9 @@
 namespace st::kernels {
 namespace {
 
-// Multiply-adds below which one thread wins. Measured on the 2-vCPU machine: with 1 << 15 a sparse
-// LeNet-300 step (fc1 at 95%: 0.75 M) ran 2x slower on 2 threads than on 1; 1 << 21 also kept
-// (1024, 1024, 128) at 99% (1.3 M) on one thread, at half the speed of two.
-constexpr int64_t kParallelMinWork = 1 << 20;
-constexpr int64_t kRowCost = 2;                // per-row overhead, in nonzeros, for the split
-constexpr int kChunk = 128;                    // most columns of C held in registers per row pass
-
-int threads_for(int64_t work) {
-  if (omp_in_parallel() || work < kParallelMinWork) return 1;
-  return omp_get_max_threads();
-}
-
-// Start of thread t's share of [0, units) where a unit is g consecutive rows; shares have about
-// equal cost nnz + kRowCost·rows. t == T gives `units`.
-int split_units(const std::vector<int32_t>& row_ptr, int rows, int g, int t, int T) {
-  const int units = (rows + g - 1) / g;
-  if (t <= 0) return 0;
-  if (t >= T) return units;
-  auto cost = [&](int u) {
-    const int r = std::min(u * g, rows);
-    return static_cast<int64_t>(row_ptr[r]) + kRowCost * r;
-  };
-  const int64_t target = cost(units) * t / T;
-  int lo = 0, hi = units;
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (cost(mid) < target) lo = mid + 1; else hi = mid;
-  }
-  return lo;
-}
-
-// Thread t's share of [0, units) split evenly (for dense work such as transposes).
-inline int even_split(int units, int t, int T) {
-  return static_cast<int>(static_cast<int64_t>(units) * t / T);
-}
-
-// Grow-only buffer owned by the calling (or pool) thread: steady-state calls allocate nothing.
-float* scratch(std::vector<float>& v, size_t n) {
-  if (v.size() < n) v.assign(n, 0.0f);
-  return v.data();
-}
+using namespace detail;
 
 #if defined(__AVX512F__)
-
-// Lane i of the result = horizontal sum of d[i]: a transpose-add tree, 45 ops for 16 sums.
-inline __m512 hsum16(const __m512 d[16]) {
-  __m512 s[8], q[4], p[2];
-  for (int i = 0; i < 8; ++i)
-    s[i] = _mm512_add_ps(_mm512_unpacklo_ps(d[2 * i], d[2 * i + 1]),
-                         _mm512_unpackhi_ps(d[2 * i], d[2 * i + 1]));
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(s[2 * i]), b = _mm512_castps_pd(s[2 * i + 1]);
-    q[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
-                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
-  }
-  for (int i = 0; i < 2; ++i)
-    p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0x88),
-                         _mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0xDD));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(p[0], p[1], 0x88),
-                       _mm512_shuffle_f32x4(p[0], p[1], 0xDD));
-}
-
-template <int NV, bool TAIL>
-inline __m512 load_v(const float* p, int v, __mmask16 tail) {
-  if (TAIL && v == NV - 1) return _mm512_maskz_loadu_ps(tail, p + 16 * v);
-  return _mm512_loadu_ps(p + 16 * v);
-}
-
-template <int NV, bool TAIL>
-inline void store_v(float* p, int v, __mmask16 tail, __m512 x) {
-  if (TAIL && v == NV - 1) _mm512_mask_storeu_ps(p + 16 * v, tail, x);
-  else _mm512_storeu_ps(p + 16 * v, x);
-}
-
-// c (16·NV floats, the last vector masked by `tail` when TAIL) = Σ_k vals[k]·B[cols[k], :] + beta·c
-#ifndef ST_SPMM_PREFETCH
-#define ST_SPMM_PREFETCH 8
-#endif
-constexpr int kPrefetch = ST_SPMM_PREFETCH;  // nonzeros ahead whose B row is prefetched (0: off)
-
-template <int NV, bool TAIL>
-void spmm_row(const int32_t* cols, const float* vals, int32_t k0, int32_t k1, int32_t k_last,
-              const float* B, size_t ldb, float* c, float beta, __mmask16 tail) {
-  constexpr int S = NV <= 2 ? 4 : NV <= 4 ? 2 : 1;  // independent accumulator sets
-  __m512 acc[S][NV];
-  for (int s = 0; s < S; ++s)
-    for (int v = 0; v < NV; ++v) acc[s][v] = _mm512_setzero_ps();
-  int32_t k = k0;
-  for (; k + S <= k1; k += S) {
-    for (int s = 0; s < S; ++s) {
-      const float* b = B + static_cast<size_t>(cols[k + s]) * ldb;
-      if (kPrefetch > 0) {  // B's rows are scattered: the hardware prefetcher cannot guess them
-        const float* p = B + static_cast<size_t>(cols[std::min(k + s + kPrefetch, k_last)]) * ldb;
-        for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(p + 16 * v), _MM_HINT_T0);
-      }
-      const __m512 a = _mm512_set1_ps(vals[k + s]);
-      for (int v = 0; v < NV; ++v)
-        acc[s][v] = _mm512_fmadd_ps(a, load_v<NV, TAIL>(b, v, tail), acc[s][v]);
-    }
-  }
-  for (; k < k1; ++k) {
-    const float* b = B + static_cast<size_t>(cols[k]) * ldb;
-    if (kPrefetch > 0) {
-      const float* p = B + static_cast<size_t>(cols[std::min(k + kPrefetch, k_last)]) * ldb;
-      for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(p + 16 * v), _MM_HINT_T0);
-    }
-    const __m512 a = _mm512_set1_ps(vals[k]);
-    for (int v = 0; v < NV; ++v)
-      acc[0][v] = _mm512_fmadd_ps(a, load_v<NV, TAIL>(b, v, tail), acc[0][v]);
-  }
-  for (int s = 1; s < S; ++s)
-    for (int v = 0; v < NV; ++v) acc[0][v] = _mm512_add_ps(acc[0][v], acc[s][v]);
-  if (beta == 0.0f) {
-    for (int v = 0; v < NV; ++v) store_v<NV, TAIL>(c, v, tail, acc[0][v]);
-  } else {
-    const __m512 bv = _mm512_set1_ps(beta);
-    for (int v = 0; v < NV; ++v)
-      store_v<NV, TAIL>(c, v, tail, _mm512_fmadd_ps(bv, load_v<NV, TAIL>(c, v, tail), acc[0][v]));
-  }
-}
-
-using SpmmRowFn = void (*)(const int32_t*, const float*, int32_t, int32_t, int32_t, const float*,
-                           size_t, float*, float, __mmask16);
-
-template <int NV>
-constexpr SpmmRowFn spmm_fn(bool tail) {
-  return tail ? &spmm_row<NV, true> : &spmm_row<NV, false>;
-}
-
-SpmmRowFn pick_spmm(int n) {  // n in [1, 128]
-  const bool tail = n % 16 != 0;
-  switch ((n + 15) / 16) {
-    case 1: return spmm_fn<1>(tail);
-    case 2: return spmm_fn<2>(tail);
-    case 3: return spmm_fn<3>(tail);
-    case 4: return spmm_fn<4>(tail);
-    case 5: return spmm_fn<5>(tail);
-    case 6: return spmm_fn<6>(tail);
-    case 7: return spmm_fn<7>(tail);
-    default: return spmm_fn<8>(tail);
-  }
-}
 
 // Rows [r0, r1) of C = A·B + beta·C; c0 points at row r0 of C (leading dimension ldc).
 void spmm_rows(const CsrMatrix& A, int r0, int r1, const float* B, int N, float* c0, size_t ldc,
@@ -352,41 +214,6 @@ void sddmm_rows(const CsrMatrix& P, int r0, int r1, const float* X, const float*
          accumulate, tail);
 }
 
-// C[cols[k], :] += vals[k]·brow for k in [k0, k1) (16·NV columns, last vector masked if TAIL).
-template <int NV, bool TAIL>
-void scatter_row(const int32_t* cols, const float* vals, int32_t k0, int32_t k1,
-                 const float* brow, float* C, size_t ldc, __mmask16 tail) {
-  __m512 bv[NV];
-  for (int v = 0; v < NV; ++v) bv[v] = load_v<NV, TAIL>(brow, v, tail);
-  for (int32_t k = k0; k < k1; ++k) {
-    float* c = C + static_cast<size_t>(cols[k]) * ldc;
-    const __m512 a = _mm512_set1_ps(vals[k]);
-    for (int v = 0; v < NV; ++v)
-      store_v<NV, TAIL>(c, v, tail, _mm512_fmadd_ps(a, bv[v], load_v<NV, TAIL>(c, v, tail)));
-  }
-}
-
-using ScatterRowFn = void (*)(const int32_t*, const float*, int32_t, int32_t, const float*,
-                              float*, size_t, __mmask16);
-
-template <int NV>
-constexpr ScatterRowFn scatter_fn(bool tail) {
-  return tail ? &scatter_row<NV, true> : &scatter_row<NV, false>;
-}
-
-ScatterRowFn pick_scatter(int n) {
-  const bool tail = n % 16 != 0;
-  switch ((n + 15) / 16) {
-    case 1: return scatter_fn<1>(tail);
-    case 2: return scatter_fn<2>(tail);
-    case 3: return scatter_fn<3>(tail);
-    case 4: return scatter_fn<4>(tail);
-    case 5: return scatter_fn<5>(tail);
-    case 6: return scatter_fn<6>(tail);
-    case 7: return scatter_fn<7>(tail);
-    default: return scatter_fn<8>(tail);
-  }
-}
 
 // C[:, n0:n1] += Aᵀ·B[:, n0:n1]
 void scatter_cols(const CsrMatrix& A, const float* B, int N, float* C, int n0, int n1) {

@@ -42,6 +42,13 @@ struct CsrWeight {
   cuda::DeviceCsr dw, dwt;      // W and Wt on the device; dw.values are the live weights there
   int32_t* dperm = nullptr;     // perm (nnz)
   int64_t* dindex = nullptr;    // index (nnz)
+  // Conv weights on the host: the direct sparse conv's position offsets (kernels/sparse_conv.h)
+  // for the last padded input size (Hp, Wp) seen; a new pattern is a new CsrWeight.
+  struct ConvOffsets {
+    int Hp = -1, Wp = -1;
+    std::shared_ptr<const std::vector<int32_t>> off;
+  };
+  ConvOffsets conv_offsets;
 
   CsrWeight() = default;
   CsrWeight(const CsrWeight&) = delete;  // owns the device mirror

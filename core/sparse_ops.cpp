@@ -3,6 +3,8 @@
 //   sparse_conv2d: x (N, C, H, W), W_csr (OC, C·KH·KW), b (OC) -> y (N, OC, OH, OW)
 // Backward does no dense weight-sized work (ARCHITECTURE invariant 3): dx through the transposed
 // copy Wt, dW only at the nonzeros (SDDMM) into W's `values` grad, db dense.
+// The CPU conv is a direct sparse convolution in the batch-innermost layout (kernels/sparse_conv.h:
+// no im2col matrix; its dx scatters through W itself); the CUDA conv is batch im2col + SpMM.
 // On cuda the same products run on the CsrWeight's device mirror (dw, dwt) with our kernels
 // (cuda/sparse.h) or cuSPARSE (cuda/cusparse.h), chosen by sparse_impl(); the layout helpers and
 // the bias come from cuda/conv.h and cuda/dense.h.
@@ -103,45 +105,55 @@ struct SparseLinearNode : Node {
   }
 };
 
+// The direct conv's offsets for s's padded input size, cached on the weight (O(nnz) on a miss).
+std::shared_ptr<const std::vector<int32_t>> conv_offsets_for(CsrWeight& w,
+                                                             const kernels::Conv2dShape& s) {
+  auto& c = w.conv_offsets;
+  const int Hp = kernels::padded_h(s), Wp = kernels::padded_w(s);
+  if (!c.off || c.Hp != Hp || c.Wp != Wp) {
+    auto off = std::make_shared<std::vector<int32_t>>();
+    kernels::conv_offsets(s, w.w, *off);
+    c.Hp = Hp;
+    c.Wp = Wp;
+    c.off = std::move(off);
+  }
+  return c.off;
+}
+
 struct SparseConv2dNode : Node {
   const char* name() const override { return "sparse_conv2d"; }
   std::shared_ptr<CsrWeight> w;
   kernels::Conv2dShape s;
-  Tensor cols;  // (C·KH·KW, N·P) from the forward
+  Tensor cols;  // cuda: (C·KH·KW, N·P) from the forward (batch im2col)
+  Tensor xp;    // cpu: the padded input (C, Hp, Wp, N) from the forward (direct conv)
+  std::shared_ptr<const std::vector<int32_t>> off;  // cpu: its position offsets
   void backward(const Tensor& dy) override {
     if (dy.is_cuda()) return backward_cuda(dy);
     const bool has_bias = inputs.size() > 2;
     const int P = s.OH() * s.OW();
     const int64_t NP = int64_t(s.N) * P;
-    Tensor dy_cnp({s.OC, NP});
-    kernels::nchw_to_cnp(s.OC, s.N, P, dy.f32(), dy_cnp.f32());
+    Tensor dy_pn({s.OC, NP});  // (OC, P, N)
+    kernels::nchw_to_pn(s.OC, s.N, P, dy.f32(), dy_pn.f32());
     bool acc = false;
     if (needs_grad(0)) {
-      Tensor dcols({int64_t(w->cols), NP});
-      kernels::csr_spmm(w->wt, dy_cnp.f32(), static_cast<int>(NP), dcols.f32(), 0.f);
+      Tensor dxp(xp.shape());
+      kernels::csr_conv_backward_data(s, w->w, off->data(), dy_pn.f32(), dxp.f32());
       if (inputs[0].has_grad()) {
         Tensor tmp(inputs[0].shape());
-        kernels::col2im_batch(s, dcols.f32(), tmp.f32());
+        kernels::pn_padded_to_nchw(s, dxp.f32(), tmp.f32());
         accumulate_grad(0, tmp);
       } else {
         Tensor& dx = grad_slot(0, acc);
-        kernels::col2im_batch(s, dcols.f32(), dx.f32());
+        kernels::pn_padded_to_nchw(s, dxp.f32(), dx.f32());
       }
     }
     if (needs_grad(1)) {
       Tensor& dv = grad_slot(1, acc);
-      kernels::csr_sddmm(w->w, dy_cnp.f32(), cols.f32(), static_cast<int>(NP), dv.f32(), acc);
+      kernels::csr_conv_backward_weights(s, w->w, off->data(), dy_pn.f32(), xp.f32(), dv.f32(), acc);
     }
-    if (has_bias && needs_grad(2)) {
+    if (has_bias && needs_grad(2)) {  // channel c's (P, N) block is contiguous
       Tensor& db = grad_slot(2, acc);
-      float* out = db.f32();
-      const float* d = dy_cnp.f32();
-      kernels::parallel_for(s.OC, kernels::worth_parallel(s.OC * NP, 1 << 15), [=](int64_t c) {
-        double sum = 0;
-        const float* row = d + c * NP;
-        for (int64_t i = 0; i < NP; ++i) sum += row[i];
-        out[c] = acc ? out[c] + static_cast<float>(sum) : static_cast<float>(sum);
-      });
+      kernels::bias_grad_channels(1, s.OC, static_cast<int>(NP), dy_pn.f32(), db.f32(), acc);
     }
   }
   // dcols = Wᵀ · dy on the transposed copy (the row-gather SpMM: no atomics), then col2im.
@@ -227,18 +239,20 @@ Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
   const int64_t NP = int64_t(s.N) * P;
   auto node = std::make_shared<SparseConv2dNode>();
   const Device d = x.value().device();
-  node->cols = Tensor({int64_t(w->cols), NP}, DType::f32, d);
   Tensor out({s.OC, NP}, DType::f32, d);
   Tensor y({s.N, s.OC, s.OH(), s.OW()}, DType::f32, d);
   if (d == Device::cuda) {
+    node->cols = Tensor({int64_t(w->cols), NP}, DType::f32, d);
     cuda::im2col_batch(s, x.value().cuda_f32(), node->cols.cuda_f32());
     dev_spmm(w->dw, node->cols.cuda_f32(), static_cast<int>(NP), out.cuda_f32(), 0.f);
     cuda::cnp_to_nchw(s.OC, s.N, P, out.cuda_f32(), b.defined() ? b.value().cuda_f32() : nullptr,
                       y.cuda_f32());
-  } else {
-    kernels::im2col_batch(s, x.value().f32(), node->cols.f32());
-    kernels::csr_spmm(w->w, node->cols.f32(), static_cast<int>(NP), out.f32(), 0.f);
-    kernels::cnp_to_nchw(s.OC, s.N, P, out.f32(), b.defined() ? b.value().f32() : nullptr, y.f32());
+  } else {  // direct sparse conv in the batch-innermost layout; out is (OC, P, N)
+    node->xp = Tensor({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
+    node->off = conv_offsets_for(*w, s);
+    kernels::nchw_to_pn_padded(s, x.value().f32(), node->xp.f32());
+    kernels::csr_conv_forward(s, w->w, node->off->data(), node->xp.f32(), out.f32());
+    kernels::pn_to_nchw(s.OC, s.N, P, out.f32(), b.defined() ? b.value().f32() : nullptr, y.f32());
   }
   node->w = w;
   node->s = s;

@@ -1,15 +1,334 @@
-// kernels/sparse_conv.cpp — batch im2col/col2im and channel-major reorders for the CSR conv.
+// kernels/sparse_conv.cpp — the direct sparse convolution in the PN layout (see sparse_conv.h),
+// its layout changes, and the batch im2col helpers of the CUDA path.
+//   forward:  every (oc, p) is spmm_row (kernels/sparse_rows.h) over the N-wide input vectors at
+//             base(p) + off(k): a row's slice of y (≤ 128 floats) stays in registers.
+//   dx:       scatter_row: dy's vector at (oc, p) is added into dxp at base(p) + off(k); threads
+//             own disjoint batch lanes.
+//   dW:       16 nonzeros of a row at a time keep 16 vector partial sums over all pixels and
+//             lanes (one FMA per loaded input vector), reduced once by hsum16.
+// The input vectors of neighbouring pixels overlap (a pixel's window shifts by stride·N floats),
+// so the gathers hit L1/L2; the padded input is KH·KW times smaller than im2col's columns.
 #include "kernels/sparse_conv.h"
 #include "kernels/parallel.h"
+#include "kernels/sparse_cpu.h"
+#include "kernels/sparse_rows.h"
 
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace st::kernels {
 namespace {
 constexpr int64_t kParallelMinElems = 1 << 15;
+using namespace detail;
+
+// Window origin of output pixel p, in input positions (units of N floats).
+struct PixelBase {
+  int OW, sh, sw, Wp;
+  explicit PixelBase(const Conv2dShape& s)
+      : OW(s.OW()), sh(s.stride_h), sw(s.stride_w), Wp(padded_w(s)) {}
+  int64_t operator()(int p) const {
+    const int oh = p / OW, ow = p % OW;
+    return int64_t(oh) * sh * Wp + int64_t(ow) * sw;
+  }
+};
+
+// Start of thread t's share of the (oc, p) rows [0, OC·P), of about equal cost nnz + kRowCost per
+// row; t == T gives OC·P.
+int64_t split_pixel_rows(const std::vector<int32_t>& rp, int OC, int P, int t, int T) {
+  const int64_t units = int64_t(OC) * P;
+  if (t <= 0) return 0;
+  if (t >= T) return units;
+  auto cost = [&](int64_t u) {
+    const int64_t oc = u / P, j = u % P;
+    const int64_t len = oc < OC ? rp[oc + 1] - rp[oc] : 0;
+    return int64_t(P) * rp[oc] + j * len + kRowCost * u;
+  };
+  const int64_t target = cost(units) * t / T;
+  int64_t lo = 0, hi = units;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (cost(mid) < target) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+#if defined(__AVX512F__)
+
+void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, const float* xp,
+                  float* y, int64_t u0, int64_t u1) {
+  const int N = s.N, P = s.OH() * s.OW();
+  const PixelBase base(s);
+  const int32_t* rp = W.row_ptr.data();
+  const float* va = W.values.data();
+  const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(W.nnz() - 1, 0));
+  for (int n0 = 0; n0 < N; n0 += kChunk) {
+    const int n = std::min(kChunk, N - n0);
+    const SpmmRowFn fn = pick_spmm(n);
+    const __mmask16 tail = low_mask(n % 16);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int oc = static_cast<int>(u / P), p = static_cast<int>(u % P);
+      fn(off, va, rp[oc], rp[oc + 1], k_last, xp + base(p) * N + n0, static_cast<size_t>(N),
+         y + u * N + n0, 0.0f, tail);
+    }
+  }
+}
+
+// Lanes [n0, n1) of dxp += the scatter of every (oc, p) row.
+void backward_data_lanes(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                         const float* dy, float* dxp, int n0, int n1) {
+  const int N = s.N, P = s.OH() * s.OW();
+  const PixelBase base(s);
+  const int32_t* rp = W.row_ptr.data();
+  const float* va = W.values.data();
+  for (int c0 = n0; c0 < n1; c0 += kChunk) {
+    const int n = std::min(kChunk, n1 - c0);
+    const ScatterRowFn fn = pick_scatter(n);
+    const __mmask16 tail = low_mask(n % 16);
+    for (int oc = 0; oc < W.rows; ++oc) {
+      if (rp[oc] == rp[oc + 1]) continue;
+      for (int p = 0; p < P; ++p)
+        fn(off, va, rp[oc], rp[oc + 1], dy + (int64_t(oc) * P + p) * N + c0,
+           dxp + base(p) * N + c0, static_cast<size_t>(N), tail);
+    }
+  }
+}
+
+// d[i] += Σ_p Σ_lanes dy[p, lanes]·xp[base(p) + off[i], lanes] for i < cnt; one chunk of ≤ 128
+// lanes (dy0 and xp0 point at the chunk's first lane; rows are N floats apart).
+template <int NV, bool TAIL>
+void wgrad_chunk(const int32_t* off, int cnt, int P, const PixelBase& base, const float* dy0,
+                 const float* xp0, size_t N, __m512* d, __mmask16 tail) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = d[i];
+  for (int p = 0; p < P; ++p) {
+    const float* dyr = dy0 + static_cast<size_t>(p) * N;
+    const float* xb = xp0 + static_cast<size_t>(base(p)) * N;
+    __m512 xv[NV];
+    for (int v = 0; v < NV; ++v) xv[v] = load_v<NV, TAIL>(dyr, v, tail);
+    for (int i = 0; i < 16; ++i) {
+      if (i < cnt) {
+        const float* xr = xb + static_cast<size_t>(off[i]) * N;
+        for (int v = 0; v < NV; ++v)
+          acc[i] = _mm512_fmadd_ps(xv[v], load_v<NV, TAIL>(xr, v, tail), acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < 16; ++i) d[i] = acc[i];
+}
+
+using WgradFn = void (*)(const int32_t*, int, int, const PixelBase&, const float*, const float*,
+                         size_t, __m512*, __mmask16);
+template <int NV>
+constexpr WgradFn wgrad_fn(bool tail) {
+  return tail ? &wgrad_chunk<NV, true> : &wgrad_chunk<NV, false>;
+}
+WgradFn pick_wgrad(int n) {  // n in [1, 128]
+  const bool tail = n % 16 != 0;
+  switch ((n + 15) / 16) {
+    case 1: return wgrad_fn<1>(tail);
+    case 2: return wgrad_fn<2>(tail);
+    case 3: return wgrad_fn<3>(tail);
+    case 4: return wgrad_fn<4>(tail);
+    case 5: return wgrad_fn<5>(tail);
+    case 6: return wgrad_fn<6>(tail);
+    case 7: return wgrad_fn<7>(tail);
+    default: return wgrad_fn<8>(tail);
+  }
+}
+
+void backward_weights_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                           const float* dy, const float* xp, float* dw, bool accumulate, int r0,
+                           int r1) {
+  const int N = s.N, P = s.OH() * s.OW();
+  const PixelBase base(s);
+  const int32_t* rp = W.row_ptr.data();
+  for (int oc = r0; oc < r1; ++oc) {
+    const float* dyrow = dy + int64_t(oc) * P * N;
+    for (int32_t k = rp[oc]; k < rp[oc + 1]; k += 16) {
+      const int cnt = std::min<int32_t>(16, rp[oc + 1] - k);
+      __m512 d[16];
+      for (int i = 0; i < 16; ++i) d[i] = _mm512_setzero_ps();
+      for (int n0 = 0; n0 < N; n0 += kChunk) {
+        const int n = std::min(kChunk, N - n0);
+        pick_wgrad(n)(off + k, cnt, P, base, dyrow + n0, xp + n0, static_cast<size_t>(N), d,
+                      low_mask(n % 16));
+      }
+      __m512 sums = hsum16(d);
+      const __mmask16 m = low_mask(cnt);
+      if (accumulate) sums = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dw + k), sums);
+      _mm512_mask_storeu_ps(dw + k, m, sums);
+    }
+  }
+}
+
+#else  // portable loops, same partition and contracts
+
+void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, const float* xp,
+                  float* y, int64_t u0, int64_t u1) {
+  const int N = s.N, P = s.OH() * s.OW();
+  const PixelBase base(s);
+  for (int64_t u = u0; u < u1; ++u) {
+    const int oc = static_cast<int>(u / P), p = static_cast<int>(u % P);
+    float* c = y + u * N;
+    for (int n = 0; n < N; ++n) c[n] = 0.0f;
+    for (int32_t k = W.row_ptr[oc]; k < W.row_ptr[oc + 1]; ++k) {
+      const float a = W.values[k];
+      const float* b = xp + (base(p) + off[k]) * N;
+      for (int n = 0; n < N; ++n) c[n] += a * b[n];
+    }
+  }
+}
+
+void backward_data_lanes(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                         const float* dy, float* dxp, int n0, int n1) {
+  const int N = s.N, P = s.OH() * s.OW();
+  const PixelBase base(s);
+  for (int oc = 0; oc < W.rows; ++oc)
+    for (int p = 0; p < P; ++p) {
+      const float* g = dy + (int64_t(oc) * P + p) * N;
+      for (int32_t k = W.row_ptr[oc]; k < W.row_ptr[oc + 1]; ++k) {
+        const float a = W.values[k];
+        float* c = dxp + (base(p) + off[k]) * N;
+        for (int n = n0; n < n1; ++n) c[n] += a * g[n];
+      }
+    }
+}
+
+void backward_weights_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                           const float* dy, const float* xp, float* dw, bool accumulate, int r0,
+                           int r1) {
+  const int N = s.N, P = s.OH() * s.OW();
+  const PixelBase base(s);
+  for (int oc = r0; oc < r1; ++oc)
+    for (int32_t k = W.row_ptr[oc]; k < W.row_ptr[oc + 1]; ++k) {
+      float sum = 0.0f;
+      for (int p = 0; p < P; ++p) {
+        const float* g = dy + (int64_t(oc) * P + p) * N;
+        const float* x = xp + (base(p) + off[k]) * N;
+        for (int n = 0; n < N; ++n) sum += g[n] * x[n];
+      }
+      dw[k] = accumulate ? dw[k] + sum : sum;
+    }
+}
+
+#endif
+
+void check_weight(const Conv2dShape& s, const CsrMatrix& W, const char* fn) {
+  if (W.rows != s.OC || W.cols != s.C * s.KH * s.KW)
+    throw std::invalid_argument(std::string(fn) + ": CSR weight " + std::to_string(W.rows) + "x" +
+                                std::to_string(W.cols) + " does not match OC=" +
+                                std::to_string(s.OC) + ", C·KH·KW=" +
+                                std::to_string(s.C * s.KH * s.KW));
+}
+
 }  // namespace
+
+void conv_offsets(const Conv2dShape& s, const CsrMatrix& W, std::vector<int32_t>& off) {
+  check_weight(s, W, "conv_offsets");
+  const int Hp = padded_h(s), Wp = padded_w(s), khw = s.KH * s.KW;
+  off.resize(static_cast<size_t>(W.nnz()));
+  for (int64_t k = 0; k < W.nnz(); ++k) {
+    const int col = W.col_idx[k], c = col / khw, kh = (col % khw) / s.KW, kw = col % s.KW;
+    off[k] = (c * Hp + kh) * Wp + kw;
+  }
+}
+
+void csr_conv_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                      const float* xp, float* y) {
+  check_weight(s, W, "csr_conv_forward");
+  const int P = s.OH() * s.OW();
+  if (s.OC == 0 || P == 0 || s.N == 0) return;
+  const int T = threads_for((W.nnz() + W.rows) * int64_t(P) * s.N);
+  parallel_region(T, [&](int t, int nt) {
+    const int64_t u0 = split_pixel_rows(W.row_ptr, s.OC, P, t, nt);
+    const int64_t u1 = split_pixel_rows(W.row_ptr, s.OC, P, t + 1, nt);
+    if (u0 < u1) forward_rows(s, W, off, xp, y, u0, u1);
+  });
+}
+
+void csr_conv_backward_data(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                            const float* dy, float* dxp) {
+  check_weight(s, W, "csr_conv_backward_data");
+  const int N = s.N, P = s.OH() * s.OW();
+  const int64_t positions = int64_t(s.C) * padded_h(s) * padded_w(s);
+  if (N == 0 || positions == 0) return;
+  const int vecs = (N + 15) / 16;
+  const int T = std::min(threads_for((W.nnz() + W.rows) * int64_t(P) * N), vecs);
+  parallel_region(T, [&](int t, int nt) {
+    const int n0 = std::min(N, 16 * even_split(vecs, t, nt));
+    const int n1 = std::min(N, 16 * even_split(vecs, t + 1, nt));
+    if (n0 >= n1) return;
+    for (int64_t q = 0; q < positions; ++q) std::memset(dxp + q * N + n0, 0, sizeof(float) * (n1 - n0));
+    backward_data_lanes(s, W, off, dy, dxp, n0, n1);
+  });
+}
+
+void csr_conv_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                               const float* dy, const float* xp, float* dw_values,
+                               bool accumulate) {
+  check_weight(s, W, "csr_conv_backward_weights");
+  if (W.nnz() == 0) return;
+  const int P = s.OH() * s.OW();
+  if (P == 0 || s.N == 0) {
+    if (!accumulate) std::fill_n(dw_values, W.nnz(), 0.0f);
+    return;
+  }
+  const int T = threads_for((W.nnz() + W.rows) * int64_t(P) * s.N);
+  parallel_region(T, [&](int t, int nt) {
+    const int r0 = split_units(W.row_ptr, W.rows, 1, t, nt);
+    const int r1 = split_units(W.row_ptr, W.rows, 1, t + 1, nt);
+    if (r0 < r1) backward_weights_rows(s, W, off, dy, xp, dw_values, accumulate, r0, r1);
+  });
+}
+
+void nchw_to_pn_padded(const Conv2dShape& s, const float* x, float* xp) {
+  const int N = s.N, C = s.C, H = s.H, W = s.W, Hp = padded_h(s), Wp = padded_w(s);
+  if (s.pad_h == 0 && s.pad_w == 0) {
+    transpose_dense(N, C * H * W, x, xp);
+    return;
+  }
+  static thread_local std::vector<float> buf;
+  float* t = scratch(buf, static_cast<size_t>(C) * H * W * N);
+  transpose_dense(N, C * H * W, x, t);
+  std::memset(xp, 0, sizeof(float) * C * Hp * Wp * N);
+  const size_t row = static_cast<size_t>(W) * N;
+  for (int c = 0; c < C; ++c)
+    for (int h = 0; h < H; ++h)
+      std::memcpy(xp + ((static_cast<size_t>(c) * Hp + h + s.pad_h) * Wp + s.pad_w) * N,
+                  t + (static_cast<size_t>(c) * H + h) * row, sizeof(float) * row);
+}
+
+void pn_padded_to_nchw(const Conv2dShape& s, const float* xp, float* x) {
+  const int N = s.N, C = s.C, H = s.H, W = s.W, Hp = padded_h(s), Wp = padded_w(s);
+  if (s.pad_h == 0 && s.pad_w == 0) {
+    transpose_dense(C * H * W, N, xp, x);
+    return;
+  }
+  static thread_local std::vector<float> buf;
+  float* t = scratch(buf, static_cast<size_t>(C) * H * W * N);
+  const size_t row = static_cast<size_t>(W) * N;
+  for (int c = 0; c < C; ++c)
+    for (int h = 0; h < H; ++h)
+      std::memcpy(t + (static_cast<size_t>(c) * H + h) * row,
+                  xp + ((static_cast<size_t>(c) * Hp + h + s.pad_h) * Wp + s.pad_w) * N,
+                  sizeof(float) * row);
+  transpose_dense(C * H * W, N, t, x);
+}
+
+void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y) {
+  transpose_dense(C * P, N, a, y);
+  if (!bias) return;
+  parallel_for(int64_t(N) * C, worth_parallel(int64_t(N) * C * P, kParallelMinElems), [=](int64_t nc) {
+    const float b = bias[nc % C];
+    float* dst = y + nc * P;
+    for (int p = 0; p < P; ++p) dst[p] += b;
+  });
+}
+
+void nchw_to_pn(int C, int N, int P, const float* y, float* a) { transpose_dense(N, C * P, y, a); }
 
 void im2col_batch(const Conv2dShape& s, const float* x, float* cols) {
   const int64_t P = int64_t(s.OH()) * s.OW(), K = int64_t(s.C) * s.KH * s.KW, NP = P * s.N;

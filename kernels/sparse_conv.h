@@ -1,17 +1,54 @@
-// kernels/sparse_conv.h — layout helpers for a convolution run as one CSR product over the batch:
-//   im2col_batch:  x (N, C, H, W)          -> cols (C·KH·KW, N·OH·OW)   column n·P + p, P = OH·OW
+// kernels/sparse_conv.h — the CSR convolution on the CPU: a direct sparse convolution in the
+// batch-innermost layout, and (for the CUDA path and its tests) the batch im2col helpers.
+//
+// Direct sparse convolution ("PN" layout: activations (C, Hp, Wp, N), the batch index contiguous,
+// the input zero-padded to Hp = H + 2·pad_h, Wp = W + 2·pad_w). Output pixel p = (oh, ow) reads
+// the input vector at position base(p) + off(k) for each nonzero k = W[oc, (c, kh, kw)], where
+//   base(p) = oh·stride_h·Wp + ow·stride_w,    off(k) = (c·Hp + kh)·Wp + kw   (units of N floats).
+// So every (oc, p) is one CSR row times N-wide input vectors — the SpMM row kernel with the
+// column indices replaced by offsets — and no im2col matrix (KH·KW times the input) is built.
+//   conv_offsets:               off (nnz) for W (OC, C·KH·KW) and a padded input of s
+//   csr_conv_forward:           y (OC, P, N) = W ⊛ xp                       P = OH·OW
+//   csr_conv_backward_data:     dxp (C, Hp, Wp, N) = Wᵀ ⊛ dy (scatter; overwrites dxp, borders too)
+//   csr_conv_backward_weights:  dw_values (nnz) (+)= Σ_p Σ_n dy[oc, p, n]·xp[base(p) + off(k), n]
+//   nchw_to_pn_padded / pn_padded_to_nchw: x (N, C, H, W) <-> xp (C, Hp, Wp, N) (crops the padding)
+//   pn_to_nchw / nchw_to_pn:    a (C, P, N) [+ bias (C)] <-> y (N, C, P)
+// Threads: the forward and the weight gradient split (oc, p) rows / oc rows by nonzero count; the
+// input gradient splits the batch lanes (16 at a time), so every output element is summed by one
+// thread in a fixed order: deterministic for any thread count, no atomics.
+//
+// Batch im2col (the CUDA sparse conv's layout; these CPU versions are its test references):
+//   im2col_batch:  x (N, C, H, W)          -> cols (C·KH·KW, N·OH·OW)   column n·P + p
 //   col2im_batch:  cols (C·KH·KW, N·OH·OW) -> dx (N, C, H, W)           overwrites dx
 //   cnp_to_nchw:   a (OC, N·P) [+ bias (OC)] -> y (N, OC, P)
 //   nchw_to_cnp:   y (N, OC, P)             -> a (OC, N·P)
-// The sparse conv then is out (OC, N·P) = W_csr (OC, C·KH·KW) · cols (kernels/sparse_cpu.h csr_spmm),
-// its input gradient dcols = Wᵀ · dy (csr_spmm on the transposed copy) and its weight gradient
-// csr_sddmm(W, dy (OC, N·P), cols). One product over the whole batch keeps N wide enough for the
-// SpMM kernels even on 8×8 maps. Parallel over images (im2col/col2im) or channels; deterministic.
-// Tests: tests/core/test_sparse_ops.cpp (the sparse conv against the dense one).
+// Tests: tests/kernels/test_sparse_conv.cpp (against the dense reference convolution),
+// tests/core/test_sparse_ops.cpp (the sparse conv op against the dense one).
 #pragma once
+#include <cstdint>
+#include <vector>
+
 #include "kernels/conv.h"
+#include "kernels/csr.h"
 
 namespace st::kernels {
+
+inline int padded_h(const Conv2dShape& s) { return s.H + 2 * s.pad_h; }
+inline int padded_w(const Conv2dShape& s) { return s.W + 2 * s.pad_w; }
+
+void conv_offsets(const Conv2dShape& s, const CsrMatrix& W, std::vector<int32_t>& off);
+void csr_conv_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                      const float* xp, float* y);
+void csr_conv_backward_data(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                            const float* dy, float* dxp);
+void csr_conv_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                               const float* dy, const float* xp, float* dw_values,
+                               bool accumulate);
+
+void nchw_to_pn_padded(const Conv2dShape& s, const float* x, float* xp);
+void pn_padded_to_nchw(const Conv2dShape& s, const float* xp, float* x);
+void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y);
+void nchw_to_pn(int C, int N, int P, const float* y, float* a);
 
 void im2col_batch(const Conv2dShape& s, const float* x, float* cols);
 void col2im_batch(const Conv2dShape& s, const float* cols, float* dx);

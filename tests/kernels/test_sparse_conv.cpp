@@ -1,0 +1,196 @@
+// tests/kernels/test_sparse_conv.cpp — the direct sparse convolution (kernels/sparse_conv.h) against
+// the double-accumulating dense reference convolution on the masked weight: forward, input
+// gradient and weight gradient (at the nonzeros, overwrite and accumulate), at odd shapes with
+// stride and padding, 1×1 kernels, N = 1, 5, 17, 33 and 130 (the > 128-lane chunked path),
+// densities 0 / 0.05 / 0.3 / 1 with an empty output channel; the layout round trips; and bitwise
+// determinism across thread counts.
+#include <omp.h>
+
+#include <limits>
+#include <random>
+#include <stdexcept>
+
+#include "kernels/csr.h"
+#include "kernels/reference.h"
+#include "kernels/sparse_conv.h"
+#include "kernel_test_util.h"
+
+namespace st::kernels {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+Conv2dShape shape(int N, int C, int H, int W, int OC, int KH, int KW, int sh, int sw, int ph,
+                  int pw) {
+  Conv2dShape s;
+  s.N = N, s.C = C, s.H = H, s.W = W, s.OC = OC, s.KH = KH, s.KW = KW;
+  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
+  return s;
+}
+
+const Conv2dShape kShapes[] = {
+    shape(2, 3, 7, 6, 4, 3, 3, 1, 1, 0, 0),    shape(1, 2, 8, 9, 3, 3, 2, 2, 1, 1, 0),
+    shape(17, 1, 5, 5, 2, 5, 5, 1, 1, 2, 2),   shape(5, 5, 9, 7, 6, 3, 3, 2, 2, 1, 1),
+    shape(130, 2, 6, 6, 3, 3, 3, 1, 1, 1, 1),  shape(33, 4, 12, 12, 7, 5, 5, 1, 1, 0, 0),
+    shape(16, 3, 4, 5, 5, 1, 1, 1, 1, 0, 0),   shape(3, 2, 5, 4, 2, 2, 3, 3, 2, 0, 1),
+};
+const double kDensities[] = {0.0, 0.05, 0.3, 1.0};
+
+// Masked dense weight (OC, C, KH, KW) with output channel 1 empty (when OC > 2) and its CSR.
+struct Weight {
+  std::vector<float> dense;
+  CsrMatrix csr;
+};
+Weight make_weight(const Conv2dShape& s, double density, uint32_t seed) {
+  const int K = s.C * s.KH * s.KW;
+  Weight w;
+  w.dense = test::random_floats(static_cast<size_t>(s.OC) * K, seed);
+  std::vector<uint8_t> mask(w.dense.size());
+  std::mt19937 rng(seed + 3);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int o = 0; o < s.OC; ++o)
+    for (int k = 0; k < K; ++k) {
+      const size_t i = static_cast<size_t>(o) * K + k;
+      mask[i] = (density >= 1.0 || u(rng) < density) && !(density < 1.0 && s.OC > 2 && o == 1);
+      if (!mask[i]) w.dense[i] = 0.0f;
+    }
+  w.csr = csr_from_dense(w.dense.data(), mask.data(), s.OC, K);
+  return w;
+}
+
+size_t in_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
+size_t out_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.OC * s.OH() * s.OW(); }
+size_t padded_size(const Conv2dShape& s) {
+  return static_cast<size_t>(s.C) * padded_h(s) * padded_w(s) * s.N;
+}
+
+// The three products through the PN layout, as the sparse conv op runs them.
+struct Result {
+  std::vector<float> y, dx, dw;
+};
+Result run_direct(const Conv2dShape& s, const Weight& w, const std::vector<float>& x,
+                  const std::vector<float>& dy, const std::vector<float>& bias, bool accumulate,
+                  const std::vector<float>& dw0) {
+  const int P = s.OH() * s.OW();
+  std::vector<int32_t> off;
+  conv_offsets(s, w.csr, off);
+  std::vector<float> xp(padded_size(s), kNaN), ypn(out_size(s), kNaN), dypn(out_size(s), kNaN),
+      dxp(padded_size(s), kNaN);
+  Result r;
+  r.y.assign(out_size(s), kNaN);
+  r.dx.assign(in_size(s), kNaN);
+  r.dw = dw0;
+  nchw_to_pn_padded(s, x.data(), xp.data());
+  csr_conv_forward(s, w.csr, off.data(), xp.data(), ypn.data());
+  pn_to_nchw(s.OC, s.N, P, ypn.data(), bias.empty() ? nullptr : bias.data(), r.y.data());
+  nchw_to_pn(s.OC, s.N, P, dy.data(), dypn.data());
+  csr_conv_backward_data(s, w.csr, off.data(), dypn.data(), dxp.data());
+  pn_padded_to_nchw(s, dxp.data(), r.dx.data());
+  csr_conv_backward_weights(s, w.csr, off.data(), dypn.data(), xp.data(), r.dw.data(), accumulate);
+  return r;
+}
+
+TEST_CASE("direct sparse conv: forward, dx and dW against the dense reference") {
+  uint32_t seed = 1;
+  for (const Conv2dShape& s : kShapes)
+    for (double density : kDensities)
+      for (bool accumulate : {false, true}) {
+        INFO("N=" << s.N << " C=" << s.C << " " << s.H << "x" << s.W << " OC=" << s.OC << " k="
+                  << s.KH << "x" << s.KW << " stride=" << s.stride_h << "," << s.stride_w
+                  << " pad=" << s.pad_h << "," << s.pad_w << " density=" << density
+                  << " accumulate=" << accumulate);
+        const Weight w = make_weight(s, density, ++seed);
+        const auto x = test::random_floats(in_size(s), ++seed);
+        const auto dy = test::random_floats(out_size(s), ++seed);
+        const auto bias = accumulate ? test::random_floats(s.OC, ++seed) : std::vector<float>{};
+        const auto dw0 = accumulate ? test::random_floats(w.csr.nnz(), ++seed)
+                                    : std::vector<float>(w.csr.nnz(), kNaN);
+        const Result got = run_direct(s, w, x, dy, bias, accumulate, dw0);
+
+        std::vector<float> y(out_size(s)), dx(in_size(s)), dw_dense(w.dense.size()), db(s.OC);
+        ref::conv2d_forward(s, x.data(), w.dense.data(), bias.empty() ? nullptr : bias.data(),
+                            y.data());
+        ref::conv2d_backward_data(s, dy.data(), w.dense.data(), dx.data());
+        ref::conv2d_backward_weights(s, x.data(), dy.data(), dw_dense.data(), db.data());
+        std::vector<float> dw(w.csr.nnz());
+        for (int o = 0; o < s.OC; ++o)
+          for (int32_t k = w.csr.row_ptr[o]; k < w.csr.row_ptr[o + 1]; ++k)
+            dw[k] = dw_dense[static_cast<size_t>(o) * w.csr.cols + w.csr.col_idx[k]] +
+                    (accumulate ? dw0[k] : 0.0f);
+        const double depth = std::sqrt(static_cast<double>(s.C * s.KH * s.KW));
+        test::check_close(got.y, y, 1e-5, depth);
+        test::check_close(got.dx, dx, 1e-5, std::sqrt(static_cast<double>(s.OC * s.KH * s.KW)));
+        test::check_close(got.dw, dw, 1e-5, std::sqrt(static_cast<double>(s.N) * s.OH() * s.OW()));
+      }
+}
+
+TEST_CASE("direct sparse conv: layout round trips and offsets") {
+  for (const Conv2dShape& s : kShapes) {
+    const auto x = test::random_floats(in_size(s), 11);
+    std::vector<float> xp(padded_size(s), kNaN), back(in_size(s), kNaN);
+    nchw_to_pn_padded(s, x.data(), xp.data());
+    // The border is zero, the interior is x with the batch index innermost.
+    const int Hp = padded_h(s), Wp = padded_w(s);
+    for (int c = 0; c < s.C; ++c)
+      for (int h = 0; h < Hp; ++h)
+        for (int w = 0; w < Wp; ++w)
+          for (int n = 0; n < s.N; ++n) {
+            const float got = xp[((static_cast<size_t>(c) * Hp + h) * Wp + w) * s.N + n];
+            const int ih = h - s.pad_h, iw = w - s.pad_w;
+            const bool inside = ih >= 0 && ih < s.H && iw >= 0 && iw < s.W;
+            const float want =
+                inside ? x[((static_cast<size_t>(n) * s.C + c) * s.H + ih) * s.W + iw] : 0.0f;
+            if (got != want) {
+              INFO("c=" << c << " h=" << h << " w=" << w << " n=" << n);
+              REQUIRE(got == want);
+            }
+          }
+    pn_padded_to_nchw(s, xp.data(), back.data());
+    CHECK(test::bitwise_equal(back, x));
+    const int P = s.OH() * s.OW();
+    const auto y = test::random_floats(out_size(s), 12);
+    std::vector<float> a(out_size(s), kNaN), y2(out_size(s), kNaN);
+    nchw_to_pn(s.OC, s.N, P, y.data(), a.data());
+    pn_to_nchw(s.OC, s.N, P, a.data(), nullptr, y2.data());
+    CHECK(test::bitwise_equal(y2, y));
+  }
+  const Conv2dShape s = shape(2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 2);
+  const Weight w = make_weight(s, 1.0, 5);
+  std::vector<int32_t> off;
+  conv_offsets(s, w.csr, off);
+  REQUIRE(off.size() == static_cast<size_t>(w.csr.nnz()));
+  // Column (c, kh, kw) = (2, 1, 2) of output channel 0: position (2·Hp + 1)·Wp + 2.
+  CHECK(off[2 * 9 + 1 * 3 + 2] == (2 * padded_h(s) + 1) * padded_w(s) + 2);
+  Conv2dShape wrong = s;
+  wrong.C = 2;
+  CHECK_THROWS_AS(conv_offsets(wrong, w.csr, off), std::invalid_argument);
+}
+
+TEST_CASE("direct sparse conv is bitwise deterministic across repeats and thread counts") {
+  const int saved = omp_get_max_threads();
+  // Big enough to split: the forward and dW split rows by nonzeros, dx splits batch lanes.
+  for (const Conv2dShape& s : {shape(64, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),
+                               shape(40, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1)}) {
+    const Weight w = make_weight(s, 0.3, 21);
+    const auto x = test::random_floats(in_size(s), 22);
+    const auto dy = test::random_floats(out_size(s), 23);
+    const std::vector<float> dw0(w.csr.nnz(), kNaN);
+    auto run = [&]() {
+      Result r = run_direct(s, w, x, dy, {}, false, dw0);
+      r.y.insert(r.y.end(), r.dx.begin(), r.dx.end());
+      r.y.insert(r.y.end(), r.dw.begin(), r.dw.end());
+      return r.y;
+    };
+    omp_set_num_threads(2);
+    const auto first = run();
+    CHECK(test::bitwise_equal(run(), first));
+    omp_set_num_threads(1);
+    CHECK(test::bitwise_equal(run(), first));
+    omp_set_num_threads(3);
+    CHECK(test::bitwise_equal(run(), first));
+  }
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace st::kernels

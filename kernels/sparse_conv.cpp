@@ -6,8 +6,11 @@
 //             own disjoint batch lanes.
 //   dW:       16 nonzeros of a row at a time keep 16 vector partial sums over all pixels and
 //             lanes (one FMA per loaded input vector), reduced once by hsum16.
-// The input vectors of neighbouring pixels overlap (a pixel's window shifts by stride·N floats),
-// so the gathers hit L1/L2; the padded input is KH·KW times smaller than im2col's columns.
+// Pixel-major order (every output channel of one pixel, then the next pixel): one pixel's window
+// (C·KH·KW positions) stays in L1/L2 for all output channels, and the next pixel's window overlaps
+// it. Channel-major order swept the whole input (2 MB on SimpleCNN's conv2) once per output
+// channel: pixel-major made SimpleCNN's CSR step 1.3× faster. The padded input is KH·KW times
+// smaller than im2col's columns.
 #include "kernels/sparse_conv.h"
 #include "kernels/parallel.h"
 #include "kernels/sparse_cpu.h"
@@ -35,16 +38,16 @@ struct PixelBase {
   }
 };
 
-// Start of thread t's share of the (oc, p) rows [0, OC·P), of about equal cost nnz + kRowCost per
-// row; t == T gives OC·P.
+// Start of thread t's share of the rows [0, P·OC), pixel-major (u = p·OC + oc), of about equal cost
+// nnz + kRowCost per row; t == T gives P·OC.
 int64_t split_pixel_rows(const std::vector<int32_t>& rp, int OC, int P, int t, int T) {
   const int64_t units = int64_t(OC) * P;
   if (t <= 0) return 0;
   if (t >= T) return units;
+  const int64_t per_pixel = int64_t(rp[OC]) + kRowCost * OC;
   auto cost = [&](int64_t u) {
-    const int64_t oc = u / P, j = u % P;
-    const int64_t len = oc < OC ? rp[oc + 1] - rp[oc] : 0;
-    return int64_t(P) * rp[oc] + j * len + kRowCost * u;
+    const int64_t p = u / OC, oc = u % OC;
+    return p * per_pixel + rp[oc] + kRowCost * oc;
   };
   const int64_t target = cost(units) * t / T;
   int64_t lo = 0, hi = units;
@@ -69,9 +72,9 @@ void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, 
     const SpmmRowFn fn = pick_spmm(n);
     const __mmask16 tail = low_mask(n % 16);
     for (int64_t u = u0; u < u1; ++u) {
-      const int oc = static_cast<int>(u / P), p = static_cast<int>(u % P);
+      const int p = static_cast<int>(u / W.rows), oc = static_cast<int>(u % W.rows);
       fn(off, va, rp[oc], rp[oc + 1], k_last, xp + base(p) * N + n0, static_cast<size_t>(N),
-         y + u * N + n0, 0.0f, tail);
+         y + (int64_t(oc) * P + p) * N + n0, 0.0f, tail);
     }
   }
 }
@@ -87,11 +90,12 @@ void backward_data_lanes(const Conv2dShape& s, const CsrMatrix& W, const int32_t
     const int n = std::min(kChunk, n1 - c0);
     const ScatterRowFn fn = pick_scatter(n);
     const __mmask16 tail = low_mask(n % 16);
-    for (int oc = 0; oc < W.rows; ++oc) {
-      if (rp[oc] == rp[oc + 1]) continue;
-      for (int p = 0; p < P; ++p)
-        fn(off, va, rp[oc], rp[oc + 1], dy + (int64_t(oc) * P + p) * N + c0,
-           dxp + base(p) * N + c0, static_cast<size_t>(N), tail);
+    for (int p = 0; p < P; ++p) {
+      float* dst = dxp + base(p) * N + c0;
+      for (int oc = 0; oc < W.rows; ++oc)
+        if (rp[oc] < rp[oc + 1])
+          fn(off, va, rp[oc], rp[oc + 1], dy + (int64_t(oc) * P + p) * N + c0, dst,
+             static_cast<size_t>(N), tail);
     }
   }
 }
@@ -171,8 +175,8 @@ void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, 
   const int N = s.N, P = s.OH() * s.OW();
   const PixelBase base(s);
   for (int64_t u = u0; u < u1; ++u) {
-    const int oc = static_cast<int>(u / P), p = static_cast<int>(u % P);
-    float* c = y + u * N;
+    const int p = static_cast<int>(u / W.rows), oc = static_cast<int>(u % W.rows);
+    float* c = y + (int64_t(oc) * P + p) * N;
     for (int n = 0; n < N; ++n) c[n] = 0.0f;
     for (int32_t k = W.row_ptr[oc]; k < W.row_ptr[oc + 1]; ++k) {
       const float a = W.values[k];
@@ -186,8 +190,8 @@ void backward_data_lanes(const Conv2dShape& s, const CsrMatrix& W, const int32_t
                          const float* dy, float* dxp, int n0, int n1) {
   const int N = s.N, P = s.OH() * s.OW();
   const PixelBase base(s);
-  for (int oc = 0; oc < W.rows; ++oc)
-    for (int p = 0; p < P; ++p) {
+  for (int p = 0; p < P; ++p)
+    for (int oc = 0; oc < W.rows; ++oc) {
       const float* g = dy + (int64_t(oc) * P + p) * N;
       for (int32_t k = W.row_ptr[oc]; k < W.row_ptr[oc + 1]; ++k) {
         const float a = W.values[k];

@@ -13,7 +13,7 @@
 //   csr_conv_backward_weights:  dw_values (nnz) (+)= Σ_p Σ_n dy[oc, p, n]·xp[base(p) + off(k), n]
 //   nchw_to_pn_padded / pn_padded_to_nchw: x (N, C, H, W) <-> xp (C, Hp, Wp, N) (crops the padding)
 //   pn_to_nchw / nchw_to_pn:    a (C, P, N) [+ bias (C)] <-> y (N, C, P)
-// Threads: the forward and the weight gradient split (oc, p) rows / oc rows by nonzero count; the
+// Threads: the forward and the weight gradient split (p, oc) rows / oc rows by nonzero count; the
 // input gradient splits the batch lanes (16 at a time), so every output element is summed by one
 // thread in a fixed order: deterministic for any thread count, no atomics.
 //

@@ -49,13 +49,7 @@ int64_t split_pixel_rows(const std::vector<int32_t>& rp, int OC, int P, int t, i
     const int64_t p = u / OC, oc = u % OC;
     return p * per_pixel + rp[oc] + kRowCost * oc;
   };
-  const int64_t target = cost(units) * t / T;
-  int64_t lo = 0, hi = units;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (cost(mid) < target) lo = mid + 1; else hi = mid;
-  }
-  return lo;
+  return first_reaching(units, cost(units) * t / T, cost);
 }
 
 #if defined(__AVX512F__)
@@ -69,7 +63,7 @@ void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, 
   const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(W.nnz() - 1, 0));
   for (int n0 = 0; n0 < N; n0 += kChunk) {
     const int n = std::min(kChunk, N - n0);
-    const SpmmRowFn fn = pick_spmm(n);
+    const auto fn = pick_spmm(n);
     const __mmask16 tail = low_mask(n % 16);
     for (int64_t u = u0; u < u1; ++u) {
       const int p = static_cast<int>(u / W.rows), oc = static_cast<int>(u % W.rows);
@@ -88,7 +82,7 @@ void backward_data_lanes(const Conv2dShape& s, const CsrMatrix& W, const int32_t
   const float* va = W.values.data();
   for (int c0 = n0; c0 < n1; c0 += kChunk) {
     const int n = std::min(kChunk, n1 - c0);
-    const ScatterRowFn fn = pick_scatter(n);
+    const auto fn = pick_scatter(n);
     const __mmask16 tail = low_mask(n % 16);
     for (int p = 0; p < P; ++p) {
       float* dst = dxp + base(p) * N + c0;
@@ -123,25 +117,10 @@ void wgrad_chunk(const int32_t* off, int cnt, int P, const PixelBase& base, cons
   for (int i = 0; i < 16; ++i) d[i] = acc[i];
 }
 
-using WgradFn = void (*)(const int32_t*, int, int, const PixelBase&, const float*, const float*,
-                         size_t, __m512*, __mmask16);
-template <int NV>
-constexpr WgradFn wgrad_fn(bool tail) {
-  return tail ? &wgrad_chunk<NV, true> : &wgrad_chunk<NV, false>;
-}
-WgradFn pick_wgrad(int n) {  // n in [1, 128]
-  const bool tail = n % 16 != 0;
-  switch ((n + 15) / 16) {
-    case 1: return wgrad_fn<1>(tail);
-    case 2: return wgrad_fn<2>(tail);
-    case 3: return wgrad_fn<3>(tail);
-    case 4: return wgrad_fn<4>(tail);
-    case 5: return wgrad_fn<5>(tail);
-    case 6: return wgrad_fn<6>(tail);
-    case 7: return wgrad_fn<7>(tail);
-    default: return wgrad_fn<8>(tail);
-  }
-}
+template <int NV, bool TAIL>
+struct WgradChunk {
+  static constexpr auto fn = &wgrad_chunk<NV, TAIL>;
+};
 
 void backward_weights_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
                            const float* dy, const float* xp, float* dw, bool accumulate, int r0,
@@ -157,8 +136,8 @@ void backward_weights_rows(const Conv2dShape& s, const CsrMatrix& W, const int32
       for (int i = 0; i < 16; ++i) d[i] = _mm512_setzero_ps();
       for (int n0 = 0; n0 < N; n0 += kChunk) {
         const int n = std::min(kChunk, N - n0);
-        pick_wgrad(n)(off + k, cnt, P, base, dyrow + n0, xp + n0, static_cast<size_t>(N), d,
-                      low_mask(n % 16));
+        const auto fn = pick_nv<WgradChunk>(n);
+        fn(off + k, cnt, P, base, dyrow + n0, xp + n0, static_cast<size_t>(N), d, low_mask(n % 16));
       }
       __m512 sums = hsum16(d);
       const __mmask16 m = low_mask(cnt);

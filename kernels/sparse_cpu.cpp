@@ -63,7 +63,7 @@ void spmm_rows(const CsrMatrix& A, int r0, int r1, const float* B, int N, float*
   const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(A.nnz() - 1, 0));
   for (int n0 = 0; n0 < N; n0 += kChunk) {
     const int n = std::min(kChunk, N - n0);
-    const SpmmRowFn fn = pick_spmm(n);
+    const auto fn = pick_spmm(n);
     const __mmask16 tail = low_mask(n % 16);
     for (int r = r0; r < r1; ++r)
       fn(ci, va, rp[r], rp[r + 1], k_last, B + n0, static_cast<size_t>(N),
@@ -173,27 +173,11 @@ void sddmm_row_any(const int32_t* cols, int32_t k0, int32_t k1, const float* xro
   }
 }
 
-using SddmmRowFn = void (*)(const int32_t*, int32_t, int32_t, int32_t, const float*, const float*,
-                            size_t, float*, bool, __mmask16);
+template <int NV, bool TAIL>
+struct SddmmRow {
+  static constexpr auto fn = &sddmm_row<NV, TAIL>;
+};
 
-template <int NV>
-constexpr SddmmRowFn sddmm_fn(bool tail) {
-  return tail ? &sddmm_row<NV, true> : &sddmm_row<NV, false>;
-}
-
-SddmmRowFn pick_sddmm(int n) {  // n in [1, 128]
-  const bool tail = n % 16 != 0;
-  switch ((n + 15) / 16) {
-    case 1: return sddmm_fn<1>(tail);
-    case 2: return sddmm_fn<2>(tail);
-    case 3: return sddmm_fn<3>(tail);
-    case 4: return sddmm_fn<4>(tail);
-    case 5: return sddmm_fn<5>(tail);
-    case 6: return sddmm_fn<6>(tail);
-    case 7: return sddmm_fn<7>(tail);
-    default: return sddmm_fn<8>(tail);
-  }
-}
 
 // X points at row r0 (rows [r0, r1) of the dense left operand, N floats each).
 void sddmm_rows(const CsrMatrix& P, int r0, int r1, const float* X, const float* Y, int N,
@@ -205,7 +189,7 @@ void sddmm_rows(const CsrMatrix& P, int r0, int r1, const float* X, const float*
       sddmm_row_any(ci, rp[r], rp[r + 1], X + static_cast<size_t>(r - r0) * N, Y, N, out, accumulate);
     return;
   }
-  const SddmmRowFn fn = pick_sddmm(N);
+  const auto fn = pick_nv<SddmmRow>(N);
   const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(P.nnz() - 1, 0));
   const __mmask16 tail = low_mask(N % 16);
   for (int r = r0; r < r1; ++r)
@@ -222,7 +206,7 @@ void scatter_cols(const CsrMatrix& A, const float* B, int N, float* C, int n0, i
   const float* va = A.values.data();
   for (int c0 = n0; c0 < n1; c0 += kChunk) {
     const int n = std::min(kChunk, n1 - c0);
-    const ScatterRowFn fn = pick_scatter(n);
+    const auto fn = pick_scatter(n);
     const __mmask16 tail = low_mask(n % 16);
     for (int m = 0; m < A.rows; ++m)
       if (rp[m] < rp[m + 1])

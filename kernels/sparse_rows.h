@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/avx512.h"
@@ -36,6 +37,17 @@ inline int threads_for(int64_t work) {
   return omp_get_max_threads();
 }
 
+// The first u in [0, units] with cost(u) >= target, for a non-decreasing cost (binary search).
+template <class Cost>
+inline int64_t first_reaching(int64_t units, int64_t target, Cost cost) {
+  int64_t lo = 0, hi = units;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (cost(mid) < target) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
 // Start of thread t's share of [0, units) where a unit is g consecutive rows; shares have about
 // equal cost nnz + kRowCost·rows. t == T gives `units`.
 inline int split_units(const std::vector<int32_t>& row_ptr, int rows, int g, int t, int T) {
@@ -46,13 +58,7 @@ inline int split_units(const std::vector<int32_t>& row_ptr, int rows, int g, int
     const int r = std::min(u * g, rows);
     return static_cast<int64_t>(row_ptr[r]) + kRowCost * r;
   };
-  const int64_t target = cost(units) * t / T;
-  int lo = 0, hi = units;
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (cost(mid) < target) lo = mid + 1; else hi = mid;
-  }
-  return lo;
+  return static_cast<int>(first_reaching(units, cost(units) * t / T, cost));
 }
 
 // Thread t's share of [0, units) split evenly (for dense work such as transposes).
@@ -96,6 +102,24 @@ template <int NV, bool TAIL>
 inline void store_v(float* p, int v, __mmask16 tail, __m512 x) {
   if (TAIL && v == NV - 1) _mm512_mask_storeu_ps(p + 16 * v, tail, x);
   else _mm512_storeu_ps(p + 16 * v, x);
+}
+
+// The instance of a row kernel K<NV, TAIL> (a struct whose static `fn` points at the function
+// template's instance) for a slice of n in [1, 128] columns: NV = ⌈n / 16⌉ vectors, the last one
+// masked when n is not a multiple of 16. Every CSR kernel dispatches its row width through this.
+template <template <int, bool> class K>
+inline std::remove_const_t<decltype(K<1, false>::fn)> pick_nv(int n) {
+  const bool tail = n % 16 != 0;
+  switch ((n + 15) / 16) {
+    case 1: return tail ? K<1, true>::fn : K<1, false>::fn;
+    case 2: return tail ? K<2, true>::fn : K<2, false>::fn;
+    case 3: return tail ? K<3, true>::fn : K<3, false>::fn;
+    case 4: return tail ? K<4, true>::fn : K<4, false>::fn;
+    case 5: return tail ? K<5, true>::fn : K<5, false>::fn;
+    case 6: return tail ? K<6, true>::fn : K<6, false>::fn;
+    case 7: return tail ? K<7, true>::fn : K<7, false>::fn;
+    default: return tail ? K<8, true>::fn : K<8, false>::fn;
+  }
 }
 
 // c (16·NV floats, the last vector masked by `tail` when TAIL) = Σ_k vals[k]·B[cols[k], :] + beta·c
@@ -145,27 +169,11 @@ inline void spmm_row(const int32_t* cols, const float* vals, int32_t k0, int32_t
   }
 }
 
-using SpmmRowFn = void (*)(const int32_t*, const float*, int32_t, int32_t, int32_t, const float*,
-                           size_t, float*, float, __mmask16);
-
-template <int NV>
-constexpr SpmmRowFn spmm_fn(bool tail) {
-  return tail ? &spmm_row<NV, true> : &spmm_row<NV, false>;
-}
-
-inline SpmmRowFn pick_spmm(int n) {  // n in [1, 128]
-  const bool tail = n % 16 != 0;
-  switch ((n + 15) / 16) {
-    case 1: return spmm_fn<1>(tail);
-    case 2: return spmm_fn<2>(tail);
-    case 3: return spmm_fn<3>(tail);
-    case 4: return spmm_fn<4>(tail);
-    case 5: return spmm_fn<5>(tail);
-    case 6: return spmm_fn<6>(tail);
-    case 7: return spmm_fn<7>(tail);
-    default: return spmm_fn<8>(tail);
-  }
-}
+template <int NV, bool TAIL>
+struct SpmmRow {
+  static constexpr auto fn = &spmm_row<NV, TAIL>;
+};
+inline auto pick_spmm(int n) { return pick_nv<SpmmRow>(n); }
 
 // C[cols[k], :] += vals[k]·brow for k in [k0, k1) (16·NV columns, last vector masked if TAIL).
 template <int NV, bool TAIL>
@@ -181,27 +189,11 @@ inline void scatter_row(const int32_t* cols, const float* vals, int32_t k0, int3
   }
 }
 
-using ScatterRowFn = void (*)(const int32_t*, const float*, int32_t, int32_t, const float*,
-                              float*, size_t, __mmask16);
-
-template <int NV>
-constexpr ScatterRowFn scatter_fn(bool tail) {
-  return tail ? &scatter_row<NV, true> : &scatter_row<NV, false>;
-}
-
-inline ScatterRowFn pick_scatter(int n) {
-  const bool tail = n % 16 != 0;
-  switch ((n + 15) / 16) {
-    case 1: return scatter_fn<1>(tail);
-    case 2: return scatter_fn<2>(tail);
-    case 3: return scatter_fn<3>(tail);
-    case 4: return scatter_fn<4>(tail);
-    case 5: return scatter_fn<5>(tail);
-    case 6: return scatter_fn<6>(tail);
-    case 7: return scatter_fn<7>(tail);
-    default: return scatter_fn<8>(tail);
-  }
-}
+template <int NV, bool TAIL>
+struct ScatterRow {
+  static constexpr auto fn = &scatter_row<NV, TAIL>;
+};
+inline auto pick_scatter(int n) { return pick_nv<ScatterRow>(n); }
 
 #endif  // __AVX512F__
 

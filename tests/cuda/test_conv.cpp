@@ -24,23 +24,15 @@ namespace kt = st::kernels::test;
 using test::DeviceArray;
 using test::to_device;
 
-Conv2dShape make_conv(int N, int C, int H, int W, int OC, int KH, int KW, int sh, int sw, int ph,
-                      int pw) {
-  Conv2dShape s;
-  s.N = N, s.C = C, s.H = H, s.W = W, s.OC = OC, s.KH = KH, s.KW = KW;
-  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
-  return s;
-}
-
 const Conv2dShape kConvShapes[] = {
-    make_conv(2, 3, 9, 11, 4, 3, 2, 2, 1, 1, 0),  // non-square kernel, mixed stride, pad on H only
-    make_conv(1, 1, 5, 5, 2, 5, 5, 1, 1, 0, 0),   // N = 1, kernel covers the image (1×1 output)
-    make_conv(3, 2, 7, 6, 5, 1, 1, 1, 1, 0, 0),   // pointwise
-    make_conv(2, 3, 7, 6, 5, 1, 1, 2, 2, 0, 0),   // 1×1 stride 2: pixels no output reads
-    make_conv(3, 3, 8, 8, 6, 3, 3, 2, 2, 1, 1),   // 3×3 stride 2 pad 1
-    make_conv(2, 2, 6, 7, 3, 2, 3, 3, 2, 1, 1),   // stride larger than the kernel height
-    make_conv(2, 1, 4, 1, 2, 3, 3, 1, 1, 1, 1),   // W = 1: kernel columns that only see padding
-    make_conv(2, 1, 12, 12, 3, 5, 5, 1, 1, 2, 2), // LeNet-5 conv1-like ("same" padding)
+    kt::conv_shape(2, 3, 9, 11, 4, 3, 2, 2, 1, 1, 0),  // non-square kernel, mixed stride, pad on H only
+    kt::conv_shape(1, 1, 5, 5, 2, 5, 5, 1, 1, 0, 0),   // N = 1, kernel covers the image (1×1 output)
+    kt::conv_shape(3, 2, 7, 6, 5, 1, 1, 1, 1, 0, 0),   // pointwise
+    kt::conv_shape(2, 3, 7, 6, 5, 1, 1, 2, 2, 0, 0),   // 1×1 stride 2: pixels no output reads
+    kt::conv_shape(3, 3, 8, 8, 6, 3, 3, 2, 2, 1, 1),   // 3×3 stride 2 pad 1
+    kt::conv_shape(2, 2, 6, 7, 3, 2, 3, 3, 2, 1, 1),   // stride larger than the kernel height
+    kt::conv_shape(2, 1, 4, 1, 2, 3, 3, 1, 1, 1, 1),   // W = 1: kernel columns that only see padding
+    kt::conv_shape(2, 1, 12, 12, 3, 5, 5, 1, 1, 2, 2), // LeNet-5 conv1-like ("same" padding)
 };
 
 size_t x_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
@@ -163,21 +155,14 @@ TEST_CASE("cuda conv2d forward, backward-data and backward-weights match the ref
   }
 }
 
-Pool2dShape make_pool(int N, int C, int H, int W, int KH, int KW, int sh, int sw, int ph, int pw) {
-  Pool2dShape s;
-  s.N = N, s.C = C, s.H = H, s.W = W, s.KH = KH, s.KW = KW;
-  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
-  return s;
-}
-
 const Pool2dShape kPoolShapes[] = {
-    make_pool(2, 3, 7, 9, 2, 2, 2, 2, 0, 0),  // odd H, W: the last row/col is dropped
-    make_pool(3, 2, 9, 8, 3, 3, 2, 2, 1, 1),  // overlapping windows with padding
-    make_pool(2, 2, 6, 7, 3, 2, 1, 2, 1, 0),  // non-square window, mixed stride
-    make_pool(1, 1, 1, 1, 1, 1, 1, 1, 0, 0),  // 1×1
-    make_pool(2, 2, 8, 5, 3, 3, 1, 1, 1, 1),  // stride 1: each pixel in up to 9 windows
-    make_pool(1, 2, 7, 7, 2, 2, 3, 3, 0, 0),  // stride > window: pixels no window reads
-    make_pool(2, 3, 12, 12, 2, 2, 2, 2, 0, 0),  // LeNet-5 pool-like
+    kt::pool_shape(2, 3, 7, 9, 2, 2, 2, 2, 0, 0),  // odd H, W: the last row/col is dropped
+    kt::pool_shape(3, 2, 9, 8, 3, 3, 2, 2, 1, 1),  // overlapping windows with padding
+    kt::pool_shape(2, 2, 6, 7, 3, 2, 1, 2, 1, 0),  // non-square window, mixed stride
+    kt::pool_shape(1, 1, 1, 1, 1, 1, 1, 1, 0, 0),  // 1×1
+    kt::pool_shape(2, 2, 8, 5, 3, 3, 1, 1, 1, 1),  // stride 1: each pixel in up to 9 windows
+    kt::pool_shape(1, 2, 7, 7, 2, 2, 3, 3, 0, 0),  // stride > window: pixels no window reads
+    kt::pool_shape(2, 3, 12, 12, 2, 2, 2, 2, 0, 0),  // LeNet-5 pool-like
 };
 
 size_t in_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
@@ -229,7 +214,7 @@ TEST_CASE("cuda max and avg pooling equal the CPU kernels (bitwise but avg backw
 }
 
 TEST_CASE("cuda avg pooling counts padded cells in the divisor") {
-  const Pool2dShape s = make_pool(1, 1, 2, 2, 3, 3, 2, 2, 1, 1);  // one output; 4 real cells of 9
+  const Pool2dShape s = kt::pool_shape(1, 1, 2, 2, 3, 3, 2, 2, 1, 1);  // one output; 4 real cells of 9
   auto dx = to_device(std::vector<float>{1.f, 2.f, 3.f, 4.f});
   DeviceArray<float> dy(1), dgrad(4);
   cuda::avg_pool2d_forward(s, dx.get(), dy.get());

@@ -1,13 +1,18 @@
-// tests/kernels/kernel_test_util.h — shared helpers for the kernel suites: seeded random data and
-// a tolerance comparison that reports the first offending index.
+// tests/kernels/kernel_test_util.h — shared helpers for the kernel suites: seeded random data,
+// a tolerance comparison that reports the first offending index, the thread-count determinism
+// check, and conv/pool shape builders.
 #pragma once
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>
+
+#include "kernels/conv.h"
+#include "kernels/pool.h"
 
 namespace st::kernels::test {
 
@@ -33,8 +38,39 @@ inline void check_close(const std::vector<float>& got, const std::vector<float>&
   }
 }
 
+inline Conv2dShape conv_shape(int N, int C, int H, int W, int OC, int KH, int KW, int sh, int sw,
+                              int ph, int pw) {
+  Conv2dShape s;
+  s.N = N, s.C = C, s.H = H, s.W = W, s.OC = OC, s.KH = KH, s.KW = KW;
+  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
+  return s;
+}
+
+inline Pool2dShape pool_shape(int N, int C, int H, int W, int KH, int KW, int sh, int sw, int ph,
+                              int pw) {
+  Pool2dShape s;
+  s.N = N, s.C = C, s.H = H, s.W = W, s.KH = KH, s.KW = KW;
+  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
+  return s;
+}
+
 inline bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// run() (returning std::vector<float>) twice on 2 threads, then on 1 and on 3: every result must be
+// bitwise the first (determinism across repeats and thread counts).
+template <class Run>
+inline void check_bitwise_across_threads(Run run) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const std::vector<float> first = run();
+  CHECK(bitwise_equal(run(), first));
+  omp_set_num_threads(1);
+  CHECK(bitwise_equal(run(), first));
+  omp_set_num_threads(3);
+  CHECK(bitwise_equal(run(), first));
+  omp_set_num_threads(saved);
 }
 
 }  // namespace st::kernels::test

@@ -11,23 +11,16 @@
 namespace st::kernels {
 namespace {
 
-Conv2dShape make(int N, int C, int H, int W, int OC, int KH, int KW, int sh, int sw, int ph, int pw) {
-  Conv2dShape s;
-  s.N = N, s.C = C, s.H = H, s.W = W, s.OC = OC, s.KH = KH, s.KW = KW;
-  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
-  return s;
-}
-
 const Conv2dShape kShapes[] = {
-    make(2, 3, 9, 11, 4, 3, 2, 2, 1, 1, 0),  // non-square kernel, mixed stride, pad on H only
-    make(1, 1, 5, 5, 2, 5, 5, 1, 1, 0, 0),   // N = 1, kernel covers the whole image (1×1 output)
-    make(3, 2, 7, 6, 5, 1, 1, 1, 1, 0, 0),   // pointwise: im2col skipped
-    make(2, 3, 7, 6, 5, 1, 1, 2, 2, 0, 0),   // 1×1 with stride 2: im2col needed
-    make(5, 3, 8, 8, 6, 3, 3, 2, 2, 1, 1),   // ResNet-style 3×3 stride 2 pad 1
-    make(4, 2, 6, 7, 3, 2, 3, 3, 2, 1, 1),   // stride larger than the kernel height
-    make(2, 1, 4, 1, 2, 3, 3, 1, 1, 1, 1),   // W = 1: some kernel columns only ever see padding
-    make(8, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),  // LeNet-5 conv2
-    make(3, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),  // LeNet-5 conv1 ("same" padding)
+    test::conv_shape(2, 3, 9, 11, 4, 3, 2, 2, 1, 1, 0),  // non-square kernel, mixed stride, pad on H only
+    test::conv_shape(1, 1, 5, 5, 2, 5, 5, 1, 1, 0, 0),   // N = 1, kernel covers the whole image (1×1 output)
+    test::conv_shape(3, 2, 7, 6, 5, 1, 1, 1, 1, 0, 0),   // pointwise: im2col skipped
+    test::conv_shape(2, 3, 7, 6, 5, 1, 1, 2, 2, 0, 0),   // 1×1 with stride 2: im2col needed
+    test::conv_shape(5, 3, 8, 8, 6, 3, 3, 2, 2, 1, 1),   // ResNet-style 3×3 stride 2 pad 1
+    test::conv_shape(4, 2, 6, 7, 3, 2, 3, 3, 2, 1, 1),   // stride larger than the kernel height
+    test::conv_shape(2, 1, 4, 1, 2, 3, 3, 1, 1, 1, 1),   // W = 1: some kernel columns only ever see padding
+    test::conv_shape(8, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),  // LeNet-5 conv2
+    test::conv_shape(3, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),  // LeNet-5 conv1 ("same" padding)
 };
 
 size_t x_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
@@ -115,7 +108,7 @@ TEST_CASE("im2col and col2im are adjoint: <im2col(x), c> == <x, col2im(c)>") {
 }
 
 TEST_CASE("conv2d kernels are bitwise deterministic") {
-  const Conv2dShape s = make(16, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0);  // LeNet-5-like conv2, N = 16
+  const Conv2dShape s = test::conv_shape(16, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0);  // LeNet-5-like conv2, N = 16
   const auto x = test::random_floats(x_size(s), 1), w = test::random_floats(w_size(s), 2);
   const auto dy = test::random_floats(y_size(s), 3);
   std::vector<float> ws(conv2d_workspace_floats(s));

@@ -18,6 +18,7 @@ using st::kernels::Conv2dShape;
 using st::kernels::OnednnConv2d;
 using st::kernels::OnednnLinear;
 using st::kernels::test::bitwise_equal;
+using st::kernels::test::conv_shape;
 using Vec = std::vector<float>;
 
 constexpr double kRtol = 1e-4;
@@ -116,23 +117,16 @@ TEST_CASE("onednn linear matches the reference at odd sizes") {
 }
 
 TEST_CASE("onednn conv2d matches the reference at odd shapes") {
-  auto shape = [](int N, int C, int H, int W, int OC, int KH, int KW, int sh, int sw, int ph,
-                  int pw) {
-    Conv2dShape s;
-    s.N = N, s.C = C, s.H = H, s.W = W, s.OC = OC, s.KH = KH, s.KW = KW;
-    s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
-    return s;
-  };
   const Conv2dShape shapes[] = {
-      shape(1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0),
-      shape(7, 3, 9, 8, 5, 3, 2, 2, 1, 1, 0),    // non-square kernel, stride 2 along H only
-      shape(2, 3, 8, 8, 4, 3, 3, 2, 2, 1, 1),    // (8 + 2 − 3) / 2 does not divide: last row unread
-      shape(7, 2, 7, 10, 3, 1, 4, 1, 2, 0, 1),
-      shape(1, 3, 11, 11, 6, 5, 3, 2, 2, 2, 1),
-      shape(3, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),  // LeNet-5 conv2
-      shape(2, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1),  // SimpleCNN conv2 (blocked layouts + reorders)
-      shape(7, 1, 9, 10, 16, 3, 2, 2, 1, 1, 1),    // C = 1, OC = 16: blocked forward / bwd weights
-      shape(3, 16, 9, 7, 32, 3, 2, 2, 2, 1, 0),    // 16 → 32: blocked everywhere, odd spatial
+      conv_shape(1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0),
+      conv_shape(7, 3, 9, 8, 5, 3, 2, 2, 1, 1, 0),    // non-square kernel, stride 2 along H only
+      conv_shape(2, 3, 8, 8, 4, 3, 3, 2, 2, 1, 1),    // (8 + 2 − 3) / 2 does not divide: last row unread
+      conv_shape(7, 2, 7, 10, 3, 1, 4, 1, 2, 0, 1),
+      conv_shape(1, 3, 11, 11, 6, 5, 3, 2, 2, 2, 1),
+      conv_shape(3, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),  // LeNet-5 conv2
+      conv_shape(2, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1),  // SimpleCNN conv2 (blocked layouts + reorders)
+      conv_shape(7, 1, 9, 10, 16, 3, 2, 2, 1, 1, 1),    // C = 1, OC = 16: blocked forward / bwd weights
+      conv_shape(3, 16, 9, 7, 32, 3, 2, 2, 2, 1, 0),    // 16 → 32: blocked everywhere, odd spatial
   };
   unsigned seed = 100;
   bool bias = true;

@@ -10,22 +10,15 @@
 namespace st::kernels {
 namespace {
 
-Pool2dShape make(int N, int C, int H, int W, int KH, int KW, int sh, int sw, int ph, int pw) {
-  Pool2dShape s;
-  s.N = N, s.C = C, s.H = H, s.W = W, s.KH = KH, s.KW = KW;
-  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
-  return s;
-}
-
 const Pool2dShape kShapes[] = {
-    make(2, 3, 7, 9, 2, 2, 2, 2, 0, 0),     // odd H, W: the last row/col is dropped
-    make(3, 2, 9, 8, 3, 3, 2, 2, 1, 1),     // overlapping windows with padding
-    make(2, 2, 6, 7, 3, 2, 1, 2, 1, 0),     // non-square window, mixed stride
-    make(1, 1, 1, 1, 1, 1, 1, 1, 0, 0),     // 1×1
-    make(4, 5, 24, 24, 2, 2, 2, 2, 0, 0),   // LeNet-5 pool1
-    make(16, 64, 32, 32, 2, 2, 2, 2, 0, 0), // big enough to run in parallel
-    make(2, 3, 5, 71, 2, 2, 2, 2, 0, 0),    // 35 outputs per row: two full vectors and a ragged one
-    make(1, 2, 2, 2, 2, 2, 2, 2, 0, 0),     // one window per plane
+    test::pool_shape(2, 3, 7, 9, 2, 2, 2, 2, 0, 0),     // odd H, W: the last row/col is dropped
+    test::pool_shape(3, 2, 9, 8, 3, 3, 2, 2, 1, 1),     // overlapping windows with padding
+    test::pool_shape(2, 2, 6, 7, 3, 2, 1, 2, 1, 0),     // non-square window, mixed stride
+    test::pool_shape(1, 1, 1, 1, 1, 1, 1, 1, 0, 0),     // 1×1
+    test::pool_shape(4, 5, 24, 24, 2, 2, 2, 2, 0, 0),   // LeNet-5 pool1
+    test::pool_shape(16, 64, 32, 32, 2, 2, 2, 2, 0, 0), // big enough to run in parallel
+    test::pool_shape(2, 3, 5, 71, 2, 2, 2, 2, 0, 0),    // 35 outputs per row: two full vectors and a ragged one
+    test::pool_shape(1, 2, 2, 2, 2, 2, 2, 2, 0, 0),     // one window per plane
 };
 
 size_t in_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
@@ -64,7 +57,7 @@ TEST_CASE("max pool forward and backward match the reference, ties included") {
 }
 
 TEST_CASE("max pool: the first maximum in row-major window order wins") {
-  const Pool2dShape s = make(1, 1, 2, 2, 2, 2, 2, 2, 0, 0);
+  const Pool2dShape s = test::pool_shape(1, 1, 2, 2, 2, 2, 2, 2, 0, 0);
   const float x[4] = {1.0f, 3.0f, 3.0f, 3.0f};
   float y;
   int32_t arg;
@@ -101,7 +94,7 @@ TEST_CASE("avg pool forward and backward match the reference (padding counts in 
 }
 
 TEST_CASE("avg pool: a corner window with padding divides by the full window area") {
-  const Pool2dShape s = make(1, 1, 2, 2, 3, 3, 2, 2, 1, 1);  // one output; 4 real cells of 9
+  const Pool2dShape s = test::pool_shape(1, 1, 2, 2, 3, 3, 2, 2, 1, 1);  // one output; 4 real cells of 9
   const float x[4] = {1.0f, 2.0f, 3.0f, 4.0f};
   float y;
   avg_pool2d_forward(s, x, &y);

@@ -252,7 +252,6 @@ TEST_CASE("xWᵀ on wide layers against the reference, any thread count") {
 }
 
 TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread counts") {
-  const int saved = omp_get_max_threads();
   // batch 72: 3 tiles of 32 (split into row chunks at 2 threads, whole tiles at 3); 128: 4 tiles
   // (whole tiles at 2, row chunks at 3); 9: one 16-row tile split into row chunks.
   for (int batch : {72, 128, 9}) {
@@ -274,15 +273,8 @@ TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread co
       y.insert(y.end(), ct.begin(), ct.end());
       return y;
     };
-    omp_set_num_threads(2);
-    const auto first = run();
-    CHECK(test::bitwise_equal(run(), first));
-    omp_set_num_threads(1);
-    CHECK(test::bitwise_equal(run(), first));
-    omp_set_num_threads(3);
-    CHECK(test::bitwise_equal(run(), first));
+    test::check_bitwise_across_threads(run);
   }
-  omp_set_num_threads(saved);
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 // stride and padding, 1×1 kernels, N = 1, 5, 17, 33 and 130 (the > 128-lane chunked path),
 // densities 0 / 0.05 / 0.3 / 1 with an empty output channel; the layout round trips; and bitwise
 // determinism across thread counts.
-#include <omp.h>
 
 #include <limits>
 #include <random>
@@ -20,19 +19,11 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-Conv2dShape shape(int N, int C, int H, int W, int OC, int KH, int KW, int sh, int sw, int ph,
-                  int pw) {
-  Conv2dShape s;
-  s.N = N, s.C = C, s.H = H, s.W = W, s.OC = OC, s.KH = KH, s.KW = KW;
-  s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
-  return s;
-}
-
 const Conv2dShape kShapes[] = {
-    shape(2, 3, 7, 6, 4, 3, 3, 1, 1, 0, 0),    shape(1, 2, 8, 9, 3, 3, 2, 2, 1, 1, 0),
-    shape(17, 1, 5, 5, 2, 5, 5, 1, 1, 2, 2),   shape(5, 5, 9, 7, 6, 3, 3, 2, 2, 1, 1),
-    shape(130, 2, 6, 6, 3, 3, 3, 1, 1, 1, 1),  shape(33, 4, 12, 12, 7, 5, 5, 1, 1, 0, 0),
-    shape(16, 3, 4, 5, 5, 1, 1, 1, 1, 0, 0),   shape(3, 2, 5, 4, 2, 2, 3, 3, 2, 0, 1),
+    test::conv_shape(2, 3, 7, 6, 4, 3, 3, 1, 1, 0, 0),    test::conv_shape(1, 2, 8, 9, 3, 3, 2, 2, 1, 1, 0),
+    test::conv_shape(17, 1, 5, 5, 2, 5, 5, 1, 1, 2, 2),   test::conv_shape(5, 5, 9, 7, 6, 3, 3, 2, 2, 1, 1),
+    test::conv_shape(130, 2, 6, 6, 3, 3, 3, 1, 1, 1, 1),  test::conv_shape(33, 4, 12, 12, 7, 5, 5, 1, 1, 0, 0),
+    test::conv_shape(16, 3, 4, 5, 5, 1, 1, 1, 1, 0, 0),   test::conv_shape(3, 2, 5, 4, 2, 2, 3, 3, 2, 0, 1),
 };
 const double kDensities[] = {0.0, 0.05, 0.3, 1.0};
 
@@ -154,7 +145,7 @@ TEST_CASE("direct sparse conv: layout round trips and offsets") {
     pn_to_nchw(s.OC, s.N, P, a.data(), nullptr, y2.data());
     CHECK(test::bitwise_equal(y2, y));
   }
-  const Conv2dShape s = shape(2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 2);
+  const Conv2dShape s = test::conv_shape(2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 2);
   const Weight w = make_weight(s, 1.0, 5);
   std::vector<int32_t> off;
   conv_offsets(s, w.csr, off);
@@ -167,10 +158,9 @@ TEST_CASE("direct sparse conv: layout round trips and offsets") {
 }
 
 TEST_CASE("direct sparse conv is bitwise deterministic across repeats and thread counts") {
-  const int saved = omp_get_max_threads();
   // Big enough to split: the forward and dW split rows by nonzeros, dx splits batch lanes.
-  for (const Conv2dShape& s : {shape(64, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),
-                               shape(40, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1)}) {
+  for (const Conv2dShape& s : {test::conv_shape(64, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),
+                               test::conv_shape(40, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1)}) {
     const Weight w = make_weight(s, 0.3, 21);
     const auto x = test::random_floats(in_size(s), 22);
     const auto dy = test::random_floats(out_size(s), 23);
@@ -181,15 +171,8 @@ TEST_CASE("direct sparse conv is bitwise deterministic across repeats and thread
       r.y.insert(r.y.end(), r.dw.begin(), r.dw.end());
       return r.y;
     };
-    omp_set_num_threads(2);
-    const auto first = run();
-    CHECK(test::bitwise_equal(run(), first));
-    omp_set_num_threads(1);
-    CHECK(test::bitwise_equal(run(), first));
-    omp_set_num_threads(3);
-    CHECK(test::bitwise_equal(run(), first));
+    test::check_bitwise_across_threads(run);
   }
-  omp_set_num_threads(saved);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 //   CHECK(gradcheck([&](auto& in) { return relu(in[0]); }, {x}));
 // The scalar probed is L = Σ f(inputs) ⊙ R for a fixed random R, in double; each input element is
 // moved by ±eps and the central difference is compared with the analytic gradient.
+// Also the core suites' random inputs: random_tensor, random_mask.
 #pragma once
 #include <cmath>
 #include <functional>
@@ -10,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include "core/rng.h"
 #include "core/variable.h"
 
 namespace st::test {
@@ -20,6 +22,15 @@ inline Tensor random_tensor(const Shape& shape, uint32_t seed, float lo = -1.f, 
   std::uniform_real_distribution<float> dist(lo, hi);
   for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = dist(gen);
   return t;
+}
+
+// A u8 keep-mask of `shape` with about `sparsity` of its entries 0 (uniform draws in [0, 1), so
+// sparsity 0 keeps everything and 1 prunes everything).
+inline Tensor random_mask(const Shape& shape, double sparsity, uint64_t seed) {
+  Tensor m(shape, DType::u8);
+  Rng rng(seed);
+  for (int64_t i = 0; i < m.numel(); ++i) m.u8()[i] = rng.uniform() >= sparsity ? 1 : 0;
+  return m;
 }
 
 using OpFn = std::function<Variable(std::vector<Variable>&)>;

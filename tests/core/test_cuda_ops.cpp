@@ -18,6 +18,7 @@
 
 using namespace st;
 using test::check_close_any;
+using test::random_mask;
 using test::random_tensor;
 
 namespace {
@@ -60,13 +61,6 @@ void compare_devices(const OpFn& f, const std::vector<Tensor>& inputs, double to
     CHECK(gpu.in[i].grad().device() == Device::cuda);
     check_close_any(gpu.in[i].grad(), cpu.in[i].grad(), tol);
   }
-}
-
-Tensor random_mask(const Shape& s, double sparsity, uint64_t seed) {
-  Tensor m(s, DType::u8);
-  Rng rng(seed);
-  for (int64_t i = 0; i < m.numel(); ++i) m.u8()[i] = rng.uniform() >= sparsity ? 1 : 0;
-  return m;
 }
 
 Tensor labels_for(int B, int C, uint64_t seed) {

@@ -14,16 +14,10 @@
 
 using namespace st;
 using test::check_close_any;
+using test::random_mask;
 using test::random_tensor;
 
 namespace {
-
-Tensor random_mask(const Shape& s, double sparsity, uint64_t seed) {
-  Tensor m(s, DType::u8);
-  Rng rng(seed);
-  for (int64_t i = 0; i < m.numel(); ++i) m.u8()[i] = rng.uniform() >= sparsity ? 1 : 0;
-  return m;
-}
 
 // Three parameters: dense, masked, CSR; the same on both devices.
 struct Params {

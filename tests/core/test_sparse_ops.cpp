@@ -13,18 +13,10 @@
 
 using namespace st;
 using st::test::gradcheck_error;
+using st::test::random_mask;
 using st::test::random_tensor;
 
 namespace {
-
-Tensor random_mask(const Shape& s, double sparsity, uint64_t seed) {
-  Tensor m(s, DType::u8);
-  Rng rng(seed);
-  for (int64_t i = 0; i < m.numel(); ++i) m.u8()[i] = rng.uniform() >= sparsity ? 1 : 0;
-  if (sparsity >= 1.0) std::fill(m.u8(), m.u8() + m.numel(), 0);
-  if (sparsity <= 0.0) std::fill(m.u8(), m.u8() + m.numel(), 1);
-  return m;
-}
 
 Tensor masked(const Tensor& w, const Tensor& m) {
   Tensor o = w.clone();

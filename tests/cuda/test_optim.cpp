@@ -19,13 +19,6 @@ namespace kt = st::kernels::test;
 using test::DeviceArray;
 using test::to_device;
 
-std::vector<uint8_t> random_mask(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> m(n);
-  for (auto& x : m) x = (rng() % 4) != 0;  // 25% pruned
-  return m;
-}
-
 // Gradients for step `step`; NaN at pruned entries when masked, which the update must not leak.
 std::vector<float> gradient(size_t n, uint32_t seed, const std::vector<uint8_t>* mask) {
   auto g = kt::random_floats(n, seed);
@@ -35,26 +28,13 @@ std::vector<float> gradient(size_t n, uint32_t seed, const std::vector<uint8_t>*
   return g;
 }
 
-void check_masked_zero(const std::vector<uint8_t>& mask, const std::vector<float>& v) {
-  for (size_t i = 0; i < mask.size(); ++i)
-    if (!mask[i]) REQUIRE(v[i] == 0.0f);
-}
-
-struct SgdOptions {
-  float momentum, dampening, weight_decay;
-  bool nesterov;
-};
-
 TEST_CASE("cuda sgd_update matches the CPU and the reference; masked entries stay exactly 0") {
-  const SgdOptions options[] = {{0.f, 0.f, 0.f, false},    {0.f, 0.f, 1e-2f, false},
-                                {0.9f, 0.f, 0.f, false},   {0.9f, 0.1f, 5e-4f, false},
-                                {0.9f, 0.f, 5e-4f, true}};
   for (int64_t n : {int64_t{1}, int64_t{37}, int64_t{3001}}) {
-    for (const auto& o : options) {
+    for (const auto& o : kt::kSgdOptions) {
       for (bool masked : {false, true}) {
         INFO("n=" << n << " momentum=" << o.momentum << " dampening=" << o.dampening
                   << " wd=" << o.weight_decay << " nesterov=" << o.nesterov << " masked=" << masked);
-        const auto mask = random_mask(n, 2);
+        const auto mask = kt::random_mask(n, 2);
         auto w_cpu = kt::random_floats(n, 1), w_ref = w_cpu;
         std::vector<float> buf_cpu(n, 0.5f), buf_ref(n, 0.5f);  // stale: masking must clear it
         auto dw = to_device(w_cpu), dbuf = to_device(buf_cpu);
@@ -79,8 +59,8 @@ TEST_CASE("cuda sgd_update matches the CPU and the reference; masked entries sta
         kt::check_close(w, w_ref, 1e-5);
         kt::check_close(buf, buf_ref, 1e-5);
         if (masked) {
-          check_masked_zero(mask, w);
-          check_masked_zero(mask, buf);
+          kt::check_masked_zero(mask, w);
+          kt::check_masked_zero(mask, buf);
         }
       }
     }
@@ -93,7 +73,7 @@ TEST_CASE("cuda adam_update matches the CPU and the reference for Adam and AdamW
       for (float wd : {0.f, 1e-2f}) {
         for (bool masked : {false, true}) {
           INFO("n=" << n << " decoupled=" << decoupled << " wd=" << wd << " masked=" << masked);
-          const auto mask = random_mask(n, 2);
+          const auto mask = kt::random_mask(n, 2);
           auto w_cpu = kt::random_floats(n, 1), w_ref = w_cpu;
           std::vector<float> m_cpu(n, 0.f), v_cpu(n, 0.f), m_ref(n, 0.f), v_ref(n, 0.f);
           auto dw = to_device(w_cpu), dm = to_device(m_cpu), dv = to_device(v_cpu);
@@ -117,9 +97,9 @@ TEST_CASE("cuda adam_update matches the CPU and the reference for Adam and AdamW
           kt::check_close(m, m_ref, 1e-5);
           kt::check_close(v, v_ref, 1e-5, 1e-6);
           if (masked) {
-            check_masked_zero(mask, w);
-            check_masked_zero(mask, m);
-            check_masked_zero(mask, v);
+            kt::check_masked_zero(mask, w);
+            kt::check_masked_zero(mask, m);
+            kt::check_masked_zero(mask, v);
           }
         }
       }

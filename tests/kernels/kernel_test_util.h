@@ -38,6 +38,32 @@ inline void check_close(const std::vector<float>& got, const std::vector<float>&
   }
 }
 
+// A keep-mask of n entries, about 25% of them 0.
+inline std::vector<uint8_t> random_mask(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> m(n);
+  for (auto& x : m) x = (rng() % 4) != 0;
+  return m;
+}
+
+// The SGD option combinations both optimizer suites run: plain, weight decay, momentum,
+// momentum with dampening and decay, nesterov.
+struct SgdOptions {
+  float momentum, dampening, weight_decay;
+  bool nesterov;
+};
+inline constexpr SgdOptions kSgdOptions[] = {{0.0f, 0.0f, 0.0f, false},
+                                             {0.0f, 0.0f, 1e-2f, false},
+                                             {0.9f, 0.0f, 0.0f, false},
+                                             {0.9f, 0.1f, 5e-4f, false},
+                                             {0.9f, 0.0f, 5e-4f, true}};
+
+// Masked-out entries of v (weights or optimizer state) must be exactly 0.
+inline void check_masked_zero(const std::vector<uint8_t>& mask, const std::vector<float>& v) {
+  for (size_t i = 0; i < mask.size(); ++i)
+    if (!mask[i]) REQUIRE(v[i] == 0.0f);
+}
+
 inline Conv2dShape conv_shape(int N, int C, int H, int W, int OC, int KH, int KW, int sh, int sw,
                               int ph, int pw) {
   Conv2dShape s;

@@ -8,33 +8,13 @@
 namespace st::kernels {
 namespace {
 
-std::vector<uint8_t> random_mask(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> m(n);
-  for (auto& x : m) x = (rng() % 4) != 0;  // 25% pruned
-  return m;
-}
-
-void check_masked_zero(const std::vector<uint8_t>& mask, const std::vector<float>& v) {
-  for (size_t i = 0; i < mask.size(); ++i)
-    if (!mask[i]) REQUIRE(v[i] == 0.0f);
-}
-
-struct SgdOptions {
-  float momentum, dampening, weight_decay;
-  bool nesterov;
-};
-
 TEST_CASE("sgd_update matches the reference for momentum, dampening, nesterov, weight decay, masks") {
-  const SgdOptions options[] = {
-      {0.0f, 0.0f, 0.0f, false}, {0.0f, 0.0f, 1e-2f, false}, {0.9f, 0.0f, 0.0f, false},
-      {0.9f, 0.1f, 5e-4f, false}, {0.9f, 0.0f, 5e-4f, true}};
   for (int64_t n : {int64_t{1}, int64_t{37}, int64_t{100003}}) {
-    for (const auto& o : options) {
+    for (const auto& o : test::kSgdOptions) {
       for (bool masked : {false, true}) {
         INFO("n=" << n << " momentum=" << o.momentum << " nesterov=" << o.nesterov << " masked=" << masked);
         auto w = test::random_floats(n, 1), w_ref = w;
-        const auto mask = random_mask(n, 2);
+        const auto mask = test::random_mask(n, 2);
         const uint8_t* m = masked ? mask.data() : nullptr;
         std::vector<float> buf(n, 0.0f), buf_ref(n, 0.0f);
         float* b = o.momentum != 0.0f ? buf.data() : nullptr;
@@ -49,8 +29,8 @@ TEST_CASE("sgd_update matches the reference for momentum, dampening, nesterov, w
         test::check_close(w, w_ref, 1e-5);
         test::check_close(buf, buf_ref, 1e-5);
         if (masked) {
-          check_masked_zero(mask, w);
-          check_masked_zero(mask, buf);
+          test::check_masked_zero(mask, w);
+          test::check_masked_zero(mask, buf);
         }
       }
     }
@@ -64,7 +44,7 @@ TEST_CASE("adam_update matches the reference for Adam and AdamW, with and withou
         for (bool masked : {false, true}) {
           INFO("n=" << n << " decoupled=" << decoupled << " wd=" << wd << " masked=" << masked);
           auto w = test::random_floats(n, 1), w_ref = w;
-          const auto mask = random_mask(n, 2);
+          const auto mask = test::random_mask(n, 2);
           const uint8_t* mk = masked ? mask.data() : nullptr;
           std::vector<float> m(n, 0.0f), v(n, 0.0f), m_ref(n, 0.0f), v_ref(n, 0.0f);
           for (int64_t step = 1; step <= 5; ++step) {
@@ -78,9 +58,9 @@ TEST_CASE("adam_update matches the reference for Adam and AdamW, with and withou
           test::check_close(m, m_ref, 1e-5);
           test::check_close(v, v_ref, 1e-5, 1e-6);
           if (masked) {
-            check_masked_zero(mask, w);
-            check_masked_zero(mask, m);
-            check_masked_zero(mask, v);
+            test::check_masked_zero(mask, w);
+            test::check_masked_zero(mask, m);
+            test::check_masked_zero(mask, v);
           }
         }
       }

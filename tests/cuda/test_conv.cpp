@@ -35,9 +35,6 @@ const Conv2dShape kConvShapes[] = {
     kt::conv_shape(2, 1, 12, 12, 3, 5, 5, 1, 1, 2, 2), // LeNet-5 conv1-like ("same" padding)
 };
 
-size_t x_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
-size_t y_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.OC * s.OH() * s.OW(); }
-size_t w_size(const Conv2dShape& s) { return static_cast<size_t>(s.OC) * s.C * s.KH * s.KW; }
 size_t col_size(const Conv2dShape& s) {
   return static_cast<size_t>(s.C) * s.KH * s.KW * s.OH() * s.OW() * s.N;
 }
@@ -56,24 +53,24 @@ TEST_CASE("cuda im2col/col2im match the CPU kernels, per image and per batch") {
     // Per image.
     Conv2dShape one = shape;
     one.N = 1;
-    const auto x1 = kt::random_floats(x_size(one), seed++), c1 = kt::random_floats(col_size(one), seed++);
+    const auto x1 = kt::random_floats(kt::x_size(one), seed++), c1 = kt::random_floats(col_size(one), seed++);
     auto dx1 = to_device(x1), dc1 = to_device(c1);
-    DeviceArray<float> dcols(col_size(one)), dimg(x_size(one));
-    std::vector<float> want_cols(col_size(one)), want_img(x_size(one));
+    DeviceArray<float> dcols(col_size(one)), dimg(kt::x_size(one));
+    std::vector<float> want_cols(col_size(one)), want_img(kt::x_size(one));
     cuda::im2col(one, dx1.get(), dcols.get());
     kernels::im2col(one, x1.data(), want_cols.data());
     CHECK(kt::bitwise_equal(dcols.download(), want_cols));
-    dimg.upload(std::vector<float>(x_size(one), 7.f));  // overwritten, never read
+    dimg.upload(std::vector<float>(kt::x_size(one), 7.f));  // overwritten, never read
     cuda::col2im(one, dc1.get(), dimg.get());
     kernels::col2im(one, c1.data(), want_img.data());
     kt::check_close(dimg.download(), want_img, 1e-6);
 
     // Whole batch, column n·P + p.
     const Conv2dShape& s = shape;
-    const auto x = kt::random_floats(x_size(s), seed++), c = kt::random_floats(col_size(s), seed++);
+    const auto x = kt::random_floats(kt::x_size(s), seed++), c = kt::random_floats(col_size(s), seed++);
     auto dx = to_device(x), dc = to_device(c);
-    DeviceArray<float> dbcols(col_size(s)), dbimg(x_size(s));
-    std::vector<float> want_bcols(col_size(s)), want_bimg(x_size(s));
+    DeviceArray<float> dbcols(col_size(s)), dbimg(kt::x_size(s));
+    std::vector<float> want_bcols(col_size(s)), want_bimg(kt::x_size(s));
     cuda::im2col_batch(s, dx.get(), dbcols.get());
     kernels::im2col_batch(s, x.data(), want_bcols.data());
     CHECK(kt::bitwise_equal(dbcols.download(), want_bcols));
@@ -112,30 +109,30 @@ TEST_CASE("cuda conv2d forward, backward-data and backward-weights match the ref
   uint32_t seed = 100;
   for (const auto& s : kConvShapes) {
     INFO(describe(s));
-    const auto x = kt::random_floats(x_size(s), seed++), w = kt::random_floats(w_size(s), seed++);
-    const auto b = kt::random_floats(s.OC, seed++), dy = kt::random_floats(y_size(s), seed++);
+    const auto x = kt::random_floats(kt::x_size(s), seed++), w = kt::random_floats(kt::w_size(s), seed++);
+    const auto b = kt::random_floats(s.OC, seed++), dy = kt::random_floats(kt::y_size(s), seed++);
     auto dx_in = to_device(x), dw_in = to_device(w), db_in = to_device(b), ddy = to_device(dy);
-    DeviceArray<float> ws(cuda::conv2d_workspace_floats(s)), dy_out(y_size(s)), ddx(x_size(s));
+    DeviceArray<float> ws(cuda::conv2d_workspace_floats(s)), dy_out(kt::y_size(s)), ddx(kt::x_size(s));
     const double k_scale = std::sqrt(static_cast<double>(s.C * s.KH * s.KW));
 
-    std::vector<float> want(y_size(s));
+    std::vector<float> want(kt::y_size(s));
     for (bool with_bias : {true, false}) {
       cuda::conv2d_forward(s, dx_in.get(), dw_in.get(), with_bias ? db_in.get() : nullptr, dy_out.get(), ws.get());
       kernels::ref::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, want.data());
       kt::check_close(dy_out.download(), want, 1e-5, k_scale);
     }
 
-    std::vector<float> want_dx(x_size(s));
-    ddx.upload(std::vector<float>(x_size(s), 123.f));
+    std::vector<float> want_dx(kt::x_size(s));
+    ddx.upload(std::vector<float>(kt::x_size(s), 123.f));
     cuda::conv2d_backward_data(s, ddy.get(), dw_in.get(), ddx.get(), ws.get());
     kernels::ref::conv2d_backward_data(s, dy.data(), w.data(), want_dx.data());
     kt::check_close(ddx.download(), want_dx, 1e-5, std::sqrt(static_cast<double>(s.OC * s.KH * s.KW)));
 
-    std::vector<float> want_w(w_size(s)), want_b(s.OC);
+    std::vector<float> want_w(kt::w_size(s)), want_b(s.OC);
     kernels::ref::conv2d_backward_weights(s, x.data(), dy.data(), want_w.data(), want_b.data());
     const double scale = std::sqrt(static_cast<double>(s.N) * s.OH() * s.OW());
-    const auto prior_w = kt::random_floats(w_size(s), seed++), prior_b = kt::random_floats(s.OC, seed++);
-    auto ddw = to_device(std::vector<float>(w_size(s), 7.f));
+    const auto prior_w = kt::random_floats(kt::w_size(s), seed++), prior_b = kt::random_floats(s.OC, seed++);
+    auto ddw = to_device(std::vector<float>(kt::w_size(s), 7.f));
     auto ddb = to_device(std::vector<float>(s.OC, 7.f));
     cuda::conv2d_backward_weights(s, dx_in.get(), ddy.get(), ddw.get(), ddb.get(), false, ws.get());
     kt::check_close(ddw.download(), want_w, 1e-5, scale);
@@ -144,7 +141,7 @@ TEST_CASE("cuda conv2d forward, backward-data and backward-weights match the ref
     ddw.upload(prior_w);
     ddb.upload(prior_b);
     cuda::conv2d_backward_weights(s, dx_in.get(), ddy.get(), ddw.get(), ddb.get(), true, ws.get());
-    std::vector<float> acc_w(w_size(s)), acc_b(s.OC);
+    std::vector<float> acc_w(kt::w_size(s)), acc_b(s.OC);
     for (size_t i = 0; i < acc_w.size(); ++i) acc_w[i] = prior_w[i] + want_w[i];
     for (int i = 0; i < s.OC; ++i) acc_b[i] = prior_b[i] + want_b[i];
     kt::check_close(ddw.download(), acc_w, 1e-5, scale);
@@ -165,17 +162,6 @@ const Pool2dShape kPoolShapes[] = {
     kt::pool_shape(2, 3, 12, 12, 2, 2, 2, 2, 0, 0),  // LeNet-5 pool-like
 };
 
-size_t in_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
-size_t out_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.OH() * s.OW(); }
-
-// Small integers make ties common, so "first maximum wins" is really exercised.
-std::vector<float> tie_heavy(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> dist(-2, 2);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(dist(rng));
-  return v;
-}
 
 TEST_CASE("cuda max and avg pooling equal the CPU kernels (bitwise but avg backward; argmax exactly)") {
   uint32_t seed = 200;
@@ -184,20 +170,20 @@ TEST_CASE("cuda max and avg pooling equal the CPU kernels (bitwise but avg backw
       INFO("N" << s.N << " C" << s.C << " " << s.H << "x" << s.W << " k" << s.KH << "x" << s.KW
                << " s" << s.stride_h << "," << s.stride_w << " p" << s.pad_h << "," << s.pad_w
                << " ties " << ties);
-      const auto x = ties ? tie_heavy(in_size(s), seed++) : kt::random_floats(in_size(s), seed++);
-      const auto dy = kt::random_floats(out_size(s), seed++);
+      const auto x = ties ? kt::tie_heavy(kt::x_size(s), seed++) : kt::random_floats(kt::x_size(s), seed++);
+      const auto dy = kt::random_floats(kt::y_size(s), seed++);
       auto dx_in = to_device(x), ddy = to_device(dy);
-      DeviceArray<float> dy_out(out_size(s)), ddx(in_size(s));
-      DeviceArray<int32_t> darg(out_size(s));
+      DeviceArray<float> dy_out(kt::y_size(s)), ddx(kt::x_size(s));
+      DeviceArray<int32_t> darg(kt::y_size(s));
 
-      std::vector<float> want_y(out_size(s)), want_dx(in_size(s));
-      std::vector<int32_t> want_arg(out_size(s));
+      std::vector<float> want_y(kt::y_size(s)), want_dx(kt::x_size(s));
+      std::vector<int32_t> want_arg(kt::y_size(s));
       cuda::max_pool2d_forward(s, dx_in.get(), dy_out.get(), darg.get());
       kernels::max_pool2d_forward(s, x.data(), want_y.data(), want_arg.data());
       CHECK(kt::bitwise_equal(dy_out.download(), want_y));
       CHECK(darg.download() == want_arg);
 
-      ddx.upload(std::vector<float>(in_size(s), 5.f));  // overwritten
+      ddx.upload(std::vector<float>(kt::x_size(s), 5.f));  // overwritten
       cuda::max_pool2d_backward(s, ddy.get(), darg.get(), ddx.get());
       kernels::max_pool2d_backward(s, dy.data(), want_arg.data(), want_dx.data());
       CHECK(kt::bitwise_equal(ddx.download(), want_dx));
@@ -206,7 +192,7 @@ TEST_CASE("cuda max and avg pooling equal the CPU kernels (bitwise but avg backw
       kernels::avg_pool2d_forward(s, x.data(), want_y.data());
       CHECK(kt::bitwise_equal(dy_out.download(), want_y));
 
-      ddx.upload(std::vector<float>(in_size(s), 5.f));
+      ddx.upload(std::vector<float>(kt::x_size(s), 5.f));
       cuda::avg_pool2d_backward(s, ddy.get(), ddx.get());
       kernels::avg_pool2d_backward(s, dy.data(), want_dx.data());
       kt::check_close(ddx.download(), want_dx, 1e-6);  // either compiler may fuse g·(1/area) + acc

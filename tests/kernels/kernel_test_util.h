@@ -1,6 +1,6 @@
 // tests/kernels/kernel_test_util.h — shared helpers for the kernel suites: seeded random data,
 // a tolerance comparison that reports the first offending index, the thread-count determinism
-// check, and conv/pool shape builders.
+// check, and conv/pool shape builders and sizes.
 #pragma once
 #include <doctest/doctest.h>
 #include <omp.h>
@@ -78,6 +78,22 @@ inline Pool2dShape pool_shape(int N, int C, int H, int W, int KH, int KW, int sh
   s.N = N, s.C = C, s.H = H, s.W = W, s.KH = KH, s.KW = KW;
   s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
   return s;
+}
+
+// Element counts: input x, output y, weight w.
+inline size_t x_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
+inline size_t y_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.OC * s.OH() * s.OW(); }
+inline size_t w_size(const Conv2dShape& s) { return static_cast<size_t>(s.OC) * s.C * s.KH * s.KW; }
+inline size_t x_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
+inline size_t y_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.OH() * s.OW(); }
+
+// Small integers in [-2, 2]: ties are common, so "the first maximum wins" is really exercised.
+inline std::vector<float> tie_heavy(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(-2, 2);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(dist(rng));
+  return v;
 }
 
 inline bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {

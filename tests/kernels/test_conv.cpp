@@ -23,9 +23,6 @@ const Conv2dShape kShapes[] = {
     test::conv_shape(3, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),  // LeNet-5 conv1 ("same" padding)
 };
 
-size_t x_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
-size_t y_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.OC * s.OH() * s.OW(); }
-size_t w_size(const Conv2dShape& s) { return static_cast<size_t>(s.OC) * s.C * s.KH * s.KW; }
 double k_scale(const Conv2dShape& s) { return std::sqrt(static_cast<double>(s.C * s.KH * s.KW)); }
 
 std::string describe(const Conv2dShape& s) {
@@ -39,9 +36,9 @@ TEST_CASE("conv2d forward matches the reference (with and without bias)") {
   uint32_t seed = 100;
   for (const auto& s : kShapes) {
     INFO(describe(s));
-    const auto x = test::random_floats(x_size(s), seed++), w = test::random_floats(w_size(s), seed++);
+    const auto x = test::random_floats(test::x_size(s), seed++), w = test::random_floats(test::w_size(s), seed++);
     const auto b = test::random_floats(s.OC, seed++);
-    std::vector<float> ws(conv2d_workspace_floats(s)), y(y_size(s)), want(y_size(s));
+    std::vector<float> ws(conv2d_workspace_floats(s)), y(test::y_size(s)), want(test::y_size(s));
     for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
       conv2d_forward(s, x.data(), w.data(), bias, y.data(), ws.data());
       ref::conv2d_forward(s, x.data(), w.data(), bias, want.data());
@@ -54,8 +51,8 @@ TEST_CASE("conv2d backward-data matches the reference") {
   uint32_t seed = 200;
   for (const auto& s : kShapes) {
     INFO(describe(s));
-    const auto dy = test::random_floats(y_size(s), seed++), w = test::random_floats(w_size(s), seed++);
-    std::vector<float> ws(conv2d_workspace_floats(s)), dx(x_size(s), 123.0f), want(x_size(s));
+    const auto dy = test::random_floats(test::y_size(s), seed++), w = test::random_floats(test::w_size(s), seed++);
+    std::vector<float> ws(conv2d_workspace_floats(s)), dx(test::x_size(s), 123.0f), want(test::x_size(s));
     conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws.data());
     ref::conv2d_backward_data(s, dy.data(), w.data(), want.data());
     test::check_close(dx, want, 1e-4, std::sqrt(static_cast<double>(s.OC * s.KH * s.KW)));
@@ -66,20 +63,20 @@ TEST_CASE("conv2d backward-weights matches the reference, overwriting and accumu
   uint32_t seed = 300;
   for (const auto& s : kShapes) {
     INFO(describe(s));
-    const auto x = test::random_floats(x_size(s), seed++), dy = test::random_floats(y_size(s), seed++);
-    const auto prior_w = test::random_floats(w_size(s), seed++), prior_b = test::random_floats(s.OC, seed++);
-    std::vector<float> ws(conv2d_workspace_floats(s)), want_w(w_size(s)), want_b(s.OC);
+    const auto x = test::random_floats(test::x_size(s), seed++), dy = test::random_floats(test::y_size(s), seed++);
+    const auto prior_w = test::random_floats(test::w_size(s), seed++), prior_b = test::random_floats(s.OC, seed++);
+    std::vector<float> ws(conv2d_workspace_floats(s)), want_w(test::w_size(s)), want_b(s.OC);
     ref::conv2d_backward_weights(s, x.data(), dy.data(), want_w.data(), want_b.data());
     const double scale = std::sqrt(static_cast<double>(s.N) * s.OH() * s.OW());
 
-    std::vector<float> dw(w_size(s), 7.0f), db(s.OC, 7.0f);  // overwrite: the 7s must vanish
+    std::vector<float> dw(test::w_size(s), 7.0f), db(s.OC, 7.0f);  // overwrite: the 7s must vanish
     conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), false, ws.data());
     test::check_close(dw, want_w, 1e-4, scale);
     test::check_close(db, want_b, 1e-4, scale);
 
     dw = prior_w, db = prior_b;
     conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data(), true, ws.data());
-    std::vector<float> acc_w(w_size(s)), acc_b(s.OC);
+    std::vector<float> acc_w(test::w_size(s)), acc_b(s.OC);
     for (size_t i = 0; i < acc_w.size(); ++i) acc_w[i] = prior_w[i] + want_w[i];
     for (int i = 0; i < s.OC; ++i) acc_b[i] = prior_b[i] + want_b[i];
     test::check_close(dw, acc_w, 1e-4, scale);
@@ -96,8 +93,8 @@ TEST_CASE("im2col and col2im are adjoint: <im2col(x), c> == <x, col2im(c)>") {
     INFO(describe(s));
     s.N = 1;
     const size_t rows = static_cast<size_t>(s.C) * s.KH * s.KW, cols = static_cast<size_t>(s.OH()) * s.OW();
-    const auto x = test::random_floats(x_size(s), seed++), c = test::random_floats(rows * cols, seed++);
-    std::vector<float> xc(rows * cols), cx(x_size(s));
+    const auto x = test::random_floats(test::x_size(s), seed++), c = test::random_floats(rows * cols, seed++);
+    std::vector<float> xc(rows * cols), cx(test::x_size(s));
     im2col(s, x.data(), xc.data());
     col2im(s, c.data(), cx.data());
     double lhs = 0.0, rhs = 0.0;
@@ -109,11 +106,11 @@ TEST_CASE("im2col and col2im are adjoint: <im2col(x), c> == <x, col2im(c)>") {
 
 TEST_CASE("conv2d kernels are bitwise deterministic") {
   const Conv2dShape s = test::conv_shape(16, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0);  // LeNet-5-like conv2, N = 16
-  const auto x = test::random_floats(x_size(s), 1), w = test::random_floats(w_size(s), 2);
-  const auto dy = test::random_floats(y_size(s), 3);
+  const auto x = test::random_floats(test::x_size(s), 1), w = test::random_floats(test::w_size(s), 2);
+  const auto dy = test::random_floats(test::y_size(s), 3);
   std::vector<float> ws(conv2d_workspace_floats(s));
-  std::vector<float> y1(y_size(s)), y2(y_size(s)), dx1(x_size(s)), dx2(x_size(s));
-  std::vector<float> dw1(w_size(s)), dw2(w_size(s)), db1(s.OC), db2(s.OC);
+  std::vector<float> y1(test::y_size(s)), y2(test::y_size(s)), dx1(test::x_size(s)), dx2(test::x_size(s));
+  std::vector<float> dw1(test::w_size(s)), dw2(test::w_size(s)), db1(s.OC), db2(s.OC);
   for (int run = 0; run < 2; ++run) {
     conv2d_forward(s, x.data(), w.data(), nullptr, (run ? y2 : y1).data(), ws.data());
     conv2d_backward_data(s, dy.data(), w.data(), (run ? dx2 : dx1).data(), ws.data());

@@ -19,6 +19,9 @@ using st::kernels::OnednnConv2d;
 using st::kernels::OnednnLinear;
 using st::kernels::test::bitwise_equal;
 using st::kernels::test::conv_shape;
+using st::kernels::test::w_size;
+using st::kernels::test::x_size;
+using st::kernels::test::y_size;
 using Vec = std::vector<float>;
 
 constexpr double kRtol = 1e-4;
@@ -48,9 +51,6 @@ Vec column_sums(int B, int OUT, const Vec& dy) {
   return db;
 }
 
-size_t x_size(const Conv2dShape& s) { return size_t(s.N) * s.C * s.H * s.W; }
-size_t w_size(const Conv2dShape& s) { return size_t(s.OC) * s.C * s.KH * s.KW; }
-size_t y_size(const Conv2dShape& s) { return size_t(s.N) * s.OC * s.OH() * s.OW(); }
 
 std::string describe(const Conv2dShape& s) {
   return "N" + std::to_string(s.N) + " C" + std::to_string(s.C) + " " + std::to_string(s.H) + "x" +

@@ -21,17 +21,6 @@ const Pool2dShape kShapes[] = {
     test::pool_shape(1, 2, 2, 2, 2, 2, 2, 2, 0, 0),     // one window per plane
 };
 
-size_t in_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
-size_t out_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.OH() * s.OW(); }
-
-// Small integers make ties common, so "first maximum wins" is really exercised.
-std::vector<float> tie_heavy(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> dist(-2, 2);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(dist(rng));
-  return v;
-}
 
 TEST_CASE("max pool forward and backward match the reference, ties included") {
   uint32_t seed = 1;
@@ -39,16 +28,16 @@ TEST_CASE("max pool forward and backward match the reference, ties included") {
     for (bool ties : {false, true}) {
       INFO("H" << s.H << " W" << s.W << " k" << s.KH << "x" << s.KW << " p" << s.pad_h << "," << s.pad_w
                << " ties " << ties);
-      const auto x = ties ? tie_heavy(in_size(s), seed++) : test::random_floats(in_size(s), seed++);
-      std::vector<float> y(out_size(s)), want_y(out_size(s));
-      std::vector<int32_t> arg(out_size(s)), want_arg(out_size(s));
+      const auto x = ties ? test::tie_heavy(test::x_size(s), seed++) : test::random_floats(test::x_size(s), seed++);
+      std::vector<float> y(test::y_size(s)), want_y(test::y_size(s));
+      std::vector<int32_t> arg(test::y_size(s)), want_arg(test::y_size(s));
       max_pool2d_forward(s, x.data(), y.data(), arg.data());
       ref::max_pool2d_forward(s, x.data(), want_y.data(), want_arg.data());
       CHECK(test::bitwise_equal(y, want_y));
       CHECK(arg == want_arg);
 
-      const auto dy = test::random_floats(out_size(s), seed++);
-      std::vector<float> dx(in_size(s), 5.0f), want_dx(in_size(s));
+      const auto dy = test::random_floats(test::y_size(s), seed++);
+      std::vector<float> dx(test::x_size(s), 5.0f), want_dx(test::x_size(s));
       max_pool2d_backward(s, dy.data(), arg.data(), dx.data());
       ref::max_pool2d_backward(s, dy.data(), want_arg.data(), want_dx.data());
       test::check_close(dx, want_dx, 1e-6);
@@ -79,14 +68,14 @@ TEST_CASE("avg pool forward and backward match the reference (padding counts in 
   uint32_t seed = 50;
   for (const auto& s : kShapes) {
     INFO("H" << s.H << " W" << s.W << " k" << s.KH << "x" << s.KW << " p" << s.pad_h << "," << s.pad_w);
-    const auto x = test::random_floats(in_size(s), seed++);
-    std::vector<float> y(out_size(s)), want_y(out_size(s));
+    const auto x = test::random_floats(test::x_size(s), seed++);
+    std::vector<float> y(test::y_size(s)), want_y(test::y_size(s));
     avg_pool2d_forward(s, x.data(), y.data());
     ref::avg_pool2d_forward(s, x.data(), want_y.data());
     test::check_close(y, want_y, 1e-5);
 
-    const auto dy = test::random_floats(out_size(s), seed++);
-    std::vector<float> dx(in_size(s), 5.0f), want_dx(in_size(s));
+    const auto dy = test::random_floats(test::y_size(s), seed++);
+    std::vector<float> dx(test::x_size(s), 5.0f), want_dx(test::x_size(s));
     avg_pool2d_backward(s, dy.data(), dx.data());
     ref::avg_pool2d_backward(s, dy.data(), want_dx.data());
     test::check_close(dx, want_dx, 1e-5);

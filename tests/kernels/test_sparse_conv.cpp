@@ -49,8 +49,6 @@ Weight make_weight(const Conv2dShape& s, double density, uint32_t seed) {
   return w;
 }
 
-size_t in_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }
-size_t out_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.OC * s.OH() * s.OW(); }
 size_t padded_size(const Conv2dShape& s) {
   return static_cast<size_t>(s.C) * padded_h(s) * padded_w(s) * s.N;
 }
@@ -65,11 +63,11 @@ Result run_direct(const Conv2dShape& s, const Weight& w, const std::vector<float
   const int P = s.OH() * s.OW();
   std::vector<int32_t> off;
   conv_offsets(s, w.csr, off);
-  std::vector<float> xp(padded_size(s), kNaN), ypn(out_size(s), kNaN), dypn(out_size(s), kNaN),
+  std::vector<float> xp(padded_size(s), kNaN), ypn(test::y_size(s), kNaN), dypn(test::y_size(s), kNaN),
       dxp(padded_size(s), kNaN);
   Result r;
-  r.y.assign(out_size(s), kNaN);
-  r.dx.assign(in_size(s), kNaN);
+  r.y.assign(test::y_size(s), kNaN);
+  r.dx.assign(test::x_size(s), kNaN);
   r.dw = dw0;
   nchw_to_pn_padded(s, x.data(), xp.data());
   csr_conv_forward(s, w.csr, off.data(), xp.data(), ypn.data());
@@ -91,14 +89,14 @@ TEST_CASE("direct sparse conv: forward, dx and dW against the dense reference") 
                   << " pad=" << s.pad_h << "," << s.pad_w << " density=" << density
                   << " accumulate=" << accumulate);
         const Weight w = make_weight(s, density, ++seed);
-        const auto x = test::random_floats(in_size(s), ++seed);
-        const auto dy = test::random_floats(out_size(s), ++seed);
+        const auto x = test::random_floats(test::x_size(s), ++seed);
+        const auto dy = test::random_floats(test::y_size(s), ++seed);
         const auto bias = accumulate ? test::random_floats(s.OC, ++seed) : std::vector<float>{};
         const auto dw0 = accumulate ? test::random_floats(w.csr.nnz(), ++seed)
                                     : std::vector<float>(w.csr.nnz(), kNaN);
         const Result got = run_direct(s, w, x, dy, bias, accumulate, dw0);
 
-        std::vector<float> y(out_size(s)), dx(in_size(s)), dw_dense(w.dense.size()), db(s.OC);
+        std::vector<float> y(test::y_size(s)), dx(test::x_size(s)), dw_dense(w.dense.size()), db(s.OC);
         ref::conv2d_forward(s, x.data(), w.dense.data(), bias.empty() ? nullptr : bias.data(),
                             y.data());
         ref::conv2d_backward_data(s, dy.data(), w.dense.data(), dx.data());
@@ -117,8 +115,8 @@ TEST_CASE("direct sparse conv: forward, dx and dW against the dense reference") 
 
 TEST_CASE("direct sparse conv: layout round trips and offsets") {
   for (const Conv2dShape& s : kShapes) {
-    const auto x = test::random_floats(in_size(s), 11);
-    std::vector<float> xp(padded_size(s), kNaN), back(in_size(s), kNaN);
+    const auto x = test::random_floats(test::x_size(s), 11);
+    std::vector<float> xp(padded_size(s), kNaN), back(test::x_size(s), kNaN);
     nchw_to_pn_padded(s, x.data(), xp.data());
     // The border is zero, the interior is x with the batch index innermost.
     const int Hp = padded_h(s), Wp = padded_w(s);
@@ -139,8 +137,8 @@ TEST_CASE("direct sparse conv: layout round trips and offsets") {
     pn_padded_to_nchw(s, xp.data(), back.data());
     CHECK(test::bitwise_equal(back, x));
     const int P = s.OH() * s.OW();
-    const auto y = test::random_floats(out_size(s), 12);
-    std::vector<float> a(out_size(s), kNaN), y2(out_size(s), kNaN);
+    const auto y = test::random_floats(test::y_size(s), 12);
+    std::vector<float> a(test::y_size(s), kNaN), y2(test::y_size(s), kNaN);
     nchw_to_pn(s.OC, s.N, P, y.data(), a.data());
     pn_to_nchw(s.OC, s.N, P, a.data(), nullptr, y2.data());
     CHECK(test::bitwise_equal(y2, y));
@@ -162,8 +160,8 @@ TEST_CASE("direct sparse conv is bitwise deterministic across repeats and thread
   for (const Conv2dShape& s : {test::conv_shape(64, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),
                                test::conv_shape(40, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1)}) {
     const Weight w = make_weight(s, 0.3, 21);
-    const auto x = test::random_floats(in_size(s), 22);
-    const auto dy = test::random_floats(out_size(s), 23);
+    const auto x = test::random_floats(test::x_size(s), 22);
+    const auto dy = test::random_floats(test::y_size(s), 23);
     const std::vector<float> dw0(w.csr.nnz(), kNaN);
     auto run = [&]() {
       Result r = run_direct(s, w, x, dy, {}, false, dw0);

@@ -17,12 +17,18 @@
 
 #include "cuda/runtime.h"
 #include "cuda/sparse.h"
+#include "cuda_test_util.h"
 #include "kernels/csr.h"
+#include "kernels/kernel_test_util.h"
 #include "kernels/sparse_cpu.h"
 #include "kernels/sparse_optim.h"
 
 namespace st::cuda {
 namespace {
+
+namespace kt = st::kernels::test;
+using test::DeviceArray;
+using test::DeviceCsrHolder;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
@@ -34,103 +40,6 @@ bool device_ready() {
   if (device_info().available) return true;
   MESSAGE("no CUDA device: " << device_info().reason);
   return false;
-}
-
-// A device copy of a host vector, optionally `offset` elements past a 256-byte aligned block so
-// that float4 loads are ruled out and the scalar kernels run.
-template <class T>
-class DeviceArray {
- public:
-  explicit DeviceArray(const std::vector<T>& host, size_t offset = 0)
-      : n_(host.size()), bytes_(sizeof(T) * (host.size() + offset)) {
-    if (bytes_) base_ = static_cast<T*>(device_alloc(bytes_));
-    ptr_ = base_ ? base_ + offset : nullptr;
-    if (n_) copy_h2d(ptr_, host.data(), sizeof(T) * n_);
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() {
-    if (base_) device_free(base_, bytes_);
-  }
-  T* get() const { return ptr_; }
-  std::vector<T> download() const {
-    std::vector<T> out(n_);
-    if (n_) copy_d2h(out.data(), ptr_, sizeof(T) * n_);
-    return out;
-  }
-
- private:
-  size_t n_, bytes_;
-  T* base_ = nullptr;
-  T* ptr_ = nullptr;
-};
-
-// A DeviceCsr that frees itself.
-struct DeviceCsrHolder {
-  DeviceCsr d;
-  explicit DeviceCsrHolder(const kernels::CsrMatrix& a) : d(device_csr_upload(a)) {}
-  DeviceCsrHolder(const DeviceCsrHolder&) = delete;
-  DeviceCsrHolder& operator=(const DeviceCsrHolder&) = delete;
-  ~DeviceCsrHolder() { device_csr_free(d); }
-};
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// |got − want| ≤ rtol·(|want| + scale); NaN anywhere fails.
-void check_close(const std::vector<float>& got, const std::vector<float>& want, double rtol,
-                 double scale) {
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double diff = std::fabs(static_cast<double>(got[i]) - want[i]);
-    if (!(diff <= rtol * (std::fabs(static_cast<double>(want[i])) + scale))) {
-      INFO("index " << i << ": got " << got[i] << ", want " << want[i]);
-      CHECK(diff <= rtol * (std::fabs(static_cast<double>(want[i])) + scale));
-      return;
-    }
-  }
-}
-
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
-}
-
-double scale_for(int depth) { return std::sqrt(static_cast<double>(std::max(depth, 1))); }
-
-// A (rows, cols) weight of the given density with row 1 and column 2 forced empty (when they
-// exist) and exact zeros at some masked-in entries (they stay in the pattern).
-struct SparseCase {
-  std::vector<float> dense;
-  std::vector<uint8_t> mask;
-  kernels::CsrMatrix csr;
-};
-
-SparseCase make_case(int rows, int cols, double density, uint32_t seed) {
-  SparseCase c;
-  c.dense = random_floats(static_cast<size_t>(rows) * cols, seed);
-  c.mask.resize(c.dense.size());
-  std::mt19937 rng(seed + 7);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  for (int r = 0; r < rows; ++r)
-    for (int k = 0; k < cols; ++k) {
-      const size_t i = static_cast<size_t>(r) * cols + k;
-      bool in = density >= 1.0 || u(rng) < density;
-      if (density < 1.0 && ((rows > 2 && r == 1) || (cols > 2 && k == 2))) in = false;
-      c.mask[i] = in;
-      if (!in) c.dense[i] = 0.0f;
-      else if (i % 13 == 5) c.dense[i] = 0.0f;
-    }
-  c.csr = kernels::csr_from_dense(c.dense.data(), c.mask.data(), rows, cols);
-  return c;
-}
-
-std::vector<float> init_output(size_t n, float beta, uint32_t seed) {
-  return beta == 0.0f ? std::vector<float>(n, kNaN) : random_floats(n, seed);
 }
 
 // Restores automatic lanes-per-row when a test case ends, even on failure.
@@ -151,79 +60,79 @@ const double kDensities[] = {0.0, 0.05, 0.3, 1.0};
 // ---- the general products -----------------------------------------------------------------
 
 // C = A·B, C = Aᵀ·B (through At) and SDDMM at A's pattern, each against the CPU kernel.
-void check_core_products(const SparseCase& c, int N, float beta, size_t offset, uint32_t seed) {
+void check_core_products(const kt::SparseCase& c, int N, float beta, size_t offset, uint32_t seed) {
   const int M = c.csr.rows, K = c.csr.cols;
   std::vector<int32_t> perm;
   const kernels::CsrMatrix at = kernels::csr_transpose(c.csr, perm);
   DeviceCsrHolder dA(c.csr), dAt(at);
 
   // spmm: C (M, N) = A · B (K, N)
-  const auto B = random_floats(static_cast<size_t>(K) * N, seed + 1);
-  auto C = init_output(static_cast<size_t>(M) * N, beta, seed + 2), want = C;
+  const auto B = kt::random_floats(static_cast<size_t>(K) * N, seed + 1);
+  auto C = kt::init_output(static_cast<size_t>(M) * N, beta, seed + 2), want = C;
   {
     DeviceArray<float> dB(B, offset), dC(C, offset);
     csr_spmm(dA.d, dB.get(), N, dC.get(), beta);
     kernels::csr_spmm(c.csr, B.data(), N, want.data(), beta);
-    check_close(dC.download(), want, 1e-5, scale_for(K));
+    kt::check_close(dC.download(), want, 1e-5, kt::scale_for(K));
   }
   // spmm_t: C (K, N) = Aᵀ · B (M, N)
-  const auto Bt = random_floats(static_cast<size_t>(M) * N, seed + 3);
-  auto Ct = init_output(static_cast<size_t>(K) * N, beta, seed + 4), want_t = Ct;
+  const auto Bt = kt::random_floats(static_cast<size_t>(M) * N, seed + 3);
+  auto Ct = kt::init_output(static_cast<size_t>(K) * N, beta, seed + 4), want_t = Ct;
   {
     DeviceArray<float> dB(Bt, offset), dC(Ct, offset);
     csr_spmm_t(dA.d, dAt.d, dB.get(), N, dC.get(), beta);
     kernels::csr_spmm_t(c.csr, Bt.data(), N, want_t.data(), beta);
-    check_close(dC.download(), want_t, 1e-5, scale_for(M));
+    kt::check_close(dC.download(), want_t, 1e-5, kt::scale_for(M));
   }
   // sddmm: vals (+)= X (M, N) · Y (K, N)ᵀ at A's nonzeros
   const bool accumulate = beta != 0.0f;
-  const auto X = random_floats(static_cast<size_t>(M) * N, seed + 5);
-  const auto Y = random_floats(static_cast<size_t>(K) * N, seed + 6);
-  auto vals = accumulate ? random_floats(static_cast<size_t>(c.csr.nnz()), seed + 7)
+  const auto X = kt::random_floats(static_cast<size_t>(M) * N, seed + 5);
+  const auto Y = kt::random_floats(static_cast<size_t>(K) * N, seed + 6);
+  auto vals = accumulate ? kt::random_floats(static_cast<size_t>(c.csr.nnz()), seed + 7)
                          : std::vector<float>(static_cast<size_t>(c.csr.nnz()), kNaN);
   auto want_v = vals;
   {
     DeviceArray<float> dX(X, offset), dY(Y, offset), dv(vals);
     csr_sddmm(dA.d, dX.get(), dY.get(), N, dv.get(), accumulate);
     kernels::csr_sddmm(c.csr, X.data(), Y.data(), N, want_v.data(), accumulate);
-    check_close(dv.download(), want_v, 1e-5, scale_for(N));
+    kt::check_close(dv.download(), want_v, 1e-5, kt::scale_for(N));
   }
 }
 
 // The Linear layout: W (OUT = M, IN = K), batch = N.
-void check_linear_products(const SparseCase& c, int batch, float beta, size_t offset,
+void check_linear_products(const kt::SparseCase& c, int batch, float beta, size_t offset,
                            uint32_t seed) {
   const int OUT = c.csr.rows, IN = c.csr.cols;
   std::vector<int32_t> perm;
   const kernels::CsrMatrix wt = kernels::csr_transpose(c.csr, perm);
   DeviceCsrHolder dW(c.csr), dWt(wt);
-  const auto x = random_floats(static_cast<size_t>(batch) * IN, seed + 1);
-  const auto dy = random_floats(static_cast<size_t>(batch) * OUT, seed + 2);
+  const auto x = kt::random_floats(static_cast<size_t>(batch) * IN, seed + 1);
+  const auto dy = kt::random_floats(static_cast<size_t>(batch) * OUT, seed + 2);
   DeviceArray<float> dx_in(x, offset), ddy(dy, offset);
 
-  auto y = init_output(static_cast<size_t>(batch) * OUT, beta, seed + 3), y_want = y;
+  auto y = kt::init_output(static_cast<size_t>(batch) * OUT, beta, seed + 3), y_want = y;
   {
     DeviceArray<float> dy_out(y, offset);
     csr_spmm_xwt(dW.d, dx_in.get(), batch, dy_out.get(), beta);
     kernels::csr_spmm_xwt(c.csr, x.data(), batch, y_want.data(), beta);
-    check_close(dy_out.download(), y_want, 1e-5, scale_for(IN));
+    kt::check_close(dy_out.download(), y_want, 1e-5, kt::scale_for(IN));
   }
-  auto dx = init_output(static_cast<size_t>(batch) * IN, beta, seed + 4), dx_want = dx;
+  auto dx = kt::init_output(static_cast<size_t>(batch) * IN, beta, seed + 4), dx_want = dx;
   {
     DeviceArray<float> ddx(dx, offset);
     csr_spmm_dyw(dWt.d, ddy.get(), batch, ddx.get(), beta);
     kernels::csr_spmm_dyw(wt, dy.data(), batch, dx_want.data(), beta);
-    check_close(ddx.download(), dx_want, 1e-5, scale_for(OUT));
+    kt::check_close(ddx.download(), dx_want, 1e-5, kt::scale_for(OUT));
   }
   const bool accumulate = beta != 0.0f;
-  auto dw = accumulate ? random_floats(static_cast<size_t>(c.csr.nnz()), seed + 5)
+  auto dw = accumulate ? kt::random_floats(static_cast<size_t>(c.csr.nnz()), seed + 5)
                        : std::vector<float>(static_cast<size_t>(c.csr.nnz()), kNaN);
   auto dw_want = dw;
   {
     DeviceArray<float> ddw(dw);
     csr_sddmm_dyx(dW.d, ddy.get(), dx_in.get(), batch, ddw.get(), accumulate);
     kernels::csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw_want.data(), accumulate);
-    check_close(ddw.download(), dw_want, 1e-5, scale_for(batch));
+    kt::check_close(ddw.download(), dw_want, 1e-5, kt::scale_for(batch));
   }
 }
 
@@ -231,7 +140,7 @@ TEST_CASE("cuda DeviceCsr: upload, download, value refreshes") {
   if (!device_ready()) return;
   for (double d : kDensities) {
     INFO("density " << d);
-    SparseCase c = make_case(17, 23, d, 11);
+    kt::SparseCase c = kt::make_case(17, 23, d, 11);
     DeviceCsrHolder dA(c.csr);
     CHECK(dA.d.rows == 17);
     CHECK(dA.d.cols == 23);
@@ -244,14 +153,14 @@ TEST_CASE("cuda DeviceCsr: upload, download, value refreshes") {
     CHECK(back.row_ptr == c.csr.row_ptr);
     CHECK(back.col_idx == c.csr.col_idx);
     CHECK(back.row_order == c.csr.row_order);
-    CHECK(bitwise_equal(back.values, c.csr.values));
+    CHECK(kt::bitwise_equal(back.values, c.csr.values));
 
     // New weights on the same pattern: host refresh + upload, then Wt through perm on the device,
     // and the values gathered from a dense device weight through the dense index.
     std::vector<int32_t> perm;
     kernels::CsrMatrix at = kernels::csr_transpose(c.csr, perm);
     DeviceCsrHolder dAt(at);
-    std::vector<float> w2 = random_floats(c.dense.size(), 99);
+    std::vector<float> w2 = kt::random_floats(c.dense.size(), 99);
     for (size_t i = 0; i < w2.size(); ++i)
       if (!c.mask[i]) w2[i] = 0.0f;
     kernels::csr_update_values(c.csr, w2.data());
@@ -259,7 +168,7 @@ TEST_CASE("cuda DeviceCsr: upload, download, value refreshes") {
     int32_t* dperm = device_upload_i32(perm.data(), static_cast<int64_t>(perm.size()));
     csr_transpose_values(dA.d, dperm, dAt.d);
     kernels::csr_transpose_values(c.csr, perm, at);
-    CHECK(bitwise_equal(device_csr_download(dAt.d).values, at.values));
+    CHECK(kt::bitwise_equal(device_csr_download(dAt.d).values, at.values));
     if (dperm) device_free(dperm, sizeof(int32_t) * perm.size());
 
     std::vector<int64_t> index;
@@ -270,7 +179,7 @@ TEST_CASE("cuda DeviceCsr: upload, download, value refreshes") {
     DeviceArray<float> dw2(w2);
     DeviceArray<float> dvals(std::vector<float>(index.size(), kNaN));
     csr_gather_values(static_cast<int64_t>(index.size()), dindex.get(), dw2.get(), dvals.get());
-    CHECK(bitwise_equal(dvals.download(), c.csr.values));
+    CHECK(kt::bitwise_equal(dvals.download(), c.csr.values));
   }
 }
 
@@ -281,7 +190,7 @@ TEST_CASE("cuda csr_spmm, csr_spmm_t, csr_sddmm against the CPU kernels") {
     for (double d : kDensities)
       for (float beta : {0.0f, 1.0f, -0.5f}) {
         INFO("M=" << s.M << " K=" << s.K << " N=" << s.N << " density=" << d << " beta=" << beta);
-        const SparseCase c = make_case(s.M, s.K, d, seed += 10);
+        const kt::SparseCase c = kt::make_case(s.M, s.K, d, seed += 10);
         check_core_products(c, s.N, beta, 0, seed);
       }
 }
@@ -294,7 +203,7 @@ TEST_CASE("cuda Linear-layout kernels: xWᵀ, dy·W, SDDMM(dyᵀ·x) against the
       for (float beta : {0.0f, 1.0f, -0.5f}) {
         INFO("OUT=" << s.M << " IN=" << s.K << " batch=" << s.N << " density=" << d
                     << " beta=" << beta);
-        const SparseCase c = make_case(s.M, s.K, d, seed += 10);
+        const kt::SparseCase c = kt::make_case(s.M, s.K, d, seed += 10);
         check_linear_products(c, s.N, beta, 0, seed);
       }
 }
@@ -311,7 +220,7 @@ TEST_CASE("cuda sparse kernels: every lanes-per-row variant, float4 and scalar l
         for (double d : {0.3, 1.0}) {
           INFO("lanes=" << lanes << " offset=" << offset << " M=" << s.M << " K=" << s.K
                         << " N=" << s.N << " density=" << d);
-          const SparseCase c = make_case(s.M, s.K, d, seed += 10);
+          const kt::SparseCase c = kt::make_case(s.M, s.K, d, seed += 10);
           check_core_products(c, s.N, 0.5f, offset, seed);
           check_linear_products(c, s.N, 0.0f, offset, seed);
         }
@@ -330,18 +239,18 @@ TEST_CASE("cuda csr_sddmm split over ranges of N (the conv-layer path)") {
           INFO("ranges=" << ranges << " M=" << s.M << " K=" << s.K << " N=" << s.N
                          << " density=" << d << " accumulate=" << accumulate);
           detail::force_sddmm_ranges(ranges);
-          const SparseCase c = make_case(s.M, s.K, d, seed += 10);
+          const kt::SparseCase c = kt::make_case(s.M, s.K, d, seed += 10);
           DeviceCsrHolder dA(c.csr);
-          const auto X = random_floats(static_cast<size_t>(s.M) * s.N, seed + 1);
-          const auto Y = random_floats(static_cast<size_t>(s.K) * s.N, seed + 2);
-          auto vals = accumulate ? random_floats(static_cast<size_t>(c.csr.nnz()), seed + 3)
+          const auto X = kt::random_floats(static_cast<size_t>(s.M) * s.N, seed + 1);
+          const auto Y = kt::random_floats(static_cast<size_t>(s.K) * s.N, seed + 2);
+          auto vals = accumulate ? kt::random_floats(static_cast<size_t>(c.csr.nnz()), seed + 3)
                                  : std::vector<float>(static_cast<size_t>(c.csr.nnz()), kNaN);
           auto want = vals;
           DeviceArray<float> dX(X), dY(Y), dv(vals);
           csr_sddmm(dA.d, dX.get(), dY.get(), s.N, dv.get(), accumulate);
           detail::force_sddmm_ranges(0);
           kernels::csr_sddmm(c.csr, X.data(), Y.data(), s.N, want.data(), accumulate);
-          check_close(dv.download(), want, 1e-5, scale_for(s.N));
+          kt::check_close(dv.download(), want, 1e-5, kt::scale_for(s.N));
         }
   detail::force_sddmm_ranges(0);
 }
@@ -359,24 +268,24 @@ TEST_CASE("cuda sparse kernels: degenerate shapes") {
   sgd_update_at(0, nullptr, nullptr, nullptr, nullptr, 0.1f, 0.9f, 0.0f, 0.0f, false, true, nullptr);
 
   // 4 × 6 with nnz = 0: outputs are beta·C (zeros for beta 0, NaN never read).
-  const SparseCase z = make_case(4, 6, 0.0, 3);
+  const kt::SparseCase z = kt::make_case(4, 6, 0.0, 3);
   REQUIRE(z.csr.nnz() == 0);
   DeviceCsrHolder dZ(z.csr);
-  const auto B = random_floats(6 * 3, 4);
+  const auto B = kt::random_floats(6 * 3, 4);
   DeviceArray<float> dB(B), dC(std::vector<float>(4 * 3, kNaN));
   csr_spmm(dZ.d, dB.get(), 3, dC.get(), 0.0f);
-  CHECK(bitwise_equal(dC.download(), std::vector<float>(4 * 3, 0.0f)));
+  CHECK(kt::bitwise_equal(dC.download(), std::vector<float>(4 * 3, 0.0f)));
 
   // N = 0 for SDDMM: overwrite gives zeros, accumulate leaves the values (the CPU contract).
-  const SparseCase f = make_case(3, 5, 1.0, 5);
+  const kt::SparseCase f = kt::make_case(3, 5, 1.0, 5);
   DeviceCsrHolder dF(f.csr);
   DeviceArray<float> dv(std::vector<float>(15, kNaN));
   csr_sddmm(dF.d, nullptr, nullptr, 0, dv.get(), false);
-  CHECK(bitwise_equal(dv.download(), std::vector<float>(15, 0.0f)));
-  const auto kept = random_floats(15, 6);
+  CHECK(kt::bitwise_equal(dv.download(), std::vector<float>(15, 0.0f)));
+  const auto kept = kt::random_floats(15, 6);
   DeviceArray<float> dk(kept);
   csr_sddmm_dyx(dF.d, nullptr, nullptr, 0, dk.get(), true);
-  CHECK(bitwise_equal(dk.download(), kept));
+  CHECK(kt::bitwise_equal(dk.download(), kept));
 
   // At that is not A's transpose is an error, not a wrong answer.
   CHECK_THROWS_AS(csr_spmm_t(dF.d, dF.d, dB.get(), 3, dC.get(), 0.0f), std::invalid_argument);
@@ -385,13 +294,13 @@ TEST_CASE("cuda sparse kernels: degenerate shapes") {
 
 TEST_CASE("cuda sparse kernels are repeatable bit for bit") {
   if (!device_ready()) return;
-  const SparseCase c = make_case(45, 60, 0.3, 7);
+  const kt::SparseCase c = kt::make_case(45, 60, 0.3, 7);
   std::vector<int32_t> perm;
   const kernels::CsrMatrix wt = kernels::csr_transpose(c.csr, perm);
   DeviceCsrHolder dW(c.csr), dWt(wt);
   const int batch = 20;
-  DeviceArray<float> dx(random_floats(static_cast<size_t>(batch) * 60, 8));
-  DeviceArray<float> ddy(random_floats(static_cast<size_t>(batch) * 45, 9));
+  DeviceArray<float> dx(kt::random_floats(static_cast<size_t>(batch) * 60, 8));
+  DeviceArray<float> ddy(kt::random_floats(static_cast<size_t>(batch) * 45, 9));
   auto run = [&]() {
     DeviceArray<float> y(std::vector<float>(static_cast<size_t>(batch) * 45));
     DeviceArray<float> dxo(std::vector<float>(static_cast<size_t>(batch) * 60));
@@ -407,20 +316,20 @@ TEST_CASE("cuda sparse kernels are repeatable bit for bit") {
     return out;
   };
   const auto first = run();
-  CHECK(bitwise_equal(run(), first));
+  CHECK(kt::bitwise_equal(run(), first));
 }
 
 // ---- sparse optimizer steps -------------------------------------------------------------------
 
 struct OptimCase {
-  SparseCase c;
+  kt::SparseCase c;
   std::vector<int64_t> index;  // dense offset of each nonzero
   std::vector<float> w;        // dense weight, 0 at pruned entries
 };
 
 OptimCase make_optim_case(int rows, int cols, double density, uint32_t seed) {
   OptimCase o;
-  o.c = make_case(rows, cols, density, seed);
+  o.c = kt::make_case(rows, cols, density, seed);
   o.w = o.c.dense;
   for (int r = 0; r < rows; ++r)
     for (int32_t k = o.c.csr.row_ptr[r]; k < o.c.csr.row_ptr[r + 1]; ++k)
@@ -454,7 +363,7 @@ TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
       DeviceArray<int64_t> dindex(o.index);
       DeviceArray<float> dw(w), dbuf(buf), dvals(vals);
       for (int step = 0; step < 3; ++step) {
-        const auto g = random_floats(static_cast<size_t>(nnz), 30 + step);
+        const auto g = kt::random_floats(static_cast<size_t>(nnz), 30 + step);
         DeviceArray<float> dg(g);
         sgd_update_at(nnz, dindex.get(), dw.get(), dg.get(),
                       cfg.momentum != 0.0f ? dbuf.get() : nullptr, 0.05f, cfg.momentum,
@@ -465,9 +374,9 @@ TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
                                vals.data());
       }
       const auto got_w = dw.download();
-      check_close(got_w, w, 1e-6, 1.0);
-      check_close(dbuf.download(), buf, 1e-6, 1.0);
-      check_close(dvals.download(), vals, 1e-6, 1.0);
+      kt::check_close(got_w, w, 1e-6, 1.0);
+      kt::check_close(dbuf.download(), buf, 1e-6, 1.0);
+      kt::check_close(dvals.download(), vals, 1e-6, 1.0);
       check_pruned_zero(o, got_w);
       check_pruned_zero(o, dbuf.download());
     }
@@ -485,7 +394,7 @@ TEST_CASE("cuda adam_update_at matches the CPU step; pruned entries stay 0") {
       DeviceArray<int64_t> dindex(o.index);
       DeviceArray<float> dw(w), dm(m), dv(v), dvals(vals);
       for (int64_t step = 1; step <= 3; ++step) {
-        const auto g = random_floats(static_cast<size_t>(nnz), 50 + static_cast<uint32_t>(step));
+        const auto g = kt::random_floats(static_cast<size_t>(nnz), 50 + static_cast<uint32_t>(step));
         DeviceArray<float> dg(g);
         adam_update_at(nnz, dindex.get(), dw.get(), dg.get(), dm.get(), dv.get(), 1e-2f, 0.9f,
                        0.999f, 1e-8f, 1e-2f, decoupled, step, dvals.get());
@@ -493,10 +402,10 @@ TEST_CASE("cuda adam_update_at matches the CPU step; pruned entries stay 0") {
                                 0.9f, 0.999f, 1e-8f, 1e-2f, decoupled, step, vals.data());
       }
       const auto got_w = dw.download();
-      check_close(got_w, w, 1e-5, 1e-3);
-      check_close(dm.download(), m, 1e-5, 1e-3);
-      check_close(dv.download(), v, 1e-5, 1e-6);
-      check_close(dvals.download(), vals, 1e-5, 1e-3);
+      kt::check_close(got_w, w, 1e-5, 1e-3);
+      kt::check_close(dm.download(), m, 1e-5, 1e-3);
+      kt::check_close(dv.download(), v, 1e-5, 1e-6);
+      kt::check_close(dvals.download(), vals, 1e-5, 1e-3);
       check_pruned_zero(o, got_w);
       check_pruned_zero(o, dm.download());
       check_pruned_zero(o, dv.download());

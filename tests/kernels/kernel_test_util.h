@@ -1,17 +1,20 @@
 // tests/kernels/kernel_test_util.h — shared helpers for the kernel suites: seeded random data,
 // a tolerance comparison that reports the first offending index, the thread-count determinism
-// check, and conv/pool shape builders and sizes.
+// check, conv/pool shape builders and sizes, and the sparse weights of the CSR suites.
 #pragma once
 #include <doctest/doctest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
 #include "kernels/conv.h"
+#include "kernels/csr.h"
 #include "kernels/pool.h"
 
 namespace st::kernels::test {
@@ -79,6 +82,42 @@ inline Pool2dShape pool_shape(int N, int C, int H, int W, int KH, int KW, int sh
   s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
   return s;
 }
+
+// A (rows, cols) weight of the given density with row 1 and column 2 forced empty (when they
+// exist), exact zeros at some masked-in entries (they stay in the pattern), and its CSR.
+struct SparseCase {
+  std::vector<float> dense;
+  std::vector<uint8_t> mask;
+  CsrMatrix csr;
+};
+
+inline SparseCase make_case(int rows, int cols, double density, uint32_t seed) {
+  SparseCase c;
+  c.dense = random_floats(static_cast<size_t>(rows) * cols, seed);
+  c.mask.resize(c.dense.size());
+  std::mt19937 rng(seed + 7);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int r = 0; r < rows; ++r)
+    for (int k = 0; k < cols; ++k) {
+      const size_t i = static_cast<size_t>(r) * cols + k;
+      bool in = density >= 1.0 || u(rng) < density;
+      if (density < 1.0 && ((rows > 2 && r == 1) || (cols > 2 && k == 2))) in = false;
+      c.mask[i] = in;
+      if (!in) c.dense[i] = 0.0f;
+      else if (i % 13 == 5) c.dense[i] = 0.0f;  // a masked-in exact zero
+    }
+  c.csr = csr_from_dense(c.dense.data(), c.mask.data(), rows, cols);
+  return c;
+}
+
+// An output buffer for a product with this beta: NaN when beta == 0 (it must not be read).
+inline std::vector<float> init_output(size_t n, float beta, uint32_t seed) {
+  return beta == 0.0f ? std::vector<float>(n, std::numeric_limits<float>::quiet_NaN())
+                      : random_floats(n, seed);
+}
+
+// The `scale` of check_close for sums over `depth` terms of unit-size products.
+inline double scale_for(int depth) { return std::sqrt(static_cast<double>(std::max(depth, 1))); }
 
 // Element counts: input x, output y, weight w.
 inline size_t x_size(const Conv2dShape& s) { return static_cast<size_t>(s.N) * s.C * s.H * s.W; }

@@ -29,37 +29,6 @@ const Shape kShapes[] = {{7, 96, 40},   {11, 55, 8},     {1, 1, 1},       {33, 2
                          {16, 16, 32},  {19, 45, 33},    {50, 64, 48},    {17, 1, 5}};
 const double kDensities[] = {0.0, 0.05, 0.3, 1.0};
 
-// A mask of the given density with row 1 and column 2 forced empty (when they exist), and a
-// dense weight that is exactly 0 at some masked-in positions (those stay in the pattern).
-struct SparseCase {
-  std::vector<float> dense;
-  std::vector<uint8_t> mask;
-  CsrMatrix csr;
-};
-
-SparseCase make_case(int rows, int cols, double density, uint32_t seed) {
-  SparseCase c;
-  c.dense = test::random_floats(static_cast<size_t>(rows) * cols, seed);
-  c.mask.resize(c.dense.size());
-  std::mt19937 rng(seed + 7);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  for (int r = 0; r < rows; ++r)
-    for (int k = 0; k < cols; ++k) {
-      const size_t i = static_cast<size_t>(r) * cols + k;
-      bool in = density >= 1.0 || u(rng) < density;
-      if (density < 1.0 && ((rows > 2 && r == 1) || (cols > 2 && k == 2))) in = false;
-      c.mask[i] = in;
-      if (!in) c.dense[i] = 0.0f;
-      else if (i % 13 == 5) c.dense[i] = 0.0f;  // a masked-in exact zero
-    }
-  c.csr = csr_from_dense(c.dense.data(), c.mask.data(), rows, cols);
-  return c;
-}
-
-std::vector<float> init_output(size_t n, float beta, uint32_t seed) {
-  return beta == 0.0f ? std::vector<float>(n, kNaN) : test::random_floats(n, seed);
-}
-
 std::vector<float> transposed(const std::vector<float>& a, int rows, int cols) {
   std::vector<float> t(a.size());
   for (int r = 0; r < rows; ++r)
@@ -67,10 +36,8 @@ std::vector<float> transposed(const std::vector<float>& a, int rows, int cols) {
   return t;
 }
 
-double scale_for(int depth) { return std::sqrt(static_cast<double>(std::max(depth, 1))); }
-
 TEST_CASE("csr_from_dense: mask, nonzeros, round trip, row order") {
-  SparseCase c = make_case(13, 29, 0.3, 3);
+  test::SparseCase c = test::make_case(13, 29, 0.3, 3);
   const CsrMatrix& a = c.csr;
   int64_t mask_count = 0;
   for (uint8_t m : c.mask) mask_count += m;
@@ -104,7 +71,7 @@ TEST_CASE("csr_from_dense: mask, nonzeros, round trip, row order") {
 
 TEST_CASE("csr_update_values and csr_transpose(_values) round trips") {
   for (double d : kDensities) {
-    SparseCase c = make_case(17, 23, d, 11);
+    test::SparseCase c = test::make_case(17, 23, d, 11);
     std::vector<int32_t> perm;
     CsrMatrix at = csr_transpose(c.csr, perm);
     REQUIRE(at.rows == 23);
@@ -148,24 +115,24 @@ TEST_CASE("csr_spmm and csr_spmm_t against the reference") {
     for (double d : kDensities)
       for (float beta : {0.0f, 1.0f, -0.5f}) {
         INFO("M=" << s.M << " K=" << s.K << " N=" << s.N << " density=" << d << " beta=" << beta);
-        SparseCase c = make_case(s.M, s.K, d, ++seed);
+        test::SparseCase c = test::make_case(s.M, s.K, d, ++seed);
         // spmm: C (M, N) = A · B (K, N)
         const auto B = test::random_floats(static_cast<size_t>(s.K) * s.N, ++seed);
-        auto got = init_output(static_cast<size_t>(s.M) * s.N, beta, ++seed), want = got;
+        auto got = test::init_output(static_cast<size_t>(s.M) * s.N, beta, ++seed), want = got;
         csr_spmm(c.csr, B.data(), s.N, got.data(), beta);
         ref::csr_spmm(c.csr, B.data(), s.N, want.data(), beta);
-        test::check_close(got, want, 1e-5, scale_for(s.K));
+        test::check_close(got, want, 1e-5, test::scale_for(s.K));
         // spmm_t: C (K, N) = Aᵀ · B (M, N), and the same through the transposed copy.
         const auto Bt = test::random_floats(static_cast<size_t>(s.M) * s.N, ++seed);
-        auto got_t = init_output(static_cast<size_t>(s.K) * s.N, beta, ++seed), want_t = got_t,
+        auto got_t = test::init_output(static_cast<size_t>(s.K) * s.N, beta, ++seed), want_t = got_t,
              got_copy = got_t;
         csr_spmm_t(c.csr, Bt.data(), s.N, got_t.data(), beta);
         ref::csr_spmm_t(c.csr, Bt.data(), s.N, want_t.data(), beta);
-        test::check_close(got_t, want_t, 1e-5, scale_for(s.M));
+        test::check_close(got_t, want_t, 1e-5, test::scale_for(s.M));
         std::vector<int32_t> perm;
         const CsrMatrix at = csr_transpose(c.csr, perm);
         csr_spmm(at, Bt.data(), s.N, got_copy.data(), beta);
-        test::check_close(got_copy, want_t, 1e-5, scale_for(s.M));
+        test::check_close(got_copy, want_t, 1e-5, test::scale_for(s.M));
       }
 }
 
@@ -175,14 +142,14 @@ TEST_CASE("csr_sddmm against the reference, overwrite and accumulate") {
     for (double d : kDensities)
       for (bool accumulate : {false, true}) {
         INFO("M=" << s.M << " K=" << s.K << " N=" << s.N << " density=" << d << " acc=" << accumulate);
-        SparseCase c = make_case(s.M, s.K, d, ++seed);
+        test::SparseCase c = test::make_case(s.M, s.K, d, ++seed);
         const auto X = test::random_floats(static_cast<size_t>(s.M) * s.N, ++seed);
         const auto Y = test::random_floats(static_cast<size_t>(s.K) * s.N, ++seed);
         auto got = accumulate ? test::random_floats(c.csr.nnz(), ++seed) : std::vector<float>(c.csr.nnz(), kNaN);
         auto want = got;
         csr_sddmm(c.csr, X.data(), Y.data(), s.N, got.data(), accumulate);
         ref::csr_sddmm(c.csr, X.data(), Y.data(), s.N, want.data(), accumulate);
-        test::check_close(got, want, 1e-5, scale_for(s.N));
+        test::check_close(got, want, 1e-5, test::scale_for(s.N));
       }
 }
 
@@ -194,31 +161,31 @@ TEST_CASE("Linear-layout kernels: xWᵀ, dy·W, SDDMM(dyᵀ·x)") {
       for (float beta : {0.0f, 1.0f, -0.5f}) {
         const int OUT = s.M, IN = s.K, batch = s.N;
         INFO("OUT=" << OUT << " IN=" << IN << " batch=" << batch << " density=" << d << " beta=" << beta);
-        SparseCase c = make_case(OUT, IN, d, ++seed);
+        test::SparseCase c = test::make_case(OUT, IN, d, ++seed);
         std::vector<int32_t> perm;
         const CsrMatrix wt = csr_transpose(c.csr, perm);
         const auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
         const auto dy = test::random_floats(static_cast<size_t>(batch) * OUT, ++seed);
         const auto xt = transposed(x, batch, IN), dyt = transposed(dy, batch, OUT);
         // y (batch, OUT) = x · Wᵀ  ⇔  yᵀ = W · xᵀ
-        auto y = init_output(static_cast<size_t>(batch) * OUT, beta, ++seed);
+        auto y = test::init_output(static_cast<size_t>(batch) * OUT, beta, ++seed);
         auto yt_want = transposed(y, batch, OUT);
         csr_spmm_xwt(c.csr, x.data(), batch, y.data(), beta);
         ref::csr_spmm(c.csr, xt.data(), batch, yt_want.data(), beta);
-        test::check_close(transposed(y, batch, OUT), yt_want, 1e-5, scale_for(IN));
+        test::check_close(transposed(y, batch, OUT), yt_want, 1e-5, test::scale_for(IN));
         // dx (batch, IN) = dy · W  ⇔  dxᵀ = Wᵀ · dyᵀ
-        auto dx = init_output(static_cast<size_t>(batch) * IN, beta, ++seed);
+        auto dx = test::init_output(static_cast<size_t>(batch) * IN, beta, ++seed);
         auto dxt_want = transposed(dx, batch, IN);
         csr_spmm_dyw(wt, dy.data(), batch, dx.data(), beta);
         ref::csr_spmm_t(c.csr, dyt.data(), batch, dxt_want.data(), beta);
-        test::check_close(transposed(dx, batch, IN), dxt_want, 1e-5, scale_for(OUT));
+        test::check_close(transposed(dx, batch, IN), dxt_want, 1e-5, test::scale_for(OUT));
         // dW at the nonzeros (+)= Σ_b dy[b, row] · x[b, col]
         const bool accumulate = beta != 0.0f;
         auto dw = accumulate ? test::random_floats(c.csr.nnz(), ++seed) : std::vector<float>(c.csr.nnz(), kNaN);
         auto dw_want = dw;
         csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), accumulate);
         ref::csr_sddmm(c.csr, dyt.data(), xt.data(), batch, dw_want.data(), accumulate);
-        test::check_close(dw, dw_want, 1e-5, scale_for(batch));
+        test::check_close(dw, dw_want, 1e-5, test::scale_for(batch));
       }
 }
 
@@ -232,10 +199,10 @@ TEST_CASE("xWᵀ on wide layers against the reference, any thread count") {
       for (float beta : {0.0f, 1.0f}) {
         const int OUT = 37, IN = 2500;
         INFO("batch=" << batch << " density=" << d << " beta=" << beta);
-        SparseCase c = make_case(OUT, IN, d, ++seed);
+        test::SparseCase c = test::make_case(OUT, IN, d, ++seed);
         const auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
         const auto xt = transposed(x, batch, IN);
-        const auto y0 = init_output(static_cast<size_t>(batch) * OUT, beta, ++seed);
+        const auto y0 = test::init_output(static_cast<size_t>(batch) * OUT, beta, ++seed);
         auto yt_want = transposed(y0, batch, OUT);
         ref::csr_spmm(c.csr, xt.data(), batch, yt_want.data(), beta);
         std::vector<float> first;
@@ -243,7 +210,7 @@ TEST_CASE("xWᵀ on wide layers against the reference, any thread count") {
           omp_set_num_threads(threads);
           auto y = y0;
           csr_spmm_xwt(c.csr, x.data(), batch, y.data(), beta);
-          test::check_close(transposed(y, batch, OUT), yt_want, 1e-5, scale_for(IN));
+          test::check_close(transposed(y, batch, OUT), yt_want, 1e-5, test::scale_for(IN));
           if (first.empty()) first = y;
           else CHECK(test::bitwise_equal(y, first));
         }
@@ -256,7 +223,7 @@ TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread co
   // (whole tiles at 2, row chunks at 3); 9: one 16-row tile split into row chunks.
   for (int batch : {72, 128, 9}) {
     INFO("batch=" << batch);
-    SparseCase c = make_case(200, 300, 0.3, 7);
+    test::SparseCase c = test::make_case(200, 300, 0.3, 7);
     std::vector<int32_t> perm;
     const CsrMatrix wt = csr_transpose(c.csr, perm);
     const auto x = test::random_floats(static_cast<size_t>(batch) * 300, 8);

@@ -5,9 +5,7 @@
 
 namespace st::models {
 
-namespace {
-
-LayerSpec layer(const std::string& type, int out = 0, int k = 0, int pad = 0) {
+LayerSpec layer_spec(const std::string& type, int out, int k, int pad) {
   LayerSpec l;
   l.type = type;
   l.out = out;
@@ -16,8 +14,10 @@ LayerSpec layer(const std::string& type, int out = 0, int k = 0, int pad = 0) {
   return l;
 }
 
+namespace {
+
 LayerSpec dropout_layer(float p) {
-  LayerSpec l = layer("dropout");
+  LayerSpec l = layer_spec("dropout");
   l.p = p;
   return l;
 }
@@ -34,32 +34,32 @@ std::vector<LayerSpec> architecture_layers(const ModelSpec& spec, int num_classe
   std::vector<LayerSpec> L;
   auto classifier = [&](std::vector<int> hidden) {
     for (int h : hidden) {
-      L.push_back(layer("linear", h));
-      L.push_back(layer("relu"));
+      L.push_back(layer_spec("linear", h));
+      L.push_back(layer_spec("relu"));
     }
     if (spec.dropout > 0.f) L.push_back(dropout_layer(spec.dropout));
-    L.push_back(layer("linear", num_classes));
+    L.push_back(layer_spec("linear", num_classes));
   };
   if (spec.arch == "layers") return spec.layers;
   if (spec.arch == "mlp" || spec.arch == "lenet300") {
-    L.push_back(layer("flatten"));
+    L.push_back(layer_spec("flatten"));
     classifier(spec.arch == "mlp" ? spec.hidden : std::vector<int>{300, 100});
   } else if (spec.arch == "lenet5") {
     // Caffe's LeNet-5 (as in Han et al. 2015): no nonlinearity after the convolutions.
-    L.push_back(layer("conv2d", 20, 5));
-    L.push_back(layer("maxpool2d", 0, 2));
-    L.push_back(layer("conv2d", 50, 5));
-    L.push_back(layer("maxpool2d", 0, 2));
-    L.push_back(layer("flatten"));
+    L.push_back(layer_spec("conv2d", 20, 5));
+    L.push_back(layer_spec("maxpool2d", 0, 2));
+    L.push_back(layer_spec("conv2d", 50, 5));
+    L.push_back(layer_spec("maxpool2d", 0, 2));
+    L.push_back(layer_spec("flatten"));
     classifier({500});
   } else if (spec.arch == "simplecnn") {
-    L.push_back(layer("conv2d", 32, 3, 1));
-    L.push_back(layer("relu"));
-    L.push_back(layer("maxpool2d", 0, 2));
-    L.push_back(layer("conv2d", 64, 3, 1));
-    L.push_back(layer("relu"));
-    L.push_back(layer("maxpool2d", 0, 2));
-    L.push_back(layer("flatten"));
+    L.push_back(layer_spec("conv2d", 32, 3, 1));
+    L.push_back(layer_spec("relu"));
+    L.push_back(layer_spec("maxpool2d", 0, 2));
+    L.push_back(layer_spec("conv2d", 64, 3, 1));
+    L.push_back(layer_spec("relu"));
+    L.push_back(layer_spec("maxpool2d", 0, 2));
+    L.push_back(layer_spec("flatten"));
     classifier({128});
   } else {
     throw Error("model.arch: expected mlp, lenet300, lenet5, simplecnn or layers, got \"" +

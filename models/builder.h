@@ -22,6 +22,9 @@ struct LayerSpec {
   float p = 0.f;  // dropout
 };
 
+// A layer of `type` with `out` units/channels, a k×k kernel and padding `pad` on both sides.
+LayerSpec layer_spec(const std::string& type, int out = 0, int k = 0, int pad = 0);
+
 struct ModelSpec {
   std::string arch;         // mlp | lenet300 | lenet5 | simplecnn | layers
   std::vector<int> hidden;  // mlp

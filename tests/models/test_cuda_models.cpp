@@ -23,16 +23,9 @@ ModelSpec tiny(bool conv) {
     return s;
   }
   s.arch = "layers";
-  auto layer = [](const char* type, int out = 0, int k = 0, int pad = 0) {
-    LayerSpec l;
-    l.type = type;
-    l.out = out;
-    l.kernel_h = l.kernel_w = k;
-    l.pad_h = l.pad_w = pad;
-    return l;
-  };
-  s.layers = {layer("conv2d", 4, 3, 1), layer("relu"), layer("maxpool2d", 0, 2), layer("conv2d", 6, 3),
-              layer("relu"), layer("avgpool2d", 0, 2), layer("flatten"), layer("linear", 10)};
+  s.layers = {layer_spec("conv2d", 4, 3, 1), layer_spec("relu"),    layer_spec("maxpool2d", 0, 2),
+              layer_spec("conv2d", 6, 3),    layer_spec("relu"),    layer_spec("avgpool2d", 0, 2),
+              layer_spec("flatten"),         layer_spec("linear", 10)};
   return s;
 }
 

@@ -30,6 +30,7 @@ namespace {
 using launch::blocks_for;
 using launch::current_stream;
 using launch::kThreads;
+using launch::store4_beta;
 
 constexpr int kWarps = kThreads / 32;   // warps per block (rows per block in the row kernels)
 constexpr int kReduceBlocks = 512;      // first-stage blocks of sum(); bounds the partials buffer
@@ -189,16 +190,8 @@ __global__ void sgemm_tiled(GemmArgs g) {
     if (m >= g.M) break;
     float* c = g.C + static_cast<int64_t>(m) * g.ldc + n;
     if (g.vec_c && n + 3 < g.N) {
-      float4 out = make_float4(alpha * acc[i][0], alpha * acc[i][1], alpha * acc[i][2],
-                               alpha * acc[i][3]);
-      if (beta != 0.f) {  // beta == 0: C may hold NaN and must not be read
-        const float4 old = *reinterpret_cast<const float4*>(c);
-        out.x += beta * old.x;
-        out.y += beta * old.y;
-        out.z += beta * old.z;
-        out.w += beta * old.w;
-      }
-      *reinterpret_cast<float4*>(c) = out;
+      store4_beta(c, make_float4(alpha * acc[i][0], alpha * acc[i][1], alpha * acc[i][2],
+                                 alpha * acc[i][3]), beta);
     } else {
       ST_UNROLL
       for (int j = 0; j < kMicro; ++j)

@@ -1,6 +1,6 @@
 // cuda/launch.h — launch helpers shared by the kernel files (cuda/*.cu), after cuda/compat.h:
-// the backend's one stream, the block size and grid of the 1-D grid-stride kernels, and the
-// unroll pragma that both nvcc and g++ (the emulator build) understand.
+// the backend's one stream, the block size and grid of the 1-D grid-stride kernels, the unroll
+// pragma that both nvcc and g++ (the emulator build) understand, and the float4 beta epilogue.
 #pragma once
 #include <cstdint>
 
@@ -20,6 +20,19 @@
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 namespace st::cuda::launch {
+
+// *c = out + beta·*c as one float4 store (c 16-byte aligned); beta == 0 does not read *c (it may
+// hold NaN).
+__device__ __forceinline__ void store4_beta(float* c, float4 out, float beta) {
+  if (beta != 0.f) {
+    const float4 old = *reinterpret_cast<const float4*>(c);
+    out.x += beta * old.x;
+    out.y += beta * old.y;
+    out.z += beta * old.z;
+    out.w += beta * old.w;
+  }
+  *reinterpret_cast<float4*>(c) = out;
+}
 
 inline cudaStream_t current_stream() { return static_cast<cudaStream_t>(st::cuda::stream()); }
 

@@ -61,6 +61,7 @@ int g_forced_lanes = 0;
 int g_forced_sddmm_ranges = 0;
 
 using launch::current_stream;
+using launch::store4_beta;
 
 // ---- device helpers ------------------------------------------------------------------------
 
@@ -172,15 +173,7 @@ __global__ void csr_spmm_kernel(int rows, int N, int row_blocks, const int32_t* 
   if (!row.valid || n >= N) return;
   float* c = C + static_cast<size_t>(row.row) * N + n;
   if constexpr (VEC == 4) {
-    float4 out = make_float4(acc[0], acc[1], acc[2], acc[3]);
-    if (beta != 0.0f) {
-      const float4 old = *reinterpret_cast<const float4*>(c);
-      out.x += beta * old.x;
-      out.y += beta * old.y;
-      out.z += beta * old.z;
-      out.w += beta * old.w;
-    }
-    *reinterpret_cast<float4*>(c) = out;
+    store4_beta(c, make_float4(acc[0], acc[1], acc[2], acc[3]), beta);
   } else {
     c[0] = beta == 0.0f ? acc[0] : acc[0] + beta * c[0];
   }

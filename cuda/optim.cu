@@ -19,9 +19,10 @@ using launch::blocks_for;
 using launch::current_stream;
 using launch::kThreads;
 
-// momentum == 0: w -= lr·(g + wd·w); the buffer (if any) is only zeroed where masked.
+// The per-element rules are the CPU's (kernels/optim_rule.h).
+// momentum == 0: the buffer (if any) is only zeroed where masked.
 __global__ void sgd_plain_kernel(int64_t n, float* __restrict__ w, const float* __restrict__ g,
-                                 float* __restrict__ momentum_buf, float lr, float weight_decay,
+                                 float* __restrict__ momentum_buf, kernels::SgdRule r,
                                  const uint8_t* __restrict__ mask) {
   ST_GRID_STRIDE(i, n) {
     if (mask && !mask[i]) {
@@ -29,41 +30,34 @@ __global__ void sgd_plain_kernel(int64_t n, float* __restrict__ w, const float* 
       if (momentum_buf) momentum_buf[i] = 0.f;
       continue;
     }
-    w[i] -= lr * (g[i] + weight_decay * w[i]);
+    w[i] = r.plain(w[i], g[i]);
   }
 }
 
 __global__ void sgd_momentum_kernel(int64_t n, float* __restrict__ w, const float* __restrict__ g,
-                                    float* __restrict__ momentum_buf, float lr, float momentum,
-                                    float damp, float weight_decay, bool nesterov, bool first_step,
+                                    float* __restrict__ momentum_buf, kernels::SgdRule r,
                                     const uint8_t* __restrict__ mask) {
   ST_GRID_STRIDE(i, n) {
     const bool keep = mask == nullptr || mask[i] != 0;
-    const float wi = w[i];
-    const float gd = g[i] + weight_decay * wi;
-    const float buf = first_step ? gd : momentum * momentum_buf[i] + damp * gd;
-    const float step = nesterov ? gd + momentum * buf : buf;
+    float buf = momentum_buf[i];
+    const float wn = r.with_momentum(w[i], g[i], buf);
     momentum_buf[i] = keep ? buf : 0.f;
-    w[i] = keep ? wi - lr * step : 0.f;
+    w[i] = keep ? wn : 0.f;
   }
 }
 
 __global__ void adam_kernel(int64_t n, float* __restrict__ w, const float* __restrict__ g,
-                            float* __restrict__ m, float* __restrict__ v, float beta1, float beta2,
-                            float eps, kernels::AdamConstants c, const uint8_t* __restrict__ mask) {
+                            float* __restrict__ m, float* __restrict__ v, kernels::AdamRule r,
+                            const uint8_t* __restrict__ mask) {
   ST_GRID_STRIDE(i, n) {
     const bool keep = mask == nullptr || mask[i] != 0;
-    const float w0 = w[i];
-    const float wi = w0 * c.decay;
-    const float gi = g[i] + c.l2 * w0;
-    const float mi = beta1 * m[i] + c.one_minus_beta1 * gi;
-    const float vi = beta2 * v[i] + c.one_minus_beta2 * gi * gi;
+    float mi = m[i], vi = v[i];
+    const float wn = r.step(w[i], g[i], mi, vi);
     m[i] = keep ? mi : 0.f;
     v[i] = keep ? vi : 0.f;
-    w[i] = keep ? wi - c.step_size * mi / (sqrtf(vi) * c.inv_sqrt_bias2 + eps) : 0.f;
+    w[i] = keep ? wn : 0.f;
   }
 }
-
 
 }  // namespace
 
@@ -71,13 +65,13 @@ void sgd_update(int64_t n, float* w, const float* g, float* momentum_buf, float 
                 float dampening, float weight_decay, bool nesterov, bool first_step,
                 const uint8_t* mask) {
   if (n <= 0) return;
+  const kernels::SgdRule r{lr, momentum, 1.0f - dampening, weight_decay, nesterov, first_step};
   if (momentum == 0.0f) {
-    ST_LAUNCH(blocks_for(n), kThreads, 0, current_stream(), sgd_plain_kernel)(
-        n, w, g, momentum_buf, lr, weight_decay, mask);
+    ST_LAUNCH(blocks_for(n), kThreads, 0, current_stream(), sgd_plain_kernel)(n, w, g, momentum_buf,
+                                                                              r, mask);
   } else {
     ST_LAUNCH(blocks_for(n), kThreads, 0, current_stream(), sgd_momentum_kernel)(
-        n, w, g, momentum_buf, lr, momentum, 1.0f - dampening, weight_decay, nesterov, first_step,
-        mask);
+        n, w, g, momentum_buf, r, mask);
   }
   ST_CUDA_CHECK_LAUNCH();
 }
@@ -86,10 +80,9 @@ void adam_update(int64_t n, float* w, const float* g, float* m, float* v, float 
                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step,
                  const uint8_t* mask) {
   if (n <= 0) return;
-  const kernels::AdamConstants c =
-      kernels::adam_constants(lr, beta1, beta2, weight_decay, decoupled, step);
-  ST_LAUNCH(blocks_for(n), kThreads, 0, current_stream(), adam_kernel)(n, w, g, m, v, beta1, beta2,
-                                                                       eps, c, mask);
+  const kernels::AdamRule r{kernels::adam_constants(lr, beta1, beta2, weight_decay, decoupled, step),
+                            beta1, beta2, eps};
+  ST_LAUNCH(blocks_for(n), kThreads, 0, current_stream(), adam_kernel)(n, w, g, m, v, r, mask);
   ST_CUDA_CHECK_LAUNCH();
 }
 

@@ -367,40 +367,27 @@ __global__ void sum_ranges_kernel(int64_t nnz, int ranges, const float* __restri
 }
 
 // The per-element arithmetic of kernels/sparse_optim.cpp, in the same order.
+// The per-element rules are the CPU's (kernels/optim_rule.h).
 __global__ void sgd_update_at_kernel(int64_t nnz, const int64_t* __restrict__ index,
                                      float* __restrict__ w, const float* __restrict__ g,
-                                     float* __restrict__ momentum_buf, float lr, float momentum,
-                                     float damp, float weight_decay, bool nesterov,
-                                     bool first_step, float* __restrict__ values) {
+                                     float* __restrict__ momentum_buf, kernels::SgdRule r,
+                                     float* __restrict__ values) {
   for (int64_t k = first_index(); k < nnz; k += grid_stride()) {
     const int64_t i = __ldg(index + k);
-    const float gd = g[k] + weight_decay * w[i];
-    float step = gd;
-    if (momentum != 0.0f) {
-      const float buf = first_step ? gd : momentum * momentum_buf[i] + damp * gd;
-      momentum_buf[i] = buf;
-      step = nesterov ? gd + momentum * buf : buf;
-    }
-    const float wi = w[i] - lr * step;
-    w[i] = wi;
-    values[k] = wi;
+    const float wn = r.momentum != 0.0f ? r.with_momentum(w[i], g[k], momentum_buf[i])
+                                        : r.plain(w[i], g[k]);
+    w[i] = wn;
+    values[k] = wn;
   }
 }
 
 __global__ void adam_update_at_kernel(int64_t nnz, const int64_t* __restrict__ index,
                                       float* __restrict__ w, const float* __restrict__ g,
-                                      float* __restrict__ m, float* __restrict__ v, float beta1,
-                                      float beta2, float eps, kernels::AdamConstants c,
-                                      float* __restrict__ values) {
+                                      float* __restrict__ m, float* __restrict__ v,
+                                      kernels::AdamRule r, float* __restrict__ values) {
   for (int64_t k = first_index(); k < nnz; k += grid_stride()) {
     const int64_t i = __ldg(index + k);
-    const float wi = w[i] * c.decay;
-    const float gi = g[k] + c.l2 * w[i];
-    const float mi = beta1 * m[i] + c.one_minus_beta1 * gi;
-    const float vi = beta2 * v[i] + c.one_minus_beta2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    const float wn = wi - c.step_size * mi / (sqrtf(vi) * c.inv_sqrt_bias2 + eps);
+    const float wn = r.step(w[i], g[k], m[i], v[i]);
     w[i] = wn;
     values[k] = wn;
   }
@@ -690,9 +677,9 @@ void sgd_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, 
   if (nnz <= 0) return;
   if (momentum != 0.0f && !momentum_buf)
     throw std::invalid_argument("sgd_update_at: momentum needs a momentum buffer");
+  const kernels::SgdRule r{lr, momentum, 1.0f - dampening, weight_decay, nesterov, first_step};
   ST_LAUNCH(launch::blocks_for(nnz), launch::kThreads, 0, current_stream(), sgd_update_at_kernel)(
-      nnz, index, w, g, momentum_buf, lr, momentum, 1.0f - dampening, weight_decay, nesterov,
-      first_step, values);
+      nnz, index, w, g, momentum_buf, r, values);
   ST_CUDA_CHECK_LAUNCH();
 }
 
@@ -700,11 +687,11 @@ void adam_update_at(int64_t nnz, const int64_t* index, float* w, const float* g,
                     float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
                     int64_t step, float* values) {
   if (nnz <= 0) return;
-  // The per-step constants come from the CPU code, so both devices do the same arithmetic.
-  const kernels::AdamConstants c =
-      kernels::adam_constants(lr, beta1, beta2, weight_decay, decoupled, step);
+  // The per-step constants and the rule come from the CPU code: both devices do the same arithmetic.
+  const kernels::AdamRule r{kernels::adam_constants(lr, beta1, beta2, weight_decay, decoupled, step),
+                            beta1, beta2, eps};
   ST_LAUNCH(launch::blocks_for(nnz), launch::kThreads, 0, current_stream(), adam_update_at_kernel)(
-      nnz, index, w, g, m, v, beta1, beta2, eps, c, values);
+      nnz, index, w, g, m, v, r, values);
   ST_CUDA_CHECK_LAUNCH();
 }
 

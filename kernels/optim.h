@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/optim_rule.h"  // SgdRule, AdamRule, AdamConstants: the per-element rules
+
 namespace st::kernels {
 
 // g' = g + weight_decay·w
@@ -23,11 +25,7 @@ void sgd_update(int64_t n, float* w, const float* g, float* momentum_buf, float 
 // m = β1·m + (1 − β1)·g';  v = β2·v + (1 − β2)·g'²
 // w -= lr / (1 − β1^step) · m / (sqrt(v) / sqrt(1 − β2^step) + eps)        step is 1-based
 // The per-step constants of an Adam/AdamW update (bias corrections in double: β^step underflows
-// gracefully and 1 − β^step keeps its digits). Shared by the dense and the CSR (kernels/sparse_optim.h)
-// updates so both do the same arithmetic.
-struct AdamConstants {
-  float step_size, inv_sqrt_bias2, decay, l2, one_minus_beta1, one_minus_beta2;
-};
+// gracefully and 1 − β^step keeps its digits), for AdamRule (kernels/optim_rule.h).
 AdamConstants adam_constants(float lr, float beta1, float beta2, float weight_decay, bool decoupled,
                              int64_t step);
 

@@ -4,7 +4,8 @@
 // w and the state stay in the dense layout (index maps the k-th nonzero to its dense offset); the new
 // weight is also written to values[k] (the CSR copy the kernels read). Entries outside the index are
 // not touched: they are pruned, and the pruner zeroed them and their state when it pruned them.
-// The per-element arithmetic is kernels/optim.cpp's, so results equal the masked dense step.
+// The per-element rules are the dense updates' (kernels/optim_rule.h), so results equal the masked
+// dense step.
 // Tests: tests/core/test_sparse_ops.cpp (against the dense masked update).
 #pragma once
 #include <cstdint>

@@ -27,6 +27,7 @@ namespace {
 using launch::blocks_for;
 using launch::current_stream;
 using launch::kThreads;
+using kernels::pool_window;
 
 // cols (C·KH·KW, images·P) from x (images, C, H, W); column n·P + p is output position p of
 // image n (images == 1: the per-image layout).
@@ -100,13 +101,7 @@ __global__ void nchw_to_cnp_kernel(int C, int N, int64_t P, const float* __restr
 
 // ---- pooling -------------------------------------------------------------------------------
 
-// Window rows/cols [lo, hi) of output position o that fall inside the unpadded input.
-__device__ __forceinline__ void pool_window(int o, int stride, int pad, int k, int extent, int& lo,
-                                            int& hi) {
-  const int start = o * stride - pad;
-  lo = start > 0 ? start : 0;
-  hi = start + k < extent ? start + k : extent;
-}
+// Pooling windows and the first-maximum scan: kernels/pool.h (pool_window, window_max).
 
 // Output positions [lo, hi] (inclusive, clipped to [0, count)) whose window covers input index i.
 __device__ __forceinline__ void covering_outputs(int i, int stride, int pad, int k, int count,
@@ -130,18 +125,7 @@ __global__ void max_pool_forward_kernel(Pool2dShape s, int OH, int OW, const flo
     const float* in = x + plane * in_plane;
     float best = -INFINITY;
     int best_idx = -1;
-    if (h0 < h1 && w0 < w1) {
-      best_idx = h0 * s.W + w0;
-      best = in[best_idx];
-      for (int ih = h0; ih < h1; ++ih)
-        for (int iw = w0; iw < w1; ++iw) {
-          const float v = in[ih * s.W + iw];
-          if (v > best) {  // strict: the first maximum (row-major scan) wins ties
-            best = v;
-            best_idx = ih * s.W + iw;
-          }
-        }
-    }
+    if (h0 < h1 && w0 < w1) best = kernels::window_max(in, s.W, h0, h1, w0, w1, best_idx);
     y[i] = best;
     argmax[i] = best_idx;
   }

@@ -7,11 +7,8 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define ST_RULE __host__ __device__ __forceinline__
-#else
-#define ST_RULE inline
-#endif
+#include "kernels/host_device.h"
+
 
 namespace st::kernels {
 
@@ -19,9 +16,9 @@ struct SgdRule {
   float lr, momentum, damp, weight_decay;  // damp = 1 − dampening
   bool nesterov, first_step;
   // momentum == 0: the new weight.
-  ST_RULE float plain(float w, float g) const { return w - lr * (g + weight_decay * w); }
+  ST_HD float plain(float w, float g) const { return w - lr * (g + weight_decay * w); }
   // momentum != 0: the new weight; buf (the momentum buffer) is read unless first_step, and set.
-  ST_RULE float with_momentum(float w, float g, float& buf) const {
+  ST_HD float with_momentum(float w, float g, float& buf) const {
     const float gd = g + weight_decay * w;
     buf = first_step ? gd : momentum * buf + damp * gd;
     return w - lr * (nesterov ? gd + momentum * buf : buf);
@@ -37,7 +34,7 @@ struct AdamRule {
   AdamConstants c;
   float beta1, beta2, eps;
   // The new weight; m and v (the moment estimates) are read and set.
-  ST_RULE float step(float w, float g, float& m, float& v) const {
+  ST_HD float step(float w, float g, float& m, float& v) const {
     const float gi = g + c.l2 * w;
     m = beta1 * m + c.one_minus_beta1 * gi;
     v = beta2 * v + c.one_minus_beta2 * gi * gi;

@@ -20,17 +20,6 @@ namespace {
 // Parallel only when there is enough work to beat the fork/join cost.
 constexpr long long kParallelMinElems = 1 << 15;
 
-// Window rows/cols [lo, hi) of output position o that fall inside the unpadded input.
-inline void window(int o, int stride, int pad, int k, int extent, int& lo, int& hi) {
-  const int start = o * stride - pad;
-  lo = std::max(start, 0);
-  hi = std::min(start + k, extent);
-}
-
-}  // namespace
-
-namespace {
-
 #if defined(__AVX512F__)
 // The 2×2, stride-2, unpadded window of every CNN here, 16 outputs at a time: two input rows
 // split into even and odd columns give the window's four candidates a, b (top), c, d (bottom),
@@ -91,22 +80,13 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
     int32_t* arg = argmax + p * out_plane;
     for (int oh = 0; oh < OH; ++oh) {
       int h0, h1;
-      window(oh, s.stride_h, s.pad_h, s.KH, s.H, h0, h1);
+      pool_window(oh, s.stride_h, s.pad_h, s.KH, s.H, h0, h1);
       for (int ow = 0; ow < OW; ++ow) {
         int w0, w1;
-        window(ow, s.stride_w, s.pad_w, s.KW, s.W, w0, w1);
+        pool_window(ow, s.stride_w, s.pad_w, s.KW, s.W, w0, w1);
         assert(h0 < h1 && w0 < w1 && "pooling window lies entirely in the padding");
-        int best_idx = h0 * s.W + w0;
-        float best = in[best_idx];
-        for (int ih = h0; ih < h1; ++ih)
-          for (int iw = w0; iw < w1; ++iw) {
-            const float v = in[ih * s.W + iw];
-            if (v > best) {  // strict: the first maximum (row-major scan) wins ties
-              best = v;
-              best_idx = ih * s.W + iw;
-            }
-          }
-        out[oh * OW + ow] = best;
+        int best_idx;
+        out[oh * OW + ow] = window_max(in, s.W, h0, h1, w0, w1, best_idx);
         arg[oh * OW + ow] = best_idx;
       }
     }
@@ -136,10 +116,10 @@ void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
     float* out = y + p * out_plane;
     for (int oh = 0; oh < OH; ++oh) {
       int h0, h1;
-      window(oh, s.stride_h, s.pad_h, s.KH, s.H, h0, h1);
+      pool_window(oh, s.stride_h, s.pad_h, s.KH, s.H, h0, h1);
       for (int ow = 0; ow < OW; ++ow) {
         int w0, w1;
-        window(ow, s.stride_w, s.pad_w, s.KW, s.W, w0, w1);
+        pool_window(ow, s.stride_w, s.pad_w, s.KW, s.W, w0, w1);
         float acc = 0.0f;
         for (int ih = h0; ih < h1; ++ih)
           for (int iw = w0; iw < w1; ++iw) acc += in[ih * s.W + iw];
@@ -160,10 +140,10 @@ void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
     std::fill(d, d + in_plane, 0.0f);
     for (int oh = 0; oh < OH; ++oh) {
       int h0, h1;
-      window(oh, s.stride_h, s.pad_h, s.KH, s.H, h0, h1);
+      pool_window(oh, s.stride_h, s.pad_h, s.KH, s.H, h0, h1);
       for (int ow = 0; ow < OW; ++ow) {
         int w0, w1;
-        window(ow, s.stride_w, s.pad_w, s.KW, s.W, w0, w1);
+        pool_window(ow, s.stride_w, s.pad_w, s.KW, s.W, w0, w1);
         const float share = g[oh * OW + ow] * inv_area;
         for (int ih = h0; ih < h1; ++ih)
           for (int iw = w0; iw < w1; ++iw) d[ih * s.W + iw] += share;

@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/host_device.h"
+
 namespace st::kernels {
 
 struct Pool2dShape {
@@ -16,6 +18,29 @@ struct Pool2dShape {
   int OH() const { return (H + 2 * pad_h - KH) / stride_h + 1; }
   int OW() const { return (W + 2 * pad_w - KW) / stride_w + 1; }
 };
+
+// Shared by the CPU and CUDA pooling kernels:
+// rows (or cols) [lo, hi) of output position o's window that fall inside the unpadded input.
+ST_HD void pool_window(int o, int stride, int pad, int k, int extent, int& lo, int& hi) {
+  const int start = o * stride - pad;
+  lo = start > 0 ? start : 0;
+  hi = start + k < extent ? start + k : extent;
+}
+// The maximum of a non-empty window [h0, h1) × [w0, w1) of a plane with W columns, and in best_idx
+// its index in the plane: the first maximum of a row-major scan wins ties (strict >).
+ST_HD float window_max(const float* in, int W, int h0, int h1, int w0, int w1, int& best_idx) {
+  best_idx = h0 * W + w0;
+  float best = in[best_idx];
+  for (int ih = h0; ih < h1; ++ih)
+    for (int iw = w0; iw < w1; ++iw) {
+      const float v = in[ih * W + iw];
+      if (v > best) {
+        best = v;
+        best_idx = ih * W + iw;
+      }
+    }
+  return best;
+}
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);
 void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx);

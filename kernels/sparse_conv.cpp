@@ -276,12 +276,21 @@ void nchw_to_pn_padded(const Conv2dShape& s, const float* x, float* xp) {
   static thread_local std::vector<float> buf;
   float* t = scratch(buf, static_cast<size_t>(C) * H * W * N);
   transpose_dense(N, C * H * W, x, t);
-  std::memset(xp, 0, sizeof(float) * C * Hp * Wp * N);
-  const size_t row = static_cast<size_t>(W) * N;
+  // Each padded row is written once: zeros for the padding, the image row between them.
+  const size_t row = static_cast<size_t>(W) * N, left = static_cast<size_t>(s.pad_w) * N;
+  const size_t right = static_cast<size_t>(Wp - W - s.pad_w) * N;
   for (int c = 0; c < C; ++c)
-    for (int h = 0; h < H; ++h)
-      std::memcpy(xp + ((static_cast<size_t>(c) * Hp + h + s.pad_h) * Wp + s.pad_w) * N,
-                  t + (static_cast<size_t>(c) * H + h) * row, sizeof(float) * row);
+    for (int hp = 0; hp < Hp; ++hp) {
+      float* dst = xp + (static_cast<size_t>(c) * Hp + hp) * Wp * N;
+      const int h = hp - s.pad_h;
+      if (h < 0 || h >= H) {
+        std::memset(dst, 0, sizeof(float) * Wp * N);
+        continue;
+      }
+      std::memset(dst, 0, sizeof(float) * left);
+      std::memcpy(dst + left, t + (static_cast<size_t>(c) * H + h) * row, sizeof(float) * row);
+      std::memset(dst + left + row, 0, sizeof(float) * right);
+    }
 }
 
 void pn_padded_to_nchw(const Conv2dShape& s, const float* xp, float* x) {

@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/aligned.h"
 #include "bench/bench.h"
 #include "bench/cuda_timing.h"
 #include "core/check.h"
@@ -101,8 +102,8 @@ double median_us(const std::function<void()>& fn, Timing t) {
 }
 
 // |got − want| ≤ 1e-4·(|want| + sqrt(depth)) everywhere, else an error naming the implementation.
-void validate(const std::string& what, const std::vector<float>& got, const std::vector<float>& want,
-              int depth) {
+template <class Got, class Want>
+void validate(const std::string& what, const Got& got, const Want& want, int depth) {
   ST_ASSERT(got.size() == want.size(), what);
   const double scale = std::sqrt(static_cast<double>(std::max(depth, 1)));
   for (size_t i = 0; i < got.size(); ++i) {
@@ -112,9 +113,9 @@ void validate(const std::string& what, const std::vector<float>& got, const std:
   }
 }
 
-std::vector<float> randn(size_t n, std::mt19937& rng) {
+Floats randn(size_t n, std::mt19937& rng) {
   std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
+  Floats v(n);
   for (float& x : v) x = d(rng);
   return v;
 }
@@ -376,16 +377,16 @@ void write_file(const std::string& path, const std::string& text) {
 struct Point {
   std::string name, at;  // "1024x1024x128", " (1024x1024x128, 90%)"
   int sparsity, OUT, IN, B;
-  const std::vector<float>& x;   // (B, IN)
-  const std::vector<float>& dy;  // (B, OUT)
-  const std::vector<float>& w;   // (OUT, IN), zeros off the mask
+  const Floats& x;   // (B, IN)
+  const Floats& dy;  // (B, OUT)
+  const Floats& w;   // (OUT, IN), zeros off the mask
   const CsrMatrix& csr;          // W
   const CsrMatrix& csr_t;        // Wᵀ, csr_t.values[p] = csr.values[perm[p]]
   const std::vector<int32_t>& perm;
-  const std::vector<float>& y_ref;     // (B, OUT)
-  const std::vector<float>& dx_ref;    // (B, IN)
-  const std::vector<float>& dw_ref;    // (OUT, IN)
-  const std::vector<float>& dw_at_nz;  // (nnz) dw_ref at W's nonzeros
+  const Floats& y_ref;     // (B, OUT)
+  const Floats& dx_ref;    // (B, IN)
+  const Floats& dw_ref;    // (OUT, IN)
+  const Floats& dw_at_nz;  // (nnz) dw_ref at W's nonzeros
 };
 
 using AddRow = std::function<void(const std::string& impl, double us, double flops,
@@ -408,8 +409,9 @@ struct OwnedDeviceArray {
   OwnedDeviceArray& operator=(const OwnedDeviceArray&) = delete;
 };
 
-Tensor upload(const std::vector<float>& v) {
-  return Tensor::from_vector({static_cast<int64_t>(v.size())}, v).to(Device::cuda);
+Tensor upload(const Floats& v) {
+  return Tensor::from_vector({static_cast<int64_t>(v.size())}, std::vector<float>(v.begin(), v.end()))
+      .to(Device::cuda);
 }
 
 // The CUDA rows of one point: every implementation runs once and its downloaded result is checked
@@ -466,7 +468,7 @@ void cuda_point(const Point& p, gpu::Cublas& cublas, gpu::Timing timing,
   // writes nothing cannot pass on the previous one's result.
   const std::string at = p.at + " on the GPU";
   auto check = [&](const std::string& what, const std::function<void()>& run, Tensor& out,
-                   const std::vector<float>& want, int depth) {
+                   const Floats& want, int depth) {
     out.fill_(std::nanf(""));
     run();
     validate(what + at, out.to_vector(), want, depth);
@@ -579,11 +581,12 @@ int bench_kernels(const KernelBenchOptions& o) {
     const int OUT = sh.out, IN = sh.in, B = sh.batch;
     const std::string name = sh.name();
     shape_names.push_back(name);
-    const std::vector<float> x = randn(static_cast<size_t>(B) * IN, rng);
-    const std::vector<float> dy = randn(static_cast<size_t>(B) * OUT, rng);
-    const std::vector<float> w_full = randn(static_cast<size_t>(OUT) * IN, rng);
+    // Operands 64-byte aligned like the trainer's tensors (bench/aligned.h says why).
+    const Floats x = randn(static_cast<size_t>(B) * IN, rng);
+    const Floats dy = randn(static_cast<size_t>(B) * OUT, rng);
+    const Floats w_full = randn(static_cast<size_t>(OUT) * IN, rng);
     const double dense_flops = 2.0 * OUT * IN * B;
-    std::vector<float> y(static_cast<size_t>(B) * OUT), dx(static_cast<size_t>(B) * IN),
+    Floats y(static_cast<size_t>(B) * OUT), dx(static_cast<size_t>(B) * IN),
         dw(static_cast<size_t>(OUT) * IN), y_ref = y, dx_ref = dx, dw_ref = dw;
     std::unique_ptr<OnednnLinear> onednn_ptr;
     if (on_cpu) onednn_ptr = std::make_unique<OnednnLinear>(B, IN, OUT, false);
@@ -591,7 +594,7 @@ int bench_kernels(const KernelBenchOptions& o) {
     for (int sp : sparsities) {
       std::vector<uint8_t> mask(w_full.size());
       std::uniform_real_distribution<double> u(0.0, 1.0);
-      std::vector<float> w = w_full;
+      Floats w = w_full;
       for (size_t i = 0; i < w.size(); ++i) {
         mask[i] = u(rng) >= sp / 100.0;
         if (!mask[i]) w[i] = 0.0f;
@@ -599,13 +602,13 @@ int bench_kernels(const KernelBenchOptions& o) {
       CsrMatrix csr = csr_from_dense(w.data(), mask.data(), OUT, IN);
       std::vector<int32_t> perm;
       CsrMatrix csr_t = csr_transpose(csr, perm);
-      std::vector<float> dw_vals(csr.nnz());
+      Floats dw_vals(csr.nnz());
 
       // Dense results on the masked weight: the yardstick for every implementation.
       sgemm(false, true, B, OUT, IN, 1.0f, x.data(), IN, w.data(), IN, 0.0f, y_ref.data(), OUT);
       sgemm(false, false, B, IN, OUT, 1.0f, dy.data(), OUT, w.data(), IN, 0.0f, dx_ref.data(), IN);
       sgemm(true, false, OUT, IN, B, 1.0f, dy.data(), OUT, x.data(), IN, 0.0f, dw_ref.data(), IN);
-      std::vector<float> dw_at_nz(csr.nnz());
+      Floats dw_at_nz(csr.nnz());
       for (int r = 0; r < OUT; ++r)
         for (int32_t k = csr.row_ptr[r]; k < csr.row_ptr[r + 1]; ++k)
           dw_at_nz[k] = dw_ref[static_cast<size_t>(r) * IN + csr.col_idx[k]];

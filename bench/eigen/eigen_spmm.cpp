@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/aligned.h"
 #include "kernels/csr.h"
 #include "kernels/gemm.h"
 #include "kernels/onednn.h"
@@ -49,7 +50,7 @@ double median_us(const std::function<void()>& fn) {
   return us[us.size() / 2];
 }
 
-void check(const char* what, const float* got, const std::vector<float>& want, int depth) {
+void check(const char* what, const float* got, const st::bench::Floats& want, int depth) {
   const double scale = std::sqrt(static_cast<double>(depth));
   for (size_t i = 0; i < want.size(); ++i)
     if (!(std::fabs(static_cast<double>(got[i]) - want[i]) <= 1e-4 * (std::fabs(want[i]) + scale))) {
@@ -89,18 +90,19 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    std::vector<float> x(static_cast<size_t>(B) * IN), w_full(static_cast<size_t>(OUT) * IN);
+    // x, w and y 64-byte aligned like the trainer's tensors (bench/aligned.h); Eigen aligns its own.
+    st::bench::Floats x(static_cast<size_t>(B) * IN), w_full(static_cast<size_t>(OUT) * IN);
     for (float& v : x) v = nd(rng);
     for (float& v : w_full) v = nd(rng);
     RowMat xt(IN, B);  // Eigen's operand: xᵀ, row-major
     for (int b = 0; b < B; ++b)
       for (int k = 0; k < IN; ++k) xt(k, b) = x[static_cast<size_t>(b) * IN + k];
-    std::vector<float> y(static_cast<size_t>(B) * OUT), y_ref(y.size());
+    st::bench::Floats y(static_cast<size_t>(B) * OUT), y_ref(y.size());
     st::kernels::OnednnLinear onednn(B, IN, OUT, false);
     double dense_us = -1.0;
     for (int sp : sparsities) {
       std::uniform_real_distribution<double> u(0.0, 1.0);
-      std::vector<float> w = w_full;
+      st::bench::Floats w = w_full;
       std::vector<uint8_t> mask(w.size());
       std::vector<Eigen::Triplet<float>> trip;
       for (size_t i = 0; i < w.size(); ++i) {

@@ -23,12 +23,14 @@ Optimizer::Optimizer(std::vector<Parameter*> params, OptimizerOptions opt)
       slot1_.push_back(Tensor::zeros(s, DType::f32, d));
     }
   }
+  compact_.resize(params_.size());
   device_mask_.resize(params_.size());
   device_mask_version_.assign(params_.size(), -1);
   device_mask_source_.assign(params_.size(), nullptr);
 }
 
 void Optimizer::to(Device device) {
+  flush_all_compact();
   for (auto* slots : {&slot0_, &slot1_})
     for (Tensor& t : *slots) t = t.to(device);
   // The device masks are kept: a pruner hook's round trip to the host that changes no mask must
@@ -48,6 +50,41 @@ const uint8_t* Optimizer::device_mask(size_t i) {
   return device_mask_[i].cuda_u8();
 }
 
+void Optimizer::use_compact(size_t i, const std::shared_ptr<CsrWeight>& c) {
+  CompactState& cs = compact_[i];
+  if (cs.owner == c) return;
+  flush_compact(i);
+  const int64_t n = c->nnz();
+  const int64_t* idx = c->index.data();
+  for (auto [slot, dst] : {std::pair{&slot0_[i], &cs.s0}, std::pair{&slot1_[i], &cs.s1}}) {
+    if (!slot->defined()) {
+      dst->clear();
+      continue;
+    }
+    dst->resize(static_cast<size_t>(n));
+    const float* d = slot->f32();
+    for (int64_t k = 0; k < n; ++k) (*dst)[k] = d[idx[k]];
+  }
+  cs.owner = c;
+}
+
+void Optimizer::flush_compact(size_t i) {
+  CompactState& cs = compact_[i];
+  if (!cs.owner) return;
+  const int64_t n = cs.owner->nnz();
+  const int64_t* idx = cs.owner->index.data();
+  for (auto [slot, src] : {std::pair{&slot0_[i], &cs.s0}, std::pair{&slot1_[i], &cs.s1}}) {
+    if (!slot->defined()) continue;
+    float* d = slot->f32();
+    for (int64_t k = 0; k < n; ++k) d[idx[k]] = (*src)[k];
+  }
+  cs.owner.reset();
+}
+
+void Optimizer::flush_all_compact() {
+  for (size_t i = 0; i < params_.size(); ++i) flush_compact(i);
+}
+
 void Optimizer::step(float lr) {
   const bool first = steps_ == 0;
   ++steps_;
@@ -60,15 +97,17 @@ void Optimizer::step(float lr) {
     if (p.csr && p.csr->values.has_grad()) {  // a CSR step: update at the nonzeros only
       CsrWeight& c = *p.csr;
       ST_ASSERT(!p.var.has_grad(), "a weight has both a dense and a CSR gradient");
+      use_compact(i, p.csr);
+      CompactState& cs = compact_[i];
       float* w = p.var.value().f32();
       const float* g = c.values.grad().f32();
       if (opt_.type == "sgd") {
-        kernels::sgd_update_at(c.nnz(), c.index.data(), w, g,
-                               slot0_[i].defined() ? slot0_[i].f32() : nullptr, lr, opt_.momentum,
+        float* buf = slot0_[i].defined() ? cs.s0.data() : nullptr;
+        kernels::sgd_update_at(c.nnz(), c.index.data(), w, g, buf, lr, opt_.momentum,
                                opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
                                c.w.values.data());
       } else {
-        kernels::adam_update_at(c.nnz(), c.index.data(), w, g, slot0_[i].f32(), slot1_[i].f32(), lr,
+        kernels::adam_update_at(c.nnz(), c.index.data(), w, g, cs.s0.data(), cs.s1.data(), lr,
                                 opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay,
                                 opt_.type == "adamw", steps_, c.w.values.data());
       }
@@ -76,6 +115,7 @@ void Optimizer::step(float lr) {
       continue;
     }
     if (!p.var.has_grad()) continue;  // as PyTorch: no grad, no update
+    flush_compact(i);                 // a dense step reads the dense slots
     Tensor& w = p.var.value();
     const float* g = p.var.grad().f32();
     if (opt_.type == "sgd") {
@@ -132,6 +172,7 @@ void Optimizer::zero_grad() {
 }
 
 std::vector<std::pair<std::string, Tensor*>> Optimizer::state() {
+  flush_all_compact();  // the caller may read or write the slots: they must be current, and stay so
   std::vector<std::pair<std::string, Tensor*>> out;
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& n = params_[i]->name;

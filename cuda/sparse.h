@@ -67,8 +67,9 @@ void csr_spmm_dyw(const DeviceCsr& Wt, const float* dy, int batch, float* dx, fl
 void csr_sddmm_dyx(const DeviceCsr& W, const float* dy, const float* x, int batch,
                    float* dw_values, bool accumulate);
 
-// kernels::sgd_update_at / adam_update_at on device arrays: w and the state in the dense layout,
-// g and values at the nonzeros, index (nnz) the dense offset of each nonzero.
+// kernels::sgd_update_at / adam_update_at on device arrays: w and the state in the dense layout
+// (unlike the CPU kernels, whose state is compact in CSR order), g and values at the nonzeros,
+// index (nnz) the dense offset of each nonzero.
 void sgd_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, float* momentum_buf,
                    float lr, float momentum, float dampening, float weight_decay, bool nesterov,
                    bool first_step, float* values);

@@ -15,7 +15,7 @@ void sgd_at_range(int64_t k0, int64_t k1, const int64_t* index, float* w, const 
                   float* momentum_buf, const SgdRule r, float* values) {
   for (int64_t k = k0; k < k1; ++k) {
     const int64_t i = index[k];
-    values[k] = w[i] = r.with_momentum(w[i], g[k], momentum_buf[i]);
+    values[k] = w[i] = r.with_momentum(w[i], g[k], momentum_buf[k]);
   }
 }
 
@@ -31,7 +31,7 @@ void adam_at_range(int64_t k0, int64_t k1, const int64_t* index, float* w, const
                    float* v, const AdamRule r, float* values) {
   for (int64_t k = k0; k < k1; ++k) {
     const int64_t i = index[k];
-    values[k] = w[i] = r.step(w[i], g[k], m[i], v[i]);
+    values[k] = w[i] = r.step(w[i], g[k], m[k], v[k]);
   }
 }
 
@@ -48,7 +48,7 @@ void sgd_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, 
     });
     return;
   }
-  assert(momentum_buf != nullptr);
+  assert(nnz == 0 || momentum_buf != nullptr);
   parallel_range(nnz, parallel, [&](int64_t k0, int64_t k1) {
     sgd_at_range(k0, k1, index, w, g, momentum_buf, r, values);
   });

@@ -54,8 +54,10 @@ Pruner::Pruner(PruningConfig config, models::Model& model, int train_epochs, uin
            structured(g.type) ? " (the output layer is never pruned by neurons or filters)" : "");
 }
 
-void Pruner::set_optimizer(Optimizer* optimizer) {
-  opt_state_ = optimizer ? optimizer_state_by_param(*optimizer) : OptimizerState{};
+void Pruner::set_optimizer(Optimizer* optimizer) { optimizer_ = optimizer; }
+
+OptimizerState Pruner::optimizer_state() const {
+  return optimizer_ ? optimizer_state_by_param(*optimizer_) : OptimizerState{};
 }
 
 double Pruner::sparsity() const {
@@ -98,7 +100,8 @@ std::vector<std::vector<uint8_t>> Pruner::select(const std::vector<LayerScores>&
 }
 
 void Pruner::install(const std::vector<std::vector<uint8_t>>& masks) {
-  const OptimizerState* st = opt_state_.empty() ? nullptr : &opt_state_;
+  const OptimizerState state = optimizer_state();
+  const OptimizerState* st = state.empty() ? nullptr : &state;
   for (size_t l = 0; l < layers_.size(); ++l) {
     if (masks[l].empty()) continue;
     const PrunableLayer& L = layers_[l];
@@ -122,7 +125,8 @@ void Pruner::prune_below(double threshold, int64_t pass) {
 }
 
 void Pruner::set_update(double fraction) {
-  const OptimizerState* st = opt_state_.empty() ? nullptr : &opt_state_;
+  const OptimizerState state = optimizer_state();
+  const OptimizerState* st = state.empty() ? nullptr : &state;
   for (size_t l = 0; l < layers_.size(); ++l) {
     Parameter& p = *layers_[l].weight;
     if (!eligible_[l] || !p.mask.defined()) continue;
@@ -150,7 +154,8 @@ void Pruner::set_update(double fraction) {
 }
 
 void Pruner::rigl_update(double fraction) {
-  const OptimizerState* st = opt_state_.empty() ? nullptr : &opt_state_;
+  const OptimizerState state = optimizer_state();
+  const OptimizerState* st = state.empty() ? nullptr : &state;
   for (size_t l = 0; l < layers_.size(); ++l) {
     Parameter& p = *layers_[l].weight;
     if (!eligible_[l] || !p.mask.defined() || !p.var.has_grad()) continue;
@@ -186,7 +191,7 @@ void Pruner::rewind() {
     params[i]->var.value().copy_from(rewind_[i]);
     apply_mask(*params[i]);
   }
-  for (auto& [name, slots] : opt_state_)
+  for (auto& [name, slots] : optimizer_state())
     for (Tensor* t : slots)
       if (t->defined()) t->zero_();
 }

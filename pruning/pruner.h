@@ -90,7 +90,10 @@ class Pruner {
   std::vector<bool> eligible_;
   Rng rng_;
   BatchSource* batches_ = nullptr;
-  OptimizerState opt_state_;
+  Optimizer* optimizer_ = nullptr;
+  // The optimizer's state by parameter, fetched afresh for each use: Optimizer::state() brings its
+  // dense slots up to date (CSR steps keep a compact copy), so its pointers are not kept across steps.
+  OptimizerState optimizer_state() const;
   int64_t steps_per_epoch_ = 1;
   std::vector<Tensor> rewind_;           // per model parameter
   std::vector<Tensor> admm_z_, admm_u_;  // per prunable layer

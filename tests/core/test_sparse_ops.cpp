@@ -143,3 +143,85 @@ TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and sta
       if (!mask.u8()[i]) CHECK(pc.var.value().f32()[i] == 0.f);
   }
 }
+
+// CSR steps keep the optimizer state compact (core/optim.h); the dense slots must still be what the
+// rest of the trainer sees: after edits through state() (the pruner zeroing entries), a new pattern
+// (the old pattern's state scattered back, the new one's gathered), and a dense step in between.
+TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes and dense steps") {
+  for (const char* type : {"sgd", "adam"}) {
+    CAPTURE(type);
+    OptimizerOptions opt;
+    opt.type = type;
+    const Shape s{11, 19};
+    Tensor mask = random_mask(s, 0.7, 61);
+    Tensor w0 = masked(random_tensor(s, 62), mask);
+    Parameter pd("d", w0.clone(), true), pc("c", w0.clone(), true);
+    pd.mask = mask.clone();
+    pc.mask = mask.clone();
+    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
+    Optimizer od({&pd}, opt), oc({&pc}, opt);
+    int seed = 70;
+    auto grad = [&] { return random_tensor(s, seed++); };
+    auto csr_step = [&] {
+      Tensor g = grad();
+      od.zero_grad();
+      oc.zero_grad();
+      pd.var.grad() = g;
+      Tensor gv(Shape{pc.csr->nnz()});
+      for (int64_t k = 0; k < pc.csr->nnz(); ++k) gv.f32()[k] = g.f32()[pc.csr->index[k]];
+      pc.csr->values.grad() = gv;
+      od.step(0.05f);
+      oc.step(0.05f);
+    };
+    auto dense_step = [&] {  // e.g. a RigL step: the CSR layer gets a dense gradient
+      Tensor g = masked(grad(), pd.mask);
+      od.zero_grad();
+      oc.zero_grad();
+      pd.var.grad() = g;
+      pc.var.grad() = g.clone();
+      od.step(0.05f);
+      oc.step(0.05f);
+    };
+    // Zeroes every third kept entry's state through state(), as the pruner does for reset entries.
+    auto edit_state = [](Optimizer& o, const Tensor& m) {
+      for (auto& [name, t] : o.state())
+        for (int64_t i = 0; i < t->numel(); i += 3)
+          if (m.u8()[i]) t->f32()[i] = 0.f;
+    };
+    auto check_same = [&] {
+      check_close(pd.var.value(), pc.var.value(), 1e-5);
+      auto sd = od.state(), sc = oc.state();
+      REQUIRE(sd.size() == sc.size());
+      for (size_t i = 0; i < sd.size(); ++i) check_close(*sd[i].second, *sc[i].second, 1e-5);
+    };
+    csr_step();
+    csr_step();
+    edit_state(od, pd.mask);
+    edit_state(oc, pc.mask);
+    csr_step();
+    check_same();
+    // A new pattern: entries pruned (weight and state zeroed) and regrown (state zeroed).
+    Tensor mask2 = random_mask(s, 0.7, 63);
+    for (Parameter* p : {&pd, &pc}) {
+      Optimizer& o = p == &pd ? od : oc;
+      for (auto& [name, t] : o.state())
+        for (int64_t i = 0; i < t->numel(); ++i)
+          if (mask.u8()[i] != mask2.u8()[i]) t->f32()[i] = 0.f;
+      p->mask = mask2.clone();
+      p->var.value() = masked(p->var.value(), mask2);
+    }
+    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
+    csr_step();
+    csr_step();
+    dense_step();
+    refresh_csr_values(*pc.csr, pc.var.value());  // as the optimizer's dense branch does
+    csr_step();
+    // A rebuilt CsrWeight (the switch re-deciding a layer) with no state() call in between: the
+    // previous pattern's compact state must be scattered back before the new one is gathered.
+    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
+    csr_step();
+    check_same();
+    for (int64_t i = 0; i < mask2.numel(); ++i)
+      if (!mask2.u8()[i]) CHECK(pc.var.value().f32()[i] == 0.f);
+  }
+}

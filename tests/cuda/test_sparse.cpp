@@ -337,6 +337,14 @@ OptimCase make_optim_case(int rows, int cols, double density, uint32_t seed) {
   return o;
 }
 
+// The CPU kernels keep the state compact (nnz, CSR order); the CUDA ones at dense offsets. A
+// compact array in the dense layout, zeros off the index, to compare the two.
+std::vector<float> scatter_dense(const OptimCase& o, const std::vector<float>& compact) {
+  std::vector<float> dense(o.w.size(), 0.0f);
+  for (size_t k = 0; k < o.index.size(); ++k) dense[static_cast<size_t>(o.index[k])] = compact[k];
+  return dense;
+}
+
 // Entries off the index were never handed to the step: weight and state stay exactly 0.
 void check_pruned_zero(const OptimCase& o, const std::vector<float>& dense) {
   for (size_t i = 0; i < dense.size(); ++i)
@@ -359,9 +367,10 @@ TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
       INFO("momentum=" << cfg.momentum << " nesterov=" << cfg.nesterov << " density=" << d);
       OptimCase o = make_optim_case(13, 37, d, 21);
       const int64_t nnz = static_cast<int64_t>(o.index.size());
-      std::vector<float> w = o.w, buf(w.size(), 0.0f), vals(static_cast<size_t>(nnz), kNaN);
+      std::vector<float> w = o.w, buf(static_cast<size_t>(nnz), 0.0f),
+                         vals(static_cast<size_t>(nnz), kNaN);
       DeviceArray<int64_t> dindex(o.index);
-      DeviceArray<float> dw(w), dbuf(buf), dvals(vals);
+      DeviceArray<float> dw(w), dbuf(std::vector<float>(w.size(), 0.0f)), dvals(vals);
       for (int step = 0; step < 3; ++step) {
         const auto g = kt::random_floats(static_cast<size_t>(nnz), 30 + step);
         DeviceArray<float> dg(g);
@@ -375,7 +384,7 @@ TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
       }
       const auto got_w = dw.download();
       kt::check_close(got_w, w, 1e-6, 1.0);
-      kt::check_close(dbuf.download(), buf, 1e-6, 1.0);
+      kt::check_close(dbuf.download(), scatter_dense(o, buf), 1e-6, 1.0);
       kt::check_close(dvals.download(), vals, 1e-6, 1.0);
       check_pruned_zero(o, got_w);
       check_pruned_zero(o, dbuf.download());
@@ -389,10 +398,11 @@ TEST_CASE("cuda adam_update_at matches the CPU step; pruned entries stay 0") {
       INFO("decoupled=" << decoupled << " density=" << d);
       OptimCase o = make_optim_case(11, 29, d, 41);
       const int64_t nnz = static_cast<int64_t>(o.index.size());
-      std::vector<float> w = o.w, m(w.size(), 0.0f), v(w.size(), 0.0f),
+      std::vector<float> w = o.w, m(static_cast<size_t>(nnz), 0.0f), v(m),
                          vals(static_cast<size_t>(nnz), kNaN);
+      const std::vector<float> zeros(w.size(), 0.0f);
       DeviceArray<int64_t> dindex(o.index);
-      DeviceArray<float> dw(w), dm(m), dv(v), dvals(vals);
+      DeviceArray<float> dw(w), dm(zeros), dv(zeros), dvals(vals);
       for (int64_t step = 1; step <= 3; ++step) {
         const auto g = kt::random_floats(static_cast<size_t>(nnz), 50 + static_cast<uint32_t>(step));
         DeviceArray<float> dg(g);
@@ -403,8 +413,8 @@ TEST_CASE("cuda adam_update_at matches the CPU step; pruned entries stay 0") {
       }
       const auto got_w = dw.download();
       kt::check_close(got_w, w, 1e-5, 1e-3);
-      kt::check_close(dm.download(), m, 1e-5, 1e-3);
-      kt::check_close(dv.download(), v, 1e-5, 1e-6);
+      kt::check_close(dm.download(), scatter_dense(o, m), 1e-5, 1e-3);
+      kt::check_close(dv.download(), scatter_dense(o, v), 1e-5, 1e-6);
       kt::check_close(dvals.download(), vals, 1e-5, 1e-3);
       check_pruned_zero(o, got_w);
       check_pruned_zero(o, dm.download());

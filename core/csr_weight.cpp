@@ -63,6 +63,7 @@ std::shared_ptr<CsrWeight> make_csr_weight(const Tensor& dense_any, const uint8_
 
 void refresh_csr_values(CsrWeight& c, const float* dense) {
   ST_ASSERT(c.device == Device::cpu, "refresh_csr_values from a host array on a cuda CSR weight");
+  ST_ASSERT(!c.dense_stale, "refresh_csr_values from a stale dense weight (sync_dense_weight first)");
   float* v = c.w.values.data();
   const int64_t* idx = c.index.data();
   for (int64_t k = 0, n = c.nnz(); k < n; ++k) v[k] = dense[idx[k]];
@@ -86,6 +87,22 @@ void sync_csr_copies(CsrWeight& c) {
   }
   if (n) std::memcpy(c.values.value().f32(), c.w.values.data(), sizeof(float) * n);
   kernels::csr_transpose_values(c.w, c.perm, c.wt);
+}
+
+void sync_dense_weight(Parameter& p) {
+  if (!p.csr || !p.csr->dense_stale) return;
+  CsrWeight& c = *p.csr;
+  ST_ASSERT(c.device == Device::cpu && p.var.value().device() == Device::cpu,
+            "sync_dense_weight: a stale dense weight on cuda");
+  float* dense = p.var.value().f32();
+  const float* v = c.w.values.data();
+  const int64_t* idx = c.index.data();
+  for (int64_t k = 0, n = c.nnz(); k < n; ++k) dense[idx[k]] = v[k];
+  c.dense_stale = false;
+}
+
+void sync_dense_weights(const std::vector<Parameter*>& params) {
+  for (Parameter* p : params) sync_dense_weight(*p);
 }
 
 void download_csr_values(CsrWeight& c) {

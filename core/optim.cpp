@@ -4,7 +4,6 @@
 #include "cuda/optim.h"
 #include "cuda/sparse.h"
 #include "kernels/optim.h"
-#include "kernels/sparse_optim.h"
 
 namespace st {
 
@@ -97,25 +96,28 @@ void Optimizer::step(float lr) {
     if (p.csr && p.csr->values.has_grad()) {  // a CSR step: update at the nonzeros only
       CsrWeight& c = *p.csr;
       ST_ASSERT(!p.var.has_grad(), "a weight has both a dense and a CSR gradient");
+      // W's values, the gradient and the compact state are all nnz arrays in CSR order: the dense
+      // update kernel runs on them as they are. The dense weight is written back lazily
+      // (core/csr_weight.h, sync_dense_weight).
       use_compact(i, p.csr);
       CompactState& cs = compact_[i];
-      float* w = p.var.value().f32();
+      float* v = c.w.values.data();
       const float* g = c.values.grad().f32();
       if (opt_.type == "sgd") {
-        float* buf = slot0_[i].defined() ? cs.s0.data() : nullptr;
-        kernels::sgd_update_at(c.nnz(), c.index.data(), w, g, buf, lr, opt_.momentum,
-                               opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
-                               c.w.values.data());
+        kernels::sgd_update(c.nnz(), v, g, slot0_[i].defined() ? cs.s0.data() : nullptr, lr,
+                            opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
+                            nullptr);
       } else {
-        kernels::adam_update_at(c.nnz(), c.index.data(), w, g, cs.s0.data(), cs.s1.data(), lr,
-                                opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay,
-                                opt_.type == "adamw", steps_, c.w.values.data());
+        kernels::adam_update(c.nnz(), v, g, cs.s0.data(), cs.s1.data(), lr, opt_.beta1, opt_.beta2,
+                             opt_.eps, opt_.weight_decay, opt_.type == "adamw", steps_, nullptr);
       }
+      c.dense_stale = true;
       sync_csr_copies(c);
       continue;
     }
     if (!p.var.has_grad()) continue;  // as PyTorch: no grad, no update
     flush_compact(i);                 // a dense step reads the dense slots
+    sync_dense_weight(p);             // and the dense weight
     Tensor& w = p.var.value();
     const float* g = p.var.grad().f32();
     if (opt_.type == "sgd") {

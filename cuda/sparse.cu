@@ -366,7 +366,6 @@ __global__ void sum_ranges_kernel(int64_t nnz, int ranges, const float* __restri
   }
 }
 
-// The per-element arithmetic of kernels/sparse_optim.cpp, in the same order.
 // The per-element rules are the CPU's (kernels/optim_rule.h).
 __global__ void sgd_update_at_kernel(int64_t nnz, const int64_t* __restrict__ index,
                                      float* __restrict__ w, const float* __restrict__ g,

@@ -1,5 +1,5 @@
-// cuda/sparse.h — CSR kernels for sparse layers on the GPU: the device twins of kernels/sparse_cpu.h
-// and kernels/sparse_optim.h, same argument orders, device pointers, DeviceCsr for CsrMatrix.
+// cuda/sparse.h — CSR kernels for sparse layers on the GPU: the device twins of kernels/sparse_cpu.h,
+// same argument orders, device pointers, DeviceCsr for CsrMatrix.
 // Core products (the N dimension is contiguous, dense operands row-major):
 //   csr_spmm:   C (M, N) = A_csr (M, K) · B (K, N)                   + beta·C
 //   csr_spmm_t: C (K, N) = A_csrᵀ (K, M) · B (M, N)                  + beta·C   (runs on At)
@@ -8,7 +8,8 @@
 //   csr_spmm_xwt:  y  (B, OUT) = x (B, IN) · Wᵀ                      + beta·y   forward
 //   csr_spmm_dyw:  dx (B, IN)  = dy (B, OUT) · W   (takes Wt)        + beta·dx  input gradient
 //   csr_sddmm_dyx: dw_vals (nnz) (+)= (dyᵀ · x) at W's nonzeros                 weight gradient
-// Sparse optimizer steps (kernels/sparse_optim.h semantics): sgd_update_at, adam_update_at.
+// Sparse optimizer steps: sgd_update_at, adam_update_at (the rules of kernels/optim_rule.h at the
+// nonzeros, w and state at dense offsets).
 // beta == 0 writes the output without reading it (it may hold NaN); `accumulate` is += vs =.
 // Deterministic: no atomics; every output is summed in an order fixed by the pattern and the shape
 // (not the CPU's order, so results match the CPU kernels to float tolerance, not bitwise).
@@ -67,9 +68,10 @@ void csr_spmm_dyw(const DeviceCsr& Wt, const float* dy, int batch, float* dx, fl
 void csr_sddmm_dyx(const DeviceCsr& W, const float* dy, const float* x, int batch,
                    float* dw_values, bool accumulate);
 
-// kernels::sgd_update_at / adam_update_at on device arrays: w and the state in the dense layout
-// (unlike the CPU kernels, whose state is compact in CSR order), g and values at the nonzeros,
-// index (nnz) the dense offset of each nonzero.
+// For k < nnz, i = index[k]: the sgd_update / adam_update rule on w[i] and the state at i, with g[k];
+// the new weight also to values[k]. w and the state stay in the dense layout (the CPU optimizer
+// instead keeps compact nnz arrays and writes the dense weight lazily: core/csr_weight.h; not
+// measured on a GPU, so not done here).
 void sgd_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, float* momentum_buf,
                    float lr, float momentum, float dampening, float weight_decay, bool nesterov,
                    bool first_step, float* values);

@@ -118,6 +118,7 @@ CheckpointInfo parse_info(const std::string& path, const std::map<std::string, s
 void save_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer, int epoch,
                      const Config& config, pruning::Pruner* pruner) {
   std::vector<NamedTensor> tensors;
+  sync_dense_weights(model.parameters());  // CSR steps leave the dense weights stale
   // Every weight dense (the file stays a plain safetensors that PyTorch loads), and a layer executing
   // in CSR also as CSR: that records its mode, and is the compact form `info` sizes.
   for (Parameter* p : model.parameters()) {

@@ -291,6 +291,9 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
       optimizer.step(lr);
       progress.update(b + 1, loss_sum / seen, static_cast<double>(correct) / seen);
     }
+    // CSR steps left the dense weights stale (core/csr_weight.h): everything after the step loop
+    // (hooks, reports, eval, checkpoints, the caller) sees them current.
+    sync_dense_weights(model->parameters());
     if (pruner)
       with_pruner(epoch, pruner->acts_on_epoch_end(epoch), [&] { pruner->on_epoch_end(epoch); });
     const double train_seconds = seconds_since(t_epoch);

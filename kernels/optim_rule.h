@@ -1,8 +1,9 @@
 // kernels/optim_rule.h — the per-element SGD and Adam/AdamW rules (math in kernels/optim.h), written
-// once for every update kernel: dense and CSR, on the CPU (kernels/optim.cpp, kernels/sparse_optim.cpp)
-// and in CUDA (cuda/optim.cu, cuda/sparse.cu, compiled by nvcc or by g++ for the emulator). The
-// kernels differ in how they find elements (all, masked, at CSR nonzeros) and where results go; the
-// arithmetic, and so its rounding, is this file's. Pass the rules by value into hot loops.
+// once for every update kernel: on the CPU (kernels/optim.cpp: dense, masked, and the compact values
+// of CSR weights) and in CUDA (cuda/optim.cu, cuda/sparse.cu, compiled by nvcc or by g++ for the
+// emulator). The kernels differ in how they find elements (all, masked, at CSR nonzeros) and where
+// results go; the arithmetic, and so its rounding, is this file's. Pass the rules by value into hot
+// loops.
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -46,6 +46,7 @@ void Model::set_training(bool t) {
 
 void Model::to(Device device, bool with_csr) {
   for (Parameter* p : params_) {
+    sync_dense_weight(*p);  // the dense weight moves: it must hold the CSR steps' results
     Variable& v = p->var;
     v.value() = v.value().to(device);
     if (v.has_grad()) v.grad() = v.grad().to(device);

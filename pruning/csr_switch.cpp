@@ -38,6 +38,10 @@ std::vector<std::pair<std::string, std::string>> CsrSwitch::modes() const {
 }
 
 void CsrSwitch::suspend(bool on) {
+  // Dense execution, the pruner and dense optimizer steps read the dense weights: bring them up to
+  // date with the CSR steps taken since the last sync (core/csr_weight.h).
+  if (on)
+    for (const auto& L : layers_) sync_dense_weight(*L.weight);
   suspended_ = on;
   for (const auto& L : layers_) L.weight->csr_suspended = on;
 }
@@ -55,6 +59,11 @@ std::vector<CsrSwitchEvent> CsrSwitch::update() {
   std::vector<CsrSwitchEvent> events;
   for (size_t l = 0; l < layers_.size(); ++l) {
     Parameter& p = *layers_[l].weight;
+    // The layer is rebuilt or refreshed from its dense weight: that must hold every CSR step. Mask
+    // and weight edits sync first (pruning::set_mask, apply_mask, rewind; suspend(true) for hooks),
+    // so a stale weight here means an edit that skipped it: syncing now would undo that edit.
+    ST_ASSERT(!(p.csr && p.csr->dense_stale), "csr switch: ", p.name,
+              " has a stale dense weight (sync_dense_weight before editing weights or masks)");
     if (seen_version_[l] == p.mask_version) {
       if (p.csr) refresh_csr_values(*p.csr, p.var.value());  // weights may have been rewound
       continue;

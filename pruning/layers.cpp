@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/csr_weight.h"
+
 namespace st::pruning {
 
 std::vector<PrunableLayer> prunable_layers(models::Model& model) {
@@ -57,6 +59,7 @@ Tensor& ensure_mask(Parameter& p) {
 
 void apply_mask(Parameter& p) {
   if (!p.mask.defined()) return;
+  sync_dense_weight(p);  // edits the dense weight: first bring it up to date with CSR steps
   float* w = p.var.value().f32();
   const uint8_t* m = p.mask.u8();
   for (int64_t i = 0, n = p.mask.numel(); i < n; ++i)
@@ -81,6 +84,7 @@ OptimizerState optimizer_state_by_param(Optimizer& opt) {
 }
 
 void set_mask(Parameter& p, const std::vector<uint8_t>& new_mask, const OptimizerState* state) {
+  sync_dense_weight(p);  // edits the dense weight: first bring it up to date with CSR steps
   Tensor& mask = ensure_mask(p);
   ST_ASSERT(static_cast<int64_t>(new_mask.size()) == mask.numel(), "mask size");
   uint8_t* m = mask.u8();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/csr_weight.h"
 #include "pruning/distribution.h"
 #include "pruning/granularity.h"
 #include "pruning/schedule.h"
@@ -188,6 +189,7 @@ void Pruner::rewind() {
   const auto& params = model_.parameters();
   for (size_t i = 0; i < params.size(); ++i) {
     if (!rewind_[i].defined()) continue;
+    sync_dense_weight(*params[i]);  // clears the stale flag: the rewound weights must not be overwritten
     params[i]->var.value().copy_from(rewind_[i]);
     apply_mask(*params[i]);
   }

@@ -132,6 +132,9 @@ TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and sta
       od.step(0.05f);
       oc.step(0.05f);
     }
+    CHECK(pc.csr->dense_stale);  // CSR steps leave the dense weight behind until a sync
+    sync_dense_weight(pc);
+    CHECK_FALSE(pc.csr->dense_stale);
     check_close(pd.var.value(), pc.var.value(), 1e-5);
     auto sd = od.state(), sc = oc.state();
     REQUIRE(sd.size() == sc.size());
@@ -189,6 +192,7 @@ TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes
           if (m.u8()[i]) t->f32()[i] = 0.f;
     };
     auto check_same = [&] {
+      sync_dense_weight(pc);
       check_close(pd.var.value(), pc.var.value(), 1e-5);
       auto sd = od.state(), sc = oc.state();
       REQUIRE(sd.size() == sc.size());
@@ -202,7 +206,9 @@ TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes
     check_same();
     // A new pattern: entries pruned (weight and state zeroed) and regrown (state zeroed).
     Tensor mask2 = random_mask(s, 0.7, 63);
+    csr_step();  // leaves pc's dense weight stale: the edit below must sync first, as set_mask does
     for (Parameter* p : {&pd, &pc}) {
+      sync_dense_weight(*p);
       Optimizer& o = p == &pd ? od : oc;
       for (auto& [name, t] : o.state())
         for (int64_t i = 0; i < t->numel(); ++i)
@@ -218,6 +224,7 @@ TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes
     csr_step();
     // A rebuilt CsrWeight (the switch re-deciding a layer) with no state() call in between: the
     // previous pattern's compact state must be scattered back before the new one is gathered.
+    sync_dense_weight(pc);  // a rebuild reads the dense weight (CsrSwitch asserts it is current)
     pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
     csr_step();
     check_same();

@@ -1,5 +1,5 @@
 // tests/cuda/test_sparse.cpp — the CUDA CSR kernels (cuda/sparse.h) against the CPU CSR kernels
-// (kernels/sparse_cpu.h, kernels/sparse_optim.h): odd sizes (7×96×40, 11×55×8, 1×1×1, ...), empty
+// (kernels/sparse_cpu.h, kernels/optim.h): odd sizes (7×96×40, 11×55×8, 1×1×1, ...), empty
 // rows and columns, density 0 / 0.05 / 0.3 / 1, N = 1, beta 0 (output NaN-filled: must not be
 // read) / 1 / −0.5, accumulate on and off, every lanes-per-row variant with vector (float4) and
 // scalar loads, the DeviceCsr helpers, degenerate shapes, repeatability, and the sparse optimizer
@@ -21,7 +21,7 @@
 #include "kernels/csr.h"
 #include "kernels/kernel_test_util.h"
 #include "kernels/sparse_cpu.h"
-#include "kernels/sparse_optim.h"
+#include "kernels/optim.h"
 
 namespace st::cuda {
 namespace {
@@ -337,8 +337,9 @@ OptimCase make_optim_case(int rows, int cols, double density, uint32_t seed) {
   return o;
 }
 
-// The CPU kernels keep the state compact (nnz, CSR order); the CUDA ones at dense offsets. A
-// compact array in the dense layout, zeros off the index, to compare the two.
+// The CPU optimizer steps a CSR weight with the dense update kernels on compact arrays (values,
+// state: nnz, CSR order); the CUDA kernels keep w and the state at dense offsets. A compact array in
+// the dense layout, zeros off the index, to compare the two.
 std::vector<float> scatter_dense(const OptimCase& o, const std::vector<float>& compact) {
   std::vector<float> dense(o.w.size(), 0.0f);
   for (size_t k = 0; k < o.index.size(); ++k) dense[static_cast<size_t>(o.index[k])] = compact[k];
@@ -367,8 +368,9 @@ TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
       INFO("momentum=" << cfg.momentum << " nesterov=" << cfg.nesterov << " density=" << d);
       OptimCase o = make_optim_case(13, 37, d, 21);
       const int64_t nnz = static_cast<int64_t>(o.index.size());
-      std::vector<float> w = o.w, buf(static_cast<size_t>(nnz), 0.0f),
-                         vals(static_cast<size_t>(nnz), kNaN);
+      std::vector<float> w = o.w, vals(static_cast<size_t>(nnz), kNaN),
+                         buf(static_cast<size_t>(nnz), 0.0f), wc(static_cast<size_t>(nnz));
+      for (int64_t k = 0; k < nnz; ++k) wc[k] = w[static_cast<size_t>(o.index[k])];
       DeviceArray<int64_t> dindex(o.index);
       DeviceArray<float> dw(w), dbuf(std::vector<float>(w.size(), 0.0f)), dvals(vals);
       for (int step = 0; step < 3; ++step) {
@@ -377,11 +379,12 @@ TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
         sgd_update_at(nnz, dindex.get(), dw.get(), dg.get(),
                       cfg.momentum != 0.0f ? dbuf.get() : nullptr, 0.05f, cfg.momentum,
                       cfg.dampening, cfg.weight_decay, cfg.nesterov, step == 0, dvals.get());
-        kernels::sgd_update_at(nnz, o.index.data(), w.data(), g.data(),
-                               cfg.momentum != 0.0f ? buf.data() : nullptr, 0.05f, cfg.momentum,
-                               cfg.dampening, cfg.weight_decay, cfg.nesterov, step == 0,
-                               vals.data());
+        kernels::sgd_update(nnz, wc.data(), g.data(), cfg.momentum != 0.0f ? buf.data() : nullptr,
+                            0.05f, cfg.momentum, cfg.dampening, cfg.weight_decay, cfg.nesterov,
+                            step == 0, nullptr);
       }
+      w = scatter_dense(o, wc);
+      vals = wc;
       const auto got_w = dw.download();
       kt::check_close(got_w, w, 1e-6, 1.0);
       kt::check_close(dbuf.download(), scatter_dense(o, buf), 1e-6, 1.0);
@@ -399,7 +402,8 @@ TEST_CASE("cuda adam_update_at matches the CPU step; pruned entries stay 0") {
       OptimCase o = make_optim_case(11, 29, d, 41);
       const int64_t nnz = static_cast<int64_t>(o.index.size());
       std::vector<float> w = o.w, m(static_cast<size_t>(nnz), 0.0f), v(m),
-                         vals(static_cast<size_t>(nnz), kNaN);
+                         vals(static_cast<size_t>(nnz), kNaN), wc(static_cast<size_t>(nnz));
+      for (int64_t k = 0; k < nnz; ++k) wc[k] = w[static_cast<size_t>(o.index[k])];
       const std::vector<float> zeros(w.size(), 0.0f);
       DeviceArray<int64_t> dindex(o.index);
       DeviceArray<float> dw(w), dm(zeros), dv(zeros), dvals(vals);
@@ -408,9 +412,11 @@ TEST_CASE("cuda adam_update_at matches the CPU step; pruned entries stay 0") {
         DeviceArray<float> dg(g);
         adam_update_at(nnz, dindex.get(), dw.get(), dg.get(), dm.get(), dv.get(), 1e-2f, 0.9f,
                        0.999f, 1e-8f, 1e-2f, decoupled, step, dvals.get());
-        kernels::adam_update_at(nnz, o.index.data(), w.data(), g.data(), m.data(), v.data(), 1e-2f,
-                                0.9f, 0.999f, 1e-8f, 1e-2f, decoupled, step, vals.data());
+        kernels::adam_update(nnz, wc.data(), g.data(), m.data(), v.data(), 1e-2f, 0.9f, 0.999f,
+                             1e-8f, 1e-2f, decoupled, step, nullptr);
       }
+      w = scatter_dense(o, wc);
+      vals = wc;
       const auto got_w = dw.download();
       kt::check_close(got_w, w, 1e-5, 1e-3);
       kt::check_close(dm.download(), scatter_dense(o, m), 1e-5, 1e-3);

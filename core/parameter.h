@@ -1,8 +1,10 @@
 // core/parameter.h — a trainable tensor: a Variable (value + grad) with a stable name and an optional
 // mask (u8, same shape, 1 = kept). The name is the checkpoint key, the config's layer name and the
 // report's row. Masks are filled in by pruning; optimizers respect them (ARCHITECTURE invariant 1).
-// `csr` is set while the layer executes in CSR (core/csr_weight.h); the dense value stays the source
-// of truth. `mask_version` counts mask changes, so the CSR switch rebuilds only what changed.
+// `csr` is set while the layer executes in CSR (core/csr_weight.h); between CSR steps on the CPU its
+// values are the live weights and the dense value may be stale: sync_dense_weight (csr_weight.h)
+// before reading or editing it outside the trainer's sync points. `mask_version` counts mask
+// changes, so the CSR switch rebuilds only what changed.
 // The value and grad live on the model's device; the mask is always a host tensor (pruning reads and
 // edits it there); the optimizer keeps a device copy, re-uploaded when mask_version changes.
 #pragma once

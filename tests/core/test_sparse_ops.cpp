@@ -60,6 +60,29 @@ void compare(const Shape& xs, const Shape& ws, double sparsity, bool bias, Dense
   }
 }
 
+// One masked weight trained twice with the same options: pd as masked dense, pc in CSR.
+struct DenseAndCsr {
+  Parameter pd, pc;
+  Optimizer od, oc;
+  DenseAndCsr(const Tensor& mask, const Tensor& w0, const OptimizerOptions& opt)
+      : pd("d", w0.clone(), true), pc("c", w0.clone(), true), od({&pd}, opt), oc({&pc}, opt) {
+    pd.mask = mask.clone();
+    pc.mask = mask.clone();
+    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
+  }
+  // The same gradient g to both: dense to pd, at the nonzeros to pc's CSR values.
+  void csr_step(const Tensor& g, float lr) {
+    od.zero_grad();
+    oc.zero_grad();
+    pd.var.grad() = g;
+    Tensor gv(Shape{pc.csr->nnz()});
+    for (int64_t k = 0; k < pc.csr->nnz(); ++k) gv.f32()[k] = g.f32()[pc.csr->index[k]];
+    pc.csr->values.grad() = gv;
+    od.step(lr);
+    oc.step(lr);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("sparse_linear equals masked dense linear: forward, dx, dW at nonzeros, db") {
@@ -115,23 +138,10 @@ TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and sta
     opt.weight_decay = 0.01f;
     const Shape s{13, 17};
     Tensor mask = random_mask(s, 0.8, 31);
-    Tensor w0 = masked(random_tensor(s, 32), mask);
-    Parameter pd("d", w0.clone(), true), pc("c", w0.clone(), true);
-    pd.mask = mask.clone();
-    pc.mask = mask.clone();
-    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
-    Optimizer od({&pd}, opt), oc({&pc}, opt);
-    for (int step = 0; step < 6; ++step) {
-      Tensor g = random_tensor(s, 40 + step);
-      od.zero_grad();
-      oc.zero_grad();
-      pd.var.grad() = g;
-      Tensor gv(Shape{pc.csr->nnz()});
-      for (int64_t k = 0; k < pc.csr->nnz(); ++k) gv.f32()[k] = g.f32()[pc.csr->index[k]];
-      pc.csr->values.grad() = gv;
-      od.step(0.05f);
-      oc.step(0.05f);
-    }
+    DenseAndCsr t(mask, masked(random_tensor(s, 32), mask), opt);
+    Parameter &pd = t.pd, &pc = t.pc;
+    Optimizer &od = t.od, &oc = t.oc;
+    for (int step = 0; step < 6; ++step) t.csr_step(random_tensor(s, 40 + step), 0.05f);
     CHECK(pc.csr->dense_stale);  // CSR steps leave the dense weight behind until a sync
     sync_dense_weight(pc);
     CHECK_FALSE(pc.csr->dense_stale);
@@ -157,25 +167,12 @@ TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes
     opt.type = type;
     const Shape s{11, 19};
     Tensor mask = random_mask(s, 0.7, 61);
-    Tensor w0 = masked(random_tensor(s, 62), mask);
-    Parameter pd("d", w0.clone(), true), pc("c", w0.clone(), true);
-    pd.mask = mask.clone();
-    pc.mask = mask.clone();
-    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
-    Optimizer od({&pd}, opt), oc({&pc}, opt);
+    DenseAndCsr t(mask, masked(random_tensor(s, 62), mask), opt);
+    Parameter &pd = t.pd, &pc = t.pc;
+    Optimizer &od = t.od, &oc = t.oc;
     int seed = 70;
     auto grad = [&] { return random_tensor(s, seed++); };
-    auto csr_step = [&] {
-      Tensor g = grad();
-      od.zero_grad();
-      oc.zero_grad();
-      pd.var.grad() = g;
-      Tensor gv(Shape{pc.csr->nnz()});
-      for (int64_t k = 0; k < pc.csr->nnz(); ++k) gv.f32()[k] = g.f32()[pc.csr->index[k]];
-      pc.csr->values.grad() = gv;
-      od.step(0.05f);
-      oc.step(0.05f);
-    };
+    auto csr_step = [&] { t.csr_step(grad(), 0.05f); };
     auto dense_step = [&] {  // e.g. a RigL step: the CSR layer gets a dense gradient
       Tensor g = masked(grad(), pd.mask);
       od.zero_grad();

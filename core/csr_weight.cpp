@@ -64,9 +64,7 @@ std::shared_ptr<CsrWeight> make_csr_weight(const Tensor& dense_any, const uint8_
 void refresh_csr_values(CsrWeight& c, const float* dense) {
   ST_ASSERT(c.device == Device::cpu, "refresh_csr_values from a host array on a cuda CSR weight");
   ST_ASSERT(!c.dense_stale, "refresh_csr_values from a stale dense weight (sync_dense_weight first)");
-  float* v = c.w.values.data();
-  const int64_t* idx = c.index.data();
-  for (int64_t k = 0, n = c.nnz(); k < n; ++k) v[k] = dense[idx[k]];
+  kernels::gather_at(c.nnz(), c.index.data(), dense, c.w.values.data());
   sync_csr_copies(c);
 }
 
@@ -94,10 +92,7 @@ void sync_dense_weight(Parameter& p) {
   CsrWeight& c = *p.csr;
   ST_ASSERT(c.device == Device::cpu && p.var.value().device() == Device::cpu,
             "sync_dense_weight: a stale dense weight on cuda");
-  float* dense = p.var.value().f32();
-  const float* v = c.w.values.data();
-  const int64_t* idx = c.index.data();
-  for (int64_t k = 0, n = c.nnz(); k < n; ++k) dense[idx[k]] = v[k];
+  kernels::scatter_at(c.nnz(), c.index.data(), c.w.values.data(), p.var.value().f32());
   c.dense_stale = false;
 }
 

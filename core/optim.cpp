@@ -61,8 +61,7 @@ void Optimizer::use_compact(size_t i, const std::shared_ptr<CsrWeight>& c) {
       continue;
     }
     dst->resize(static_cast<size_t>(n));
-    const float* d = slot->f32();
-    for (int64_t k = 0; k < n; ++k) (*dst)[k] = d[idx[k]];
+    kernels::gather_at(n, idx, slot->f32(), dst->data());
   }
   cs.owner = c;
 }
@@ -73,9 +72,7 @@ void Optimizer::flush_compact(size_t i) {
   const int64_t n = cs.owner->nnz();
   const int64_t* idx = cs.owner->index.data();
   for (auto [slot, src] : {std::pair{&slot0_[i], &cs.s0}, std::pair{&slot1_[i], &cs.s1}}) {
-    if (!slot->defined()) continue;
-    float* d = slot->f32();
-    for (int64_t k = 0; k < n; ++k) d[idx[k]] = (*src)[k];
+    if (slot->defined()) kernels::scatter_at(n, idx, src->data(), slot->f32());
   }
   cs.owner.reset();
 }

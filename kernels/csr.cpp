@@ -105,4 +105,12 @@ void csr_transpose_values(const CsrMatrix& a, const std::vector<int32_t>& perm, 
   });
 }
 
+void gather_at(int64_t n, const int64_t* index, const float* dense, float* out) {
+  for (int64_t k = 0; k < n; ++k) out[k] = dense[index[k]];
+}
+
+void scatter_at(int64_t n, const int64_t* index, const float* in, float* dense) {
+  for (int64_t k = 0; k < n; ++k) dense[index[k]] = in[k];
+}
+
 }  // namespace st::kernels

@@ -4,6 +4,8 @@
 //   csr_update_values:    refresh values from a dense weight with the same pattern (after a step)
 //   csr_transpose:        A (rows, cols) -> Aᵀ (cols, rows) + perm (nnz): Aᵀ.values[p] = A.values[perm[p]]
 //   csr_transpose_values: refresh Aᵀ's values from A through perm (O(nnz) gather, no re-sort)
+//   gather_at / scatter_at: out[k] = dense[index[k]] / dense[index[k]] = in[k] for k < n: between
+//                         a CSR weight's compact arrays (values, optimizer state) and its dense layout
 // The pattern is what the mask says: a masked-in entry whose value is exactly 0 stays in the
 // pattern (a weight that crosses zero during training must keep receiving gradient).
 // Kernels on this format: kernels/sparse_cpu.h. Tests: tests/kernels/test_sparse.cpp.
@@ -33,6 +35,8 @@ void csr_update_values(CsrMatrix& a, const float* dense);
 // Returns Aᵀ; perm (resized to nnz) maps each position of Aᵀ to its position in A.
 CsrMatrix csr_transpose(const CsrMatrix& a, std::vector<int32_t>& perm);
 void csr_transpose_values(const CsrMatrix& a, const std::vector<int32_t>& perm, CsrMatrix& at);
+void gather_at(int64_t n, const int64_t* index, const float* dense, float* out);
+void scatter_at(int64_t n, const int64_t* index, const float* in, float* dense);
 
 // Recomputes row_order from row_ptr (the builders call it; exposed for code that edits row_ptr).
 void csr_compute_row_order(CsrMatrix& a);

@@ -246,3 +246,20 @@ TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread co
 
 }  // namespace
 }  // namespace st::kernels
+
+TEST_CASE("gather_at / scatter_at move values between compact arrays and dense offsets") {
+  std::vector<int64_t> index = {3, 0, 7, 12, 5};  // distinct, unordered
+  std::vector<float> dense(13);
+  for (size_t i = 0; i < dense.size(); ++i) dense[i] = 0.5f * static_cast<float>(i) - 2.0f;
+  std::vector<float> compact(index.size(), -99.0f);
+  st::kernels::gather_at(static_cast<int64_t>(index.size()), index.data(), dense.data(), compact.data());
+  for (size_t k = 0; k < index.size(); ++k) CHECK(compact[k] == dense[index[k]]);
+  std::vector<float> back(dense.size(), 42.0f);
+  st::kernels::scatter_at(static_cast<int64_t>(index.size()), index.data(), compact.data(), back.data());
+  for (size_t i = 0; i < back.size(); ++i) {
+    const bool listed = std::find(index.begin(), index.end(), static_cast<int64_t>(i)) != index.end();
+    CHECK(back[i] == (listed ? dense[i] : 42.0f));  // entries off the index are left alone
+  }
+  st::kernels::gather_at(0, nullptr, dense.data(), nullptr);  // n = 0 touches nothing
+  st::kernels::scatter_at(0, nullptr, nullptr, back.data());
+}

@@ -18,6 +18,7 @@
 #include "experiment/atomic_file.h"
 #include "experiment/checkpoint.h"
 #include "experiment/progress.h"
+#include "experiment/run_summary.h"
 #include "experiment/setup.h"
 #include "pruning/csr_switch.h"
 #include "pruning/pruner.h"
@@ -108,6 +109,46 @@ std::unique_ptr<models::Model> load_teacher(const std::string& target, const Sha
   load_checkpoint(ckpt, *teacher, nullptr);
   teacher->set_training(false);
   return teacher;
+}
+
+// summary.json and the closing lines on screen, over every epoch of the run (also those before a
+// resume: they come from metrics.jsonl).
+void write_summary(const Config& config, models::Model& model, int threads, const std::string& run_dir,
+                   const TrainResult& result, bool quiet) {
+  std::vector<nlohmann::json> metrics;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  double best_val = -1;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    metrics.push_back(nlohmann::json::parse(line));
+    if (metrics.back().contains("val_accuracy"))
+      best_val = std::max(best_val, metrics.back()["val_accuracy"].get<double>());
+  }
+  const std::string ckpt = run_dir + "/checkpoint.safetensors";
+  std::error_code ec;
+  const auto ckpt_size = fs::file_size(ckpt, ec);
+  const RunSummary summary =
+      summarize_run(metrics, run_dir, ec ? int64_t{-1} : static_cast<int64_t>(ckpt_size));
+  nlohmann::json s = summary.to_json();
+  s["name"] = config.name;
+  s["epochs"] = summary.epochs;
+  s["final"] = metrics.back();
+  if (best_val >= 0) s["best_val_accuracy"] = best_val;
+  s["test_accuracy"] = summary.test_accuracy;
+  s["parameters"] = model.num_parameters();
+  s["macs_per_sample"] = model.macs_per_sample();
+  const pruning::Report final_report = pruning::make_report(model);
+  s["sparsity"] = final_report.sparsity;
+  s["nonzeros"] = final_report.nonzeros;
+  s["macs_remaining"] = final_report.macs;
+  s["threads"] = threads;
+  s["device"] = to_string(config.device);
+  s["seconds_this_process"] = result.total_seconds;
+  write_file_atomic(run_dir + "/summary.json", s.dump(2) + "\n");
+  if (!quiet) {
+    std::printf("%s", summary.to_text().c_str());
+    std::fflush(stdout);
+  }
 }
 
 TrainResult run(const Config& config, const RunOptions& options, const std::string& run_dir,
@@ -340,37 +381,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     result.final_test_accuracy = m.test_accuracy;
   }
   result.total_seconds = seconds_since(t_start);
-  if (last_epoch == total_epochs) {
-    // Summary over every epoch of the run, including those before a resume.
-    nlohmann::json s;
-    std::ifstream in(metrics_path);
-    std::string line;
-    nlohmann::json last_m;
-    double best_val = -1;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      last_m = nlohmann::json::parse(line);
-      if (last_m.contains("val_accuracy")) best_val = std::max(best_val, last_m["val_accuracy"].get<double>());
-    }
-    s["name"] = config.name;
-    s["epochs"] = total_epochs;
-    s["final"] = last_m;
-    if (best_val >= 0) s["best_val_accuracy"] = best_val;
-    s["test_accuracy"] = last_m.value("test_accuracy", 0.0);
-    s["parameters"] = model->num_parameters();
-    s["macs_per_sample"] = model->macs_per_sample();
-    const pruning::Report final_report = pruning::make_report(*model);
-    s["sparsity"] = final_report.sparsity;
-    s["nonzeros"] = final_report.nonzeros;
-    s["macs_remaining"] = final_report.macs;
-    s["threads"] = threads;
-    s["device"] = to_string(config.device);
-    s["seconds_this_process"] = result.total_seconds;
-    write_file_atomic(run_dir + "/summary.json", s.dump(2) + "\n");
-    if (!options.quiet)
-      std::printf("done: test accuracy %.2f%% | %s\n", 100 * s["test_accuracy"].get<double>(),
-                  run_dir.c_str());
-  }
+  if (last_epoch == total_epochs) write_summary(config, *model, threads, run_dir, result, options.quiet);
   return result;
 }
 

@@ -1,6 +1,7 @@
 // tests/experiment/test_run_folder.cpp — nothing a run wrote is lost: a new run refuses a folder that
 // holds one, one process at a time writes into a folder (and a killed one leaves no lock), a failing
-// start leaves every file byte-identical, and temp files of killed writers do not accumulate.
+// start leaves every file byte-identical, temp files of killed writers do not accumulate, and export
+// never writes over its input or a run's files.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <map>
 
 #include "experiment/config.h"
+#include "experiment/export.h"
 #include "experiment/run_folder.h"
 #include "experiment/trainer.h"
 #include "experiment_test_util.h"
@@ -165,5 +167,25 @@ TEST_CASE("run folder: temp files of killed writers are removed at the next star
   std::sort(left.begin(), left.end());
   CHECK(left == std::vector<std::string>{"checkpoint.safetensors", "checkpoint.safetensors.tmp.x", "config.json",
                                          "metrics.jsonl", "notes.txt.tmp.5", "summary.json"});
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run folder: export --out never writes over its input or a run's own files") {
+  const std::string dir = test::fresh_temp_dir("st_rf_", "export");
+  const std::string run = interrupted_run(dir + "/run");
+  const std::string other = interrupted_run(dir + "/other");
+  const auto before = snapshot(dir);
+  CHECK_THROWS_WITH(export_compact(run, run + "/./checkpoint.safetensors"),
+                    doctest::Contains("is the input checkpoint"));
+  CHECK_THROWS_WITH(export_compact(run + "/checkpoint.safetensors", run + "/../run/checkpoint.safetensors"),
+                    doctest::Contains("is the input checkpoint"));
+  for (const char* f : {"checkpoint.safetensors", "config.json", "metrics.jsonl", "summary.json"})
+    CHECK_THROWS_WITH(export_compact(run, other + "/" + f),
+                      contains(std::string("is a file of the run in \"") + other + "\""));
+  CHECK(snapshot(dir) == before);
+  // A new file, also inside a run folder, and an earlier export are fine.
+  export_compact(run, run + "/compact.safetensors");
+  export_compact(run, run + "/compact.safetensors");
+  export_compact(run, dir + "/compact.safetensors");
   fs::remove_all(dir);
 }

@@ -18,6 +18,7 @@
 #include "data/loader.h"
 #include "experiment/atomic_file.h"
 #include "experiment/checkpoint.h"
+#include "experiment/finite.h"
 #include "experiment/progress.h"
 #include "experiment/run_folder.h"
 #include "experiment/setup.h"
@@ -317,11 +318,14 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
       lr = finetune ? static_cast<float>(config.optimizer.lr * pcfg.finetune.lr_scale)
                     : schedule.lr_at(epoch + static_cast<double>(b + 1) / batches);
       optimizer.step(lr);
+      // On a device once per epoch instead (below): per step it would download the model every step.
+      if (!on_device) check_parameters_finite(params, detail::concat("after epoch ", epoch + 1, ", step ", b + 1));
       progress.update(b + 1, loss_sum / seen, static_cast<double>(correct) / seen);
     }
     // CSR steps left the dense weights stale (core/csr_weight.h): everything after the step loop
     // (hooks, reports, eval, checkpoints, the caller) sees them current.
     sync_dense_weights(model->parameters());
+    if (on_device) check_parameters_finite(params, detail::concat("in epoch ", epoch + 1));
     if (pruner)
       with_pruner(epoch, pruner->acts_on_epoch_end(epoch), [&] { pruner->on_epoch_end(epoch); });
     const double train_seconds = seconds_since(t_epoch);

@@ -61,6 +61,7 @@ bool is_temporary_of(const std::string& name, const std::string& target) {
 
 RunFolderLock::RunFolderLock(const std::string& dir) {
   fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ST_CHECK(fd_ >= 0 || errno != ENOTDIR, "run folder \"", dir, "\" is a file, not a folder: choose another --run-dir");
   ST_CHECK(fd_ >= 0, "run folder \"", dir, "\": cannot open it (", std::strerror(errno), ")");
   if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
   const int err = errno;

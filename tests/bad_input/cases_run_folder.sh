@@ -25,6 +25,9 @@ refused "train into a finished run" 1 "run folder \"$tmp/done\" already holds a 
   "${train[@]}" --run-dir "$tmp/done"
 refused "train into an interrupted run" 1 "run folder \"$tmp/part\" already holds an interrupted run|train --resume $tmp/part" \
   "${train[@]}" --run-dir "$tmp/part"
+echo "notes" >"$tmp/a_file"
+refused "--run-dir that is a file" 1 "run folder \"$tmp/a_file\" is a file, not a folder" \
+  "${train[@]}" --run-dir "$tmp/a_file"
 refused "--init-from a run's checkpoint into that run" 1 "already holds a finished run" \
   "${train[@]}" --init-from "$tmp/done/checkpoint.safetensors" --run-dir "$tmp/done"
 refused "resume a finished run" 1 "run folder \"$tmp/done\" holds a finished run|nothing to resume" \

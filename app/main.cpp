@@ -247,7 +247,7 @@ int main(int argc, char** argv) {
   bool export_compact = false;
   exp->add_option("checkpoint", export_target, "checkpoint.safetensors or a run folder")->required();
   exp->add_flag("--compact", export_compact, "Drop pruned neurons/filters (and the inputs they fed)");
-  exp->add_option("--out", export_out, "Output checkpoint file")->required();
+  exp->add_option("--out", export_out, "Output file: new, or an earlier export; never the input or a run's own files")->required();
 
   try {
     app.parse(argc, argv);

@@ -25,6 +25,7 @@
 #include "bench/cuda_timing.h"
 #include "core/ops.h"
 #include "core/optim.h"
+#include "experiment/finite.h"
 #include "models/builder.h"
 #include "pruning/csr_switch.h"
 #include "pruning/layers.h"
@@ -133,6 +134,7 @@ int bench_train(const TrainBenchOptions& o) {
       optimizer.zero_grad();
       loss.backward();
       optimizer.step(opt.lr);
+      if (!on_cuda) experiment::check_parameters_finite(model->parameters(), "");  // as the trainer does
     };
     for (int i = 0; i < o.warmup; ++i) step();
     std::vector<double> rates;

@@ -1,7 +1,9 @@
 // experiment/atomic_file.h — files that are either the old version or the new one, never half-written.
 //   AtomicWriter:      write to "<path>.tmp.<pid>", commit() = fflush + fsync + rename over <path>
 //   write_file_atomic: the one-call form for text (run-folder config and summary JSON)
-// Used by checkpoints (experiment/safetensors.cpp). Tests: tests/experiment/test_safetensors.cpp
+// Used by checkpoints (experiment/safetensors.cpp). A writer killed before commit leaves its temp file;
+// in a run folder the next start removes it (experiment/run_folder.h).
+// Tests: tests/experiment/test_safetensors.cpp
 #pragma once
 
 #include <cstddef>

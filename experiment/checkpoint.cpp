@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/csr_weight.h"
+#include "experiment/finite.h"
 #include "experiment/safetensors.h"
 
 namespace st::experiment {
@@ -25,6 +26,13 @@ NamedTensor to_named(const std::string& name, const Tensor& t_any) {
   return n;
 }
 
+// NaN or Inf in a checkpoint would train on silently (or score at chance): refused, named.
+void check_finite(const std::string& path, const std::string& name, const float* v, int64_t n) {
+  const int64_t i = first_non_finite(v, n);
+  ST_CHECK(i < 0, path, ": tensor \"", name, "\" holds a non-finite value (", v[i], " at index ", i,
+           "): the run that wrote it diverged, or the file is damaged");
+}
+
 void from_named(const std::string& path, const NamedTensor* n, const std::string& name, Tensor& t) {
   ST_CHECK(n != nullptr, path, ": checkpoint has no tensor \"", name, "\"");
   const char* want = t.dtype() == DType::u8 ? "U8" : "F32";
@@ -33,6 +41,7 @@ void from_named(const std::string& path, const NamedTensor* n, const std::string
            shape_str(n->shape), ", the model expects ", shape_str(t.shape()));
   ST_ASSERT(t.device() == st::Device::cpu, "checkpoints load into host tensors");
   if (t.nbytes()) std::memcpy(t.raw(), n->bytes.data(), t.nbytes());
+  if (t.dtype() == DType::f32) check_finite(path, name, t.f32(), t.numel());
 }
 
 std::string rng_text(const Rng& r) {
@@ -82,6 +91,7 @@ void load_csr_weight(const std::string& path, const SafetensorsFile& f, Paramete
   a.row_ptr = named_vector<int32_t>(path, f, base + "row_ptr", "I32");
   a.col_idx = named_vector<int32_t>(path, f, base + "col_idx", "I32");
   a.values = named_vector<float>(path, f, base + "values", "F32");
+  check_finite(path, base + "values", a.values.data(), static_cast<int64_t>(a.values.size()));
   bool ok = static_cast<int>(a.row_ptr.size()) == a.rows + 1 && a.row_ptr[0] == 0 &&
             a.row_ptr.back() == static_cast<int32_t>(a.col_idx.size()) && a.col_idx.size() == a.values.size();
   for (int r = 0; ok && r < a.rows; ++r) {

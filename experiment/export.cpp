@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "experiment/checkpoint.h"
+#include "experiment/run_folder.h"
 #include "experiment/setup.h"
 #include "models/builder.h"
 #include "pruning/compact.h"
@@ -48,6 +49,7 @@ void data_shape(const Config& c, Shape& input, int& classes) {
 
 ExportResult export_compact(const std::string& target, const std::string& out_path) {
   const std::string ckpt = std::filesystem::is_directory(target) ? target + "/checkpoint.safetensors" : target;
+  refuse_run_file(out_path, ckpt, "--out");
   CheckpointInfo info = read_checkpoint_info(ckpt);
   Config config = parse_config(info.config, ckpt + " (config)");
   Shape input;

@@ -12,7 +12,9 @@ struct ExportResult {
   int64_t macs_before = 0, macs_after = 0;  // dense MACs per sample
 };
 
-// `target`: a checkpoint file or a run folder.
+// `target`: a checkpoint file or a run folder. `out_path` may be a new file or an earlier export, never
+// the input itself nor a run's own file (experiment/run_folder.h): a run's checkpoint holds the
+// optimizer state and masks a compact export drops.
 ExportResult export_compact(const std::string& target, const std::string& out_path);
 
 }  // namespace st::experiment

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "core/lr_schedule.h"
@@ -17,7 +18,9 @@
 #include "data/loader.h"
 #include "experiment/atomic_file.h"
 #include "experiment/checkpoint.h"
+#include "experiment/finite.h"
 #include "experiment/progress.h"
+#include "experiment/run_folder.h"
 #include "experiment/run_summary.h"
 #include "experiment/setup.h"
 #include "pruning/csr_switch.h"
@@ -151,9 +154,41 @@ void write_summary(const Config& config, models::Model& model, int threads, cons
   }
 }
 
+// The run folder, locked for this process before anything in it is read (a resume, or a --run-dir
+// that exists), and refused when a new run would replace a run that is there or a resume has
+// nothing left to do (it would only rewrite the summary). A folder still to be created is claimed
+// by start_writing.
+std::optional<RunFolderLock> hold_run_folder(const std::string& dir, bool resuming) {
+  if (!resuming && !fs::exists(dir)) return std::nullopt;
+  RunFolderLock lock(dir);
+  if (!resuming) refuse_existing_run(dir);
+  ST_CHECK(!resuming || !fs::exists(dir + "/summary.json"), "run folder \"", dir,
+           "\" holds a finished run (summary.json): there is nothing to resume");
+  return lock;
+}
+
+// The first write into the run folder: only once everything that can refuse the run (config, data,
+// model, checkpoints, pruner, device) has, so a failing command leaves the folder as it was.
+void start_writing(const Config& config, const std::string& dir, bool resuming, int start_epoch,
+                   std::optional<RunFolderLock>& lock) {
+  if (!lock) {
+    fs::create_directories(dir);
+    lock.emplace(dir);
+    refuse_existing_run(dir);  // again under the lock: another process may have made it meanwhile
+  }
+  remove_stale_temporaries(dir);
+  if (resuming) {
+    truncate_metrics(dir + "/metrics.jsonl", start_epoch);
+    return;
+  }
+  write_file_atomic(dir + "/config.json", to_json(config).dump(2) + "\n");
+  write_file_atomic(dir + "/metrics.jsonl", "");
+}
+
 TrainResult run(const Config& config, const RunOptions& options, const std::string& run_dir,
                 bool resuming) {
   const auto t_start = Clock::now();
+  std::optional<RunFolderLock> lock = hold_run_folder(run_dir, resuming);
   // First: a device that is missing fails here, before the run folder is touched.
   const int threads = apply_process_settings(config);
   const st::Device device = core_device(config);
@@ -184,17 +219,10 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
   const std::string ckpt_path = run_dir + "/checkpoint.safetensors";
   const std::string metrics_path = run_dir + "/metrics.jsonl";
   int start_epoch = 0;
-  if (resuming) {
-    CheckpointInfo info = load_checkpoint(ckpt_path, *model, &optimizer, pruner.get());
-    start_epoch = info.epoch;
-    truncate_metrics(metrics_path, start_epoch);
-  } else {
-    fs::create_directories(run_dir);
-    // --init-from brings the checkpoint's masks too, so a pruned model stays pruned.
-    if (!options.init_from.empty()) load_checkpoint(options.init_from, *model, nullptr);
-    write_file_atomic(run_dir + "/config.json", to_json(config).dump(2) + "\n");
-    write_file_atomic(metrics_path, "");
-  }
+  if (resuming)
+    start_epoch = load_checkpoint(ckpt_path, *model, &optimizer, pruner.get()).epoch;
+  else if (!options.init_from.empty())
+    load_checkpoint(options.init_from, *model, nullptr);  // masks too: a pruned model stays pruned
   // Built, initialized and loaded on the host; from here on the model, its optimizer state and the
   // teacher live on the run's device.
   model->to(device);
@@ -275,6 +303,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
   else
     log_switches(csr.update(), start_epoch);
   Tensor teacher_logits;
+  start_writing(config, run_dir, resuming, start_epoch, lock);
 
   TrainResult result;
   result.run_dir = run_dir;
@@ -330,11 +359,14 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
       lr = finetune ? static_cast<float>(config.optimizer.lr * pcfg.finetune.lr_scale)
                     : schedule.lr_at(epoch + static_cast<double>(b + 1) / batches);
       optimizer.step(lr);
+      // On a device once per epoch instead (below): per step it would download the model every step.
+      if (!on_device) check_parameters_finite(params, detail::concat("after epoch ", epoch + 1, ", step ", b + 1));
       progress.update(b + 1, loss_sum / seen, static_cast<double>(correct) / seen);
     }
     // CSR steps left the dense weights stale (core/csr_weight.h): everything after the step loop
     // (hooks, reports, eval, checkpoints, the caller) sees them current.
     sync_dense_weights(model->parameters());
+    if (on_device) check_parameters_finite(params, detail::concat("in epoch ", epoch + 1));
     if (pruner)
       with_pruner(epoch, pruner->acts_on_epoch_end(epoch), [&] { pruner->on_epoch_end(epoch); });
     const double train_seconds = seconds_since(t_epoch);

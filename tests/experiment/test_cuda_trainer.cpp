@@ -211,9 +211,11 @@ TEST_CASE("cuda trainer: no device, or cuSPARSE without a GPU, fails at start-up
   if (!test::cuda_device()) return;
   const std::string dir = temp_dir("nodevice");
   json raw = base();
-  raw["train"]["epochs"] = 1;
+  raw["train"]["epochs"] = 2;
   const Config cpu_config = parse_config(raw, "test");
-  train(cpu_config, quiet(dir + "/run"));
+  RunOptions interrupted = quiet(dir + "/run");
+  interrupted.stop_after_epochs = 1;  // a run left to resume
+  train(cpu_config, interrupted);
   const auto before = fs::last_write_time(dir + "/run/checkpoint.safetensors");
   raw["device"] = "cuda";
   if (cuda::emulated()) {

@@ -1,0 +1,59 @@
+#include "experiment/finite.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/check.h"
+#include "core/csr_weight.h"
+
+namespace st::experiment {
+
+namespace {
+
+// The values an optimizer step wrote: a CSR layer's live nonzeros on the cpu (its dense weight may be
+// stale there), the dense tensor otherwise (on cuda the step writes the dense weight too).
+Tensor stepped_values(const Parameter& p) {
+  if (p.csr_active() && p.csr->device == Device::cpu) return p.csr->values.value();
+  return p.var.value().to(Device::cpu);
+}
+
+Tensor stepped_grad(const Parameter& p) {
+  const Variable& v = p.csr_active() && p.csr->device == Device::cpu ? p.csr->values : p.var;
+  return v.grad().defined() ? v.grad().to(Device::cpu) : Tensor();
+}
+
+int64_t first_non_finite_in(const Tensor& t) { return t.defined() ? first_non_finite(t.f32(), t.numel()) : -1; }
+
+}  // namespace
+
+int64_t first_non_finite(const float* v, int64_t n) {
+  // NaN and ±Inf are the floats whose magnitude bits are at least 0x7f800000. An integer max over
+  // the magnitudes vectorizes (a branch per element, or a float compare with NaN, does not): the
+  // check costs one streaming read of the values.
+  uint32_t worst = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, v + i, sizeof bits);
+    worst = std::max(worst, bits & 0x7fffffffu);
+  }
+  if (worst < 0x7f800000u) return -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) return i;
+  return -1;
+}
+
+void check_parameters_finite(const std::vector<Parameter*>& params, const std::string& when) {
+  for (const Parameter* p : params) {
+    const Tensor values = stepped_values(*p);
+    const int64_t i = first_non_finite_in(values);
+    if (i < 0) continue;
+    const bool bad_grad = first_non_finite_in(stepped_grad(*p)) >= 0;
+    const bool csr = p->csr_active() && p->csr->device == Device::cpu;
+    throw Error(detail::concat("training diverged: parameter \"", p->name, "\" is ", values.f32()[i], " at ",
+                               csr ? "nonzero " : "index ", i, bad_grad ? " (its gradient is non-finite too)" : "",
+                               " ", when, " (lower optimizer.lr, or add lr_schedule.warmup_epochs)"));
+  }
+}
+
+}  // namespace st::experiment

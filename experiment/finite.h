@@ -1,0 +1,24 @@
+// experiment/finite.h — NaN and ±Inf are refused where they would enter or spread through a run:
+// in the tensors a checkpoint loads (experiment/checkpoint.cpp) and in the parameters after each
+// optimizer step (experiment/trainer.cpp). A non-finite weight need not show in the loss (a ReLU or a
+// max-pool can drop it), so the loss check alone lets a run train on with NaN weights and state.
+// Tests: tests/experiment/test_finite.cpp
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/parameter.h"
+
+namespace st::experiment {
+
+// Index of the first NaN or ±Inf among v[0, n), or -1 when every value is finite.
+int64_t first_non_finite(const float* v, int64_t n);
+
+// Throws st::Error "training diverged: parameter "<name>" is <value> at index <i> ... <when>" for the
+// first parameter holding a non-finite value, saying whether its gradient holds one too. Reads only
+// the values a step writes: a CSR layer's nonzeros, not its dense weight. Parameters on a device are
+// downloaded (a model-sized copy).
+void check_parameters_finite(const std::vector<Parameter*>& params, const std::string& when);
+
+}  // namespace st::experiment

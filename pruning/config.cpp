@@ -295,9 +295,11 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
         within("epoch", s.epoch);
         break;
       case Method::Iterative:
-        s.start_epoch = sc.integer("start_epoch", 1, 0);
-        s.rounds = sc.integer("rounds", 3, 1);
+        // Defaults fit any run length: from epoch 1 (0 on a 1-epoch run), up to 3 rounds that end
+        // by the last epoch.
+        s.start_epoch = sc.integer("start_epoch", std::min(1, last), 0);
         s.every = sc.integer("every", 1, 1);
+        s.rounds = sc.integer("rounds", std::clamp((last - s.start_epoch) / s.every + 1, 1, 3), 1);
         s.rewind = sc.choice("rewind", RewindType::None, kRewinds);
         s.rewind_epoch = sc.integer("rewind_epoch", 0, 0);
         within("start_epoch", s.start_epoch);
@@ -336,7 +338,11 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
         s.every_steps = sc.integer("every_steps", 100, 1);
         s.end_epoch = sc.integer("end_epoch", std::max(1, static_cast<int>(std::lround(0.75 * train_epochs))), 1);
         s.drop_fraction = sc.number("drop_fraction", 0.3, 0, false, 1, false);
-        within("end_epoch", s.end_epoch);
+        // Updates stop at the first step of epoch end_epoch: end_epoch = the run's length (updates
+        // until the end) is valid, and so is the default on 1- and 2-epoch runs.
+        if (s.end_epoch > total)
+          fail("pruning.schedule.end_epoch = " + std::to_string(s.end_epoch) + " is after the end of the run (" +
+               total_text + ")");
         break;
       case Method::Admm:
         s.start_epoch = sc.integer("start_epoch", 0, 0);

@@ -17,6 +17,7 @@
 #include "data/loader.h"
 #include "experiment/atomic_file.h"
 #include "experiment/checkpoint.h"
+#include "experiment/memory_estimate.h"
 #include "experiment/progress.h"
 #include "experiment/setup.h"
 #include "pruning/csr_switch.h"
@@ -113,6 +114,7 @@ std::unique_ptr<models::Model> load_teacher(const std::string& target, const Sha
 TrainResult run(const Config& config, const RunOptions& options, const std::string& run_dir,
                 bool resuming) {
   const auto t_start = Clock::now();
+  check_memory(config);  // a model or dataset too big for the machine: refused, naming its keys
   // First: a device that is missing fails here, before the run folder is touched.
   const int threads = apply_process_settings(config);
   const st::Device device = core_device(config);

@@ -14,6 +14,7 @@
 #include "experiment/atomic_file.h"
 #include "experiment/config.h"
 #include "experiment/json_errors.h"
+#include "experiment/memory_estimate.h"
 
 using namespace st::experiment;
 using nlohmann::json;
@@ -577,4 +578,16 @@ TEST_CASE("messages cap what they echo and print numbers compactly") {
 TEST_CASE("config files: a directory is named as one") {
   TempDir dir;
   CHECK(error_of([&] { load_config(dir.path.string()); }).find("is a directory") != std::string::npos);
+}
+
+TEST_CASE("memory estimate: a model too big for memory names its key and the bytes") {
+  json raw = json::parse(R"({"data": {"dataset": "synthetic"}, "model": {"arch": "mlp", "hidden": [1000000, 1000000]}})");
+  const Config big = parse_config(raw);
+  CHECK(estimate_memory(big).parameters > 1e12);
+  const std::string e = error_of([&] { check_memory(big, 64e9); });
+  CHECK(e.find("model.hidden") != std::string::npos);
+  CHECK(e.find("bytes") != std::string::npos);
+  raw["model"]["hidden"] = {64};
+  CHECK_NOTHROW(check_memory(parse_config(raw), 64e9));
+  CHECK(available_memory() > 0);
 }

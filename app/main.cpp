@@ -186,7 +186,7 @@ std::string unknown_command(const CLI::App& app, int argc, char** argv) {
     if (!next) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      return "unknown command \"" + experiment::excerpt(arg) + "\"" + experiment::did_you_mean(arg, names) +
+      return "unknown command \"" + st::excerpt(arg) + "\"" + experiment::did_you_mean(arg, names) +
              " (commands: " + list + ")";
     }
     cur = next;
@@ -224,7 +224,7 @@ std::string unknown_option(const CLI::App& app, int argc, char** argv) {
     if (arg.rfind("--", 0) != 0) continue;
     const std::string name = arg.substr(0, arg.find('='));
     if (std::find(names.begin(), names.end(), name) == names.end())
-      return "unknown option \"" + experiment::excerpt(name) + "\" for \"" +
+      return "unknown option \"" + st::excerpt(name) + "\" for \"" +
              command_name(app, cur) + "\"" +
              experiment::did_you_mean(name, names) + " (see --help)";
   }

@@ -154,11 +154,6 @@ std::string read_user_file(const std::string& path, const std::string& what) {
   return buffer.str();
 }
 
-std::string excerpt(const std::string& text, size_t keep) {
-  if (text.size() <= keep + 20) return text;
-  return text.substr(0, keep) + "... (" + std::to_string(text.size()) + " bytes)";
-}
-
 std::string number_text(double v) {
   if (std::abs(v) < 1e15 && v == std::floor(v)) return std::to_string(static_cast<long long>(v));
   if (!std::isfinite(v)) return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/check.h"  // excerpt: every echoed user value goes through it
 #include "experiment/config.h"
 
 namespace st::experiment {
@@ -31,10 +32,6 @@ nlohmann::ordered_json parse_user_ordered_json(const std::string& text, const st
 // The whole of a file the user named as `what` ("config file (JSON)"); a missing, unreadable file or
 // a directory is a ConfigError naming the path and what was expected.
 std::string read_user_file(const std::string& path, const std::string& what);
-
-// A value the user wrote, as echoed in a message: whole when short, else its first `keep`
-// characters and "... (N bytes)", so that a 50 MB string does not come back whole.
-std::string excerpt(const std::string& text, size_t keep = 80);
 
 // A number as messages show it: the shortest text that reads back as it ("0.001", "1e+308",
 // "60000", "inf"), never 309 digits.

@@ -147,7 +147,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& source_name,
     if (!fs::exists(path) && !base_dir.empty() && fs::path(path).is_relative() && fs::exists(fs::path(base_dir) / path))
       found = (fs::path(base_dir) / path).string();
     if (!fs::exists(found))
-      fail("base: config file \"" + path + "\" not found (looked in the current directory" +
+      fail("base: config file \"" + excerpt(path) + "\" not found (looked in the current directory" +
            (base_dir.empty() ? std::string() : " and in \"" + base_dir + "\"") + ")");
     s.base_source = found;
     s.base = parse_user_json(read_user_file(found, "base config (JSON)"), found);
@@ -180,7 +180,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& source_name,
     try {
       apply_override(probe, s.sparsity_key + "=0.5");
     } catch (const ConfigError& e) {
-      fail(std::string("sparsity_key = \"") + s.sparsity_key + "\" is not a config key: " + e.what());
+      fail(std::string("sparsity_key = \"") + excerpt(s.sparsity_key) + "\" is not a config key: " + e.what());
     }
   }
 
@@ -209,7 +209,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& source_name,
   for (const auto& item : m_it->items()) {
     const std::string path = "methods." + item.key();
     if (!valid_method_name(item.key()))
-      fail(path + ": \"" + item.key() + "\" is not a valid method name (allowed: letters, digits, '_', '-')");
+      fail(path + ": \"" + excerpt(item.key()) + "\" is not a valid method name (allowed: letters, digits, '_', '-')");
     if (item.key() == "dense") fail(path + ": \"dense\" is reserved for the dense baseline (use \"dense_baseline\": true)");
     if (!item.value().is_object())
       fail(path + ": expected an object of overrides (e.g. {\"pruning\": {\"method\": \"gradual\"}}), got " + describe_value(item.value()));

@@ -563,8 +563,8 @@ TEST_CASE("config: deep or out-of-range override values are errors, not strings"
 }
 
 TEST_CASE("messages cap what they echo and print numbers compactly") {
-  CHECK(excerpt("short") == "short");
-  const std::string cut = excerpt(std::string(1000000, 'x'));
+  CHECK(st::excerpt("short") == "short");
+  const std::string cut = st::excerpt(std::string(1000000, 'x'));
   CHECK(cut.size() < 120);
   CHECK(cut.find("(1000000 bytes)") != std::string::npos);
   CHECK(number_text(1e308) == "1e+308");

@@ -118,3 +118,11 @@ TEST_CASE("pruning config: every default is valid on the shortest runs") {
   CHECK(it.schedule.start_epoch == 1);
   CHECK(it.schedule.rounds == 1);
 }
+
+TEST_CASE("pruning config: a huge value is not echoed whole") {
+  json raw = {{"method", "one_shot"}, {"target", std::string(1000000, 'x')}};
+  const std::string e = error_of(raw);
+  CHECK(e.find("pruning.target") != std::string::npos);
+  CHECK(e.find("bytes)") != std::string::npos);
+  CHECK(e.size() < 400);
+}

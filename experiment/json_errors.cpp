@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -93,20 +94,22 @@ class BoundedSax : public nlohmann::json_sax<Json> {
     value();
     if (static_cast<int>(stack_.size()) >= kMaxJsonDepth)
       throw JsonLimitError(where_ + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
-                           " levels" + key_note() + "; no config needs more");
+                           " levels" + key_note(/*levels=*/3) + "; no config needs more");
     stack_.push_back({is_object, {}, "", -1});
   }
 
-  std::string path() const {
+  // The key path through the outermost `levels` frames ("pruning[0][0]..." when cut).
+  std::string path(size_t levels = SIZE_MAX) const {
     std::string p;
     for (const auto& f : stack_) {
+      if (levels-- == 0) return p + "...";
       if (f.is_object && !f.key.empty()) p += (p.empty() ? "" : ".") + f.key;
       else if (!f.is_object && f.index >= 0) p += "[" + std::to_string(f.index) + "]";
     }
     return p;
   }
-  std::string key_note() const {
-    const std::string p = path();
+  std::string key_note(size_t levels = SIZE_MAX) const {
+    const std::string p = path(levels);
     return p.empty() ? "" : " (key \"" + excerpt(p) + "\")";
   }
   // "line 3, column 14" of the byte just read.

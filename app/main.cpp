@@ -295,12 +295,13 @@ int main(int argc, char** argv) {
   std::string sweep_path;
   experiment::SweepOptions sweep_opts;
   sweep->add_option("sweep", sweep_path, "Sweep file (JSON), e.g. configs/sweep_lenet300_mnist.json")->required();
-  sweep->add_flag("--dry-run", sweep_opts.dry_run, "List the points and their configs; train nothing");
+  auto* dry_run = sweep->add_flag("--dry-run", sweep_opts.dry_run, "List the points and their configs; train nothing");
   sweep->add_option("--only", sweep_opts.only, "Train only this method (repeatable or a,b; \"dense\" = the baseline)")
       ->allow_extra_args(false)
       ->delimiter(',');
   sweep->add_option("--points", sweep_opts.max_points, "Train at most N points now (rerun to continue)")
-      ->check(kPositive);
+      ->check(kPositive)
+      ->excludes(dry_run);  // a dry run lists every point: a limit on training would be ignored
   sweep->add_flag("--quiet,-q", sweep_opts.quiet, "No per-epoch output");
 
   // bench

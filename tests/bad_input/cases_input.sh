@@ -57,6 +57,7 @@ refused "--stop-after 0" 1 "--stop-after|1 to 2147483647" "$bin" train "$cfg" "$
 refused "--stop-after beyond the run" 1 "--stop-after 5|3 epochs" "$bin" train "$cfg" --stop-after 5 --run-dir "$tmp/scratch/s"
 refused "eval --threads -1" 1 "--threads" "$bin" eval "$tmp/run" --threads -1
 refused "eval --data-dir on synthetic" 1 "--data-dir|synthetic" "$bin" eval "$tmp/run" --data-dir "$tmp/emptytest"
+refused "sweep --points with --dry-run" 1 "--points|--dry-run" "$bin" sweep configs/sweep_lenet300_mnist.json --dry-run --points 1
 refused "bench --mode without --sparsity" 1 "--mode|--sparsity" "$bin" bench train --mode csr
 
 # 4. Messages that name the file, key and value.

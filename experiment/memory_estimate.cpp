@@ -67,13 +67,13 @@ MemoryEstimate estimate_memory(const Config& c) {
   // Adam keeps two moments per parameter, SGD with momentum one.
   const double state = c.optimizer.type == OptimizerType::Sgd ? (c.optimizer.momentum > 0 ? 1 : 0) : 2;
   m.parameter_bytes = m.parameters * kFloat * (2 + state);
-  // Forward outputs and their gradients for the larger of the two batch sizes.
+  const bool synthetic = c.data.dataset == Dataset::Synthetic;
+  const double train = synthetic ? c.data.synthetic.train : 60000, test = synthetic ? c.data.synthetic.test : 10000;
+  // Forward outputs and their gradients for the larger of the two batch sizes (the trainer's
+  // batch buffers take the size asked for, even beyond the split's).
   const double batch = std::max(c.train.batch_size, c.train.eval_batch_size);
   m.activation_bytes = per_sample * batch * kFloat * 2;
-  const double samples = c.data.dataset == Dataset::Synthetic
-                             ? double(c.data.synthetic.train) + c.data.synthetic.test
-                             : 70000;
-  m.dataset_bytes = samples * (double(shape.channels) * shape.height * shape.width + 1) * kFloat;
+  m.dataset_bytes = (train + test) * (double(shape.channels) * shape.height * shape.width + 1) * kFloat;
   return m;
 }
 

@@ -66,6 +66,8 @@ refused "1e400 in a config" 1 "huge_number.json|line 2|optimizer.lr|out of range
 refused "1e400 in --set" 1 "optimizer.lr|out of range" "$bin" train "$cfg" --set optimizer.lr=1e400
 refused "a model too big for memory" 1 "model.hidden|bytes" "$bin" train "$cfg" --set 'model.hidden=[1000000,1000000]' \
   --run-dir "$tmp/scratch/big"
+refused "a batch too big for memory" 1 "train.batch_size|bytes" "$bin" train "$cfg" --set train.batch_size=2000000000 \
+  --run-dir "$tmp/scratch/big"
 refused "a dataset too big for memory" 1 "data.synthetic|bytes" "$bin" train "$cfg" \
   --set data.synthetic.train=2000000000 --set data.synthetic.height=1000 --run-dir "$tmp/scratch/big"
 refused "a misspelled command" 1 'unknown command "trian"|did you mean "train"' "$bin" trian "$cfg"

@@ -589,5 +589,7 @@ TEST_CASE("memory estimate: a model too big for memory names its key and the byt
   CHECK(e.find("bytes") != std::string::npos);
   raw["model"]["hidden"] = {64};
   CHECK_NOTHROW(check_memory(parse_config(raw), 64e9));
+  raw["train"] = {{"batch_size", 2000000000}};
+  CHECK(error_of([&] { check_memory(parse_config(raw), 64e9); }).find("train.batch_size") != std::string::npos);
   CHECK(available_memory() > 0);
 }

@@ -2,9 +2,14 @@
 // Every user mistake ends as "error: <what, naming the file/key/value>" and exit code 1.
 #include <omp.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <new>
 
 #include <CLI/CLI.hpp>
 
@@ -15,43 +20,75 @@
 #include "experiment/checkpoint.h"
 #include "experiment/config.h"
 #include "experiment/export.h"
+#include "experiment/json_errors.h"
+#include "experiment/memory_estimate.h"
 #include "experiment/safetensors.h"
 #include "experiment/setup.h"
 #include "experiment/sweep.h"
 #include "experiment/trainer.h"
 #include "models/builder.h"
+#include "pruning/config.h"
 
 namespace fs = std::filesystem;
 using namespace st;
 
 namespace {
 
-// A run folder or a checkpoint file -> the checkpoint file.
-std::string checkpoint_path(const std::string& p) {
-  if (fs::is_directory(p)) return p + "/checkpoint.safetensors";
-  return p;
+// Refuses, before any work, an output path that cannot be written: a benchmark must not run for
+// minutes and then fail at its last step. Creates nothing.
+void check_writable(const std::string& path, const std::string& flag) {
+  if (path.empty()) return;
+  const fs::path p(path);
+  std::error_code ec;
+  ST_CHECK(!fs::is_directory(p, ec), flag, " ", path, ": is a directory; expected a file to write");
+  if (fs::exists(p, ec)) {
+    ST_CHECK(::access(path.c_str(), W_OK) == 0, flag, " ", path, ": the file is not writable");
+    return;
+  }
+  const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  ST_CHECK(fs::is_directory(parent, ec), flag, " ", path, ": the folder ", parent.string(), " does not exist");
+  ST_CHECK(::access(parent.c_str(), W_OK) == 0, flag, " ", path, ": the folder ", parent.string(),
+           " is not writable");
+}
+
+// "1x28x28 samples, 10 classes": a dataset's sample shape as messages show it.
+std::string shape_text(const data::Dataset& d) {
+  return std::to_string(d.channels) + "x" + std::to_string(d.height) + "x" + std::to_string(d.width) +
+         " samples, " + std::to_string(d.num_classes) + " classes";
 }
 
 int cmd_eval(const std::string& target, const std::string& dataset, const std::string& dir,
              const std::string& split, int batch, int threads, const std::string& device) {
-  const std::string ckpt = checkpoint_path(target);
+  const std::string ckpt = experiment::checkpoint_file(target, "eval");
   experiment::CheckpointInfo info = experiment::read_checkpoint_info(ckpt);
-  experiment::Config config = experiment::parse_config(info.config, ckpt + " (config)");
-  nlohmann::json raw = experiment::to_json(config);
-  if (!dataset.empty()) {
-    raw["data"]["dataset"] = dataset;
-    raw["data"].erase("dir");
+  const experiment::Config run_config = experiment::parse_config(info.config, ckpt + " (config)");
+  nlohmann::json raw = experiment::to_json(run_config);
+  if (!dataset.empty() && dataset != experiment::to_string(run_config.data.dataset)) {
+    // Another dataset brings its own folder, hold-out and (synthetic) shape: of the run's data
+    // settings only normalization carries over.
+    raw["data"] = {{"dataset", dataset}, {"normalize", run_config.data.normalize}};
   }
   if (!dir.empty()) raw["data"]["dir"] = dir;
   if (threads >= 0) raw["threads"] = threads;
   if (!device.empty()) raw["device"] = device;
-  config = experiment::parse_config(raw, ckpt + " (config)");
+  const experiment::Config config = experiment::parse_config(raw, "eval options");
+  ST_CHECK(dir.empty() || config.data.dataset != experiment::Dataset::Synthetic,
+           "--data-dir is not used with the synthetic dataset (it is generated, not read)");
+  experiment::check_memory(config);
   experiment::apply_process_settings(config);
   data::DatasetSplits data = data::load_dataset(experiment::data_options(config));
   const data::Dataset* set = split == "train"        ? &data.train
                              : split == "validation" ? &data.validation
                                                      : &data.test;
   ST_CHECK(set->size > 0, "--split ", split, ": that split is empty for this config");
+  if (config.data.dataset != run_config.data.dataset) {
+    // The model is built as trained; the other dataset's samples must fit it.
+    const data::Dataset trained = experiment::sample_shape(run_config);
+    ST_CHECK(trained.channels == set->channels && trained.height == set->height &&
+                 trained.width == set->width && trained.num_classes == set->num_classes,
+             "--dataset ", dataset, ": its ", shape_text(*set), " do not fit the model, trained on ",
+             experiment::to_string(run_config.data.dataset), " (", shape_text(trained), ")");
+  }
   auto model = models::build_model(experiment::model_spec(config),
                                    {set->channels, set->height, set->width}, set->num_classes,
                                    config.seed);
@@ -81,13 +118,13 @@ int cmd_device() {
 }
 
 int cmd_info(const std::string& target) {
-  const std::string ckpt = checkpoint_path(target);
+  const std::string ckpt = experiment::checkpoint_file(target, "info");
   experiment::SafetensorsFile f = experiment::read_safetensors(ckpt);
   std::printf("%s\n", ckpt.c_str());
   for (const auto& [k, v] : f.metadata)
     if (k != "config") std::printf("  %-16s %s\n", k.c_str(), v.c_str());
   if (f.metadata.count("config")) {
-    experiment::Config c = experiment::parse_config(nlohmann::json::parse(f.metadata.at("config")),
+    experiment::Config c = experiment::parse_config(experiment::parse_user_json(f.metadata.at("config"), ckpt + " (config)"),
                                                     ckpt + " (config)");
     std::printf("  %-16s %s\n", "config", experiment::describe(c).c_str());
   }
@@ -132,7 +169,74 @@ int cmd_info(const std::string& target) {
   return 0;
 }
 
+// CLI11 reads a misspelled command as a stray argument ("The following arguments were not
+// expected: trian"): name it as a command and suggest the closest one. "" when the commands are known.
+std::string unknown_command(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* cur = &app;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto subs = cur->get_subcommands([](const CLI::App*) { return true; });
+    if (subs.empty() || arg.empty() || arg[0] == '-') return "";
+    std::vector<std::string> names;
+    const CLI::App* next = nullptr;
+    for (const CLI::App* sub : subs) {
+      names.push_back(sub->get_name());
+      if (sub->get_name() == arg) next = sub;
+    }
+    if (!next) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      return "unknown command \"" + st::excerpt(arg) + "\"" + experiment::did_you_mean(arg, names) +
+             " (commands: " + list + ")";
+    }
+    cur = next;
+  }
+  return "";
+}
+
+// "bench train": a subcommand as typed.
+std::string command_name(const CLI::App& app, const CLI::App* cmd) {
+  std::string name;
+  for (; cmd && cmd != &app; cmd = cmd->get_parent()) name = cmd->get_name() + (name.empty() ? "" : " " + name);
+  return name.empty() ? "sparsetrain" : name;
+}
+
+// Refuses a --stop-after that a run of `c` never reaches: it would stop nothing.
+void check_stop_after(int stop_after, const experiment::Config& c) {
+  if (stop_after <= 0) return;
+  const int finetune = c.pruning.is_null() ? 0 : pruning::parse_pruning_config(c.pruning, c.train.epochs).finetune.epochs;
+  const int total = c.train.epochs + finetune;
+  ST_CHECK(stop_after < total, "--stop-after ", stop_after, ": the run has ", total, " epochs (train.epochs",
+           finetune ? " + pruning.finetune.epochs" : "", "), so it would stop nothing");
+}
+
+// For CLI11's "The following arguments were not expected: --sparsityy": the first unknown option of
+// the command being parsed, named with that command and the closest known option; "" when none.
+std::string unknown_option(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* cur = &app;
+  for (auto subs = cur->get_subcommands(); !subs.empty(); subs = cur->get_subcommands()) cur = subs.front();
+  std::vector<std::string> names;
+  for (const CLI::Option* o : cur->get_options())
+    for (const std::string& n : o->get_lnames()) names.push_back("--" + n);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg.rfind("--", 0) != 0) continue;
+    const std::string name = arg.substr(0, arg.find('='));
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      return "unknown option \"" + st::excerpt(name) + "\" for \"" +
+             command_name(app, cur) + "\"" +
+             experiment::did_you_mean(name, names) + " (see --help)";
+  }
+  return "";
+}
+
 }  // namespace
+
+// CLI11's PositiveNumber prints its bound as DBL_MAX in full (309 digits); every integer flag is an
+// int, so its range is written as one.
+const CLI::Range kPositive(1, INT_MAX, "POSITIVE");
+const CLI::Range kNonNegative(0, INT_MAX, "NONNEGATIVE");
 
 int main(int argc, char** argv) {
   CLI::App app{"sparsetrain — a C++ trainer with built-in pruning and sparse training"};
@@ -146,11 +250,16 @@ int main(int argc, char** argv) {
   experiment::RunOptions run;
   train->add_option("config", config_path, "Experiment config (JSON), e.g. configs/default.json");
   train->add_option("--set", overrides, "Override a config key: --set optimizer.lr=0.05 (repeatable)");
-  train->add_option("--run-dir", run.run_dir, "Run folder (default: <output.dir>/<name>-<time>)");
-  train->add_option("--init-from", run.init_from, "Start from the weights of this checkpoint");
-  train->add_option("--resume", run.resume_dir, "Continue the interrupted run in this folder");
+  auto* run_dir = train->add_option("--run-dir", run.run_dir, "Run folder (default: <output.dir>/<name>-<time>)");
+  auto* init_from = train->add_option("--init-from", run.init_from,
+                                      "Start from the weights of this checkpoint (or run folder)");
+  // A resumed run keeps its folder and its weights: --run-dir and --init-from would be ignored.
+  train->add_option("--resume", run.resume_dir, "Continue the interrupted run in this folder")
+      ->excludes(run_dir)
+      ->excludes(init_from);
   train->add_option("--stop-after", run.stop_after_epochs,
-                    "Stop after this many epochs in total (resumable later)");
+                    "Stop after this many epochs in total (resumable later)")
+      ->check(kPositive);
   train->add_flag("--quiet,-q", run.quiet, "No per-epoch output");
   train->add_option("--device", run.device, "cpu | cuda: run there instead of on the config's device "
                                             "(also when resuming)")
@@ -161,12 +270,14 @@ int main(int argc, char** argv) {
   std::string eval_target, eval_dataset, eval_dir, eval_split = "test";
   int eval_batch = 1000, eval_threads = -1;
   eval->add_option("checkpoint", eval_target, "checkpoint.safetensors or a run folder")->required();
-  eval->add_option("--dataset", eval_dataset, "mnist | fashion_mnist | synthetic (default: the run's)");
+  eval->add_option("--dataset", eval_dataset, "mnist | fashion_mnist | synthetic (default: the run's)")
+      ->check(CLI::IsMember({"mnist", "fashion_mnist", "synthetic"}));
   eval->add_option("--data-dir", eval_dir, "Folder with the IDX files");
   eval->add_option("--split", eval_split, "test | validation | train")
       ->check(CLI::IsMember({"test", "validation", "train"}));
-  eval->add_option("--batch", eval_batch, "Batch size")->check(CLI::PositiveNumber);
-  eval->add_option("--threads", eval_threads, "OpenMP threads (0 = all cores)");
+  eval->add_option("--batch", eval_batch, "Batch size")->check(kPositive);
+  eval->add_option("--threads", eval_threads, "OpenMP threads (0 = all cores)")
+      ->check(kNonNegative);
   std::string eval_device;
   eval->add_option("--device", eval_device, "cpu | cuda (default: the run's)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
@@ -184,12 +295,13 @@ int main(int argc, char** argv) {
   std::string sweep_path;
   experiment::SweepOptions sweep_opts;
   sweep->add_option("sweep", sweep_path, "Sweep file (JSON), e.g. configs/sweep_lenet300_mnist.json")->required();
-  sweep->add_flag("--dry-run", sweep_opts.dry_run, "List the points and their configs; train nothing");
+  auto* dry_run = sweep->add_flag("--dry-run", sweep_opts.dry_run, "List the points and their configs; train nothing");
   sweep->add_option("--only", sweep_opts.only, "Train only this method (repeatable or a,b; \"dense\" = the baseline)")
       ->allow_extra_args(false)
       ->delimiter(',');
   sweep->add_option("--points", sweep_opts.max_points, "Train at most N points now (rerun to continue)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive)
+      ->excludes(dry_run);  // a dry run lists every point: a limit on training would be ignored
   sweep->add_flag("--quiet,-q", sweep_opts.quiet, "No per-epoch output");
 
   // bench
@@ -200,21 +312,22 @@ int main(int argc, char** argv) {
   std::string bt_model = "all";
   bench_train->add_option("--model", bt_model, "lenet300 | lenet5 | simplecnn | all")
       ->check(CLI::IsMember({"lenet300", "lenet5", "simplecnn", "all"}));
-  bench_train->add_option("--batch", bt.batch, "Batch size")->check(CLI::PositiveNumber);
-  bench_train->add_option("--steps", bt.steps, "Timed steps per repeat")->check(CLI::PositiveNumber);
-  bench_train->add_option("--repeats", bt.repeats, "Repeats (median reported)")->check(CLI::PositiveNumber);
-  bench_train->add_option("--warmup", bt.warmup, "Untimed warm-up steps")->check(CLI::NonNegativeNumber);
+  bench_train->add_option("--batch", bt.batch, "Batch size")->check(kPositive);
+  bench_train->add_option("--steps", bt.steps, "Timed steps per repeat")->check(kPositive);
+  bench_train->add_option("--repeats", bt.repeats, "Repeats (median reported)")->check(kPositive);
+  bench_train->add_option("--warmup", bt.warmup, "Untimed warm-up steps")->check(kNonNegative);
   bench_train->add_option("--backend", bt.backend, "onednn | native")
       ->check(CLI::IsMember({"onednn", "native"}));
-  bench_train->add_option("--threads", bt.threads, "OpenMP threads")->check(CLI::PositiveNumber);
+  bench_train->add_option("--threads", bt.threads, "OpenMP threads")->check(kPositive);
   bench_train->add_option("--json", bt.json_path, "Also write the results as JSON here");
-  bench_train->add_option("--sparsity", bt.sparsities,
+  auto* bt_sparsity = bench_train->add_option("--sparsity", bt.sparsities,
                           "Sparsities (e.g. 0.9,0.95,0.98): dense-masked vs CSR throughput side by side")
       ->delimiter(',')
       ->check(CLI::Range(0.0, 1.0));
   bench_train->add_option("--mode", bt.modes,
                           "Execution modes with --sparsity: dense,csr (with --device cuda also "
                           "cusparse: CSR through cuSPARSE)")
+      ->needs(bt_sparsity)
       ->delimiter(',')
       ->check(CLI::IsMember({"dense", "csr", "cusparse"}));
   bench_train->add_option("--device", bt.device,
@@ -225,7 +338,7 @@ int main(int argc, char** argv) {
       "kernels", "CSR SpMM / SpMMᵀ / SDDMM vs dense (sgemm, oneDNN; on --device cuda cuBLAS) over "
                  "shapes × sparsities");
   bench::KernelBenchOptions bk;
-  bench_kernels->add_option("--threads", bk.threads, "OpenMP threads")->check(CLI::PositiveNumber);
+  bench_kernels->add_option("--threads", bk.threads, "OpenMP threads")->check(kPositive);
   bench_kernels->add_option("--shapes", bk.shapes,
                             "Only these shapes, OUTxINxBATCH (e.g. 1024x1024x128; repeatable or comma-separated)")
       ->delimiter(',');
@@ -249,10 +362,20 @@ int main(int argc, char** argv) {
   exp->add_flag("--compact", export_compact, "Drop pruned neurons/filters (and the inputs they fed)");
   exp->add_option("--out", export_out, "Output file: new, or an earlier export; never the input or a run's own files")->required();
 
+  if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
+    std::fprintf(stderr, "error: %s\n", unknown.c_str());
+    return 1;
+  }
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    const std::string unknown = unknown_option(app, argc, argv);
+    if (unknown.empty()) return app.exit(e) == 0 ? 0 : 1;
+    std::fprintf(stderr, "error: %s\n", unknown.c_str());
+    return 1;
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every refused flag exits 1, like every other user mistake.
+    return app.exit(e) == 0 ? 0 : 1;
   }
 
   try {
@@ -264,6 +387,8 @@ int main(int argc, char** argv) {
       } else {
         ST_CHECK(!config_path.empty(), "train: give a config file (e.g. configs/default.json) or --resume DIR");
         experiment::Config config = experiment::load_config(config_path, overrides);
+        check_stop_after(run.stop_after_epochs, config);
+        if (!run.init_from.empty()) run.init_from = experiment::checkpoint_file(run.init_from, "--init-from");
         experiment::train(config, run);
       }
     } else if (sweep->parsed()) {
@@ -275,6 +400,7 @@ int main(int argc, char** argv) {
       return cmd_device();
     } else if (exp->parsed()) {
       ST_CHECK(export_compact, "export: only --compact is supported (write a compact dense model)");
+      check_writable(export_out, "--out");
       const auto r = experiment::export_compact(export_target, export_out);
       std::printf("%s: %lld -> %lld parameters, %lld -> %lld MACs/sample\n", export_out.c_str(),
                   static_cast<long long>(r.params_before), static_cast<long long>(r.params_after),
@@ -283,10 +409,19 @@ int main(int argc, char** argv) {
       return cmd_info(info_target);
     } else if (bench_train->parsed()) {
       if (bt_model != "all") bt.models = {bt_model};
+      check_writable(bt.json_path, "--json");
       return bench::bench_train(bt);
     } else if (bench_kernels->parsed()) {
+      check_writable(bk.csv_path, "--csv");
+      check_writable(bk.md_path, "--md");
+      check_writable(bk.svg_path, "--svg");
       return bench::bench_kernels(bk);
     }
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory: the model, the batch or the dataset does not fit in "
+                         "this machine's memory (make model sizes, train.batch_size or the dataset "
+                         "smaller)\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -12,6 +12,10 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A value the user wrote, as echoed in a message: whole when short, else its first `keep`
+// characters and "... (N bytes)", so that a 50 MB string does not come back whole.
+std::string excerpt(const std::string& text, size_t keep = 80);
+
 namespace detail {
 template <class... Args>
 std::string concat(const Args&... args) {

@@ -24,8 +24,14 @@ std::string find_idx_file(const std::string& dir, const std::string& base) {
     const fs::path raw = fs::path(dir) / base;
     const fs::path gz = fs::path(dir) / (base + ".gz");
     std::error_code ec;
+    if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+        throw std::runtime_error(dir + ": is a file; data.dir (or --data-dir) must be the folder "
+                                       "holding the IDX files");
     if (fs::is_regular_file(raw, ec)) return raw.string();
     if (fs::is_regular_file(gz, ec)) return gz.string();
+    for (const fs::path& p : {raw, gz})
+        if (fs::is_directory(p, ec))
+            throw std::runtime_error(p.string() + ": is a directory; expected the IDX file " + base);
     throw std::runtime_error(dir + ": cannot find " + base + " (looked for " + raw.string() +
                              " and " + gz.string() +
                              "); run scripts/fetch_data.sh or set data.dir");
@@ -51,6 +57,12 @@ Dataset load_idx_split(const std::string& dir, const std::string& prefix, const 
         throw std::runtime_error(labels_path + ": has " + std::to_string(labels.dims[0]) +
                                  " labels but " + images_path + " has " +
                                  std::to_string(images.dims[0]) + " images");
+
+    // An empty split would train on nothing or report 0% accuracy as if measured; no
+    // configuration asks for one, so the file is damaged.
+    if (images.dims[0] == 0)
+        throw std::runtime_error(images_path + ": holds no images (the " + name +
+                                 " split would be empty); expected a non-empty IDX file");
 
     Dataset d;
     d.name = name;

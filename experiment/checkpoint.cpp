@@ -5,6 +5,7 @@
 
 #include "core/csr_weight.h"
 #include "experiment/finite.h"
+#include "experiment/json_errors.h"
 #include "experiment/safetensors.h"
 
 namespace st::experiment {
@@ -116,7 +117,7 @@ CheckpointInfo parse_info(const std::string& path, const std::map<std::string, s
   try {
     info.epoch = std::stoi(get("epoch"));
     info.optimizer_steps = std::stoll(get("optimizer_steps"));
-    info.config = nlohmann::json::parse(get("config"));
+    info.config = parse_user_json(get("config"), path + " (config)");
   } catch (const std::logic_error& e) {
     throw Error(path + ": corrupt checkpoint metadata (" + e.what() + ")");
   }

@@ -151,11 +151,6 @@ std::string quoted_list(const std::vector<std::string>& items) {
   return out;
 }
 
-// Shortest text that reads back as v; whole numbers without ".0" (range bounds read "[0, 1)").
-std::string num_text(double v) {
-  if (std::abs(v) < 1e15 && v == std::floor(v)) return std::to_string(static_cast<long long>(v));
-  return json(v).dump();
-}
 
 // ---------------------------------------------------------------------------------------------
 // The validator. `prefix` is "<file>: " (or ""), paths are full ("optimizer.lr", "model.layers[2].kernel").
@@ -171,7 +166,7 @@ class Validator {
     if (!v.is_object()) fail((path.empty() ? std::string("the config") : path) + ": expected an object, got " + describe_value(v));
     for (const auto& item : v.items()) {
       if (std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end())
-        fail("unknown key \"" + join(path, item.key()) + "\"" + did_you_mean(item.key(), allowed));
+        fail("unknown key \"" + excerpt(join(path, item.key())) + "\"" + did_you_mean(item.key(), allowed));
     }
   }
 
@@ -205,9 +200,9 @@ class Validator {
     bool ok = (lo_closed ? x >= lo : x > lo) && (hi_closed ? x <= hi : x < hi);
     if (!ok) {
       std::string range;
-      if (std::isinf(hi)) range = (lo_closed ? ">= " : "> ") + num_text(lo);
-      else range = std::string(lo_closed ? "[" : "(") + num_text(lo) + ", " + num_text(hi) + (hi_closed ? "]" : ")");
-      fail(path + " = " + v.dump() + " is out of range (allowed: " + range + ")");
+      if (std::isinf(hi)) range = (lo_closed ? ">= " : "> ") + number_text(lo);
+      else range = std::string(lo_closed ? "[" : "(") + number_text(lo) + ", " + number_text(hi) + (hi_closed ? "]" : ")");
+      fail(path + " = " + number_text(x) + " is out of range (allowed: " + range + ")");
     }
     return x;
   }
@@ -230,7 +225,7 @@ class Validator {
     const std::string s = v.get<std::string>();
     for (const auto& c : table)
       if (s == c.text) return c.value;
-    fail(path + " = \"" + s + "\" is not one of " + quoted_list(names) + did_you_mean(s, names));
+    fail(path + " = \"" + excerpt(s) + "\" is not one of " + quoted_list(names) + did_you_mean(s, names));
   }
 
   // An int > 0 or an [h, w] pair of them (>= lo).
@@ -327,7 +322,7 @@ LayerSpec parse_layer(const Validator& val, const json& v, const std::string& pa
     // A misspelled "type" reads better as an unknown key than as a missing one.
     for (const auto& item : v.items())
       if (std::find(kLayerKeys.begin(), kLayerKeys.end(), item.key()) == kLayerKeys.end())
-        val.fail("unknown key \"" + path + "." + item.key() + "\"" + did_you_mean(item.key(), kLayerKeys));
+        val.fail("unknown key \"" + excerpt(path + "." + item.key()) + "\"" + did_you_mean(item.key(), kLayerKeys));
     val.fail("missing required key \"" + path + ".type\"");
   }
   layer.type = val.choice(*type_it, path + ".type", kLayerTypes);
@@ -338,7 +333,7 @@ LayerSpec parse_layer(const Validator& val, const json& v, const std::string& pa
     if (std::find(kLayerKeys.begin(), kLayerKeys.end(), k) != kLayerKeys.end())
       val.fail(path + "." + k + " is not used by layer type \"" + to_string(layer.type) +
                "\" (its keys: " + quoted_list(allowed) + ")");
-    val.fail("unknown key \"" + path + "." + k + "\"" + did_you_mean(k, allowed));
+    val.fail("unknown key \"" + excerpt(path + "." + k) + "\"" + did_you_mean(k, allowed));
   }
   auto key = [&](const char* k) { return path + "." + k; };
   auto req = [&](const char* k) -> const json& {
@@ -350,7 +345,7 @@ LayerSpec parse_layer(const Validator& val, const json& v, const std::string& pa
   if (v.contains("name")) {
     layer.name = val.string(v["name"], key("name"));
     if (!valid_layer_name(layer.name))
-      val.fail(key("name") + " = \"" + layer.name + "\" is not a valid name (allowed: letters, digits, '_', '-')");
+      val.fail(key("name") + " = \"" + excerpt(layer.name) + "\" is not a valid name (allowed: letters, digits, '_', '-')");
   }
   switch (layer.type) {
     case LayerType::Linear:
@@ -423,54 +418,6 @@ std::string default_name(const std::string& source_name) {
   return stem.empty() ? "run" : stem;
 }
 
-// Parses JSON text, rejecting duplicate keys (nlohmann would silently keep the last one).
-json parse_json_text(const std::string& text, const std::string& prefix) {
-  struct Frame {
-    bool is_object;
-    std::set<std::string> keys;
-    std::string key;
-    long index = -1;
-  };
-  std::vector<Frame> stack;
-  auto element_begins = [&] {
-    if (!stack.empty() && !stack.back().is_object) ++stack.back().index;
-  };
-  auto path = [&] {
-    std::string p;
-    for (const auto& f : stack) p += f.is_object ? (p.empty() ? "" : ".") + f.key : "[" + std::to_string(f.index) + "]";
-    return p;
-  };
-  json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-        element_begins();
-        stack.push_back({true, {}, "", -1});
-        break;
-      case json::parse_event_t::array_start:
-        element_begins();
-        stack.push_back({false, {}, "", -1});
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        if (!stack.empty()) stack.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        Frame& f = stack.back();
-        f.key = parsed.get<std::string>();
-        if (!f.keys.insert(f.key).second) throw ConfigError(prefix + "duplicate key \"" + path() + "\"");
-        break;
-      }
-      case json::parse_event_t::value: element_begins(); break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, cb);
-  } catch (const json::parse_error& e) {
-    throw ConfigError(prefix + "invalid JSON: " + e.what());
-  }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -483,7 +430,7 @@ Config parse_config(const json& raw, const std::string& source_name) {
   Section top(val, &raw, "", root);
   c.name = top.string("name", default_name(source_name));
   if (c.name.empty() || c.name.find('/') != std::string::npos)
-    val.fail("name = \"" + c.name + "\" is not a valid run name (must be non-empty, without '/')");
+    val.fail("name = \"" + excerpt(c.name) + "\" is not a valid run name (must be non-empty, without '/')");
   if (const json* v = top.find("seed")) {
     if (!v->is_number_integer()) val.fail("seed: expected an integer, got " + describe_value(*v));
     // A JSON parser gives non-negative integers as unsigned, but JSON built in C++ ({"seed", 5})
@@ -584,7 +531,7 @@ Config parse_config(const json& raw, const std::string& source_name) {
     if (o.nesterov && o.momentum == 0)
       val.fail("optimizer.nesterov = true needs optimizer.momentum > 0 (momentum is 0)");
     if (o.nesterov && o.dampening != 0)
-      val.fail("optimizer.nesterov = true needs optimizer.dampening = 0 (dampening is " + num_text(o.dampening) + ")");
+      val.fail("optimizer.nesterov = true needs optimizer.dampening = 0 (dampening is " + number_text(o.dampening) + ")");
   }
 
   // lr_schedule
@@ -617,7 +564,7 @@ Config parse_config(const json& raw, const std::string& source_name) {
       const json* t = sp.find(key);
       if (t && t->is_string()) {
         if (t->get<std::string>() != "auto")
-          val.fail(std::string("sparse.") + key + " = " + t->dump() +
+          val.fail(std::string("sparse.") + key + " = " + excerpt(t->dump()) +
                    " is not allowed (expected a number in [0, 1] or \"auto\")");
         automatic = true;
       } else {
@@ -699,7 +646,7 @@ bool operator==(const Config& a, const Config& b) { return to_json(a) == to_json
 // Overrides.
 
 void apply_override(json& raw, const std::string& assignment) {
-  const std::string where = "override \"" + assignment + "\": ";
+  const std::string where = "override \"" + excerpt(assignment) + "\": ";
   auto fail = [&](const std::string& msg) { throw ConfigError(where + msg); };
 
   const size_t eq = assignment.find('=');
@@ -728,8 +675,15 @@ void apply_override(json& raw, const std::string& assignment) {
     if (!normalized.empty() && normalized.back() == '.') segments.push_back("");
   }
 
-  json value = json::parse(value_text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = value_text;
+  // A value that is not JSON is a string (--set name=run1); JSON too deep or out of range is an error.
+  json value;
+  try {
+    value = parse_user_json(value_text, "override \"" + excerpt(key_text) + "\"");
+  } catch (const JsonLimitError&) {
+    throw;
+  } catch (const ConfigError&) {
+    value = value_text;
+  }
 
   // Edit a copy, so that a failed override leaves `raw` as it was.
   json edited = raw;
@@ -753,11 +707,11 @@ void apply_override(json& raw, const std::string& assignment) {
     }
     const std::string next_path = path.empty() ? seg : path + "." + seg;
     if (node->kind == SchemaNode::Leaf)
-      fail("unknown key \"" + next_path + "\" (\"" + path + "\" is a value, not an object)");
+      fail("unknown key \"" + excerpt(next_path) + "\" (\"" + path + "\" is a value, not an object)");
     const SchemaNode* child = nullptr;
     if (node->kind == SchemaNode::Object) {
       child = node->child(seg);
-      if (!child) fail("unknown key \"" + next_path + "\"" + did_you_mean(seg, node->keys()));
+      if (!child) fail("unknown key \"" + excerpt(next_path) + "\"" + did_you_mean(seg, node->keys()));
     }
     if (cur->is_null()) *cur = json::object();
     if (!cur->is_object()) fail("cannot set \"" + next_path + "\": \"" + path + "\" is not an object in the config");
@@ -771,11 +725,7 @@ void apply_override(json& raw, const std::string& assignment) {
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   const std::string prefix = path + ": ";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(prefix + "cannot open config file (" + std::strerror(errno) + ")");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  json raw = parse_json_text(buffer.str(), prefix);
+  json raw = parse_user_json(read_user_file(path, "config file (JSON)"), path);
   for (const auto& o : overrides) {
     try {
       apply_override(raw, o);
@@ -798,16 +748,16 @@ std::string describe(const Config& c) {
   } else if (c.model.arch == Arch::Layers) {
     s << "(" << c.model.layers.size() << " layers)";
   }
-  if (c.model.dropout > 0) s << " dropout=" << num_text(c.model.dropout);
+  if (c.model.dropout > 0) s << " dropout=" << number_text(c.model.dropout);
   s << " on " << to_string(c.data.dataset);
   if (c.data.validation > 0) s << " (val " << c.data.validation << ")";
   const auto& o = c.optimizer;
-  s << " | " << to_string(o.type) << " lr=" << num_text(o.lr);
+  s << " | " << to_string(o.type) << " lr=" << number_text(o.lr);
   if (o.type == OptimizerType::Sgd) {
-    s << " momentum=" << num_text(o.momentum);
+    s << " momentum=" << number_text(o.momentum);
     if (o.nesterov) s << " nesterov";
   }
-  if (o.weight_decay > 0) s << " wd=" << num_text(o.weight_decay);
+  if (o.weight_decay > 0) s << " wd=" << number_text(o.weight_decay);
   s << " | " << to_string(c.lr_schedule.type) << " lr";
   if (c.lr_schedule.warmup_epochs > 0) s << " +" << c.lr_schedule.warmup_epochs << " warmup";
   s << " | " << c.train.epochs << " epochs x batch " << c.train.batch_size;

@@ -2,6 +2,9 @@
 
 #include <omp.h>
 
+#include <filesystem>
+
+#include "core/check.h"
 #include "core/ops.h"
 #include "cuda/cusparse.h"
 #include "cuda/runtime.h"
@@ -86,6 +89,33 @@ int apply_process_settings(const Config& c) {
   set_dense_backend(parse_dense_backend(to_string(c.backend)));
   set_sparse_impl(parse_sparse_impl(to_string(c.sparse.impl)));
   return threads;
+}
+
+std::string checkpoint_file(const std::string& target, const std::string& who) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(target, ec)) {
+    ST_CHECK(fs::exists(target, ec), who, ": ", target, ": no such checkpoint file or run folder");
+    return target;
+  }
+  const std::string ckpt = (fs::path(target) / "checkpoint.safetensors").string();
+  ST_CHECK(fs::is_regular_file(ckpt, ec), who, ": ", target,
+           ": a folder without checkpoint.safetensors (expected a run folder or a checkpoint file)");
+  return ckpt;
+}
+
+data::Dataset sample_shape(const Config& c) {
+  data::Dataset d;
+  d.name = to_string(c.data.dataset);
+  if (c.data.dataset == Dataset::Synthetic) {
+    d.channels = c.data.synthetic.channels;
+    d.height = c.data.synthetic.height;
+    d.width = c.data.synthetic.width;
+    d.num_classes = c.data.synthetic.classes;
+  } else {
+    d.channels = 1, d.height = 28, d.width = 28, d.num_classes = 10;
+  }
+  return d;
 }
 
 st::Device core_device(const Config& c) {

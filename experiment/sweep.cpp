@@ -30,9 +30,6 @@ const std::vector<std::string> kSweepKeys = {"name",    "description", "base",  
                                              "sparsity_key", "sparsities", "methods", "dense_baseline",
                                              "output"};
 
-// The shortest text that reads back as v ("0.95", "0.5").
-std::string number_text(double v) { return json(v).dump(); }
-
 bool valid_method_name(const std::string& s) {
   if (s.empty()) return false;
   for (char c : s)
@@ -41,26 +38,6 @@ bool valid_method_name(const std::string& s) {
 }
 
 json to_plain(const ordered_json& v) { return json::parse(v.dump()); }
-
-std::string read_text(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot open " + what + " (" + std::strerror(errno) + ")");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-template <class J>
-J parse_json(const std::string& text, const std::string& prefix) {
-  try {
-    return J::parse(text);
-  } catch (const json::parse_error& e) {
-    // nlohmann's message reads "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
-    std::string msg = e.what();
-    const size_t at = msg.find("parse error");
-    throw ConfigError(prefix + "invalid JSON: " + (at == std::string::npos ? msg : msg.substr(at)));
-  }
-}
 
 // The value at a dotted path ("pruning.schedule"), or nullptr.
 const json* find_path(const json& raw, const std::string& dotted) {
@@ -141,11 +118,11 @@ void flatten_scalars(const json& v, const std::string& path, json& out) {
 SweepConfig parse_sweep(const std::string& text, const std::string& source_name, const std::string& base_dir) {
   const std::string prefix = source_name.empty() ? "" : source_name + ": ";
   auto fail = [&](const std::string& msg) -> void { throw ConfigError(prefix + msg); };
-  const ordered_json raw = parse_json<ordered_json>(text, prefix);
+  const ordered_json raw = parse_user_ordered_json(text, source_name.empty() ? "sweep" : source_name);
   if (!raw.is_object()) fail("expected a sweep object, got " + describe_value(raw));
   for (const auto& item : raw.items())
     if (std::find(kSweepKeys.begin(), kSweepKeys.end(), item.key()) == kSweepKeys.end())
-      fail("unknown key \"" + item.key() + "\"" + did_you_mean(item.key(), kSweepKeys));
+      fail("unknown key \"" + excerpt(item.key()) + "\"" + did_you_mean(item.key(), kSweepKeys));
 
   SweepConfig s;
   s.source = source_name;
@@ -170,10 +147,10 @@ SweepConfig parse_sweep(const std::string& text, const std::string& source_name,
     if (!fs::exists(path) && !base_dir.empty() && fs::path(path).is_relative() && fs::exists(fs::path(base_dir) / path))
       found = (fs::path(base_dir) / path).string();
     if (!fs::exists(found))
-      fail("base: config file \"" + path + "\" not found (looked in the current directory" +
+      fail("base: config file \"" + excerpt(path) + "\" not found (looked in the current directory" +
            (base_dir.empty() ? std::string() : " and in \"" + base_dir + "\"") + ")");
     s.base_source = found;
-    s.base = parse_json<json>(read_text(found, "base config"), found + ": ");
+    s.base = parse_user_json(read_user_file(found, "base config (JSON)"), found);
     if (!s.base.is_object()) throw ConfigError(found + ": expected a config object, got " + describe_value(to_plain(s.base)));
   } else if (base_it->is_object()) {
     s.base_source = (source_name.empty() ? std::string("sweep") : source_name) + " (inline base)";
@@ -203,7 +180,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& source_name,
     try {
       apply_override(probe, s.sparsity_key + "=0.5");
     } catch (const ConfigError& e) {
-      fail(std::string("sparsity_key = \"") + s.sparsity_key + "\" is not a config key: " + e.what());
+      fail(std::string("sparsity_key = \"") + excerpt(s.sparsity_key) + "\" is not a config key: " + e.what());
     }
   }
 
@@ -232,7 +209,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& source_name,
   for (const auto& item : m_it->items()) {
     const std::string path = "methods." + item.key();
     if (!valid_method_name(item.key()))
-      fail(path + ": \"" + item.key() + "\" is not a valid method name (allowed: letters, digits, '_', '-')");
+      fail(path + ": \"" + excerpt(item.key()) + "\" is not a valid method name (allowed: letters, digits, '_', '-')");
     if (item.key() == "dense") fail(path + ": \"dense\" is reserved for the dense baseline (use \"dense_baseline\": true)");
     if (!item.value().is_object())
       fail(path + ": expected an object of overrides (e.g. {\"pruning\": {\"method\": \"gradual\"}}), got " + describe_value(item.value()));
@@ -249,7 +226,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& source_name,
 }
 
 SweepConfig load_sweep(const std::string& path) {
-  const std::string text = read_text(path, "sweep file");
+  const std::string text = read_user_file(path, "sweep file (JSON)");
   return parse_sweep(text, path, fs::path(path).parent_path().string());
 }
 
@@ -335,7 +312,7 @@ PointState point_state(const SweepPoint& point) {
   if (has_config) {
     // A folder from an edited sweep must not pass for this point: compare what decides the numbers.
     const std::string path = (dir / "config.json").string();
-    json saved = parse_json<json>(read_text(path, "run config"), path + ": ");
+    json saved = parse_user_json(read_user_file(path, "run config (JSON)"), path);
     json want = to_json(point.config);
     // Execution settings do not change the results (CSR execution matches masked dense: invariant 2).
     for (const char* k : {"threads", "output", "sparse"}) {
@@ -353,7 +330,7 @@ PointState point_state(const SweepPoint& point) {
 
 PointResult read_point_result(const SweepPoint& point) {
   const std::string path = point.run_dir + "/summary.json";
-  const json s = parse_json<json>(read_text(path, "run summary"), path + ": ");
+  const json s = parse_user_json(read_user_file(path, "run summary (JSON)"), path);
   if (!s.is_object() || !s.contains("test_accuracy") || !s["test_accuracy"].is_number())
     throw ConfigError(path + ": expected an object with a numeric \"test_accuracy\"");
   PointResult r;

@@ -19,6 +19,7 @@
 #include "experiment/atomic_file.h"
 #include "experiment/checkpoint.h"
 #include "experiment/finite.h"
+#include "experiment/memory_estimate.h"
 #include "experiment/progress.h"
 #include "experiment/run_folder.h"
 #include "experiment/run_summary.h"
@@ -189,6 +190,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
                 bool resuming) {
   const auto t_start = Clock::now();
   std::optional<RunFolderLock> lock = hold_run_folder(run_dir, resuming);
+  check_memory(config);  // a model or dataset too big for the machine: refused, naming its keys
   // First: a device that is missing fails here, before the run folder is touched.
   const int threads = apply_process_settings(config);
   const st::Device device = core_device(config);

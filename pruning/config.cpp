@@ -66,10 +66,10 @@ class Obj {
  public:
   Obj(const json* v, std::string where, const std::vector<std::string>& allowed) : v_(v), path_(std::move(where)) {
     if (!v_) return;
-    if (!v_->is_object()) fail(path_ + ": expected an object, got " + v_->dump());
+    if (!v_->is_object()) fail(path_ + ": expected an object, got " + excerpt(v_->dump()));
     for (const auto& item : v_->items())
       if (std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end())
-        fail("unknown key \"" + path(item.key()) + "\" (allowed: " + quoted_list(allowed) + ")");
+        fail("unknown key \"" + excerpt(path(item.key())) + "\" (allowed: " + quoted_list(allowed) + ")");
   }
   const json* find(const std::string& k) const {
     if (!v_) return nullptr;
@@ -82,7 +82,7 @@ class Obj {
   int integer(const std::string& k, int def, int lo, int hi = INT_MAX) const {
     const json* v = find(k);
     if (!v) return def;
-    if (!v->is_number_integer()) fail(path(k) + ": expected an integer, got " + v->dump());
+    if (!v->is_number_integer()) fail(path(k) + ": expected an integer, got " + excerpt(v->dump()));
     const long long x = v->get<long long>();
     if (x < lo || x > hi)
       fail(path(k) + " = " + std::to_string(x) + " is out of range (allowed: " +
@@ -92,27 +92,27 @@ class Obj {
   double number(const std::string& k, double def, double lo, bool lo_closed, double hi, bool hi_closed) const {
     const json* v = find(k);
     if (!v) return def;
-    if (!v->is_number()) fail(path(k) + ": expected a number, got " + v->dump());
+    if (!v->is_number()) fail(path(k) + ": expected a number, got " + excerpt(v->dump()));
     const double x = v->get<double>();
     const bool ok = (lo_closed ? x >= lo : x > lo) && (hi_closed ? x <= hi : x < hi);
     if (!ok) {
       std::string range = std::isinf(hi) ? (lo_closed ? ">= " : "> ") + num_text(lo)
                                          : std::string(lo_closed ? "[" : "(") + num_text(lo) + ", " +
                                                num_text(hi) + (hi_closed ? "]" : ")");
-      fail(path(k) + " = " + v->dump() + " is out of range (allowed: " + range + ")");
+      fail(path(k) + " = " + excerpt(v->dump()) + " is out of range (allowed: " + range + ")");
     }
     return x;
   }
   bool boolean(const std::string& k, bool def) const {
     const json* v = find(k);
     if (!v) return def;
-    if (!v->is_boolean()) fail(path(k) + ": expected a boolean, got " + v->dump());
+    if (!v->is_boolean()) fail(path(k) + ": expected a boolean, got " + excerpt(v->dump()));
     return v->get<bool>();
   }
   std::string string(const std::string& k, const std::string& def) const {
     const json* v = find(k);
     if (!v) return def;
-    if (!v->is_string()) fail(path(k) + ": expected a string, got " + v->dump());
+    if (!v->is_string()) fail(path(k) + ": expected a string, got " + excerpt(v->dump()));
     return v->get<std::string>();
   }
   template <class E, size_t N>
@@ -121,11 +121,11 @@ class Obj {
     if (!v) return def;
     std::vector<std::string> names;
     for (const auto& c : table) names.push_back(c.text);
-    if (!v->is_string()) fail(path(k) + ": expected one of " + quoted_list(names) + ", got " + v->dump());
+    if (!v->is_string()) fail(path(k) + ": expected one of " + quoted_list(names) + ", got " + excerpt(v->dump()));
     const std::string s = v->get<std::string>();
     for (const auto& c : table)
       if (s == c.text) return c.value;
-    fail(path(k) + " = \"" + s + "\" is not one of " + quoted_list(names));
+    fail(path(k) + " = \"" + excerpt(s) + "\" is not one of " + quoted_list(names));
   }
 
  private:
@@ -160,7 +160,7 @@ const char* to_string(RewindType v) { return choice_text(kRewinds, v); }
 
 PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
   PruningConfig c;
-  if (!raw.is_object()) fail("pruning: expected an object, got " + raw.dump());
+  if (!raw.is_object()) fail("pruning: expected an object, got " + excerpt(raw.dump()));
   Obj top(&raw, "pruning",
           {"method", "target", "threshold", "criterion", "granularity", "distribution",
            "schedule", "l1", "admm", "finetune", "distill"});
@@ -199,10 +199,10 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
       } else if (b->is_array() && b->size() == 2 && (*b)[0].is_number_integer() && (*b)[1].is_number_integer()) {
         c.granularity.block = {(*b)[0].get<int>(), (*b)[1].get<int>()};
       } else {
-        fail("pruning.granularity.block: expected an integer or a [rows, cols] pair, got " + b->dump());
+        fail("pruning.granularity.block: expected an integer or a [rows, cols] pair, got " + excerpt(b->dump()));
       }
       if (c.granularity.block[0] < 1 || c.granularity.block[1] < 1)
-        fail("pruning.granularity.block = " + b->dump() + " is out of range (allowed: sizes >= 1)");
+        fail("pruning.granularity.block = " + excerpt(b->dump()) + " is out of range (allowed: sizes >= 1)");
     }
     if ((gr.has("n") || gr.has("m")) && c.granularity.type != GranularityType::NM)
       fail("pruning.granularity." + std::string(gr.has("n") ? "n" : "m") + " is only used with type \"nm\"");
@@ -226,10 +226,10 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
     Obj di(top.find("distribution"), "pruning.distribution", {"type", "keep_dense", "erk_power"});
     c.distribution.type = di.choice("type", sparse_training ? DistributionType::Erk : DistributionType::Layerwise, kDistributions);
     if (const json* k = di.find("keep_dense")) {
-      if (!k->is_array()) fail("pruning.distribution.keep_dense: expected an array of layer names, got " + k->dump());
+      if (!k->is_array()) fail("pruning.distribution.keep_dense: expected an array of layer names, got " + excerpt(k->dump()));
       for (size_t i = 0; i < k->size(); ++i) {
         if (!(*k)[i].is_string())
-          fail("pruning.distribution.keep_dense[" + std::to_string(i) + "]: expected a layer name, got " + (*k)[i].dump());
+          fail("pruning.distribution.keep_dense[" + std::to_string(i) + "]: expected a layer name, got " + excerpt((*k)[i].dump()));
         c.distribution.keep_dense.push_back((*k)[i].get<std::string>());
       }
     } else if (c.distribution.type == DistributionType::Uniform) {
@@ -270,7 +270,7 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
   {
     const auto allowed = schedule_keys(c.method);
     if (const json* s = top.find("schedule")) {
-      if (!s->is_object()) fail("pruning.schedule: expected an object, got " + s->dump());
+      if (!s->is_object()) fail("pruning.schedule: expected an object, got " + excerpt(s->dump()));
       for (const auto& item : s->items()) {
         if (std::find(allowed.begin(), allowed.end(), item.key()) != allowed.end()) continue;
         if (std::find(kScheduleKeys.begin(), kScheduleKeys.end(), item.key()) != kScheduleKeys.end())
@@ -295,9 +295,11 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
         within("epoch", s.epoch);
         break;
       case Method::Iterative:
-        s.start_epoch = sc.integer("start_epoch", 1, 0);
-        s.rounds = sc.integer("rounds", 3, 1);
+        // Defaults fit any run length: from epoch 1 (0 on a 1-epoch run), up to 3 rounds that end
+        // by the last epoch.
+        s.start_epoch = sc.integer("start_epoch", std::min(1, last), 0);
         s.every = sc.integer("every", 1, 1);
+        s.rounds = sc.integer("rounds", std::clamp((last - s.start_epoch) / s.every + 1, 1, 3), 1);
         s.rewind = sc.choice("rewind", RewindType::None, kRewinds);
         s.rewind_epoch = sc.integer("rewind_epoch", 0, 0);
         within("start_epoch", s.start_epoch);
@@ -336,7 +338,11 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
         s.every_steps = sc.integer("every_steps", 100, 1);
         s.end_epoch = sc.integer("end_epoch", std::max(1, static_cast<int>(std::lround(0.75 * train_epochs))), 1);
         s.drop_fraction = sc.number("drop_fraction", 0.3, 0, false, 1, false);
-        within("end_epoch", s.end_epoch);
+        // Updates stop at the first step of epoch end_epoch: end_epoch = the run's length (updates
+        // until the end) is valid, and so is the default on 1- and 2-epoch runs.
+        if (s.end_epoch > total)
+          fail("pruning.schedule.end_epoch = " + std::to_string(s.end_epoch) + " is after the end of the run (" +
+               total_text + ")");
         break;
       case Method::Admm:
         s.start_epoch = sc.integer("start_epoch", 0, 0);

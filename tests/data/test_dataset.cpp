@@ -295,6 +295,25 @@ TEST_CASE("mnist format: missing files say what was looked for") {
     CHECK(contains(msg, "fetch_data.sh"));
 }
 
+TEST_CASE("mnist format: an empty split is refused, not scored as 0%") {
+    TempDir dir;
+    write_split(dir, "train", 6, 2, 2, false);
+    write_split(dir, "t10k", 0, 2, 2, false);
+    const std::string msg = error_of([&] { load_dataset(mnist_options(dir)); });
+    CHECK(contains(msg, dir.file("t10k-images-idx3-ubyte")));
+    CHECK(contains(msg, "holds no images"));
+}
+
+TEST_CASE("mnist format: a directory where a file or folder belongs is named as one") {
+    TempDir dir;
+    write_split(dir, "train", 6, 2, 2, false);
+    std::filesystem::create_directory(dir.file("t10k-images-idx3-ubyte"));
+    CHECK(contains(error_of([&] { load_dataset(mnist_options(dir)); }), "t10k-images-idx3-ubyte: is a directory"));
+    DataOptions o = mnist_options(dir);
+    o.dir = dir.file("train-images-idx3-ubyte");
+    CHECK(contains(error_of([&] { load_dataset(o); }), "is a file; data.dir"));
+}
+
 TEST_CASE("mnist format: label/image count mismatch, bad label, wrong shapes") {
     {
         TempDir dir;

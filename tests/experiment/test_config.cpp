@@ -13,6 +13,8 @@
 
 #include "experiment/atomic_file.h"
 #include "experiment/config.h"
+#include "experiment/json_errors.h"
+#include "experiment/memory_estimate.h"
 
 using namespace st::experiment;
 using nlohmann::json;
@@ -529,4 +531,65 @@ TEST_CASE("config: to_string spellings and describe") {
   check_contains(d, {"mnist_mlp", "mlp[300,100]", "mnist", "sgd", "lr=0.1", "20 epochs", "seed 42", "cuda/native", "pruning"});
   CHECK(d.find('\n') == std::string::npos);
   check_contains(describe(parse_config(layers_config(), "l.json")), {"l: layers(8 layers) on fashion_mnist"});
+}
+
+TEST_CASE("user JSON: depth, number range and location are checked while parsing") {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::string e = error_of([&] { parse_user_json(deep, "deep.json"); });
+  CHECK(e.find("deep.json") != std::string::npos);
+  CHECK(e.find("nested deeper than 64") != std::string::npos);
+  CHECK_THROWS_AS(parse_user_json("{\"a\": " + deep + "}", "x"), JsonLimitError);
+  CHECK_NOTHROW(parse_user_json(std::string(64, '[') + std::string(64, ']'), "x"));
+
+  e = error_of([] { parse_user_json("{\"optimizer\": {\n  \"lr\": 1e400}}", "c.json"); });
+  CHECK(e.find("c.json") != std::string::npos);
+  CHECK(e.find("line 2") != std::string::npos);
+  CHECK(e.find("optimizer.lr") != std::string::npos);
+  CHECK(e.find("out of range") != std::string::npos);
+  CHECK(error_of([] { parse_user_json("{\"a\": 1, \"a\": 2}", "c.json"); }).find("duplicate key \"a\"") != std::string::npos);
+  CHECK(error_of([] { parse_user_json("{\"a\": [1, }", "c.json"); }).find("invalid JSON at line 1") != std::string::npos);
+  CHECK(parse_user_ordered_json("{\"b\": 1, \"a\": 2}", "x").begin().key() == "b");
+}
+
+TEST_CASE("config: deep or out-of-range override values are errors, not strings") {
+  json raw = json::parse(R"({"data": {"dataset": "synthetic"}, "model": {"arch": "mlp", "hidden": [8]}})");
+  const std::string deep = std::string(1000, '[') + std::string(1000, ']');
+  std::string e = error_of([&] { apply_override(raw, "model.hidden=" + deep); });
+  CHECK(e.find("model.hidden") != std::string::npos);
+  CHECK(e.find("nested deeper") != std::string::npos);
+  CHECK(error_of([&] { apply_override(raw, "optimizer.lr=1e400"); }).find("out of range") != std::string::npos);
+  apply_override(raw, "name=not json");
+  CHECK(raw["name"] == "not json");
+}
+
+TEST_CASE("messages cap what they echo and print numbers compactly") {
+  CHECK(st::excerpt("short") == "short");
+  const std::string cut = st::excerpt(std::string(1000000, 'x'));
+  CHECK(cut.size() < 120);
+  CHECK(cut.find("(1000000 bytes)") != std::string::npos);
+  CHECK(number_text(1e308) == "1e+308");
+  CHECK(number_text(0.05) == "0.05");
+  CHECK(number_text(60000) == "60000");
+  json raw = json::parse(R"({"data": {"dataset": "synthetic"}, "model": {"arch": "mlp", "hidden": [8]}})");
+  raw["data"]["dataset"] = std::string(1000000, 'x');
+  CHECK(error_of([&] { parse_config(raw); }).size() < 400);
+}
+
+TEST_CASE("config files: a directory is named as one") {
+  TempDir dir;
+  CHECK(error_of([&] { load_config(dir.path.string()); }).find("is a directory") != std::string::npos);
+}
+
+TEST_CASE("memory estimate: a model too big for memory names its key and the bytes") {
+  json raw = json::parse(R"({"data": {"dataset": "synthetic"}, "model": {"arch": "mlp", "hidden": [1000000, 1000000]}})");
+  const Config big = parse_config(raw);
+  CHECK(estimate_memory(big).parameters > 1e12);
+  const std::string e = error_of([&] { check_memory(big, 64e9); });
+  CHECK(e.find("model.hidden") != std::string::npos);
+  CHECK(e.find("bytes") != std::string::npos);
+  raw["model"]["hidden"] = {64};
+  CHECK_NOTHROW(check_memory(parse_config(raw), 64e9));
+  raw["train"] = {{"batch_size", 2000000000}};
+  CHECK(error_of([&] { check_memory(parse_config(raw), 64e9); }).find("train.batch_size") != std::string::npos);
+  CHECK(available_memory() > 0);
 }

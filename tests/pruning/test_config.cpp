@@ -99,3 +99,30 @@ TEST_CASE("pruning config: bad configs name the key") {
   check_error(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "block", "block": [0, 4]}})",
               {"pruning.granularity.block"});
 }
+
+TEST_CASE("pruning config: every default is valid on the shortest runs") {
+  for (const char* method : {"one_shot", "iterative", "static", "set", "rigl"}) {
+    for (int epochs : {1, 2, 3}) {
+      CAPTURE(method);
+      CAPTURE(epochs);
+      json raw = {{"method", method}, {"target", 0.5}};
+      CHECK_NOTHROW(parse_pruning_config(raw, epochs));
+    }
+  }
+  // RigL's updates stop at the first step of end_epoch: the run's length is a valid end.
+  CHECK(parse_pruning_config(json::parse(R"({"method": "rigl", "target": 0.5})"), 1).schedule.end_epoch == 1);
+  CHECK(parse_pruning_config(json::parse(R"({"method": "rigl", "target": 0.5})"), 2).schedule.end_epoch == 2);
+  check_error(R"({"method": "rigl", "target": 0.5, "schedule": {"end_epoch": 3}})",
+              {"pruning.schedule.end_epoch = 3", "after the end of the run"}, 2);
+  const PruningConfig it = parse_pruning_config(json::parse(R"({"method": "iterative", "target": 0.5})"), 2);
+  CHECK(it.schedule.start_epoch == 1);
+  CHECK(it.schedule.rounds == 1);
+}
+
+TEST_CASE("pruning config: a huge value is not echoed whole") {
+  json raw = {{"method", "one_shot"}, {"target", std::string(1000000, 'x')}};
+  const std::string e = error_of(raw);
+  CHECK(e.find("pruning.target") != std::string::npos);
+  CHECK(e.find("bytes)") != std::string::npos);
+  CHECK(e.size() < 400);
+}

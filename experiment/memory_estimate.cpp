@@ -1,0 +1,114 @@
+#include "experiment/memory_estimate.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "experiment/setup.h"
+#include "models/builder.h"
+
+namespace st::experiment {
+
+namespace {
+
+constexpr double kFloat = 4;
+
+// Per-sample output size of each layer after the input; parameters counted into `params`.
+// Stops at a shape the builder would refuse (it reports those itself).
+double walk_layers(const std::vector<models::LayerSpec>& layers, double c, double h, double w,
+                   bool flat, double& params) {
+  double activations = 0;
+  for (const auto& l : layers) {
+    if (l.type == "flatten") {
+      c = c * h * w, h = w = 1, flat = true;
+    } else if (l.type == "linear") {
+      params += c * l.out + (l.bias ? l.out : 0);
+      c = l.out;
+    } else if (l.type == "conv2d" || l.type == "maxpool2d" || l.type == "avgpool2d") {
+      const bool conv = l.type == "conv2d";
+      const int sh = l.stride_h ? l.stride_h : conv ? 1 : l.kernel_h;
+      const int sw = l.stride_w ? l.stride_w : conv ? 1 : l.kernel_w;
+      const double oh = std::floor((h + 2 * l.pad_h - l.kernel_h) / sh) + 1;
+      const double ow = std::floor((w + 2 * l.pad_w - l.kernel_w) / sw) + 1;
+      if (flat || oh < 1 || ow < 1) break;
+      if (conv) {
+        params += double(l.out) * c * l.kernel_h * l.kernel_w + (l.bias ? l.out : 0);
+        c = l.out;
+      }
+      h = oh, w = ow;
+    }
+    activations += c * h * w;
+  }
+  return activations;
+}
+
+std::string bytes_text(double b) {
+  const char* units[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
+  int u = 0;
+  double v = b;
+  while (v >= 1024 && u < 6) v /= 1024, ++u;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s (%.3g bytes)" : "%.0f %s", v, units[u], b);
+  return buf;
+}
+
+}  // namespace
+
+MemoryEstimate estimate_memory(const Config& c) {
+  const data::Dataset shape = sample_shape(c);
+  MemoryEstimate m;
+  const double per_sample =
+      walk_layers(models::architecture_layers(model_spec(c), shape.num_classes), shape.channels,
+                  shape.height, shape.width, false, m.parameters);
+  // Adam keeps two moments per parameter, SGD with momentum one.
+  const double state = c.optimizer.type == OptimizerType::Sgd ? (c.optimizer.momentum > 0 ? 1 : 0) : 2;
+  m.parameter_bytes = m.parameters * kFloat * (2 + state);
+  const bool synthetic = c.data.dataset == Dataset::Synthetic;
+  const double train = synthetic ? c.data.synthetic.train : 60000, test = synthetic ? c.data.synthetic.test : 10000;
+  // Forward outputs and their gradients for the larger of the two batch sizes (the trainer's
+  // batch buffers take the size asked for, even beyond the split's).
+  const double batch = std::max(c.train.batch_size, c.train.eval_batch_size);
+  m.activation_bytes = per_sample * batch * kFloat * 2;
+  m.dataset_bytes = (train + test) * (double(shape.channels) * shape.height * shape.width + 1) * kFloat;
+  return m;
+}
+
+double available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream s(line);
+    std::string key;
+    double kb = 0;
+    if (s >> key >> kb && key == "MemAvailable:") return kb * 1024;
+  }
+  return double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+}
+
+void check_memory(const Config& c, double available) {
+  const MemoryEstimate m = estimate_memory(c);
+  if (m.total() <= available) return;
+  std::string part;
+  if (m.parameter_bytes >= m.activation_bytes && m.parameter_bytes >= m.dataset_bytes) {
+    const char* key = c.model.arch == Arch::Mlp ? "model.hidden" : c.model.arch == Arch::Layers ? "model.layers" : "model.arch";
+    char count[32];
+    std::snprintf(count, sizeof count, "%.3g", m.parameters);
+    part = std::string(key) + ": " + count + " parameters, with their gradients and optimizer state, take " +
+           bytes_text(m.parameter_bytes);
+  } else if (m.activation_bytes >= m.dataset_bytes) {
+    part = std::string(c.train.batch_size >= c.train.eval_batch_size ? "train.batch_size" : "train.eval_batch_size") +
+           ": one batch's activations take " + bytes_text(m.activation_bytes);
+  } else {
+    part = std::string(c.data.dataset == Dataset::Synthetic ? "data.synthetic (train, test and the sample size)"
+                                                            : "data.dataset") +
+           ": the dataset takes " + bytes_text(m.dataset_bytes);
+  }
+  throw ConfigError("config \"" + c.name + "\" needs at least " + bytes_text(m.total()) + " of memory (" + part +
+                    "), but this machine has " + bytes_text(available) + " available");
+}
+
+}  // namespace st::experiment

@@ -1,0 +1,30 @@
+// experiment/memory_estimate.h — the memory a config will need, worked out from its sizes before
+// anything is allocated: a model, batch or dataset too big for the machine is refused naming the
+// keys responsible and the bytes, instead of ending in std::bad_alloc (or the OOM killer) later.
+// Tests: tests/experiment/test_config.cpp
+#pragma once
+#include <cstdint>
+
+#include "experiment/config.h"
+
+namespace st::experiment {
+
+// Lower bounds (what certainly gets allocated), so that a config that fits is never refused.
+struct MemoryEstimate {
+  double parameters = 0;      // parameter count
+  double parameter_bytes = 0; // weights, gradients and optimizer state
+  double activation_bytes = 0;  // one batch's layer outputs and their gradients
+  double dataset_bytes = 0;   // the train and test images and labels
+  double total() const { return parameter_bytes + activation_bytes + dataset_bytes; }
+};
+
+MemoryEstimate estimate_memory(const Config& c);
+
+// Bytes this process can still allocate: MemAvailable from /proc/meminfo, else physical memory.
+double available_memory();
+
+// Throws ConfigError naming the config, the keys behind the largest part of the estimate and the
+// bytes, when the estimate exceeds `available` bytes.
+void check_memory(const Config& c, double available = available_memory());
+
+}  // namespace st::experiment

@@ -13,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "app/openmp_defaults.h"
 #include "bench/bench.h"
 #include "core/ops.h"
 #include "cuda/runtime.h"
@@ -239,6 +240,7 @@ const CLI::Range kPositive(1, INT_MAX, "POSITIVE");
 const CLI::Range kNonNegative(0, INT_MAX, "NONNEGATIVE");
 
 int main(int argc, char** argv) {
+  app::apply_openmp_wait_default(argv);  // may restart the process: before anything else
   CLI::App app{"sparsetrain — a C++ trainer with built-in pruning and sparse training"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sparsetrain 0.1");

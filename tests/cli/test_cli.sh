@@ -39,6 +39,15 @@ for f in config.json metrics.jsonl checkpoint.safetensors summary.json; do
   [ -f "$run/$f" ] && ok || fail "run folder lacks $f"
 done
 [ "$(wc -l <"$run/metrics.jsonl")" -eq 2 ] && ok || fail "metrics.jsonl should have 2 lines"
+[ ! -s "$tmp/out" ] && ok || { fail "--quiet printed something:"; cat "$tmp/out"; }
+
+# every finished run closes with its summary: accuracy, sparsity, CSR layers, epoch times, checkpoint
+expect_ok "train with pruning" "$bin" train "$cfg" --run-dir "$tmp/pruned" --set train.epochs=4 \
+  --set 'pruning={"method": "gradual", "target": 0.9, "schedule": {"start_epoch": 1, "end_epoch": 2}}'
+for words in "done: test accuracy" "sparsity 90.0%:" "weights nonzero" "CSR: fc1.weight from epoch" \
+             "epoch time (median):" "in CSR:" "checkpoint " "run folder $tmp/pruned"; do
+  contains "closing summary: $words" "$words" "$tmp/out"
+done
 
 expect_ok "info" "$bin" info "$run"
 contains "info lists weights" "fc1.weight" "$tmp/out"

@@ -106,10 +106,12 @@ CheckpointInfo parse_info(const std::string& path, const std::map<std::string, s
   try {
     info.epoch = std::stoi(get("epoch"));
     info.optimizer_steps = std::stoll(get("optimizer_steps"));
-    info.config = nlohmann::json::parse(get("config"));
   } catch (const std::logic_error& e) {
     throw Error(path + ": corrupt checkpoint metadata (" + e.what() + ")");
   }
+  info.config = nlohmann::json::parse(get("config"), nullptr, /*allow_exceptions=*/false);
+  ST_CHECK(!info.config.is_discarded(), path,
+           ": corrupt checkpoint metadata (\"config\" is not valid JSON)");
   return info;
 }
 

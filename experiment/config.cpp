@@ -466,7 +466,7 @@ json parse_json_text(const std::string& text, const std::string& prefix) {
   };
   try {
     return json::parse(text, cb);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw ConfigError(prefix + "invalid JSON: " + e.what());
   }
 }

@@ -163,7 +163,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
     };
     try {
       header = ordered_json::parse(header_text, cb);
-    } catch (const ordered_json::parse_error& e) {
+    } catch (const ordered_json::exception& e) {  // parse_error, and out_of_range for 1e400
       fail(std::string("header is not valid JSON: ") + e.what());
     }
     if (!duplicate.empty()) fail("duplicate tensor name \"" + duplicate + "\" in the header");

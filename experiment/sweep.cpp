@@ -54,7 +54,7 @@ template <class J>
 J parse_json(const std::string& text, const std::string& prefix) {
   try {
     return J::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     // nlohmann's message reads "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
     std::string msg = e.what();
     const size_t at = msg.find("parse error");

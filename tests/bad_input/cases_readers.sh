@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Bad input the fuzzers found in the readers (tests/fuzz/regressions/ keeps their raw inputs): each
+# is refused with the file's name and what is wrong, exit 1, nothing touched.
+source "$(dirname "$0")/lib.sh"
+
+printf '{ "seed": 1e400 }\n' >"$tmp/overflow.json"
+refused "config: a number beyond double" 1 "overflow.json|invalid JSON|number overflow" \
+  "$bin" train "$tmp/overflow.json" --run-dir "$tmp/scratch/run"
+
+printf '{ "base": "configs/mlp_synthetic.json", "sparsities": [1e400], "methods": { "a": {} } }\n' \
+  >"$tmp/overflow_sweep.json"
+refused "sweep: a number beyond double" 1 "overflow_sweep.json|invalid JSON|number overflow" \
+  "$bin" sweep "$tmp/overflow_sweep.json" --dry-run
+
+cp tests/fuzz/regressions/safetensors/header_number_overflow "$tmp/overflow.safetensors"
+refused "checkpoint: a number beyond double in the header" 1 \
+  "overflow.safetensors|header is not valid JSON|number overflow" \
+  "$bin" eval "$tmp/overflow.safetensors"
+
+cp tests/fuzz/regressions/safetensors/config_metadata_not_json "$tmp/bad_config.safetensors"
+refused "checkpoint: config metadata that is not JSON" 1 \
+  "bad_config.safetensors|corrupt checkpoint metadata|not valid JSON" \
+  "$bin" eval "$tmp/bad_config.safetensors"
+
+finish

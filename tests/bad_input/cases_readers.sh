@@ -22,4 +22,11 @@ refused "checkpoint: config metadata that is not JSON" 1 \
   "bad_config.safetensors|corrupt checkpoint metadata|not valid JSON" \
   "$bin" eval "$tmp/bad_config.safetensors"
 
+refused "override: a value that is not UTF-8" 1 "override|not valid UTF-8" \
+  "$bin" train configs/mlp_synthetic.json --set $'name=\xfa' --run-dir "$tmp/scratch/run"
+
+refused "override: a layer index beyond 2^64" 1 "has no element 99999999999999999999999" \
+  "$bin" train configs/layers_example.json --set model.layers.99999999999999999999999.kernel=3 \
+  --run-dir "$tmp/scratch/run"
+
 finish

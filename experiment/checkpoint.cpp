@@ -1,5 +1,6 @@
 #include "experiment/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -93,10 +94,11 @@ void load_csr_weight(const std::string& path, const SafetensorsFile& f, Paramete
   a.col_idx = named_vector<int32_t>(path, f, base + "col_idx", "I32");
   a.values = named_vector<float>(path, f, base + "values", "F32");
   check_finite(path, base + "values", a.values.data(), static_cast<int64_t>(a.values.size()));
+  // row_ptr sorted before any col_idx is read: a later row cannot then point past nnz.
   bool ok = static_cast<int>(a.row_ptr.size()) == a.rows + 1 && a.row_ptr[0] == 0 &&
-            a.row_ptr.back() == static_cast<int32_t>(a.col_idx.size()) && a.col_idx.size() == a.values.size();
+            a.row_ptr.back() == static_cast<int32_t>(a.col_idx.size()) && a.col_idx.size() == a.values.size() &&
+            std::is_sorted(a.row_ptr.begin(), a.row_ptr.end());
   for (int r = 0; ok && r < a.rows; ++r) {
-    ok = a.row_ptr[r] <= a.row_ptr[r + 1];
     for (int32_t k = a.row_ptr[r]; ok && k < a.row_ptr[r + 1]; ++k)
       ok = a.col_idx[k] >= 0 && a.col_idx[k] < a.cols && (k == a.row_ptr[r] || a.col_idx[k] > a.col_idx[k - 1]);
   }

@@ -645,9 +645,24 @@ bool operator==(const Config& a, const Config& b) { return to_json(a) == to_json
 // ---------------------------------------------------------------------------------------------
 // Overrides.
 
+namespace {
+// The check nlohmann's dump() makes (and throws from) on every string it writes.
+bool is_utf8(const std::string& text) {
+  try {
+    (void)json(text).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+}  // namespace
+
 void apply_override(json& raw, const std::string& assignment) {
   const std::string where = "override \"" + excerpt(assignment) + "\": ";
   auto fail = [&](const std::string& msg) { throw ConfigError(where + msg); };
+  // A config file is JSON, hence UTF-8; an override that is not would put a key or string in the
+  // config that every later dump() (messages, config.json, checkpoints) throws on.
+  if (!is_utf8(assignment)) fail("not valid UTF-8 text");
 
   const size_t eq = assignment.find('=');
   if (eq == std::string::npos) fail("expected key=value (e.g. optimizer.lr=0.1)");
@@ -696,7 +711,8 @@ void apply_override(json& raw, const std::string& assignment) {
       // An index into an element that already exists: overrides edit layers, they do not add them.
       const bool digits = std::all_of(seg.begin(), seg.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); });
       if (!digits) fail("\"" + path + "\" is an array; expected an index, got \"" + seg + "\"");
-      const size_t index = std::stoul(seg);
+      // Past 9 digits it is out of range anyway (and stoul would throw past 2^64).
+      const size_t index = seg.size() <= 9 ? std::stoul(seg) : std::numeric_limits<size_t>::max();
       if (!cur->is_array() || index >= cur->size())
         fail("\"" + path + "\" has no element " + seg + " in the config (" +
              (cur->is_array() ? std::to_string(cur->size()) + " elements" : std::string("not an array")) + ")");

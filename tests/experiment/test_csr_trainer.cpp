@@ -123,7 +123,9 @@ TEST_CASE("csr trainer: gradual pruning with the switch ends as masked dense doe
     for (const auto& e : m) switches += static_cast<int>(e["switches"].size());
     CHECK(switches >= 2);
     for (const auto& [name, l] : m.back()["layers"].items()) CHECK(l["mode"] == "csr");
-    for (const auto& [name, l] : metrics(dir + "/dense").back()["layers"].items()) CHECK(l["mode"] == "dense");
+    // Named: a range-for over items() of a temporary would iterate freed memory.
+    const auto dense_m = metrics(dir + "/dense");
+    for (const auto& [name, l] : dense_m.back()["layers"].items()) CHECK(l["mode"] == "dense");
     CHECK(sparse.final_test_accuracy == doctest::Approx(dense.final_test_accuracy).epsilon(0.02));
     auto ws = weights(dir + "/csr", raw), wd = weights(dir + "/dense", raw);
     for (const auto& [name, v] : wd) {
@@ -173,7 +175,8 @@ TEST_CASE("csr trainer: a CSR run with no pruner saves current dense weights") {
   raw["sparse"] = {{"enabled", false}};
   from.run_dir = dir + "/dense";
   train(parse_config(raw, "test"), from);
-  for (const auto& [name, l] : metrics(dir + "/csr").back()["layers"].items()) CHECK(l["mode"] == "csr");
+  const auto csr_m = metrics(dir + "/csr");  // named: items() of a temporary would dangle
+  for (const auto& [name, l] : csr_m.back()["layers"].items()) CHECK(l["mode"] == "csr");
   const auto ws = weights(dir + "/csr", raw), wd = weights(dir + "/dense", raw),
              w0 = weights(dir + "/pruned", raw);
   for (const auto& [name, v] : wd) {

@@ -15,7 +15,7 @@
 
 namespace st::app {
 
-inline constexpr const char* kDefaultSpinCount = "10000";
+inline constexpr const char* kDefaultSpinCount = "3000";
 
 // Restarts this process (same arguments) with GOMP_SPINCOUNT=kDefaultSpinCount when neither
 // OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set. Returns without effect when one is set, when this

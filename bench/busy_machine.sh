@@ -4,22 +4,24 @@
 # Each row: `sparsetrain bench train` samples/s quiet, then with one CPU-bound shell loop running,
 # and the share of the quiet figure kept. Rounds alternate the settings so drift hits all alike.
 # Usage: bench/busy_machine.sh BIN [--model lenet5] [--threads 2] [--rounds 3] [--steps 150]
+#                               [--settings "binary default,OMP_WAIT_POLICY=passive,..."]
 #   BIN: the sparsetrain binary. Settings compared: "binary default" (nothing set: sparsetrain's own
 #   default applies), libgomp's default spin (GOMP_SPINCOUNT=300000, what OpenMP does when nothing
 #   is set), passive waiting, and short spins.
 set -euo pipefail
 bin=$1; shift
 model=lenet5 threads=2 rounds=3 steps=150
+settings=("binary default" "GOMP_SPINCOUNT=300000" "OMP_WAIT_POLICY=passive" "GOMP_SPINCOUNT=10000" "GOMP_SPINCOUNT=1000")
 while [ $# -gt 0 ]; do
   case $1 in
     --model) model=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
+    --settings) IFS=, read -r -a settings <<<"$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-settings=("binary default" "GOMP_SPINCOUNT=300000" "OMP_WAIT_POLICY=passive" "GOMP_SPINCOUNT=10000" "GOMP_SPINCOUNT=1000")
 
 rate() {  # rate SETTING -> samples/s (median of the repeats)
   local env_args=()

@@ -1,4 +1,4 @@
-// core/check.h — the three kinds of failure (STYLE.md): user mistakes throw st::Error naming what was
+// core/check.h — the three kinds of failure: user mistakes throw st::Error naming what was
 // wrong; internal invariants are ST_ASSERT (always on: a broken invariant must never train on silently);
 // library calls are checked with file:line.
 #pragma once

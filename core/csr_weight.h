@@ -1,4 +1,4 @@
-// core/csr_weight.h — the CSR execution state of a pruned weight (ARCHITECTURE invariants 3 and 4).
+// core/csr_weight.h — the CSR execution state of a pruned weight (docs/architecture.md invariants 3 and 4).
 //   make_csr_weight:     dense weight (rows, cols) view + u8 mask -> CsrWeight (pattern = the mask)
 //   refresh_csr_values:  after the dense weight changed (a dense step): gather the live values again
 //   sync_csr_copies:     after the optimizer wrote W's values: mirror them into `values` and Wt

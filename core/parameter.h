@@ -1,6 +1,6 @@
 // core/parameter.h — a trainable tensor: a Variable (value + grad) with a stable name and an optional
 // mask (u8, same shape, 1 = kept). The name is the checkpoint key, the config's layer name and the
-// report's row. Masks are filled in by pruning; optimizers respect them (ARCHITECTURE invariant 1).
+// report's row. Masks are filled in by pruning; optimizers respect them (docs/architecture.md invariant 1).
 // `csr` is set while the layer executes in CSR (core/csr_weight.h); between CSR steps on the CPU its
 // values are the live weights and the dense value may be stale: sync_dense_weight (csr_weight.h)
 // before reading or editing it outside the trainer's sync points. `mask_version` counts mask

@@ -1,7 +1,7 @@
 // core/sparse_ops.cpp — the CSR twins of linear and conv2d (declared in core/ops.h).
 //   sparse_linear: x (B, IN), W_csr (OUT, IN), b (OUT) -> y (B, OUT)
 //   sparse_conv2d: x (N, C, H, W), W_csr (OC, C·KH·KW), b (OC) -> y (N, OC, OH, OW)
-// Backward does no dense weight-sized work (ARCHITECTURE invariant 3): dx through the transposed
+// Backward does no dense weight-sized work (docs/architecture.md invariant 3): dx through the transposed
 // copy Wt, dW only at the nonzeros (SDDMM) into W's `values` grad, db dense.
 // The CPU conv is a direct sparse convolution in the batch-innermost layout (kernels/sparse_conv.h:
 // no im2col matrix; its dx scatters through W itself); the CUDA conv is batch im2col + SpMM.

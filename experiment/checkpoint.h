@@ -1,4 +1,4 @@
-// experiment/checkpoint.h — what a run saves and restores (ARCHITECTURE invariant 6), in safetensors:
+// experiment/checkpoint.h — what a run saves and restores (docs/architecture.md invariant 6), in safetensors:
 //   "<param>"                 f32 weights and biases (the checkpoint keys are the parameter names)
 //   "<param>.csr.row_ptr|col_idx|values"  besides "<param>" for a weight executing in CSR: I32 row
 //                             offsets (rows + 1), I32 column indices and F32 values (nnz) over its

@@ -135,7 +135,7 @@ struct OutputConfig {
 //   threshold_cuda the same on device "cuda" (0.9: a GPU's dense SGEMM is harder to beat)
 //   impl           the CSR products on device "cuda": "native" (our kernels, cuda/sparse.h) or
 //                  "cusparse" (NVIDIA cuSPARSE; a real GPU only). Unused on the cpu.
-// These are execution settings (results match masked dense: ARCHITECTURE invariant 2), so a sweep
+// These are execution settings (results match masked dense: docs/architecture.md invariant 2), so a sweep
 // ignores them when it matches a run folder to its point.
 struct SparseConfig {
   bool enabled = true;

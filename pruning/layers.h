@@ -1,7 +1,7 @@
 // pruning/layers.h — the prunable view of a model: one entry per Linear/Conv2d layer, in model order,
 // with its weight as a (rows = output units) × (cols = fan-in = C·KH·KW) matrix, the per-sample shapes
 // around it (for MACs), and how its output units feed the next weight layer (for neighbourhood scores
-// and structured compaction). Mask helpers keep ARCHITECTURE invariant 1: after any mask change the
+// and structured compaction). Mask helpers keep docs/architecture.md invariant 1: after any mask change the
 // weights are multiplied by the mask at once and the optimizer state of masked (and of regrown)
 // entries is zeroed.
 #pragma once

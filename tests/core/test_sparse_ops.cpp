@@ -1,4 +1,4 @@
-// CSR execution against masked dense (ARCHITECTURE invariant 2): sparse_linear and sparse_conv2d
+// CSR execution against masked dense (docs/architecture.md invariant 2): sparse_linear and sparse_conv2d
 // forward and every gradient at odd shapes, sparsities 0 / 0.5 / 0.95 / 1, with and without bias,
 // conv with stride and padding; finite-difference checks of the new ops; the optimizer's CSR step
 // (at the nonzeros only) against the masked dense step for SGD-momentum, Nesterov, Adam and AdamW.

@@ -1,5 +1,5 @@
 // tests/experiment/test_csr_trainer.cpp — CSR execution in whole training runs: the switch changes
-// speed, never results (ARCHITECTURE invariants 2–4), logs its switches in metrics.jsonl, and a CSR
+// speed, never results (docs/architecture.md invariants 2–4), logs its switches in metrics.jsonl, and a CSR
 // run resumes bitwise; checkpoints store CSR layers as CSR and load them back.
 #include <unistd.h>
 

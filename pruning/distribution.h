@@ -6,7 +6,7 @@
 //                        layers whose density would exceed 1 become dense and the rest are rescaled.
 //                        er uses (out + in) / (out · in), erk adds KH + KW for convolutions.
 // Layers kept dense (keep_dense) get density 1; for erk/er their weights count toward the total, so
-// the whole model reaches the target. Tests: tests/pruning/test_distribution.cpp
+// the whole model reaches the target. Tests: tests/pruning/test_parts.cpp
 #pragma once
 #include <vector>
 

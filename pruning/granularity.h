@@ -5,7 +5,7 @@
 //   nm       n of every m consecutive fan-in weights are kept (selection inside each run of m)
 // Group scores reduce element scores (sum, mean, or root of sum for L2 norms); a group whose elements
 // are all pruned already scores -inf, so masks only shrink under one_shot/iterative/gradual.
-// Tests: tests/pruning/test_granularity.cpp
+// Tests: tests/pruning/test_parts.cpp
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -3,7 +3,7 @@
 // (a dense model reports sparsity 0). Storage: dense 4·numel bytes; a prunable weight as CSR over its
 // (rows × fan-in) view 4·nnz (values) + 4·nnz (column indices) + 4·(rows + 1) (row offsets); other
 // parameters stay dense. MACs per sample: a weight's dense MACs × its density (each weight takes part
-// in OH·OW MACs of a conv, in one of a linear layer). Tests: tests/pruning/test_report.cpp
+// in OH·OW MACs of a conv, in one of a linear layer). Tests: tests/pruning/test_pruner.cpp ("report: ...")
 #pragma once
 #include <string>
 #include <vector>

@@ -3,7 +3,7 @@
 //   iterative_sparsity  after r rounds of pruning p of the remaining weights, p = 1 − (1 − s_f)^(1/R):
 //                       s_r = 1 − (1 − s_f)^(r/R)
 //   cosine_drop         RigL's drop fraction α/2 · (1 + cos(π t / t_end)), 0 from t_end on
-// Tests: tests/pruning/test_schedule.cpp
+// Tests: tests/pruning/test_parts.cpp
 #pragma once
 #include <cmath>
 

@@ -48,7 +48,7 @@ void data_shape(const Config& c, Shape& input, int& classes) {
 }  // namespace
 
 ExportResult export_compact(const std::string& target, const std::string& out_path) {
-  const std::string ckpt = std::filesystem::is_directory(target) ? target + "/checkpoint.safetensors" : target;
+  const std::string ckpt = checkpoint_file(target, "export");
   refuse_run_file(out_path, ckpt, "--out");
   CheckpointInfo info = read_checkpoint_info(ckpt);
   Config config = parse_config(info.config, ckpt + " (config)");

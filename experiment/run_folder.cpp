@@ -71,7 +71,7 @@ RunFolderLock::RunFolderLock(const std::string& dir) {
     throw Error("run folder \"" + dir + "\": cannot lock it (" + std::strerror(err) + ")");
   throw Error("run folder \"" + dir + "\" is in use by another sparsetrain process" +
               (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
-              ": wait for it to end, or choose another --run-dir");
+              ": wait for it to end (a new run can take another --run-dir)");
 }
 
 RunFolderLock::~RunFolderLock() {

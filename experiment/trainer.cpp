@@ -105,8 +105,7 @@ class TrainBatches : public pruning::BatchSource {
 
 // The teacher of knowledge distillation: built from the config saved in its checkpoint.
 std::unique_ptr<models::Model> load_teacher(const std::string& target, const Shape& input, int classes) {
-  const std::string ckpt = fs::is_directory(target) ? target + "/checkpoint.safetensors" : target;
-  ST_CHECK(fs::exists(ckpt), "pruning.distill.teacher: no checkpoint at \"", ckpt, "\"");
+  const std::string ckpt = checkpoint_file(target, "pruning.distill.teacher");
   CheckpointInfo info = read_checkpoint_info(ckpt);
   Config tc = parse_config(info.config, ckpt + " (config)");
   auto teacher = models::build_model(model_spec(tc), input, classes, tc.seed);

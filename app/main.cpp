@@ -370,12 +370,14 @@ int main(int argc, char** argv) {
   }
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ExtrasError& e) {
-    const std::string unknown = unknown_option(app, argc, argv);
-    if (unknown.empty()) return app.exit(e) == 0 ? 0 : 1;
-    std::fprintf(stderr, "error: %s\n", unknown.c_str());
-    return 1;
   } catch (const CLI::ParseError& e) {
+    // An unknown option is named whatever CLI11 stumbled on first ("The following arguments were
+    // not expected", or "A subcommand is required" for `sparsetrain --bogus`).
+    const std::string unknown = e.get_exit_code() != 0 ? unknown_option(app, argc, argv) : "";
+    if (!unknown.empty()) {
+      std::fprintf(stderr, "error: %s\n", unknown.c_str());
+      return 1;
+    }
     // --help and --version exit 0; every refused flag exits 1, like every other user mistake.
     return app.exit(e) == 0 ? 0 : 1;
   }

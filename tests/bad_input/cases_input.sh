@@ -74,6 +74,7 @@ refused "a misspelled command" 1 'unknown command "trian"|did you mean "train"' 
 refused "a misspelled bench command" 1 'unknown command "kernel"|did you mean "kernels"' "$bin" bench kernel
 refused "a misspelled option" 1 'unknown option "--sparsityy" for "bench train"|did you mean "--sparsity"' \
   "$bin" bench train --sparsityy 0.9
+refused "an unknown option before any command" 1 'unknown option "--bogus" for "sparsetrain"' "$bin" --bogus
 mkdir -p "$tmp/a_dir.json"
 refused "a directory as config" 1 "a_dir.json|is a directory" "$bin" train "$tmp/a_dir.json"
 refused "a directory as sweep file" 1 "a_dir.json|is a directory" "$bin" sweep "$tmp/a_dir.json"

@@ -43,6 +43,12 @@ int64_t first_non_finite(const float* v, int64_t n) {
   return -1;
 }
 
+bool parameters_finite(const std::vector<Parameter*>& params) {
+  for (const Parameter* p : params)
+    if (first_non_finite_in(stepped_values(*p)) >= 0) return false;
+  return true;
+}
+
 void check_parameters_finite(const std::vector<Parameter*>& params, const std::string& when) {
   for (const Parameter* p : params) {
     const Tensor values = stepped_values(*p);

@@ -21,4 +21,8 @@ int64_t first_non_finite(const float* v, int64_t n);
 // downloaded (a model-sized copy).
 void check_parameters_finite(const std::vector<Parameter*>& params, const std::string& when);
 
+// True when every value a step writes is finite: the per-step check, which builds no message (and
+// allocates nothing) unless it fails: `if (!parameters_finite(p)) check_parameters_finite(p, when)`.
+bool parameters_finite(const std::vector<Parameter*>& params);
+
 }  // namespace st::experiment

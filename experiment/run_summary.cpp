@@ -65,7 +65,6 @@ RunSummary summarize_run(const std::vector<nlohmann::json>& metrics, const std::
     while (first > 0 && metrics[first - 1].contains("layers") && in_csr(metrics[first - 1], weight)) --first;
     s.csr_layers.push_back({weight, metrics[first].value("epoch", static_cast<int>(first) + 1)});
   }
-  // Model order: the layer that switched first is not necessarily the first listed.
   std::vector<double> dense_seconds, csr_seconds;
   for (size_t e = 0; e < metrics.size(); ++e) {
     const nlohmann::json& m = metrics[e];

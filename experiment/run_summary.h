@@ -21,7 +21,7 @@ struct RunSummary {
   double test_accuracy = 0;
   double sparsity = 0;                 // over the prunable weights
   int64_t weights = 0, nonzeros = 0;   // prunable weights: all of them, and those kept
-  std::vector<CsrLayer> csr_layers;    // the layers that end the run in CSR, in model order
+  std::vector<CsrLayer> csr_layers;    // the layers that end the run in CSR, by parameter name (metrics.jsonl keeps no model order)
   std::vector<std::string> dense_layers;  // the prunable layers that end the run dense
   // Median training seconds of the epochs that ran with no layer in CSR, and of those that ran
   // whole (started and ended) with every layer of csr_layers in CSR; -1 when there is none.

@@ -361,7 +361,8 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
                     : schedule.lr_at(epoch + static_cast<double>(b + 1) / batches);
       optimizer.step(lr);
       // On a device once per epoch instead (below): per step it would download the model every step.
-      if (!on_device) check_parameters_finite(params, detail::concat("after epoch ", epoch + 1, ", step ", b + 1));
+      if (!on_device && !parameters_finite(params))
+        check_parameters_finite(params, detail::concat("after epoch ", epoch + 1, ", step ", b + 1));
       progress.update(b + 1, loss_sum / seen, static_cast<double>(correct) / seen);
     }
     // CSR steps left the dense weights stale (core/csr_weight.h): everything after the step loop

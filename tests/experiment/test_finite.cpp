@@ -68,7 +68,9 @@ TEST_CASE("finite: a non-finite parameter is named, with its gradient; a CSR lay
   Parameter dense("fc1.weight", Tensor({4, 5}), true);
   dense.var.value().fill_(0.25f);
   check_parameters_finite({&dense}, "after step 1");
+  CHECK(parameters_finite({&dense}));
   dense.var.value().f32()[7] = -kInf;
+  CHECK_FALSE(parameters_finite({&dense}));
   CHECK_THROWS_WITH(check_parameters_finite({&dense}, "after epoch 2, step 3"),
                     "training diverged: parameter \"fc1.weight\" is -inf at index 7 after epoch 2, step 3 "
                     "(lower optimizer.lr, or add lr_schedule.warmup_epochs)");
@@ -84,7 +86,10 @@ TEST_CASE("finite: a non-finite parameter is named, with its gradient; a CSR lay
   for (int i : {1, 8, 13}) sparse.mask.u8()[i] = 1;
   sparse.csr = make_csr_weight(sparse.var.value(), sparse.mask_data());
   check_parameters_finite({&sparse}, "x");
+  sparse.var.value().fill_(kNaN);  // the stale dense weight is not what a CSR step wrote
+  CHECK(parameters_finite({&sparse}));
   sparse.csr->values.value().f32()[2] = kNaN;
+  CHECK_FALSE(parameters_finite({&sparse}));
   CHECK_THROWS_WITH(check_parameters_finite({&sparse}, "x"),
                     doctest::Contains("parameter \"fc2.weight\" is nan at nonzero 2"));
 }

@@ -9,7 +9,9 @@
 //   conv2d                x (N, C, H, W), w (OC, C, KH, KW), b (OC)     -> (N, OC, OH, OW)
 //   sparse_linear         as linear, the weight in CSR (core/csr_weight.h): y = x·Wᵀ + b by SpMM,
 //                         dx by the transposed product, dW only at the nonzeros (SDDMM)
-//   sparse_conv2d         as conv2d, the weight (OC, C·KH·KW) in CSR times the batch's im2col columns
+//   sparse_conv2d         as conv2d, the weight (OC, C·KH·KW) in CSR: on the cpu a direct sparse
+//                         convolution over the zero-padded batch-innermost input (kernels/sparse_conv.h,
+//                         no im2col matrix), on cuda the CSR weight times the batch's im2col columns
 //   max_pool2d/avg_pool2d x (N, C, H, W)                                -> (N, C, OH, OW)
 //   relu, dropout         any shape
 //   flatten               (N, ...) -> (N, prod(...))

@@ -72,8 +72,7 @@ Tensor labels_for(int B, int C, uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("cuda ops: linear and conv2d match the cpu") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda ops: linear and conv2d match the cpu" * doctest::skip(test::no_cuda_device())) {
   for (bool bias : {true, false}) {
     CAPTURE(bias);
     std::vector<Tensor> in{random_tensor({5, 20}, 1), random_tensor({16, 20}, 2)};
@@ -104,8 +103,7 @@ TEST_CASE("cuda ops: linear and conv2d match the cpu") {
   }
 }
 
-TEST_CASE("cuda ops: pooling, relu, flatten, add") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda ops: pooling, relu, flatten, add" * doctest::skip(test::no_cuda_device())) {
   const Tensor x = random_tensor({2, 3, 7, 8}, 7);
   Pool2dOptions p;
   compare_devices([&](auto& v) { return max_pool2d(v[0], p); }, {x});
@@ -131,8 +129,7 @@ TEST_CASE("cuda ops: pooling, relu, flatten, add") {
        random_tensor({10, 27}, 12), random_tensor({10}, 13)});
 }
 
-TEST_CASE("cuda ops: losses and count_correct") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda ops: losses and count_correct" * doctest::skip(test::no_cuda_device())) {
   const int B = 6, C = 10;
   const Tensor labels = labels_for(B, C, 3);
   const Tensor logits = random_tensor({B, C}, 14, -3.f, 3.f);
@@ -157,8 +154,8 @@ TEST_CASE("cuda ops: losses and count_correct") {
   }
 }
 
-TEST_CASE("cuda ops: dropout uses the device's counter-based mask, seeded from the model's stream") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda ops: dropout uses the device's counter-based mask, seeded from the model's stream" *
+          doctest::skip(test::no_cuda_device())) {
   const float p = 0.3f;
   const Tensor xh = random_tensor({4, 33}, 16);
   Rng rng(42), twin(42);
@@ -184,8 +181,7 @@ TEST_CASE("cuda ops: dropout uses the device's counter-based mask, seeded from t
   CHECK(rng.state() == twin.state());
 }
 
-TEST_CASE("cuda ops: CSR layers match the cpu CSR layers") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda ops: CSR layers match the cpu CSR layers" * doctest::skip(test::no_cuda_device())) {
   Conv2dOptions s2p1;
   s2p1.stride_h = s2p1.stride_w = 2;
   s2p1.pad_h = s2p1.pad_w = 1;
@@ -233,8 +229,8 @@ TEST_CASE("cuda ops: CSR layers match the cpu CSR layers") {
   }
 }
 
-TEST_CASE("cuda ops: a CSR weight moves between devices with its values") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda ops: a CSR weight moves between devices with its values" *
+          doctest::skip(test::no_cuda_device())) {
   const Tensor mask = random_mask({9, 13}, 0.5, 31);
   Tensor w = random_tensor({9, 13}, 32);
   auto c = make_csr_weight(w, mask.u8());
@@ -256,8 +252,8 @@ TEST_CASE("cuda ops: a CSR weight moves between devices with its values") {
   CHECK(c->dw.values == nullptr);
 }
 
-TEST_CASE("cuda ops: mixed devices and cuSPARSE without a GPU fail clearly") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda ops: mixed devices and cuSPARSE without a GPU fail clearly" *
+          doctest::skip(test::no_cuda_device())) {
   Variable x(random_tensor({2, 4}, 1)), w(random_tensor({3, 4}, 2).to(Device::cuda));
   CHECK_THROWS_WITH_AS(linear(x, w, Variable()), doctest::Contains("different devices"), Error);
   auto csr = make_csr_weight(random_tensor({3, 4}, 2), nullptr);

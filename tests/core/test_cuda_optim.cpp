@@ -45,8 +45,7 @@ struct Params {
 
 }  // namespace
 
-TEST_CASE("cuda optimizer: SGD, Adam and AdamW steps match the cpu") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda optimizer: SGD, Adam and AdamW steps match the cpu" * doctest::skip(test::no_cuda_device())) {
   for (const char* type : {"sgd", "adam", "adamw"}) {
     for (bool nesterov : {false, true}) {
       if (nesterov && std::string(type) != "sgd") continue;
@@ -106,8 +105,8 @@ TEST_CASE("cuda optimizer: SGD, Adam and AdamW steps match the cpu") {
   }
 }
 
-TEST_CASE("cuda optimizer: a dense step of a CSR layer refreshes its device values") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda optimizer: a dense step of a CSR layer refreshes its device values" *
+          doctest::skip(test::no_cuda_device())) {
   Params gpu(Device::cuda);
   OptimizerOptions o;
   o.momentum = 0.f;
@@ -123,8 +122,7 @@ TEST_CASE("cuda optimizer: a dense step of a CSR layer refreshes its device valu
     if (!gpu.sparse.mask.u8()[i]) CHECK(dense.f32()[i] == 0.f);
 }
 
-TEST_CASE("cuda training step: no cudaMalloc after the second step") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda training step: no cudaMalloc after the second step" * doctest::skip(test::no_cuda_device())) {
   // A 20-16-10 MLP whose second layer runs in CSR, Adam, batch 8.
   Parameter w1("fc1.weight", random_tensor({16, 20}, 1).to(Device::cuda), true);
   Parameter b1("fc1.bias", random_tensor({16}, 2).to(Device::cuda), false);

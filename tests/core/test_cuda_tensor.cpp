@@ -12,8 +12,7 @@
 
 using namespace st;
 
-TEST_CASE("cuda tensor: round trips, fills and copies") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda tensor: round trips, fills and copies" * doctest::skip(test::no_cuda_device())) {
   const Tensor h = test::random_tensor({3, 5, 7}, 1);
   const Tensor d = h.to(Device::cuda);
   CHECK(d.device() == Device::cuda);
@@ -56,8 +55,8 @@ TEST_CASE("cuda tensor: round trips, fills and copies") {
   CHECK(Tensor({2, 3}, DType::u8, Device::cuda).str() == "u8(2, 3) on cuda");
 }
 
-TEST_CASE("cuda tensor: host accessors on a device tensor fail clearly") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda tensor: host accessors on a device tensor fail clearly" *
+          doctest::skip(test::no_cuda_device())) {
   const Tensor d = Tensor::zeros({2, 2}, DType::f32, Device::cuda);
   CHECK_THROWS_WITH_AS(d.f32(), doctest::Contains("is on cuda, accessed as a cpu pointer"), std::logic_error);
   CHECK_THROWS_AS(Tensor({2}, DType::i32, Device::cuda).i32(), std::logic_error);
@@ -67,8 +66,8 @@ TEST_CASE("cuda tensor: host accessors on a device tensor fail clearly") {
   CHECK_THROWS_AS(d.cuda_i32(), std::logic_error);  // dtype still checked
 }
 
-TEST_CASE("cuda tensor: storage comes from the device allocator and returns to it") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda tensor: storage comes from the device allocator and returns to it" *
+          doctest::skip(test::no_cuda_device())) {
   const auto before = cuda::device_allocator_stats();
   { Tensor t({1000}, DType::f32, Device::cuda); }
   const auto mid = cuda::device_allocator_stats();

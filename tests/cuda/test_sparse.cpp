@@ -34,14 +34,6 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // ---- small helpers (device arrays, data, comparisons) ------------------------------------
 
-// The emulated build's device exists only when switched on; a GPU build without a GPU skips.
-bool device_ready() {
-  if (emulated()) enable_emulation(true);
-  if (device_info().available) return true;
-  MESSAGE("no CUDA device: " << device_info().reason);
-  return false;
-}
-
 // Restores automatic lanes-per-row when a test case ends, even on failure.
 struct ForcedLanes {
   explicit ForcedLanes(int lanes) { detail::force_lanes_per_row(lanes); }
@@ -137,7 +129,6 @@ void check_linear_products(const kt::SparseCase& c, int batch, float beta, size_
 }
 
 TEST_CASE("cuda DeviceCsr: upload, download, value refreshes") {
-  if (!device_ready()) return;
   for (double d : kDensities) {
     INFO("density " << d);
     kt::SparseCase c = kt::make_case(17, 23, d, 11);
@@ -184,7 +175,6 @@ TEST_CASE("cuda DeviceCsr: upload, download, value refreshes") {
 }
 
 TEST_CASE("cuda csr_spmm, csr_spmm_t, csr_sddmm against the CPU kernels") {
-  if (!device_ready()) return;
   uint32_t seed = 100;
   for (const Shape& s : kShapes)
     for (double d : kDensities)
@@ -196,7 +186,6 @@ TEST_CASE("cuda csr_spmm, csr_spmm_t, csr_sddmm against the CPU kernels") {
 }
 
 TEST_CASE("cuda Linear-layout kernels: xWᵀ, dy·W, SDDMM(dyᵀ·x) against the CPU kernels") {
-  if (!device_ready()) return;
   uint32_t seed = 500;
   for (const Shape& s : kShapes)
     for (double d : kDensities)
@@ -209,7 +198,6 @@ TEST_CASE("cuda Linear-layout kernels: xWᵀ, dy·W, SDDMM(dyᵀ·x) against the
 }
 
 TEST_CASE("cuda sparse kernels: every lanes-per-row variant, float4 and scalar loads") {
-  if (!device_ready()) return;
   // N = 40 / 12 take the float4 path when aligned; offset 1 forces the scalar one. Rows long and
   // short (density 0.3 and 1 of 70 columns) so lanes past a row's end are exercised too.
   uint32_t seed = 900;
@@ -228,7 +216,6 @@ TEST_CASE("cuda sparse kernels: every lanes-per-row variant, float4 and scalar l
 }
 
 TEST_CASE("cuda csr_sddmm split over ranges of N (the conv-layer path)") {
-  if (!device_ready()) return;
   // Ranges are whole S·VEC slabs, so a request above the slab count is clamped; N = 1000 gives
   // uneven ranges, N = 40 with 32 lanes a single slab.
   uint32_t seed = 1300;
@@ -256,7 +243,6 @@ TEST_CASE("cuda csr_sddmm split over ranges of N (the conv-layer path)") {
 }
 
 TEST_CASE("cuda sparse kernels: degenerate shapes") {
-  if (!device_ready()) return;
   // No rows, no columns, nnz = 0, N = 0: nothing is read; beta·C and the fills still follow the
   // CPU contract.
   const kernels::CsrMatrix empty = kernels::csr_from_dense(nullptr, nullptr, 0, 0);
@@ -293,7 +279,6 @@ TEST_CASE("cuda sparse kernels: degenerate shapes") {
 }
 
 TEST_CASE("cuda sparse kernels are repeatable bit for bit") {
-  if (!device_ready()) return;
   const kt::SparseCase c = kt::make_case(45, 60, 0.3, 7);
   std::vector<int32_t> perm;
   const kernels::CsrMatrix wt = kernels::csr_transpose(c.csr, perm);
@@ -357,7 +342,6 @@ void check_pruned_zero(const OptimCase& o, const std::vector<float>& dense) {
 }
 
 TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
-  if (!device_ready()) return;
   struct Config {
     float momentum, dampening, weight_decay;
     bool nesterov;
@@ -395,7 +379,6 @@ TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
 }
 
 TEST_CASE("cuda adam_update_at matches the CPU step; pruned entries stay 0") {
-  if (!device_ready()) return;
   for (bool decoupled : {false, true})
     for (double d : {0.0, 0.3, 1.0}) {
       INFO("decoupled=" << decoupled << " density=" << d);

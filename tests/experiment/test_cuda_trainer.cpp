@@ -93,8 +93,8 @@ void check_same_run(const std::string& a, const std::string& b, double tol = 2e-
 
 }  // namespace
 
-TEST_CASE("cuda trainer: a 2-epoch run on cuda matches the cpu run (mlp and conv)") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda trainer: a 2-epoch run on cuda matches the cpu run (mlp and conv)" *
+          doctest::skip(test::no_cuda_device())) {
   for (const char* arch : {"mlp", "layers"}) {
     CAPTURE(arch);
     const std::string dir = temp_dir("same");
@@ -110,8 +110,8 @@ TEST_CASE("cuda trainer: a 2-epoch run on cuda matches the cpu run (mlp and conv
   }
 }
 
-TEST_CASE("cuda trainer: pruned runs with CSR layers on the device match the cpu") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda trainer: pruned runs with CSR layers on the device match the cpu" *
+          doctest::skip(test::no_cuda_device())) {
   // Hooks on every kind of point: step-wise (gradual every_steps, RigL: a host round trip with the
   // dense gradient; ADMM and L1 terms every step), epoch end (SET, ADMM), epoch begin (one-shot
   // with distillation from a teacher, a data-dependent criterion that runs the model on the host,
@@ -145,8 +145,7 @@ TEST_CASE("cuda trainer: pruned runs with CSR layers on the device match the cpu
   fs::remove_all(dir);
 }
 
-TEST_CASE("cuda trainer: the CSR threshold is per device") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda trainer: the CSR threshold is per device" * doctest::skip(test::no_cuda_device())) {
   const std::string dir = temp_dir("threshold");
   json raw = base();
   raw["train"]["epochs"] = 1;
@@ -170,8 +169,8 @@ TEST_CASE("cuda trainer: the CSR threshold is per device") {
   fs::remove_all(dir);
 }
 
-TEST_CASE("cuda trainer: a checkpoint written on cuda resumes on the cpu, and the other way") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda trainer: a checkpoint written on cuda resumes on the cpu, and the other way" *
+          doctest::skip(test::no_cuda_device())) {
   const std::string dir = temp_dir("resume");
   json raw = base();
   raw["train"]["epochs"] = 3;
@@ -207,8 +206,8 @@ TEST_CASE("cuda trainer: a checkpoint written on cuda resumes on the cpu, and th
   fs::remove_all(dir);
 }
 
-TEST_CASE("cuda trainer: no device, or cuSPARSE without a GPU, fails at start-up") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda trainer: no device, or cuSPARSE without a GPU, fails at start-up" *
+          doctest::skip(test::no_cuda_device())) {
   const std::string dir = temp_dir("nodevice");
   json raw = base();
   raw["train"]["epochs"] = 2;

@@ -31,8 +31,8 @@ ModelSpec tiny(bool conv) {
 
 }  // namespace
 
-TEST_CASE("cuda models: forward and gradients match the cpu model, with a CSR layer") {
-  if (!test::cuda_device()) return;
+TEST_CASE("cuda models: forward and gradients match the cpu model, with a CSR layer" *
+          doctest::skip(test::no_cuda_device())) {
   for (bool conv : {false, true}) {
     CAPTURE(conv);
     auto cpu = build_model(tiny(conv), {1, 8, 8}, 10, 7);

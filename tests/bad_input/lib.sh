@@ -7,7 +7,8 @@
 #                                    strings) on stdout or stderr, and leave every file that existed
 #                                    under $tmp byte-identical (none removed) and create nothing new
 #                                    outside $tmp/scratch.
-#   accepted NAME CMD...             CMD must exit 0 (a valid input that used to be refused).
+#   accepted NAME CMD...             CMD must exit 0 (a valid input close to refused ones).
+#   skip NAME WHY                    a case that cannot run on this machine: named and counted.
 #
 # Usage of a cases file: bash cases_X.sh <sparsetrain binary> <repo root>
 set -u
@@ -19,10 +20,12 @@ mkdir -p "$tmp/scratch"
 cd "$root"
 passed=0
 failed=0
+skipped=0
 case_timeout=${ST_BAD_INPUT_TIMEOUT:-120}
 
 ok() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+skip() { skipped=$((skipped + 1)); echo "skipped: $1 ($2)"; }
 
 # Every file under $tmp but the scratch folder and the captured output, with its hash.
 snapshot() {
@@ -59,6 +62,6 @@ accepted() {
 }
 
 finish() {
-  echo "$(basename "$0" .sh): $passed passed, $failed failed"
+  echo "$(basename "$0" .sh): $passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]
 }

@@ -2,8 +2,10 @@
 # Every file that a source comment's "Tests:", "Test:", "Bench:", "Reference:" or "Kernels:" list
 # names exists, so a reader who follows one never lands on nothing. A list may name several files
 # and wrap onto the next comment lines (a line that ends in a comma continues); each name is a path
-# from the repository root and must exist exactly (a name with * must match something). Before
-# checking the tree, the script checks itself on a fixture with one good and two missing names.
+# from the repository root and must exist exactly (a name with * must match something). The
+# documents (README.md, docs/*.md) are held to the same rule for every repository path they name
+# with a file extension (tests/..., core/..., results/..., ...). Before checking the tree, the
+# script checks itself on a fixture with two good and three missing names.
 # Usage: check_refs.sh <repo root>
 set -u
 
@@ -36,6 +38,17 @@ refs_awk='
   }
   END { flush() }'
 
+# Prints "file:line: path" for every repository path a document names (a top-level folder, then a
+# file name with an extension).
+document_paths() {
+  local top='(\.ci|app|bench|configs|core|cuda|data|docs|experiment|kernels|models|pruning|results|scripts|tests)'
+  for doc in README.md docs/*.md; do
+    [ -f "$doc" ] || continue
+    grep -noE "(^|[^A-Za-z0-9_./-])$top/[A-Za-z0-9_./*-]*\.[a-z]+" "$doc" |
+      sed -E "s|^([0-9]+):[^A-Za-z.]?|$doc:\1: |"
+  done
+}
+
 # Checks every path named in the reference lists of the sources under the current directory;
 # prints one FAIL line per missing file and a summary; returns 1 when something is missing.
 check_tree() {
@@ -43,7 +56,7 @@ check_tree() {
   while IFS= read -r where_list; do
     where=${where_list%%: *}
     list=${where_list#*: }
-    for ref in $(grep -oE '[A-Za-z0-9_.*/-]+\.(h|cpp|cu|cuh|sh|py|md|json|txt)\b' <<<"$list"); do
+    for ref in $(grep -oE '[A-Za-z0-9_.*/-]+\.(h|cpp|cu|cuh|sh|py|md|json|jsonl|txt|csv|svg)\b' <<<"$list"); do
       if [ -e "$ref" ] || { [[ $ref == *'*'* ]] && compgen -G "$ref" >/dev/null; }; then
         passed=$((passed + 1))
       else
@@ -51,12 +64,12 @@ check_tree() {
         echo "FAIL: $where names $ref, which does not exist (a path from the repository root)"
       fi
     done
-  done < <(sources | xargs -d '\n' -r awk "$refs_awk")
+  done < <(sources | xargs -d '\n' -r awk "$refs_awk"; document_paths)
   echo "check_refs: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]
 }
 
-# The checker must catch a missing file in a wrapped list and a bare file name.
+# The checker must catch a missing file in a wrapped list, a bare file name and a document's path.
 self_test() {
   local fixture out
   fixture=$(mktemp -d)
@@ -64,13 +77,14 @@ self_test() {
   touch "$fixture/tests/test_a.cpp"
   printf '%s\n' '// src/a.h — a fixture. Tests: tests/test_a.cpp,' '// tests/test_missing.cpp.' \
     '// Bench: bench_missing.cpp' '#pragma once' >"$fixture/src/a.h"
+  printf '%s\n' 'See `tests/test_a.cpp` and `tests/test_gone.cpp`.' >"$fixture/README.md"
   out=$(cd "$fixture" && check_tree)
   rm -rf "$fixture"
-  if grep -q "check_refs: 1 passed, 2 failed" <<<"$out" && grep -q "names tests/test_missing.cpp" <<<"$out" &&
-     grep -q "names bench_missing.cpp" <<<"$out"; then
+  if grep -q "check_refs: 2 passed, 3 failed" <<<"$out" && grep -q "names tests/test_missing.cpp" <<<"$out" &&
+     grep -q "names bench_missing.cpp" <<<"$out" && grep -q "README.md:1 names tests/test_gone.cpp" <<<"$out"; then
     return 0
   fi
-  echo "FAIL: the self-test on a fixture with two missing references reported:"
+  echo "FAIL: the self-test on a fixture with three missing references reported:"
   echo "$out"
   return 1
 }

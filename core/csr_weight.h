@@ -10,8 +10,9 @@
 // 90%-sparse weight (1 − 0.9^16) and, with the dense-layout state, cost ~30% of a LeNet-300 step.
 // sync_dense_weight writes it back (O(nnz)), and every reader of a CSR layer's dense weight runs
 // after one: CsrSwitch::suspend(true) (pruner hooks and dense steps), the optimizer's dense branch,
-// Model::to, save_checkpoint and the trainer's end of each epoch (eval, reports). Code that refreshes W from the dense weight asserts it is not
-// stale. On cuda the optimizer still writes the dense weight each step (not measured on a GPU).
+// Model::to, save_checkpoint and the trainer's end of each epoch (eval, reports). Code that
+// refreshes W from the dense weight asserts it is not stale. On cuda the optimizer writes the dense
+// weight each step (not measured on a GPU).
 // Per step the work is O(nnz): the forward and both backward products run on W / Wt, and the weight
 // gradient is the nnz-sized grad of `values`.
 // A mask change rebuilds the whole object (O(numel), only at mask changes): the structure, the index

@@ -23,6 +23,7 @@
 #include "experiment/export.h"
 #include "experiment/json_errors.h"
 #include "experiment/memory_estimate.h"
+#include "experiment/run_folder.h"
 #include "experiment/safetensors.h"
 #include "experiment/setup.h"
 #include "experiment/sweep.h"

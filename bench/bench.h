@@ -1,5 +1,5 @@
-// bench/bench.h — benchmark commands (`sparsetrain bench ...`). Not part of the test run: speed is
-// measured here, with warm-up and medians, never by timed tests.
+// bench/bench.h — benchmark commands (`sparsetrain bench ...`), in the library st_bench. Not part of
+// the test run: speed is measured here, with warm-up and medians, never by timed tests.
 #pragma once
 #include <string>
 #include <vector>

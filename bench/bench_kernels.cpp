@@ -47,6 +47,7 @@
 #include "bench/cuda_timing.h"
 #include "core/check.h"
 #include "core/tensor.h"
+#include "experiment/svg_plot.h"
 #include "cuda/cusparse.h"
 #include "cuda/dense.h"
 #include "cuda/runtime.h"
@@ -264,105 +265,94 @@ std::string markdown_cuda(const std::vector<Row>& rows, const std::vector<std::s
 // Speedup of SpMM over its dense baseline against sparsity, one colour per shape, log y. The CPU's
 // csr_spmm (over oneDNN forward) is drawn solid; with CUDA rows, cuda_csr_spmm (dashed) and
 // cusparse_spmm (dotted) over cuBLAS forward join it.
+struct SpeedupCurve {
+  const char* impl;
+  const char* dash;  // "" = solid
+  const char* label;
+};
+
+std::string dash_attr(const SpeedupCurve& c) {
+  return *c.dash ? std::string(" stroke-dasharray=\"") + c.dash + "\"" : std::string();
+}
+
+// The plot area, its axes (x: sparsity %, y: speedup on a log scale over whole decades) and the
+// legend column.
+struct SpeedupAxes {
+  double W = 860, H = 520, left = 70, right = 220, top = 40, bottom = 60;
+  double lo = 0, hi = 0, span = 1;  // log10 of the y range
+  double X(double sp) const { return left + (W - left - right) * sp / 100.0; }
+  double Y(double s) const { return top + (H - top - bottom) * (1.0 - (std::log10(s) - lo) / span); }
+  double legend_x() const { return W - right + 15; }
+};
+
+void draw_speedup_axes(experiment::SvgPlot& svg, const SpeedupAxes& a, bool cpu_only) {
+  svg.text(a.left, 22,
+           cpu_only ? "CSR SpMM (y = x·Wᵀ) speedup over oneDNN dense, by sparsity"
+                    : "CSR SpMM (y = x·Wᵀ) speedup over dense (CPU: oneDNN, CUDA: cuBLAS), by sparsity",
+           "font-size=\"15\"");
+  for (double v : experiment::ticks_125(std::pow(10.0, a.lo), std::pow(10.0, a.hi))) {
+    const bool decade = std::abs(std::log10(v) - std::round(std::log10(v))) < 1e-9;
+    svg.line(a.left, a.Y(v), a.W - a.right, a.Y(v), decade ? "stroke=\"#bbb\"" : "stroke=\"#eee\"");
+    std::ostringstream label;
+    label << v << "×";
+    svg.text(a.left - 6, a.Y(v) + 4, label.str(), "text-anchor=\"end\"");
+  }
+  svg.line(a.left, a.Y(1.0), a.W - a.right, a.Y(1.0), "stroke=\"black\" stroke-dasharray=\"4 3\"");
+  for (int sp = 0; sp <= 100; sp += 10) {
+    svg.line(a.X(sp), a.top, a.X(sp), a.H - a.bottom, "stroke=\"#eee\"");
+    svg.text(a.X(sp), a.H - a.bottom + 18, std::to_string(sp) + "%", "text-anchor=\"middle\"");
+  }
+  svg.rect(a.left, a.top, a.W - a.left - a.right, a.H - a.top - a.bottom, "fill=\"none\" stroke=\"black\"");
+  svg.text((a.left + a.W - a.right) / 2, a.H - 15, "sparsity", "text-anchor=\"middle\"");
+  svg.raw("<text transform=\"translate(18," + experiment::svg_number((a.top + a.H - a.bottom) / 2) +
+          ") rotate(-90)\" text-anchor=\"middle\">speedup vs " + (cpu_only ? "oneDNN" : "dense") + " (log)</text>\n");
+}
+
 std::string svg_plot(const std::vector<Row>& rows, const std::vector<std::string>& shapes) {
-  struct Curve {
-    const char* impl;
-    const char* dash;  // "" = solid
-    const char* label;
-  };
-  const Curve all_curves[] = {{"csr_spmm", "", "CPU csr_spmm / oneDNN"},
-                              {"cuda_csr_spmm", "7 4", "CUDA cuda_csr_spmm / cuBLAS"},
-                              {"cusparse_spmm", "2 3", "CUDA cusparse_spmm / cuBLAS"}};
-  std::vector<Curve> curves;
-  for (const Curve& c : all_curves)
+  const SpeedupCurve all_curves[] = {{"csr_spmm", "", "CPU csr_spmm / oneDNN"},
+                                     {"cuda_csr_spmm", "7 4", "CUDA cuda_csr_spmm / cuBLAS"},
+                                     {"cusparse_spmm", "2 3", "CUDA cusparse_spmm / cuBLAS"}};
+  std::vector<SpeedupCurve> curves;
+  for (const SpeedupCurve& c : all_curves)
     if (std::any_of(rows.begin(), rows.end(), [&](const Row& r) { return r.impl == c.impl; }))
       curves.push_back(c);
   const bool cpu_only = curves.size() == 1 && std::string(curves[0].impl) == "csr_spmm";
   auto plotted = [&](const Row& r) {
-    for (const Curve& c : curves)
+    for (const SpeedupCurve& c : curves)
       if (r.impl == c.impl) return r.speedup > 0;
     return false;
   };
-  const double W = 860, H = 520, left = 70, right = 220, top = 40, bottom = 60;
   double ymin = 1.0, ymax = 1.0;
   for (const Row& r : rows)
     if (plotted(r)) {
       ymin = std::min(ymin, r.speedup);
       ymax = std::max(ymax, r.speedup);
     }
-  const double lo = std::floor(std::log10(ymin)), hi = std::ceil(std::log10(ymax));
-  const double span = std::max(hi - lo, 1.0);
-  auto X = [&](double sp) { return left + (W - left - right) * sp / 100.0; };
-  auto Y = [&](double s) { return top + (H - top - bottom) * (1.0 - (std::log10(s) - lo) / span); };
+  SpeedupAxes a;
+  a.lo = std::floor(std::log10(ymin));
+  a.hi = std::ceil(std::log10(ymax));
+  a.span = std::max(a.hi - a.lo, 1.0);
   const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-  std::ostringstream s;
-  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-    << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  s << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  if (cpu_only)
-    s << "<text x=\"" << left << "\" y=\"22\" font-size=\"15\">CSR SpMM (y = x·Wᵀ) speedup over "
-         "oneDNN dense, by sparsity</text>\n";
-  else
-    s << "<text x=\"" << left << "\" y=\"22\" font-size=\"15\">CSR SpMM (y = x·Wᵀ) speedup over "
-         "dense (CPU: oneDNN, CUDA: cuBLAS), by sparsity</text>\n";
-  for (double e = lo; e <= hi + 1e-9; e += 1.0)
-    for (int m : {1, 2, 5}) {
-      const double v = m * std::pow(10.0, e);
-      if (std::log10(v) > hi + 1e-9) continue;
-      const double y = Y(v);
-      s << "<line x1=\"" << left << "\" x2=\"" << W - right << "\" y1=\"" << y << "\" y2=\"" << y
-        << "\" stroke=\"" << (m == 1 ? "#bbb" : "#eee") << "\"/>\n";
-      s << "<text x=\"" << left - 6 << "\" y=\"" << y + 4 << "\" text-anchor=\"end\">" << v
-        << "×</text>\n";
-    }
-  s << "<line x1=\"" << left << "\" x2=\"" << W - right << "\" y1=\"" << Y(1.0) << "\" y2=\""
-    << Y(1.0) << "\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n";
-  for (int sp = 0; sp <= 100; sp += 10) {
-    s << "<line x1=\"" << X(sp) << "\" x2=\"" << X(sp) << "\" y1=\"" << top << "\" y2=\""
-      << H - bottom << "\" stroke=\"#eee\"/>\n";
-    s << "<text x=\"" << X(sp) << "\" y=\"" << H - bottom + 18 << "\" text-anchor=\"middle\">" << sp
-      << "%</text>\n";
-  }
-  s << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << W - left - right
-    << "\" height=\"" << H - top - bottom << "\" fill=\"none\" stroke=\"black\"/>\n";
-  s << "<text x=\"" << (left + W - right) / 2 << "\" y=\"" << H - 15
-    << "\" text-anchor=\"middle\">sparsity</text>\n";
-  s << "<text transform=\"translate(18," << (top + H - bottom) / 2 << ") rotate(-90)\" "
-    << "text-anchor=\"middle\">speedup vs " << (cpu_only ? "oneDNN" : "dense") << " (log)</text>\n";
-  auto dash_attr = [](const Curve& c) {
-    return *c.dash ? std::string(" stroke-dasharray=\"") + c.dash + "\"" : std::string();
-  };
+  experiment::SvgPlot svg(a.W, a.H, "font-family=\"sans-serif\" font-size=\"12\"");
+  draw_speedup_axes(svg, a, cpu_only);
   for (size_t i = 0; i < shapes.size(); ++i) {
-    const char* color = colors[i % 10];
-    for (const Curve& c : curves) {
-      std::ostringstream pts;
+    const std::string color = colors[i % 10];
+    for (const SpeedupCurve& c : curves) {
+      std::vector<std::pair<double, double>> pts;
       for (const Row& r : rows)
-        if (r.impl == c.impl && r.shape == shapes[i] && r.speedup > 0)
-          pts << X(r.sparsity) << "," << Y(r.speedup) << " ";
-      s << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\"" << dash_attr(c)
-        << " points=\"" << pts.str() << "\"/>\n";
-      for (const Row& r : rows)
-        if (r.impl == c.impl && r.shape == shapes[i] && r.speedup > 0)
-          s << "<circle cx=\"" << X(r.sparsity) << "\" cy=\"" << Y(r.speedup) << "\" r=\"3\" fill=\""
-            << color << "\"/>\n";
+        if (r.impl == c.impl && r.shape == shapes[i] && r.speedup > 0) pts.emplace_back(a.X(r.sparsity), a.Y(r.speedup));
+      svg.polyline(pts, "fill=\"none\" stroke=\"" + color + "\" stroke-width=\"2\"" + dash_attr(c));
+      for (const auto& [x, y] : pts) svg.circle(x, y, 3, "fill=\"" + color + "\"");
     }
-    const double ly = top + 10 + 20.0 * i;
-    s << "<line x1=\"" << W - right + 15 << "\" x2=\"" << W - right + 40 << "\" y1=\"" << ly
-      << "\" y2=\"" << ly << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n";
-    s << "<text x=\"" << W - right + 46 << "\" y=\"" << ly + 4 << "\">" << shapes[i] << "</text>\n";
+    svg.legend_row(a.legend_x(), a.top + 10 + 20.0 * i, "stroke=\"" + color + "\" stroke-width=\"2\"", "", shapes[i]);
   }
   if (!cpu_only)  // which line style is which implementation, below the shapes
-    for (size_t j = 0; j < curves.size(); ++j) {
-      const double ly = top + 10 + 20.0 * (shapes.size() + 1 + j);
-      s << "<line x1=\"" << W - right + 15 << "\" x2=\"" << W - right + 40 << "\" y1=\"" << ly
-        << "\" y2=\"" << ly << "\" stroke=\"black\" stroke-width=\"2\"" << dash_attr(curves[j])
-        << "/>\n";
-      s << "<text x=\"" << W - right + 46 << "\" y=\"" << ly + 4 << "\" font-size=\"10\">"
-        << curves[j].label << "</text>\n";
-    }
-  s << "</svg>\n";
-  return s.str();
+    for (size_t j = 0; j < curves.size(); ++j)
+      svg.legend_row(a.legend_x(), a.top + 10 + 20.0 * (shapes.size() + 1 + j),
+                     "stroke=\"black\" stroke-width=\"2\"" + dash_attr(curves[j]), "", curves[j].label,
+                     "font-size=\"10\"");
+  return svg.finish();
 }
 
 void write_file(const std::string& path, const std::string& text) {

@@ -1,8 +1,9 @@
 // bench/cuda_timing.h — what the GPU rows of `sparsetrain bench` need beyond cuda/: a check that
 // there is a GPU worth timing, CUDA-event medians on the backend's stream, and cuBLAS SGEMM (the
 // dense yardstick) for row-major operands.
-// Built into the app only. With the nvcc-built backend (ST_HAVE_CUBLAS) this is CUDA events and
-// cuBLAS; without it (the emulated backend) require_timing_device refuses before anything else runs.
+// In st_bench, which only the app links. With the nvcc-built backend (ST_HAVE_CUBLAS) this is CUDA
+// events and cuBLAS; without it (the emulated backend) require_timing_device refuses before anything
+// else runs.
 #pragma once
 #include <functional>
 #include <string>

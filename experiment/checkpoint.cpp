@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/csr_weight.h"
+#include "experiment/checkpoint_keys.h"
 #include "experiment/finite.h"
 #include "experiment/json_errors.h"
 #include "experiment/safetensors.h"
@@ -12,8 +13,6 @@
 namespace st::experiment {
 
 namespace {
-
-constexpr const char* kFormat = "sparsetrain-checkpoint-1";
 
 // A tensor on either device (a cuda tensor is downloaded: the file format knows no devices).
 NamedTensor to_named(const std::string& name, const Tensor& t_any) {
@@ -85,15 +84,15 @@ std::vector<T> named_vector(const std::string& path, const SafetensorsFile& f, c
 // A CSR layer's weight: "<param>.csr.row_ptr" (I32, rows + 1), ".col_idx" (I32, nnz), ".values"
 // (F32, nnz) over its (rows × fan-in) view -> the dense tensor (zeros off the pattern).
 void load_csr_weight(const std::string& path, const SafetensorsFile& f, Parameter& p) {
-  const std::string base = p.name + ".csr.";
+  const CsrKeys keys = csr_keys(p.name);
   Tensor& w = p.var.value();
   kernels::CsrMatrix a;
   a.rows = static_cast<int>(w.dim(0));
   a.cols = static_cast<int>(w.numel() / w.dim(0));
-  a.row_ptr = named_vector<int32_t>(path, f, base + "row_ptr", "I32");
-  a.col_idx = named_vector<int32_t>(path, f, base + "col_idx", "I32");
-  a.values = named_vector<float>(path, f, base + "values", "F32");
-  check_finite(path, base + "values", a.values.data(), static_cast<int64_t>(a.values.size()));
+  a.row_ptr = named_vector<int32_t>(path, f, keys.row_ptr, "I32");
+  a.col_idx = named_vector<int32_t>(path, f, keys.col_idx, "I32");
+  a.values = named_vector<float>(path, f, keys.values, "F32");
+  check_finite(path, keys.values, a.values.data(), static_cast<int64_t>(a.values.size()));
   // row_ptr sorted before any col_idx is read: a later row cannot then point past nnz.
   bool ok = static_cast<int>(a.row_ptr.size()) == a.rows + 1 && a.row_ptr[0] == 0 &&
             a.row_ptr.back() == static_cast<int32_t>(a.col_idx.size()) && a.col_idx.size() == a.values.size() &&
@@ -102,7 +101,7 @@ void load_csr_weight(const std::string& path, const SafetensorsFile& f, Paramete
     for (int32_t k = a.row_ptr[r]; ok && k < a.row_ptr[r + 1]; ++k)
       ok = a.col_idx[k] >= 0 && a.col_idx[k] < a.cols && (k == a.row_ptr[r] || a.col_idx[k] > a.col_idx[k - 1]);
   }
-  ST_CHECK(ok, path, ": tensors \"", base, "*\" are not a valid CSR matrix of shape ", a.rows, "x", a.cols);
+  ST_CHECK(ok, path, ": tensors \"", keys.prefix, "*\" are not a valid CSR matrix of shape ", a.rows, "x", a.cols);
   kernels::csr_to_dense(a, w.f32());
 }
 
@@ -113,13 +112,13 @@ CheckpointInfo parse_info(const std::string& path, const std::map<std::string, s
              "\" missing)");
     return it->second;
   };
-  ST_CHECK(get("format") == kFormat, path, ": checkpoint format \"", get("format"), "\", expected \"",
-           kFormat, "\"");
+  ST_CHECK(get(kFormatKey) == kCheckpointFormat, path, ": checkpoint format \"", get(kFormatKey),
+           "\", expected \"", kCheckpointFormat, "\"");
   CheckpointInfo info;
   try {
-    info.epoch = std::stoi(get("epoch"));
-    info.optimizer_steps = std::stoll(get("optimizer_steps"));
-    info.config = parse_user_json(get("config"), path + " (config)");
+    info.epoch = std::stoi(get(kEpochKey));
+    info.optimizer_steps = std::stoll(get(kOptimizerStepsKey));
+    info.config = parse_user_json(get(kConfigKey), path + " (config)");
   } catch (const std::logic_error& e) {
     throw Error(path + ": corrupt checkpoint metadata (" + e.what() + ")");
   }
@@ -139,25 +138,26 @@ void save_checkpoint(const std::string& path, models::Model& model, Optimizer* o
     if (p->csr) {
       download_csr_values(*p->csr);  // a cuda CSR weight's live values are on the device
       const kernels::CsrMatrix& a = p->csr->w;
-      tensors.push_back(vector_named(p->name + ".csr.row_ptr", "I32", a.row_ptr));
-      tensors.push_back(vector_named(p->name + ".csr.col_idx", "I32", a.col_idx));
-      tensors.push_back(vector_named(p->name + ".csr.values", "F32", a.values));
+      const CsrKeys keys = csr_keys(p->name);
+      tensors.push_back(vector_named(keys.row_ptr, "I32", a.row_ptr));
+      tensors.push_back(vector_named(keys.col_idx, "I32", a.col_idx));
+      tensors.push_back(vector_named(keys.values, "F32", a.values));
     }
   }
   for (Parameter* p : model.parameters())
-    if (p->mask.defined()) tensors.push_back(to_named("mask." + p->name, p->mask));
+    if (p->mask.defined()) tensors.push_back(to_named(mask_key(p->name), p->mask));
   if (pruner)
     for (auto& s : pruner->state_tensors())
       if (s.tensor->defined()) tensors.push_back(to_named(s.name, *s.tensor));
   if (optimizer)
-    for (auto& [name, t] : optimizer->state()) tensors.push_back(to_named("optimizer." + name, *t));
+    for (auto& [name, t] : optimizer->state()) tensors.push_back(to_named(optimizer_key(name), *t));
   std::map<std::string, std::string> meta;
-  meta["format"] = kFormat;
-  meta["epoch"] = std::to_string(epoch);
-  meta["optimizer_steps"] = std::to_string(optimizer ? optimizer->steps() : 0);
-  meta["dropout_rng"] = rng_text(model.dropout_rng());
-  meta["config"] = to_json(config).dump();
-  if (pruner) meta["pruning_rng"] = rng_text(pruner->rng());
+  meta[kFormatKey] = kCheckpointFormat;
+  meta[kEpochKey] = std::to_string(epoch);
+  meta[kOptimizerStepsKey] = std::to_string(optimizer ? optimizer->steps() : 0);
+  meta[kDropoutRngKey] = rng_text(model.dropout_rng());
+  meta[kConfigKey] = to_json(config).dump();
+  if (pruner) meta[kPruningRngKey] = rng_text(pruner->rng());
   write_safetensors(path, tensors, meta);
 }
 
@@ -178,12 +178,12 @@ CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Op
     if (optimizer) optimizer->to(st::Device::cpu);
   }
   for (Parameter* p : model.parameters()) {
-    const bool csr = f.find(p->name + ".csr.values") != nullptr;
+    const bool csr = f.find(csr_keys(p->name).values) != nullptr;
     if (csr && f.find(p->name) == nullptr)  // a CSR-only file (e.g. trimmed for size)
       load_csr_weight(path, f, *p);
     else
       from_named(path, f.find(p->name), p->name, p->var.value());
-    const std::string mask_name = "mask." + p->name;
+    const std::string mask_name = mask_key(p->name);
     if (const NamedTensor* m = f.find(mask_name)) {
       p->mask = Tensor(p->var.value().shape(), DType::u8);
       from_named(path, m, mask_name, p->mask);
@@ -203,13 +203,13 @@ CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Op
         *s.tensor = Tensor();
       }
     }
-    if (f.metadata.count("pruning_rng")) parse_rng(path, f.metadata, "pruning_rng", pruner->rng());
+    if (f.metadata.count(kPruningRngKey)) parse_rng(path, f.metadata, kPruningRngKey, pruner->rng());
   }
   if (optimizer) {
     for (auto& [name, t] : optimizer->state())
-      from_named(path, f.find("optimizer." + name), "optimizer." + name, *t);
+      from_named(path, f.find(optimizer_key(name)), optimizer_key(name), *t);
     optimizer->set_steps(info.optimizer_steps);
-    parse_rng(path, f.metadata, "dropout_rng", model.dropout_rng());
+    parse_rng(path, f.metadata, kDropoutRngKey, model.dropout_rng());
   }
   if (device != st::Device::cpu) {
     model.to(device);

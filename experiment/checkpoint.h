@@ -9,6 +9,7 @@
 //   "pruning.<what>.<param>"  pruner state: rewind snapshot, ADMM Z and U (when in use)
 //   metadata: format, epoch (completed), optimizer_steps, dropout_rng (4 words), config (resolved JSON),
 //             pruning_rng (4 words, with a pruner)
+// The names are made in experiment/checkpoint_keys.h.
 // PyTorch users can read the weights with safetensors.torch.load_file.
 // The file knows no devices: a model on cuda is downloaded to save and loaded through the host, so
 // a checkpoint written on one device loads on the other. Tests: tests/experiment/test_cuda_trainer.cpp.

@@ -1,7 +1,5 @@
 #include "experiment/export.h"
 
-#include <filesystem>
-
 #include "experiment/checkpoint.h"
 #include "experiment/run_folder.h"
 #include "experiment/setup.h"
@@ -33,18 +31,6 @@ nlohmann::json layer_json(const models::LayerSpec& l) {
   return j;
 }
 
-// Per-sample input shape and class count of a config's dataset, without loading it.
-void data_shape(const Config& c, Shape& input, int& classes) {
-  if (c.data.dataset == Dataset::Synthetic) {
-    const auto& s = c.data.synthetic;
-    input = {s.channels, s.height, s.width};
-    classes = s.classes;
-  } else {
-    input = {1, 28, 28};
-    classes = 10;
-  }
-}
-
 }  // namespace
 
 ExportResult export_compact(const std::string& target, const std::string& out_path) {
@@ -52,9 +38,9 @@ ExportResult export_compact(const std::string& target, const std::string& out_pa
   refuse_run_file(out_path, ckpt, "--out");
   CheckpointInfo info = read_checkpoint_info(ckpt);
   Config config = parse_config(info.config, ckpt + " (config)");
-  Shape input;
-  int classes = 0;
-  data_shape(config, input, classes);
+  const data::Dataset shape = sample_shape(config);
+  const Shape input{shape.channels, shape.height, shape.width};
+  const int classes = shape.num_classes;
   const models::ModelSpec spec = model_spec(config);
   auto model = models::build_model(spec, input, classes, config.seed);
   load_checkpoint(ckpt, *model, nullptr);

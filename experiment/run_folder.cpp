@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kRunFiles[] = {"config.json", "metrics.jsonl", "checkpoint.safetensors", "summary.json"};
+const char* const kRunFiles[] = {kConfigFileName, kMetricsFileName, kCheckpointFileName, kSummaryFileName};
 
 // The pid holding a flock on the file behind `fd`, from /proc/locks (Linux); 0 when unknown.
 long flock_holder(int fd) {
@@ -58,6 +59,32 @@ bool is_temporary_of(const std::string& name, const std::string& target) {
 
 }  // namespace
 
+RunPaths::RunPaths(const std::string& run_dir)
+    : dir(run_dir),
+      config(run_dir + "/" + kConfigFileName),
+      metrics(run_dir + "/" + kMetricsFileName),
+      checkpoint(run_dir + "/" + kCheckpointFileName),
+      summary(run_dir + "/" + kSummaryFileName) {}
+
+std::string new_run_dir(const std::string& output_dir, const std::string& name) {
+  const std::time_t t = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&t));
+  return output_dir + "/" + name + "-" + stamp;
+}
+
+std::string checkpoint_file(const std::string& target, const std::string& who) {
+  std::error_code ec;
+  if (!fs::is_directory(target, ec)) {
+    ST_CHECK(fs::exists(target, ec), who, ": ", target, ": no such checkpoint file or run folder");
+    return target;
+  }
+  const std::string ckpt = (fs::path(target) / kCheckpointFileName).string();
+  ST_CHECK(fs::is_regular_file(ckpt, ec), who, ": ", target, ": a folder without ", kCheckpointFileName,
+           " (expected a run folder or a checkpoint file)");
+  return ckpt;
+}
+
 RunFolderLock::RunFolderLock(const std::string& dir) {
   fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ST_CHECK(fd_ >= 0 || errno != ENOTDIR, "run folder \"", dir, "\" is a file, not a folder: choose another --run-dir");
@@ -82,13 +109,13 @@ RunFolderLock::RunFolderLock(RunFolderLock&& other) noexcept : fd_(other.fd_) { 
 
 void refuse_existing_run(const std::string& dir) {
   const fs::path d(dir);
-  const bool finished = fs::exists(d / "summary.json");
-  if (!finished && !fs::exists(d / "checkpoint.safetensors")) return;
+  const bool finished = fs::exists(d / kSummaryFileName);
+  if (!finished && !fs::exists(d / kCheckpointFileName)) return;
   std::string found;
   for (const char* f : kRunFiles) {
     if (!fs::exists(d / f)) continue;
     found += (found.empty() ? "" : ", ") + std::string(f);
-    if (std::string(f) == "metrics.jsonl") {
+    if (std::string(f) == kMetricsFileName) {
       const int n = count_lines(d / f);
       found += " with " + std::to_string(n) + (n == 1 ? " epoch" : " epochs");
     }
@@ -106,7 +133,7 @@ void refuse_run_file(const std::string& out, const std::string& input, const std
            "\" itself: write to another file");
   const fs::path p(out);
   const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  const bool run_folder = fs::exists(dir / "checkpoint.safetensors") || fs::exists(dir / "config.json");
+  const bool run_folder = fs::exists(dir / kCheckpointFileName) || fs::exists(dir / kConfigFileName);
   if (!run_folder) return;
   for (const char* f : kRunFiles)
     ST_CHECK(p.filename() != f, flag, " \"", out, "\" is a file of the run in \"", dir.string(),

@@ -1,4 +1,6 @@
-// experiment/run_folder.h — what keeps a run folder's files from being lost:
+// experiment/run_folder.h — a run folder: where its files are, and what keeps them from being lost.
+//   RunPaths                 the paths of a run folder's files; the only place that names them
+//   checkpoint_file          a run folder or a checkpoint file, as a command takes it -> the checkpoint
 //   RunFolderLock            one writer per run folder (train, resume): an exclusive flock on the
 //                            folder itself, so it creates no file, and the kernel drops it when the
 //                            process ends however it ends (kill -9 leaves no stale lock)
@@ -11,6 +13,28 @@
 #include <string>
 
 namespace st::experiment {
+
+// The files of the run in `dir`:
+//   config.json              the resolved config (every key, defaults filled)
+//   metrics.jsonl            one JSON line per epoch
+//   checkpoint.safetensors   weights, optimizer and pruner state, epoch, RNG states, config
+//   summary.json             final figures, written when the run reaches its last epoch
+struct RunPaths {
+  explicit RunPaths(const std::string& dir);
+  std::string dir, config, metrics, checkpoint, summary;
+};
+inline constexpr const char kConfigFileName[] = "config.json";
+inline constexpr const char kMetricsFileName[] = "metrics.jsonl";
+inline constexpr const char kCheckpointFileName[] = "checkpoint.safetensors";
+inline constexpr const char kSummaryFileName[] = "summary.json";
+
+// The folder of a new run: "<output_dir>/<name>-<YYYYmmdd-HHMMSS>" (local time).
+std::string new_run_dir(const std::string& output_dir, const std::string& name);
+
+// A run folder or a checkpoint file, as eval, info, export, train --init-from and a distillation
+// teacher take it -> the checkpoint file. `who` names the command or flag in the error when neither
+// is there.
+std::string checkpoint_file(const std::string& target, const std::string& who);
 
 class RunFolderLock {
  public:

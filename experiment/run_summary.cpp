@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/check.h"
+#include "experiment/run_folder.h"
 
 namespace st::experiment {
 
@@ -45,7 +46,7 @@ std::string seconds_text(double seconds) {
 
 RunSummary summarize_run(const std::vector<nlohmann::json>& metrics, const std::string& run_dir,
                          int64_t checkpoint_bytes) {
-  ST_CHECK(!metrics.empty(), run_dir, "/metrics.jsonl: no epoch to summarise");
+  ST_CHECK(!metrics.empty(), RunPaths(run_dir).metrics, ": no epoch to summarise");
   RunSummary s;
   s.run_dir = run_dir;
   s.checkpoint_bytes = checkpoint_bytes;

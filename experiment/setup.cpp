@@ -2,8 +2,6 @@
 
 #include <omp.h>
 
-#include <filesystem>
-
 #include "core/check.h"
 #include "core/ops.h"
 #include "cuda/cusparse.h"
@@ -89,19 +87,6 @@ int apply_process_settings(const Config& c) {
   set_dense_backend(parse_dense_backend(to_string(c.backend)));
   set_sparse_impl(parse_sparse_impl(to_string(c.sparse.impl)));
   return threads;
-}
-
-std::string checkpoint_file(const std::string& target, const std::string& who) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(target, ec)) {
-    ST_CHECK(fs::exists(target, ec), who, ": ", target, ": no such checkpoint file or run folder");
-    return target;
-  }
-  const std::string ckpt = (fs::path(target) / "checkpoint.safetensors").string();
-  ST_CHECK(fs::is_regular_file(ckpt, ec), who, ": ", target,
-           ": a folder without checkpoint.safetensors (expected a run folder or a checkpoint file)");
-  return ckpt;
 }
 
 data::Dataset sample_shape(const Config& c) {

@@ -21,10 +21,6 @@ LrScheduleOptions lr_schedule_options(const Config& c);
 // cannot start leaves its folder as it was. Returns the thread count in use.
 int apply_process_settings(const Config& c);
 
-// A run folder or a checkpoint file, as eval, info and train --init-from take it -> the checkpoint
-// file. `who` names the command or flag in the error when neither is there.
-std::string checkpoint_file(const std::string& target, const std::string& who);
-
 // The sample shape and class count (no images) of the config's dataset, as a model trained on it
 // expects them; MNIST and Fashion-MNIST are 1x28x28 with 10 classes.
 data::Dataset sample_shape(const Config& c);

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "experiment/run_folder.h"
 #include "experiment/sweep_report.h"
 
 namespace st::experiment {
@@ -304,14 +305,14 @@ void train_point(const Config& config, const RunOptions& options) {
 }
 
 PointState point_state(const SweepPoint& point) {
-  const fs::path dir(point.run_dir);
-  const bool has_summary = fs::exists(dir / "summary.json");
-  const bool has_checkpoint = fs::exists(dir / "checkpoint.safetensors");
-  const bool has_config = fs::exists(dir / "config.json");
+  const RunPaths files(point.run_dir);
+  const bool has_summary = fs::exists(files.summary);
+  const bool has_checkpoint = fs::exists(files.checkpoint);
+  const bool has_config = fs::exists(files.config);
   if (!has_summary && !(has_checkpoint && has_config)) return PointState::New;
   if (has_config) {
     // A folder from an edited sweep must not pass for this point: compare what decides the numbers.
-    const std::string path = (dir / "config.json").string();
+    const std::string& path = files.config;
     json saved = parse_user_json(read_user_file(path, "run config (JSON)"), path);
     json want = to_json(point.config);
     // Execution settings do not change the results (CSR execution matches masked dense: invariant 2).
@@ -329,7 +330,8 @@ PointState point_state(const SweepPoint& point) {
 }
 
 PointResult read_point_result(const SweepPoint& point) {
-  const std::string path = point.run_dir + "/summary.json";
+  const RunPaths files(point.run_dir);
+  const std::string& path = files.summary;
   const json s = parse_user_json(read_user_file(path, "run summary (JSON)"), path);
   if (!s.is_object() || !s.contains("test_accuracy") || !s["test_accuracy"].is_number())
     throw ConfigError(path + ": expected an object with a numeric \"test_accuracy\"");
@@ -344,7 +346,7 @@ PointResult read_point_result(const SweepPoint& point) {
     r.best_val_accuracy = s["best_val_accuracy"].get<double>();
   r.epochs = s.contains("epochs") && s["epochs"].is_number_integer() ? s["epochs"].get<int>() : point.config.train.epochs;
   bool found = false;
-  r.seconds = sum_epoch_seconds(point.run_dir + "/metrics.jsonl", &found);
+  r.seconds = sum_epoch_seconds(files.metrics, &found);
   if (!found && s.contains("seconds_this_process") && s["seconds_this_process"].is_number())
     r.seconds = s["seconds_this_process"].get<double>();
   json rest = s;
@@ -450,8 +452,8 @@ SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
     } catch (const std::exception& e) {
       throw std::runtime_error("sweep point " + p.name + " (" + p.run_dir + "): " + e.what());
     }
-    if (!fs::exists(fs::path(p.run_dir) / "summary.json"))
-      throw std::runtime_error("sweep point " + p.name + ": the run ended without " + p.run_dir + "/summary.json");
+    if (const RunPaths files(p.run_dir); !fs::exists(files.summary))
+      throw std::runtime_error("sweep point " + p.name + ": the run ended without " + files.summary);
     done[i] = read_point_result(p);
     resuming ? ++report.resumed : ++report.trained;
     std::snprintf(line, sizeof line, "  test %.2f%%  (%.1f s)", 100 * done[i]->test_accuracy, done[i]->seconds);
@@ -461,8 +463,8 @@ SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
   report.results = collect();
   if (report.pending > 0)
     log(std::to_string(report.pending) + " points left; run the same command again to continue");
-  log("curve: " + (fs::path(sweep.output) / "curve.svg").string() + " | table: " +
-      (fs::path(sweep.output) / "curve.md").string());
+  const CurveFiles curve = curve_files(sweep.output);
+  log("curve: " + curve.svg + " | table: " + curve.md);
   return report;
 }
 

@@ -4,7 +4,8 @@
 //   curve_markdown: rows = sparsity, columns = methods, cells = test accuracy %; dense baseline line
 //   curve_svg:      accuracy % against the fraction of weights remaining (log x), a line per method,
 //                   the dense baseline dashed, a legend
-//   write_curve_files: all three into <output>/curve.{csv,md,svg}, each atomically
+//   curve_files:    the paths <output>/curve.{csv,md,svg}
+//   write_curve_files: all three there, each atomically
 // Tests: tests/experiment/test_sweep.cpp
 #pragma once
 
@@ -18,6 +19,10 @@ namespace st::experiment {
 std::string curve_csv(const std::vector<PointResult>& results);
 std::string curve_markdown(const SweepConfig& sweep, const std::vector<PointResult>& results);
 std::string curve_svg(const SweepConfig& sweep, const std::vector<PointResult>& results);
+struct CurveFiles {
+  std::string csv, md, svg;
+};
+CurveFiles curve_files(const std::string& output);
 void write_curve_files(const SweepConfig& sweep, const std::vector<PointResult>& results);
 
 }  // namespace st::experiment

@@ -1,15 +1,18 @@
+// experiment/trainer.cpp — a training run in named stages (class Training), and evaluation.
 #include "experiment/trainer.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <optional>
-#include <sstream>
+#include <vector>
 
 #include "core/lr_schedule.h"
 #include "core/ops.h"
@@ -37,13 +40,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string timestamp() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&t));
-  return buf;
 }
 
 nlohmann::json metrics_json(const EpochMetrics& m) {
@@ -114,24 +110,30 @@ std::unique_ptr<models::Model> load_teacher(const std::string& target, const Sha
   return teacher;
 }
 
-// summary.json and the closing lines on screen, over every epoch of the run (also those before a
-// resume: they come from metrics.jsonl).
-void write_summary(const Config& config, models::Model& model, int threads, const std::string& run_dir,
-                   const TrainResult& result, bool quiet) {
+// Every line of metrics.jsonl (also those from before a resume), and the best validation accuracy
+// among them (-1: none).
+std::vector<nlohmann::json> read_metrics(const std::string& path, double& best_val) {
   std::vector<nlohmann::json> metrics;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  double best_val = -1;
+  std::ifstream in(path);
+  best_val = -1;
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     metrics.push_back(nlohmann::json::parse(line));
     if (metrics.back().contains("val_accuracy"))
       best_val = std::max(best_val, metrics.back()["val_accuracy"].get<double>());
   }
-  const std::string ckpt = run_dir + "/checkpoint.safetensors";
+  return metrics;
+}
+
+// summary.json and the closing lines on screen, over every epoch of the run.
+void write_summary(const Config& config, models::Model& model, int threads, const RunPaths& files,
+                   const TrainResult& result, bool quiet) {
+  double best_val = -1;
+  const std::vector<nlohmann::json> metrics = read_metrics(files.metrics, best_val);
   std::error_code ec;
-  const auto ckpt_size = fs::file_size(ckpt, ec);
+  const auto ckpt_size = fs::file_size(files.checkpoint, ec);
   const RunSummary summary =
-      summarize_run(metrics, run_dir, ec ? int64_t{-1} : static_cast<int64_t>(ckpt_size));
+      summarize_run(metrics, files.dir, ec ? int64_t{-1} : static_cast<int64_t>(ckpt_size));
   nlohmann::json s = summary.to_json();
   s["name"] = config.name;
   s["epochs"] = summary.epochs;
@@ -147,7 +149,7 @@ void write_summary(const Config& config, models::Model& model, int threads, cons
   s["threads"] = threads;
   s["device"] = to_string(config.device);
   s["seconds_this_process"] = result.total_seconds;
-  write_file_atomic(run_dir + "/summary.json", s.dump(2) + "\n");
+  write_file_atomic(files.summary, s.dump(2) + "\n");
   if (!quiet) {
     std::printf("%s", summary.to_text().c_str());
     std::fflush(stdout);
@@ -158,265 +160,464 @@ void write_summary(const Config& config, models::Model& model, int threads, cons
 // that exists), and refused when a new run would replace a run that is there or a resume has
 // nothing left to do (it would only rewrite the summary). A folder still to be created is claimed
 // by start_writing.
-std::optional<RunFolderLock> hold_run_folder(const std::string& dir, bool resuming) {
-  if (!resuming && !fs::exists(dir)) return std::nullopt;
-  RunFolderLock lock(dir);
-  if (!resuming) refuse_existing_run(dir);
-  ST_CHECK(!resuming || !fs::exists(dir + "/summary.json"), "run folder \"", dir,
-           "\" holds a finished run (summary.json): there is nothing to resume");
-  return lock;
+void hold_run_folder(const RunPaths& files, bool resuming, std::optional<RunFolderLock>& lock) {
+  if (!resuming && !fs::exists(files.dir)) return;
+  lock.emplace(files.dir);
+  if (!resuming) refuse_existing_run(files.dir);
+  ST_CHECK(!resuming || !fs::exists(files.summary), "run folder \"", files.dir, "\" holds a finished run (",
+           kSummaryFileName, "): there is nothing to resume");
 }
 
 // The first write into the run folder: only once everything that can refuse the run (config, data,
 // model, checkpoints, pruner, device) has, so a failing command leaves the folder as it was.
-void start_writing(const Config& config, const std::string& dir, bool resuming, int start_epoch,
+void start_writing(const Config& config, const RunPaths& files, bool resuming, int start_epoch,
                    std::optional<RunFolderLock>& lock) {
   if (!lock) {
-    fs::create_directories(dir);
-    lock.emplace(dir);
-    refuse_existing_run(dir);  // again under the lock: another process may have made it meanwhile
+    fs::create_directories(files.dir);
+    lock.emplace(files.dir);
+    refuse_existing_run(files.dir);  // again under the lock: another process may have made it meanwhile
   }
-  remove_stale_temporaries(dir);
+  remove_stale_temporaries(files.dir);
   if (resuming) {
-    truncate_metrics(dir + "/metrics.jsonl", start_epoch);
+    truncate_metrics(files.metrics, start_epoch);
     return;
   }
-  write_file_atomic(dir + "/config.json", to_json(config).dump(2) + "\n");
-  write_file_atomic(dir + "/metrics.jsonl", "");
+  write_file_atomic(files.config, to_json(config).dump(2) + "\n");
+  write_file_atomic(files.metrics, "");
 }
 
-TrainResult run(const Config& config, const RunOptions& options, const std::string& run_dir,
-                bool resuming) {
-  const auto t_start = Clock::now();
-  std::optional<RunFolderLock> lock = hold_run_folder(run_dir, resuming);
-  check_memory(config);  // a model or dataset too big for the machine: refused, naming its keys
-  // First: a device that is missing fails here, before the run folder is touched.
-  const int threads = apply_process_settings(config);
-  const st::Device device = core_device(config);
-  const bool on_device = device != st::Device::cpu;
-  const bool tty = !options.quiet && isatty(fileno(stdout));
+// Sums over the steps of one epoch.
+struct EpochTotals {
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  float lr = 0;  // of the last step
+};
 
-  data::DatasetSplits data = data::load_dataset(data_options(config));
-  const data::Dataset& train_set = data.train;
-  const Shape input{train_set.channels, train_set.height, train_set.width};
-  auto model = models::build_model(model_spec(config), input, train_set.num_classes, config.seed);
-  std::vector<Parameter*> params = model->parameters();
-  Optimizer optimizer(params, optimizer_options(config));
-  LrSchedule schedule(static_cast<float>(config.optimizer.lr), config.train.epochs,
-                      lr_schedule_options(config));
+// One run, from its config to its summary, in the stages it goes through: set-up (config -> data,
+// model, optimizer, schedule, pruner, teacher, device), resume (checkpoint or --init-from), epoch,
+// step, evaluation and reporting, checkpointing, finish. Pruner hooks are reached only through the
+// pruner_* functions, which also keep CSR execution suspended around them.
+class Training {
+ public:
+  Training(const Config& config, const RunOptions& options, const std::string& run_dir, bool resuming)
+      : config_(config), options_(options), files_(run_dir), resuming_(resuming) {}
+  TrainResult run();
 
-  // Pruning: built before any training, so layer-dependent config errors surface at start-up.
-  std::unique_ptr<pruning::Pruner> pruner;
-  pruning::PruningConfig pcfg;
-  if (!config.pruning.is_null()) {
-    pcfg = pruning::parse_pruning_config(config.pruning, config.train.epochs);
-    pruner = std::make_unique<pruning::Pruner>(pcfg, *model, config.train.epochs, config.seed);
-    pruner->set_optimizer(&optimizer);
-  }
-  const int total_epochs = config.train.epochs + (pruner ? pcfg.finetune.epochs : 0);
-  std::unique_ptr<models::Model> teacher;
-  if (pruner && pcfg.distill.enabled) teacher = load_teacher(pcfg.distill.teacher, input, train_set.num_classes);
+ private:
+  // Set-up.
+  void set_up();
+  void apply_process_settings_and_device();
+  void build_data_and_model();
+  void build_pruner_and_teacher();
+  void resume_or_init();
+  void move_to_device();
+  pruning::CsrSwitchOptions csr_switch_options() const;
+  void print_header() const;
+  void prepare_batches();
+  void start_pruner_and_csr();
+  // Epoch and step.
+  void run_epoch(int epoch);
+  void step(int epoch, int64_t b, EpochTotals& totals);
+  Variable loss_of(Variable& logits, const Tensor& x, const Tensor& y);
+  float lr_at(int epoch, int64_t b) const;
+  bool finetune(int epoch) const { return epoch >= config_.train.epochs; }
+  void check_step_finite(int epoch, int64_t b) const;
+  void end_epoch_weights(int epoch);
+  // Evaluation and reporting.
+  EpochMetrics epoch_metrics(int epoch, const EpochTotals& totals, double train_seconds);
+  void add_pruning_report(EpochMetrics& m);
+  void evaluate_splits(EpochMetrics& m);
+  void report_epoch(int epoch, const EpochMetrics& m);
+  void print_epoch(const EpochMetrics& m) const;
+  // Checkpointing.
+  void checkpoint_if_due(int epoch);
+  // Finish.
+  void finish(Clock::time_point t_start);
+  // Pruner hooks, with CSR execution suspended around them, and the CSR switches they cause.
+  void pruner_start();
+  void pruner_epoch_begin(int epoch);
+  bool pruner_begin_step(int epoch);
+  void pruner_end_step(int epoch, bool dense_step);
+  void pruner_epoch_end(int epoch);
+  void with_pruner(int epoch, bool acts, const std::function<void()>& hook);
+  void run_hook(bool acts, const std::function<void()>& hook);
+  void log_switches(const std::vector<pruning::CsrSwitchEvent>& events, int epoch);
 
-  const std::string ckpt_path = run_dir + "/checkpoint.safetensors";
-  const std::string metrics_path = run_dir + "/metrics.jsonl";
-  int start_epoch = 0;
-  if (resuming)
-    start_epoch = load_checkpoint(ckpt_path, *model, &optimizer, pruner.get()).epoch;
-  else if (!options.init_from.empty())
-    load_checkpoint(options.init_from, *model, nullptr);  // masks too: a pruned model stays pruned
-  // Built, initialized and loaded on the host; from here on the model, its optimizer state and the
-  // teacher live on the run's device.
-  model->to(device);
-  optimizer.to(device);
-  if (teacher) teacher->to(device);
-  // CSR execution: decided at start (or restored from the checkpoint) and after every mask change.
-  pruning::CsrSwitchOptions csr_opt;
-  csr_opt.enabled = config.sparse.enabled;
-  csr_opt.threshold = csr_threshold(config, &csr_opt.timed);
-  csr_opt.batch_size = config.train.batch_size;
-  pruning::CsrSwitch csr(csr_opt, *model);
-  nlohmann::json switches = nlohmann::json::array();  // this epoch's switches (metrics.jsonl)
-  int64_t global_step = 0;
-  auto log_switches = [&](const std::vector<pruning::CsrSwitchEvent>& events, int epoch) {
-    for (const auto& e : events) {
-      if (!options.quiet) std::printf("%s\n", e.message().c_str());
-      switches.push_back({{"layer", e.layer},
-                          {"to", e.to_csr ? "csr" : "dense"},
-                          {"sparsity", e.sparsity},
-                          {"epoch", epoch + 1},
-                          {"step", global_step},
-                          {"reason", e.why}});
-    }
-    if (!events.empty() && !options.quiet) std::fflush(stdout);
-  };
-  // The pruner reads and edits weights, gradients, masks and optimizer state on the host. On a
-  // device the dense state comes to the host for a hook that acts and goes back after it (masks
-  // are host tensors anyway; the CSR mirrors stay on the device, suspended meanwhile). Hooks that
-  // do not act are not called there: they cost no transfer.
-  auto run_hook = [&](bool acts, auto&& hook) {
-    if (!on_device) return hook();  // on the cpu every hook runs (a no-op when it does not act)
-    if (!acts) return;
-    model->to(st::Device::cpu, /*with_csr=*/false);
-    optimizer.to(st::Device::cpu);
-    hook();
-    model->to(device, /*with_csr=*/false);
-    optimizer.to(device);
-  };
-  // Pruner hooks run with CSR layers executing densely (criteria run the model and read dense
-  // gradients); the switch then re-decides the layers whose masks changed.
-  auto with_pruner = [&](int epoch, bool acts, auto&& hook) {
-    csr.suspend(true);
-    run_hook(acts, hook);
-    csr.suspend(false);
-    log_switches(csr.update(), epoch);
-  };
-
-  if (!options.quiet) {
-    std::string where = std::to_string(threads) + " threads";
-    if (on_device) {
-      const cuda::DeviceInfo info = cuda::device_info();
-      where += " | cuda: " + (info.emulated ? std::string("CPU emulator") : info.name);
-    }
-    std::printf("%s\n%s\nrun folder %s | %s | %s data: %lld train, %lld validation, %lld test\n",
-                describe(config).c_str(), model->summary().c_str(), run_dir.c_str(), where.c_str(),
-                to_string(config.data.dataset), static_cast<long long>(train_set.size),
-                static_cast<long long>(data.validation.size), static_cast<long long>(data.test.size));
-    if (resuming) std::printf("resuming after epoch %d\n", start_epoch);
-    std::fflush(stdout);
-  }
-
-  const int B = config.train.batch_size;
-  data::Loader loader(train_set, B, /*shuffle=*/true, config.seed);
+  const Config& config_;
+  const RunOptions& options_;
+  const RunPaths files_;
+  const bool resuming_;
+  std::optional<RunFolderLock> lock_;
+  int threads_ = 0;
+  st::Device device_ = st::Device::cpu;
+  bool on_device_ = false, tty_ = false;
+  data::DatasetSplits data_;
+  Shape input_;
+  std::unique_ptr<models::Model> model_;
+  std::vector<Parameter*> params_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<LrSchedule> schedule_;
+  pruning::PruningConfig pcfg_;
+  std::unique_ptr<pruning::Pruner> pruner_;
+  std::unique_ptr<models::Model> teacher_;
+  Tensor teacher_logits_;
+  std::unique_ptr<pruning::CsrSwitch> csr_;
+  nlohmann::json switches_ = nlohmann::json::array();  // this epoch's switches (metrics.jsonl)
+  std::unique_ptr<data::Loader> loader_;
   // Batch buffers are allocated once; a short last batch is a view of their first rows. On a device
-  // the loader fills the host buffers and each batch is uploaded into device buffers.
-  Tensor x_buf({B, input[0], input[1], input[2]});
-  Tensor y_buf({B}, DType::i32);
-  const Tensor x_dev = x_buf.to(device), y_dev = y_buf.to(device);
-  const int64_t batches = loader.num_batches();
-  TrainBatches score_batches(train_set, B, config.seed);
-  if (pruner) {
-    pruner->set_batch_source(&score_batches);
-    pruner->set_steps_per_epoch(batches);
-    if (!resuming) with_pruner(0, true, [&] { pruner->on_start(); });
-  }
-  if (resuming)
-    csr.adopt();  // the modes the checkpoint recorded
-  else
-    log_switches(csr.update(), start_epoch);
-  Tensor teacher_logits;
-  start_writing(config, run_dir, resuming, start_epoch, lock);
+  // the loader fills the host buffers and each batch is uploaded into the device buffers.
+  Tensor x_buf_, y_buf_, x_dev_, y_dev_;
+  int64_t batches_ = 0;
+  std::unique_ptr<TrainBatches> score_batches_;
+  int start_epoch_ = 0, total_epochs_ = 0, last_epoch_ = 0;
+  int64_t global_step_ = 0;
+  TrainResult result_;
+};
 
-  TrainResult result;
-  result.run_dir = run_dir;
-  const int last_epoch = options.stop_after_epochs > 0
-                             ? std::min(total_epochs, options.stop_after_epochs)
-                             : total_epochs;
-  for (int epoch = start_epoch; epoch < last_epoch; ++epoch) {
-    const auto t_epoch = Clock::now();
-    model->set_training(true);
-    loader.start_epoch(epoch);
-    const bool finetune = epoch >= config.train.epochs;
-    if (pruner)
-      with_pruner(epoch, pruner->acts_on_epoch_begin(epoch), [&] { pruner->on_epoch_begin(epoch); });
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    float lr = 0;
-    Progress progress(tty, epoch + 1, total_epochs, batches);
-    for (int64_t b = 0; b < batches; ++b) {
-      const int n = loader.next(x_buf.f32(), y_buf.i32());
-      const Tensor x_host = x_buf.leading(n), y_host = y_buf.leading(n);
-      Tensor x = x_dev.leading(n), y = y_dev.leading(n);
-      x.copy_from(x_host);  // no-ops on the cpu (the same storage)
-      y.copy_from(y_host);
-      global_step = static_cast<int64_t>(epoch) * batches + b;
-      // A step whose pruner hook reads gradients or masks (RigL, L1, ADMM, step-wise gradual) runs
-      // densely: RigL's regrowth needs the dense gradient, which CSR execution never forms.
-      const bool dense_step = pruner && pruner->acts_on_step(epoch, global_step);
-      if (dense_step) csr.suspend(true);
-      Variable logits = model->forward(Variable(x));
-      Variable loss;
-      if (teacher) {
-        NoGradGuard no_grad;
-        teacher_logits = teacher->forward(Variable(x)).value();
-      }
-      if (teacher)
-        loss = distillation_loss(logits, y, teacher_logits, static_cast<float>(pcfg.distill.temperature),
-                                 static_cast<float>(pcfg.distill.alpha));
-      else
-        loss = softmax_cross_entropy(logits, y);
-      const float loss_value = loss.value().item();  // from a device: one float per step
-      ST_CHECK(std::isfinite(loss_value), "training diverged: the loss is ", loss_value, " at epoch ",
-               epoch + 1, ", step ", b + 1, " (lower optimizer.lr, or add lr_schedule.warmup_epochs)");
-      loss_sum += static_cast<double>(loss_value) * n;
-      correct += count_correct(logits.value(), y_host);
-      seen += n;
-      optimizer.zero_grad();
-      loss.backward();
-      if (pruner) run_hook(dense_step, [&] { pruner->on_step(epoch, global_step); });
-      if (dense_step) {
-        csr.suspend(false);
-        log_switches(csr.update(), epoch);
-      }
-      lr = finetune ? static_cast<float>(config.optimizer.lr * pcfg.finetune.lr_scale)
-                    : schedule.lr_at(epoch + static_cast<double>(b + 1) / batches);
-      optimizer.step(lr);
-      // On a device once per epoch instead (below): per step it would download the model every step.
-      if (!on_device && !parameters_finite(params))
-        check_parameters_finite(params, detail::concat("after epoch ", epoch + 1, ", step ", b + 1));
-      progress.update(b + 1, loss_sum / seen, static_cast<double>(correct) / seen);
-    }
-    // CSR steps left the dense weights stale (core/csr_weight.h): everything after the step loop
-    // (hooks, reports, eval, checkpoints, the caller) sees them current.
-    sync_dense_weights(model->parameters());
-    if (on_device) check_parameters_finite(params, detail::concat("in epoch ", epoch + 1));
-    if (pruner)
-      with_pruner(epoch, pruner->acts_on_epoch_end(epoch), [&] { pruner->on_epoch_end(epoch); });
-    const double train_seconds = seconds_since(t_epoch);
-    EpochMetrics m;
-    m.epoch = epoch + 1;
-    m.phase = finetune ? "finetune" : "train";
-    const pruning::Report report = pruning::make_report(*model);
-    m.sparsity = report.sparsity;
-    m.pruning = report.to_json();
-    for (const auto& [layer, mode] : csr.modes())
-      if (m.pruning.contains("layers") && m.pruning["layers"].contains(layer + ".weight"))
-        m.pruning["layers"][layer + ".weight"]["mode"] = mode;
-    m.pruning["switches"] = switches;
-    switches = nlohmann::json::array();
-    m.train_loss = loss_sum / std::max<int64_t>(seen, 1);
-    m.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
-    if (data.validation.size > 0) {
-      EvalResult v = evaluate(*model, data.validation, config.train.eval_batch_size);
-      m.val_loss = v.loss;
-      m.val_accuracy = v.accuracy;
-      result.best_val_accuracy = std::max(result.best_val_accuracy, v.accuracy);
-    }
-    EvalResult t = evaluate(*model, data.test, config.train.eval_batch_size);
-    m.test_loss = t.loss;
-    m.test_accuracy = t.accuracy;
-    m.lr = lr;
-    m.epoch_seconds = train_seconds;
-    m.samples_per_second = seen / train_seconds;
-    progress.finish();
-    append_line(metrics_path, metrics_json(m).dump());
-    const bool last = epoch + 1 == total_epochs;
-    const int every = config.output.checkpoint_every;
-    if (last || epoch + 1 == last_epoch || (every > 0 && (epoch + 1) % every == 0))
-      save_checkpoint(ckpt_path, *model, &optimizer, epoch + 1, config, pruner.get());
-    if (!options.quiet) {
-      std::printf("epoch %d/%d%s  loss %.4f  train %.2f%%", m.epoch, total_epochs,
-                  finetune ? " (finetune)" : "", m.train_loss, 100 * m.train_accuracy);
-      if (m.val_accuracy >= 0) std::printf("  val %.2f%%", 100 * m.val_accuracy);
-      std::printf("  test %.2f%%  sparsity %.1f%%  lr %.4g  %.1fs  %.0f samples/s\n", 100 * m.test_accuracy,
-                  100 * m.sparsity, m.lr, m.epoch_seconds, m.samples_per_second);
-      std::fflush(stdout);
-    }
-    result.epochs.push_back(m);
-    result.final_test_accuracy = m.test_accuracy;
+TrainResult Training::run() {
+  const auto t_start = Clock::now();
+  set_up();
+  result_.run_dir = files_.dir;
+  last_epoch_ = options_.stop_after_epochs > 0 ? std::min(total_epochs_, options_.stop_after_epochs)
+                                               : total_epochs_;
+  for (int epoch = start_epoch_; epoch < last_epoch_; ++epoch) run_epoch(epoch);
+  finish(t_start);
+  return result_;
+}
+
+// ---- Set-up ------------------------------------------------------------------------------------
+
+void Training::set_up() {
+  hold_run_folder(files_, resuming_, lock_);
+  check_memory(config_);  // a model or dataset too big for the machine: refused, naming its keys
+  apply_process_settings_and_device();
+  build_data_and_model();
+  build_pruner_and_teacher();
+  resume_or_init();
+  move_to_device();
+  // CSR execution: decided at start (or restored from the checkpoint) and after every mask change.
+  csr_ = std::make_unique<pruning::CsrSwitch>(csr_switch_options(), *model_);
+  print_header();
+  prepare_batches();
+  start_pruner_and_csr();
+  start_writing(config_, files_, resuming_, start_epoch_, lock_);
+}
+
+// First: a device that is missing fails here, before the run folder is touched.
+void Training::apply_process_settings_and_device() {
+  threads_ = apply_process_settings(config_);
+  device_ = core_device(config_);
+  on_device_ = device_ != st::Device::cpu;
+  tty_ = !options_.quiet && isatty(fileno(stdout));
+}
+
+void Training::build_data_and_model() {
+  data_ = data::load_dataset(data_options(config_));
+  const data::Dataset& train_set = data_.train;
+  input_ = {train_set.channels, train_set.height, train_set.width};
+  model_ = models::build_model(model_spec(config_), input_, train_set.num_classes, config_.seed);
+  params_ = model_->parameters();
+  optimizer_ = std::make_unique<Optimizer>(params_, optimizer_options(config_));
+  schedule_ = std::make_unique<LrSchedule>(static_cast<float>(config_.optimizer.lr), config_.train.epochs,
+                                           lr_schedule_options(config_));
+}
+
+// Built before any training, so layer-dependent config errors surface at start-up.
+void Training::build_pruner_and_teacher() {
+  if (!config_.pruning.is_null()) {
+    pcfg_ = pruning::parse_pruning_config(config_.pruning, config_.train.epochs);
+    pruner_ = std::make_unique<pruning::Pruner>(pcfg_, *model_, config_.train.epochs, config_.seed);
+    pruner_->set_optimizer(optimizer_.get());
   }
-  result.total_seconds = seconds_since(t_start);
-  if (last_epoch == total_epochs) write_summary(config, *model, threads, run_dir, result, options.quiet);
-  return result;
+  total_epochs_ = config_.train.epochs + (pruner_ ? pcfg_.finetune.epochs : 0);
+  if (pruner_ && pcfg_.distill.enabled)
+    teacher_ = load_teacher(pcfg_.distill.teacher, input_, data_.train.num_classes);
+}
+
+// Resume: the state of the checkpoint; --init-from: its weights and masks (a pruned model stays pruned).
+void Training::resume_or_init() {
+  if (resuming_)
+    start_epoch_ = load_checkpoint(files_.checkpoint, *model_, optimizer_.get(), pruner_.get()).epoch;
+  else if (!options_.init_from.empty())
+    load_checkpoint(options_.init_from, *model_, nullptr);
+}
+
+// Built, initialized and loaded on the host; from here on the model, its optimizer state and the
+// teacher live on the run's device.
+void Training::move_to_device() {
+  model_->to(device_);
+  optimizer_->to(device_);
+  if (teacher_) teacher_->to(device_);
+}
+
+pruning::CsrSwitchOptions Training::csr_switch_options() const {
+  pruning::CsrSwitchOptions csr_opt;
+  csr_opt.enabled = config_.sparse.enabled;
+  csr_opt.threshold = csr_threshold(config_, &csr_opt.timed);
+  csr_opt.batch_size = config_.train.batch_size;
+  return csr_opt;
+}
+
+void Training::print_header() const {
+  if (options_.quiet) return;
+  std::string where = std::to_string(threads_) + " threads";
+  if (on_device_) {
+    const cuda::DeviceInfo info = cuda::device_info();
+    where += " | cuda: " + (info.emulated ? std::string("CPU emulator") : info.name);
+  }
+  std::printf("%s\n%s\nrun folder %s | %s | %s data: %lld train, %lld validation, %lld test\n",
+              describe(config_).c_str(), model_->summary().c_str(), files_.dir.c_str(), where.c_str(),
+              to_string(config_.data.dataset), static_cast<long long>(data_.train.size),
+              static_cast<long long>(data_.validation.size), static_cast<long long>(data_.test.size));
+  if (resuming_) std::printf("resuming after epoch %d\n", start_epoch_);
+  std::fflush(stdout);
+}
+
+void Training::prepare_batches() {
+  const int B = config_.train.batch_size;
+  loader_ = std::make_unique<data::Loader>(data_.train, B, /*shuffle=*/true, config_.seed);
+  x_buf_ = Tensor({B, input_[0], input_[1], input_[2]});
+  y_buf_ = Tensor({B}, DType::i32);
+  x_dev_ = x_buf_.to(device_);
+  y_dev_ = y_buf_.to(device_);
+  batches_ = loader_->num_batches();
+  score_batches_ = std::make_unique<TrainBatches>(data_.train, B, config_.seed);
+}
+
+// A fresh run starts the pruner and decides every layer's mode; a resumed one keeps the modes the
+// checkpoint recorded.
+void Training::start_pruner_and_csr() {
+  if (pruner_) {
+    pruner_->set_batch_source(score_batches_.get());
+    pruner_->set_steps_per_epoch(batches_);
+    if (!resuming_) pruner_start();
+  }
+  if (resuming_)
+    csr_->adopt();
+  else
+    log_switches(csr_->update(), start_epoch_);
+}
+
+// ---- Epoch and step ----------------------------------------------------------------------------
+
+void Training::run_epoch(int epoch) {
+  const auto t_epoch = Clock::now();
+  model_->set_training(true);
+  loader_->start_epoch(epoch);
+  pruner_epoch_begin(epoch);
+  EpochTotals totals;
+  Progress progress(tty_, epoch + 1, total_epochs_, batches_);
+  for (int64_t b = 0; b < batches_; ++b) {
+    step(epoch, b, totals);
+    progress.update(b + 1, totals.loss_sum / totals.seen, static_cast<double>(totals.correct) / totals.seen);
+  }
+  end_epoch_weights(epoch);
+  pruner_epoch_end(epoch);
+  const EpochMetrics m = epoch_metrics(epoch, totals, seconds_since(t_epoch));
+  progress.finish();
+  report_epoch(epoch, m);
+}
+
+// One optimizer step on batch `b` of `epoch`.
+void Training::step(int epoch, int64_t b, EpochTotals& totals) {
+  const int n = loader_->next(x_buf_.f32(), y_buf_.i32());
+  const Tensor x_host = x_buf_.leading(n), y_host = y_buf_.leading(n);
+  Tensor x = x_dev_.leading(n), y = y_dev_.leading(n);
+  x.copy_from(x_host);  // no-ops on the cpu (the same storage)
+  y.copy_from(y_host);
+  global_step_ = static_cast<int64_t>(epoch) * batches_ + b;
+  const bool dense_step = pruner_begin_step(epoch);
+  Variable logits = model_->forward(Variable(x));
+  Variable loss = loss_of(logits, x, y);
+  const float loss_value = loss.value().item();  // from a device: one float per step
+  ST_CHECK(std::isfinite(loss_value), "training diverged: the loss is ", loss_value, " at epoch ", epoch + 1,
+           ", step ", b + 1, " (lower optimizer.lr, or add lr_schedule.warmup_epochs)");
+  totals.loss_sum += static_cast<double>(loss_value) * n;
+  totals.correct += count_correct(logits.value(), y_host);
+  totals.seen += n;
+  optimizer_->zero_grad();
+  loss.backward();
+  pruner_end_step(epoch, dense_step);
+  totals.lr = lr_at(epoch, b);
+  optimizer_->step(totals.lr);
+  check_step_finite(epoch, b);
+}
+
+// Cross-entropy, or with a teacher the distillation loss (the teacher runs after the student).
+Variable Training::loss_of(Variable& logits, const Tensor& x, const Tensor& y) {
+  if (!teacher_) return softmax_cross_entropy(logits, y);
+  {
+    NoGradGuard no_grad;
+    teacher_logits_ = teacher_->forward(Variable(x)).value();
+  }
+  return distillation_loss(logits, y, teacher_logits_, static_cast<float>(pcfg_.distill.temperature),
+                           static_cast<float>(pcfg_.distill.alpha));
+}
+
+// The schedule's rate at the end of step `b`; fine-tune epochs train at optimizer.lr × lr_scale.
+float Training::lr_at(int epoch, int64_t b) const {
+  return finetune(epoch) ? static_cast<float>(config_.optimizer.lr * pcfg_.finetune.lr_scale)
+                         : schedule_->lr_at(epoch + static_cast<double>(b + 1) / batches_);
+}
+
+// On a device once per epoch instead (end_epoch_weights): per step it would download the model.
+void Training::check_step_finite(int epoch, int64_t b) const {
+  if (!on_device_ && !parameters_finite(params_))
+    check_parameters_finite(params_, detail::concat("after epoch ", epoch + 1, ", step ", b + 1));
+}
+
+// CSR steps left the dense weights stale (core/csr_weight.h): everything after the step loop
+// (hooks, reports, eval, checkpoints, the caller) sees them current.
+void Training::end_epoch_weights(int epoch) {
+  sync_dense_weights(model_->parameters());
+  if (on_device_) check_parameters_finite(params_, detail::concat("in epoch ", epoch + 1));
+}
+
+// ---- Evaluation and reporting ------------------------------------------------------------------
+
+EpochMetrics Training::epoch_metrics(int epoch, const EpochTotals& totals, double train_seconds) {
+  EpochMetrics m;
+  m.epoch = epoch + 1;
+  m.phase = finetune(epoch) ? "finetune" : "train";
+  add_pruning_report(m);
+  m.train_loss = totals.loss_sum / std::max<int64_t>(totals.seen, 1);
+  m.train_accuracy = static_cast<double>(totals.correct) / std::max<int64_t>(totals.seen, 1);
+  evaluate_splits(m);
+  m.lr = totals.lr;
+  m.epoch_seconds = train_seconds;
+  m.samples_per_second = totals.seen / train_seconds;
+  return m;
+}
+
+// Sparsity, nonzeros, storage and MACs per layer, each layer's execution mode, and the epoch's
+// CSR switches.
+void Training::add_pruning_report(EpochMetrics& m) {
+  const pruning::Report report = pruning::make_report(*model_);
+  m.sparsity = report.sparsity;
+  m.pruning = report.to_json();
+  for (const auto& [layer, mode] : csr_->modes())
+    if (m.pruning.contains("layers") && m.pruning["layers"].contains(layer + ".weight"))
+      m.pruning["layers"][layer + ".weight"]["mode"] = mode;
+  m.pruning["switches"] = switches_;
+  switches_ = nlohmann::json::array();
+}
+
+void Training::evaluate_splits(EpochMetrics& m) {
+  if (data_.validation.size > 0) {
+    EvalResult v = evaluate(*model_, data_.validation, config_.train.eval_batch_size);
+    m.val_loss = v.loss;
+    m.val_accuracy = v.accuracy;
+    result_.best_val_accuracy = std::max(result_.best_val_accuracy, v.accuracy);
+  }
+  EvalResult t = evaluate(*model_, data_.test, config_.train.eval_batch_size);
+  m.test_loss = t.loss;
+  m.test_accuracy = t.accuracy;
+}
+
+// One metrics.jsonl line, the checkpoint when due, one line on screen.
+void Training::report_epoch(int epoch, const EpochMetrics& m) {
+  append_line(files_.metrics, metrics_json(m).dump());
+  checkpoint_if_due(epoch);
+  print_epoch(m);
+  result_.epochs.push_back(m);
+  result_.final_test_accuracy = m.test_accuracy;
+}
+
+void Training::print_epoch(const EpochMetrics& m) const {
+  if (options_.quiet) return;
+  std::printf("epoch %d/%d%s  loss %.4f  train %.2f%%", m.epoch, total_epochs_,
+              finetune(m.epoch - 1) ? " (finetune)" : "", m.train_loss, 100 * m.train_accuracy);
+  if (m.val_accuracy >= 0) std::printf("  val %.2f%%", 100 * m.val_accuracy);
+  std::printf("  test %.2f%%  sparsity %.1f%%  lr %.4g  %.1fs  %.0f samples/s\n", 100 * m.test_accuracy,
+              100 * m.sparsity, m.lr, m.epoch_seconds, m.samples_per_second);
+  std::fflush(stdout);
+}
+
+// ---- Checkpointing -----------------------------------------------------------------------------
+
+// At the last epoch, at --stop-after, and every output.checkpoint_every epochs (atomic).
+void Training::checkpoint_if_due(int epoch) {
+  const bool last = epoch + 1 == total_epochs_;
+  const int every = config_.output.checkpoint_every;
+  if (last || epoch + 1 == last_epoch_ || (every > 0 && (epoch + 1) % every == 0))
+    save_checkpoint(files_.checkpoint, *model_, optimizer_.get(), epoch + 1, config_, pruner_.get());
+}
+
+// ---- Finish ------------------------------------------------------------------------------------
+
+// The summary, once the run has reached its last epoch.
+void Training::finish(Clock::time_point t_start) {
+  result_.total_seconds = seconds_since(t_start);
+  if (last_epoch_ == total_epochs_) write_summary(config_, *model_, threads_, files_, result_, options_.quiet);
+}
+
+// ---- Pruner hooks ------------------------------------------------------------------------------
+
+void Training::pruner_start() {
+  with_pruner(0, true, [&] { pruner_->on_start(); });
+}
+
+void Training::pruner_epoch_begin(int epoch) {
+  if (pruner_) with_pruner(epoch, pruner_->acts_on_epoch_begin(epoch), [&] { pruner_->on_epoch_begin(epoch); });
+}
+
+// A step whose pruner hook reads gradients or masks (RigL, L1, ADMM, step-wise gradual) runs
+// densely: RigL's regrowth needs the dense gradient, which CSR execution never forms. Returns
+// whether this step runs densely.
+bool Training::pruner_begin_step(int epoch) {
+  const bool dense_step = pruner_ && pruner_->acts_on_step(epoch, global_step_);
+  if (dense_step) csr_->suspend(true);
+  return dense_step;
+}
+
+// After backward, before the optimizer step.
+void Training::pruner_end_step(int epoch, bool dense_step) {
+  if (pruner_) run_hook(dense_step, [&] { pruner_->on_step(epoch, global_step_); });
+  if (dense_step) {
+    csr_->suspend(false);
+    log_switches(csr_->update(), epoch);
+  }
+}
+
+void Training::pruner_epoch_end(int epoch) {
+  if (pruner_) with_pruner(epoch, pruner_->acts_on_epoch_end(epoch), [&] { pruner_->on_epoch_end(epoch); });
+}
+
+// Pruner hooks run with CSR layers executing densely (criteria run the model and read dense
+// gradients); the switch then re-decides the layers whose masks changed.
+void Training::with_pruner(int epoch, bool acts, const std::function<void()>& hook) {
+  csr_->suspend(true);
+  run_hook(acts, hook);
+  csr_->suspend(false);
+  log_switches(csr_->update(), epoch);
+}
+
+// The pruner reads and edits weights, gradients, masks and optimizer state on the host. On a
+// device the dense state comes to the host for a hook that acts and goes back after it (masks
+// are host tensors anyway; the CSR mirrors stay on the device, suspended meanwhile). Hooks that
+// do not act are not called there: they cost no transfer.
+void Training::run_hook(bool acts, const std::function<void()>& hook) {
+  if (!on_device_) return hook();  // on the cpu every hook runs (a no-op when it does not act)
+  if (!acts) return;
+  model_->to(st::Device::cpu, /*with_csr=*/false);
+  optimizer_->to(st::Device::cpu);
+  hook();
+  model_->to(device_, /*with_csr=*/false);
+  optimizer_->to(device_);
+}
+
+// Each switch on screen and in the epoch's "switches" list of metrics.jsonl.
+void Training::log_switches(const std::vector<pruning::CsrSwitchEvent>& events, int epoch) {
+  for (const auto& e : events) {
+    if (!options_.quiet) std::printf("%s\n", e.message().c_str());
+    switches_.push_back({{"layer", e.layer},
+                         {"to", e.to_csr ? "csr" : "dense"},
+                         {"sparsity", e.sparsity},
+                         {"epoch", epoch + 1},
+                         {"step", global_step_},
+                         {"reason", e.why}});
+  }
+  if (!events.empty() && !options_.quiet) std::fflush(stdout);
 }
 
 }  // namespace
@@ -463,19 +664,16 @@ Config on_device_of(Config config, const RunOptions& options) {
 TrainResult train(const Config& config_in, const RunOptions& options) {
   const Config config = on_device_of(config_in, options);
   ST_CHECK(options.resume_dir.empty(), "train: use resume() to continue a run");
-  std::string dir = options.run_dir.empty()
-                        ? config.output.dir + "/" + config.name + "-" + timestamp()
-                        : options.run_dir;
-  return run(config, options, dir, /*resuming=*/false);
+  const std::string dir = options.run_dir.empty() ? new_run_dir(config.output.dir, config.name) : options.run_dir;
+  return Training(config, options, dir, /*resuming=*/false).run();
 }
 
 TrainResult resume(const std::string& run_dir, const RunOptions& options) {
-  const std::string cfg = run_dir + "/config.json";
-  ST_CHECK(fs::exists(cfg), run_dir, ": not a run folder (no config.json)");
-  ST_CHECK(fs::exists(run_dir + "/checkpoint.safetensors"), run_dir,
-           ": no checkpoint.safetensors to resume from");
-  Config config = on_device_of(load_config(cfg), options);
-  return run(config, options, run_dir, /*resuming=*/true);
+  const RunPaths files(run_dir);
+  ST_CHECK(fs::exists(files.config), run_dir, ": not a run folder (no ", kConfigFileName, ")");
+  ST_CHECK(fs::exists(files.checkpoint), run_dir, ": no ", kCheckpointFileName, " to resume from");
+  const Config config = on_device_of(load_config(files.config), options);
+  return Training(config, options, run_dir, /*resuming=*/true).run();
 }
 
 }  // namespace st::experiment

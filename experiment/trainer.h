@@ -4,6 +4,8 @@
 //     metrics.jsonl       one JSON line per epoch (with phase, sparsity, nonzeros, storage, MACs, per layer)
 //     checkpoint.safetensors   weights, optimizer state, epoch, RNG state, config (atomic)
 //     summary.json        final figures (atomic)
+// (paths from RunPaths, experiment/run_folder.h). The run goes through named stages (set-up, resume,
+// epoch, step, evaluation and reporting, checkpointing, finish): docs/architecture.md section 2.
 // Resume (--resume DIR) reads DIR/config.json and DIR/checkpoint.safetensors, drops metrics lines of
 // epochs after the checkpoint, and continues: the finished run has exactly the weights an
 // uninterrupted one would have (same thread count).

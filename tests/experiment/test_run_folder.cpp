@@ -1,7 +1,7 @@
 // tests/experiment/test_run_folder.cpp — nothing a run wrote is lost: a new run refuses a folder that
 // holds one, one process at a time writes into a folder (and a killed one leaves no lock), a failing
 // start leaves every file byte-identical, temp files of killed writers do not accumulate, and export
-// never writes over its input or a run's files.
+// never writes over its input or a run's files. The paths of a run folder's files come from RunPaths.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -188,4 +188,29 @@ TEST_CASE("run folder: export --out never writes over its input or a run's own f
   export_compact(run, run + "/compact.safetensors");
   export_compact(run, dir + "/compact.safetensors");
   fs::remove_all(dir);
+}
+
+TEST_CASE("run folder: RunPaths names the files a run writes; checkpoint_file resolves a folder to its checkpoint") {
+  const RunPaths p("runs/a");
+  CHECK(p.dir == "runs/a");
+  CHECK(p.config == "runs/a/config.json");
+  CHECK(p.metrics == "runs/a/metrics.jsonl");
+  CHECK(p.checkpoint == "runs/a/checkpoint.safetensors");
+  CHECK(p.summary == "runs/a/summary.json");
+  const std::string made = new_run_dir("out", "mnist");
+  CHECK(made.rfind("out/mnist-", 0) == 0);
+  CHECK(made.size() == std::string("out/mnist-20260101-120000").size());
+
+  const std::string dir = test::fresh_temp_dir("st_rf_", "paths") + "/run";
+  train(config(1), test::quiet(dir));
+  const RunPaths files(dir);
+  std::vector<std::string> written;
+  for (const auto& e : fs::directory_iterator(dir)) written.push_back(e.path().string());
+  std::sort(written.begin(), written.end());
+  std::vector<std::string> expected{files.checkpoint, files.config, files.metrics, files.summary};
+  std::sort(expected.begin(), expected.end());
+  CHECK(written == expected);
+  CHECK(checkpoint_file(dir, "eval") == files.checkpoint);
+  CHECK(checkpoint_file(files.checkpoint, "eval") == files.checkpoint);
+  fs::remove_all(fs::path(dir).parent_path());
 }

@@ -1,0 +1,86 @@
+// app/cmd_bench.cpp — `sparsetrain bench train | kernels`: the benchmarks of bench/ (st_bench).
+#include <memory>
+
+#include "app/cli.h"
+#include "bench/bench.h"
+
+namespace st::app {
+
+namespace {
+
+struct TrainBenchCommandOptions {
+  std::string model = "all";
+  bench::TrainBenchOptions bench;
+};
+
+Command add_bench_train(CLI::App& bench_cmd) {
+  auto o = std::make_shared<TrainBenchCommandOptions>();
+  bench::TrainBenchOptions& bt = o->bench;
+  auto* cmd = bench_cmd.add_subcommand("train", "Training throughput (samples/s) per model");
+  cmd->add_option("--model", o->model, "lenet300 | lenet5 | simplecnn | all")
+      ->check(CLI::IsMember({"lenet300", "lenet5", "simplecnn", "all"}));
+  cmd->add_option("--batch", bt.batch, "Batch size")->check(kPositive);
+  cmd->add_option("--steps", bt.steps, "Timed steps per repeat")->check(kPositive);
+  cmd->add_option("--repeats", bt.repeats, "Repeats (median reported)")->check(kPositive);
+  cmd->add_option("--warmup", bt.warmup, "Untimed warm-up steps")->check(kNonNegative);
+  cmd->add_option("--backend", bt.backend, "onednn | native")->check(CLI::IsMember({"onednn", "native"}));
+  cmd->add_option("--threads", bt.threads, "OpenMP threads")->check(kPositive);
+  cmd->add_option("--json", bt.json_path, "Also write the results as JSON here");
+  auto* sparsity = cmd->add_option("--sparsity", bt.sparsities,
+                                   "Sparsities (e.g. 0.9,0.95,0.98): dense-masked vs CSR throughput side by side")
+                       ->delimiter(',')
+                       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--mode", bt.modes,
+                  "Execution modes with --sparsity: dense,csr (with --device cuda also "
+                  "cusparse: CSR through cuSPARSE)")
+      ->needs(sparsity)
+      ->delimiter(',')
+      ->check(CLI::IsMember({"dense", "csr", "cusparse"}));
+  cmd->add_option("--device", bt.device,
+                  "cpu | cuda: train on a real NVIDIA GPU (model, optimizer state and batches "
+                  "on the device); fails without one, and refuses the CUDA emulator")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  return {cmd, [o] {
+            if (o->model != "all") o->bench.models = {o->model};
+            check_writable(o->bench.json_path, "--json");
+            return bench::bench_train(o->bench);
+          }};
+}
+
+Command add_bench_kernels(CLI::App& bench_cmd) {
+  auto bk = std::make_shared<bench::KernelBenchOptions>();
+  auto* cmd = bench_cmd.add_subcommand(
+      "kernels", "CSR SpMM / SpMMᵀ / SDDMM vs dense (sgemm, oneDNN; on --device cuda cuBLAS) over "
+                 "shapes × sparsities");
+  cmd->add_option("--threads", bk->threads, "OpenMP threads")->check(kPositive);
+  cmd->add_option("--shapes", bk->shapes,
+                  "Only these shapes, OUTxINxBATCH (e.g. 1024x1024x128; repeatable or comma-separated)")
+      ->delimiter(',');
+  cmd->add_flag("--quick", bk->quick, "Fewer sparsities and shorter timing (smoke test)");
+  cmd->add_option("--csv", bk->csv_path, "Write all rows as CSV here");
+  cmd->add_option("--md", bk->md_path, "Also write the markdown tables here");
+  cmd->add_option("--svg", bk->svg_path, "Write the SpMM speedup plot (SVG) here");
+  cmd->add_option("--device", bk->devices,
+                  "cpu | cuda | cpu,cuda (default cpu). cuda: our CUDA kernels, cuda::sgemm "
+                  "and cuSPARSE on a real NVIDIA GPU, each checked against the CPU result, "
+                  "then timed with CUDA events; their speedups are over cuBLAS SGEMM. "
+                  "Fails without a GPU, and refuses the CUDA emulator")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  return {cmd, [bk] {
+            check_writable(bk->csv_path, "--csv");
+            check_writable(bk->md_path, "--md");
+            check_writable(bk->svg_path, "--svg");
+            return bench::bench_kernels(*bk);
+          }};
+}
+
+}  // namespace
+
+std::vector<Command> add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Benchmarks (medians after warm-up)");
+  cmd->require_subcommand(1);
+  return {add_bench_train(*cmd), add_bench_kernels(*cmd)};
+}
+
+}  // namespace st::app

@@ -1,0 +1,33 @@
+// app/cmd_device.cpp — `sparsetrain device`: whether `"device": "cuda"` can run here, and on what.
+#include <cstdio>
+
+#include "app/cli.h"
+#include "cuda/runtime.h"
+
+namespace st::app {
+
+namespace {
+
+int run_device() {
+  const cuda::DeviceInfo info = cuda::device_info();
+  std::printf("cuda backend: %s\n", cuda::emulated() ? "CPU emulator (built without nvcc)" : "nvcc-built");
+  if (!info.available) {
+    std::printf("device: none (%s)\n", info.reason.c_str());
+    return 0;
+  }
+  if (info.emulated)
+    std::printf("device: CPU emulator (SPARSETRAIN_CUDA_EMULATION=1; slow, for testing)\n");
+  else
+    std::printf("device: %s, compute capability %d.%d, %.1f GiB\n", info.name.c_str(), info.cc_major,
+                info.cc_minor, info.total_memory / double(1 << 30));
+  return 0;
+}
+
+}  // namespace
+
+Command add_device(CLI::App& app) {
+  auto* cmd = app.add_subcommand("device", "Show whether the CUDA backend has a device here");
+  return {cmd, run_device};
+}
+
+}  // namespace st::app

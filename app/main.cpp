@@ -287,6 +287,9 @@ int main(int argc, char** argv) {
   // device
   auto* device = app.add_subcommand("device", "Show whether the CUDA backend has a device here");
 
+  // config-reference
+  auto* config_ref = app.add_subcommand("config-reference", "Print every config key (docs/config.md) from the key table");
+
   // info
   auto* info = app.add_subcommand("info", "List a checkpoint's tensors and metadata");
   std::string info_target;
@@ -411,6 +414,8 @@ int main(int argc, char** argv) {
                   static_cast<long long>(r.macs_before), static_cast<long long>(r.macs_after));
     } else if (info->parsed()) {
       return cmd_info(info_target);
+    } else if (config_ref->parsed()) {
+      std::fputs(experiment::config_reference().c_str(), stdout);
     } else if (bench_train->parsed()) {
       if (bt_model != "all") bt.models = {bt_model};
       check_writable(bt.json_path, "--json");

@@ -64,6 +64,7 @@ struct DataConfig {
   int validation = 0;                // >= 0, held out of train: 5000 (mnist, fashion), 0 (synthetic);
                                      // must leave at least one training sample
   bool normalize = true;
+  bool shuffle = true;               // false: every epoch reads the training set in file order
   SyntheticConfig synthetic;
 };
 

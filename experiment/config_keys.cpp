@@ -328,6 +328,7 @@ const KeyTable<Config>& config_keys() {
     validation.default_doc = "`5000` (mnist, fashion_mnist), `0` (synthetic)";
     add(validation);
     add(bool_key<Config>("data.normalize", [](auto& c) -> auto& { return c.data.normalize; }, "standardize per channel with the training split's statistics"));
+    add(bool_key<Config>("data.shuffle", [](auto& c) -> auto& { return c.data.shuffle; }, "shuffle the training set each epoch; false keeps the file order (debugging, comparing with other frameworks)"));
     const char* syn = "synthetic";
     add(when(int_key<Config>("data.synthetic.train", [](auto& c) -> auto& { return c.data.synthetic.train; }, 1, "training samples"), "data.dataset", syn));
     add(when(int_key<Config>("data.synthetic.test", [](auto& c) -> auto& { return c.data.synthetic.test; }, 1, "test samples"), "data.dataset", syn));

@@ -286,7 +286,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
   }
 
   const int B = config.train.batch_size;
-  data::Loader loader(train_set, B, /*shuffle=*/true, config.seed);
+  data::Loader loader(train_set, B, config.data.shuffle, config.seed);
   // Batch buffers are allocated once; a short last batch is a view of their first rows. On a device
   // the loader fills the host buffers and each batch is uploaded into device buffers.
   Tensor x_buf({B, input[0], input[1], input[2]});

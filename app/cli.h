@@ -21,6 +21,7 @@ struct Command {
 Command add_train(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_device(CLI::App& app);
+Command add_config_reference(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_sweep(CLI::App& app);
 std::vector<Command> add_bench(CLI::App& app);  // bench train, bench kernels

@@ -69,7 +69,7 @@ std::string unknown_option(const CLI::App& app, int argc, char** argv) {
 // Every subcommand, in the order --help lists them.
 std::vector<app::Command> add_commands(CLI::App& cli) {
   std::vector<app::Command> commands{app::add_train(cli), app::add_eval(cli), app::add_device(cli),
-                                     app::add_info(cli), app::add_sweep(cli)};
+                                     app::add_config_reference(cli), app::add_info(cli), app::add_sweep(cli)};
   for (app::Command& c : app::add_bench(cli)) commands.push_back(std::move(c));
   commands.push_back(app::add_export(cli));
   return commands;

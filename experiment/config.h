@@ -1,9 +1,11 @@
 // experiment/config.h — the typed, validated experiment config (JSON in, structs out, JSON back).
-//   load_config:    file + "a.b.c=value" overrides -> Config      (errors start with "<file>: ")
-//   parse_config:   raw JSON -> Config; every key checked (unknown keys, types, ranges, choices)
-//   apply_override: edit the raw JSON before validation; the key path must exist in the schema
-//   to_json:        Config -> JSON with every applicable key filled in; parse(to_json(c)) == c
-// Schema and defaults: docs in this header below, one line per key. Tests: tests/experiment/test_config.cpp
+//   load_config:      file + "a.b.c=value" overrides -> Config      (errors start with "<file>: ")
+//   parse_config:     raw JSON -> Config; every key checked (unknown keys, types, ranges, choices)
+//   apply_override:   edit the raw JSON before validation; the key path must exist in the key table
+//   to_json:          Config -> JSON with every applicable key filled in; parse(to_json(c)) == c
+//   config_reference: docs/config.md, generated from the key table
+// Every key is one row of the key table in experiment/config_keys.cpp (type, default, range, help);
+// the defaults are the initializers below. Tests: tests/experiment/test_config.cpp
 //
 // Plain C++17 + nlohmann/json on purpose: nothing from core/ or models/, so every layer above data/
 // can read a Config without pulling in the trainer.
@@ -62,6 +64,7 @@ struct DataConfig {
   int validation = 0;                // >= 0, held out of train: 5000 (mnist, fashion), 0 (synthetic);
                                      // must leave at least one training sample
   bool normalize = true;
+  bool shuffle = true;               // false: every epoch reads the training set in file order
   SyntheticConfig synthetic;
 };
 
@@ -182,6 +185,9 @@ void apply_override(nlohmann::json& raw, const std::string& assignment);
 // The resolved config with every applicable key (defaults filled). Keys that do not apply to the
 // chosen arch/dataset (hidden, layers, data.synthetic) and an absent pruning block are left out.
 nlohmann::json to_json(const Config&);
+
+// The config reference (Markdown): every key with its type, default, condition and meaning.
+std::string config_reference();
 
 // One line for logs: "mnist_mlp: mlp[300,100] on mnist | sgd lr=0.01 ... | 10 epochs x 64 | seed 1 | cpu/onednn".
 std::string describe(const Config&);

@@ -313,7 +313,9 @@ PointState point_state(const SweepPoint& point) {
   if (has_config) {
     // A folder from an edited sweep must not pass for this point: compare what decides the numbers.
     const std::string& path = files.config;
-    json saved = parse_user_json(read_user_file(path, "run config (JSON)"), path);
+    // Read back through parse_config, so that a key added since the run was written counts as its
+    // default, as it did when the run trained.
+    json saved = to_json(parse_config(parse_user_json(read_user_file(path, "run config (JSON)"), path), path));
     json want = to_json(point.config);
     // Execution settings do not change the results (CSR execution matches masked dense: invariant 2).
     for (const char* k : {"threads", "output", "sparse"}) {

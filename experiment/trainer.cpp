@@ -375,7 +375,7 @@ void Training::print_header() const {
 
 void Training::prepare_batches() {
   const int B = config_.train.batch_size;
-  loader_ = std::make_unique<data::Loader>(data_.train, B, /*shuffle=*/true, config_.seed);
+  loader_ = std::make_unique<data::Loader>(data_.train, B, config_.data.shuffle, config_.seed);
   x_buf_ = Tensor({B, input_[0], input_[1], input_[2]});
   y_buf_ = Tensor({B}, DType::i32);
   x_dev_ = x_buf_.to(device_);

@@ -196,7 +196,7 @@ TEST_CASE("config: defaults are filled for every optional key") {
   SUBCASE("to_json writes every applicable key") {
     const json j = to_json(c);
     for (const char* key : {"name", "seed", "threads", "device", "backend"}) CHECK(j.contains(key));
-    CHECK(j["data"].size() == 4);          // dataset, dir, validation, normalize (no synthetic for mnist)
+    CHECK(j["data"].size() == 5);          // dataset, dir, validation, normalize, shuffle (no synthetic for mnist)
     CHECK(j["model"].size() == 3);         // arch, init, dropout (no hidden/layers for lenet5)
     CHECK(j["train"].size() == 3);
     CHECK(j["optimizer"].size() == 9);

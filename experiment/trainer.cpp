@@ -25,6 +25,7 @@
 #include "experiment/run_summary.h"
 #include "experiment/setup.h"
 #include "pruning/csr_switch.h"
+#include "pruning/hooks.h"
 #include "pruning/pruner.h"
 #include "pruning/report.h"
 
@@ -210,7 +211,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
   pruning::PruningConfig pcfg;
   if (!config.pruning.is_null()) {
     pcfg = pruning::parse_pruning_config(config.pruning, config.train.epochs);
-    pruner = std::make_unique<pruning::Pruner>(pcfg, *model, config.train.epochs, config.seed);
+    pruner = std::make_unique<pruning::Pruner>(pcfg, *model, config.seed);
     pruner->set_optimizer(&optimizer);
   }
   const int total_epochs = config.train.epochs + (pruner ? pcfg.finetune.epochs : 0);
@@ -249,27 +250,8 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     }
     if (!events.empty() && !options.quiet) std::fflush(stdout);
   };
-  // The pruner reads and edits weights, gradients, masks and optimizer state on the host. On a
-  // device the dense state comes to the host for a hook that acts and goes back after it (masks
-  // are host tensors anyway; the CSR mirrors stay on the device, suspended meanwhile). Hooks that
-  // do not act are not called there: they cost no transfer.
-  auto run_hook = [&](bool acts, auto&& hook) {
-    if (!on_device) return hook();  // on the cpu every hook runs (a no-op when it does not act)
-    if (!acts) return;
-    model->to(st::Device::cpu, /*with_csr=*/false);
-    optimizer.to(st::Device::cpu);
-    hook();
-    model->to(device, /*with_csr=*/false);
-    optimizer.to(device);
-  };
-  // Pruner hooks run with CSR layers executing densely (criteria run the model and read dense
-  // gradients); the switch then re-decides the layers whose masks changed.
-  auto with_pruner = [&](int epoch, bool acts, auto&& hook) {
-    csr.suspend(true);
-    run_hook(acts, hook);
-    csr.suspend(false);
-    log_switches(csr.update(), epoch);
-  };
+  // Pruner hooks: CSR suspended around them, the state on the host while they act.
+  pruning::HookRunner hooks(pruner.get(), csr, *model, optimizer, device);
 
   if (!options.quiet) {
     std::string where = std::to_string(threads) + " threads";
@@ -297,7 +279,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
   if (pruner) {
     pruner->set_batch_source(&score_batches);
     pruner->set_steps_per_epoch(batches);
-    if (!resuming) with_pruner(0, true, [&] { pruner->on_start(); });
+    if (!resuming) log_switches(hooks.start(), 0);
   }
   if (resuming)
     csr.adopt();  // the modes the checkpoint recorded
@@ -316,8 +298,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     model->set_training(true);
     loader.start_epoch(epoch);
     const bool finetune = epoch >= config.train.epochs;
-    if (pruner)
-      with_pruner(epoch, pruner->acts_on_epoch_begin(epoch), [&] { pruner->on_epoch_begin(epoch); });
+    log_switches(hooks.epoch_begin(epoch), epoch);
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     float lr = 0;
@@ -329,10 +310,8 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
       x.copy_from(x_host);  // no-ops on the cpu (the same storage)
       y.copy_from(y_host);
       global_step = static_cast<int64_t>(epoch) * batches + b;
-      // A step whose pruner hook reads gradients or masks (RigL, L1, ADMM, step-wise gradual) runs
-      // densely: RigL's regrowth needs the dense gradient, which CSR execution never forms.
-      const bool dense_step = pruner && pruner->acts_on_step(epoch, global_step);
-      if (dense_step) csr.suspend(true);
+      // A step whose pruner hook acts (RigL, L1, ADMM, step-wise gradual) runs densely.
+      hooks.begin_step(epoch, global_step);
       Variable logits = model->forward(Variable(x));
       Variable loss;
       if (teacher) {
@@ -352,11 +331,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
       seen += n;
       optimizer.zero_grad();
       loss.backward();
-      if (pruner) run_hook(dense_step, [&] { pruner->on_step(epoch, global_step); });
-      if (dense_step) {
-        csr.suspend(false);
-        log_switches(csr.update(), epoch);
-      }
+      log_switches(hooks.end_step(), epoch);
       lr = finetune ? static_cast<float>(config.optimizer.lr * pcfg.finetune.lr_scale)
                     : schedule.lr_at(epoch + static_cast<double>(b + 1) / batches);
       optimizer.step(lr);
@@ -369,8 +344,7 @@ TrainResult run(const Config& config, const RunOptions& options, const std::stri
     // (hooks, reports, eval, checkpoints, the caller) sees them current.
     sync_dense_weights(model->parameters());
     if (on_device) check_parameters_finite(params, detail::concat("in epoch ", epoch + 1));
-    if (pruner)
-      with_pruner(epoch, pruner->acts_on_epoch_end(epoch), [&] { pruner->on_epoch_end(epoch); });
+    log_switches(hooks.epoch_end(epoch), epoch);
     const double train_seconds = seconds_since(t_epoch);
     EpochMetrics m;
     m.epoch = epoch + 1;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "pruning/distribution.h"
 #include "pruning/granularity.h"

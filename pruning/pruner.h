@@ -58,12 +58,14 @@ class Pruner {
   void set_update(double drop_fraction);   // SET: drop smallest |w|, regrow at random
   void rigl_update(double drop_fraction);  // RigL: drop smallest |w|, regrow largest |grad|
   // Per layer, the mask that keeps the groups of `scores` the run's granularity and distribution
-  // keep at `sparsity` (empty for a layer left alone).
+  // keep at `sparsity` (with `threshold`: the groups scoring at least `sparsity`, read as a
+  // threshold); empty for a layer left alone.
   std::vector<std::vector<uint8_t>> select(const std::vector<LayerScores>& scores, double sparsity,
                                            bool threshold) const;
   // The optimizer's state by parameter, fetched afresh for each use: Optimizer::state() brings its
   // dense slots up to date (CSR steps keep a compact copy), so its pointers are not kept across steps.
   OptimizerState optimizer_state() const;
+  // The first optimizer step of `epoch`.
   int64_t step_of(int epoch) const { return static_cast<int64_t>(epoch) * steps_per_epoch_; }
 
   const PruningConfig& config() const { return config_; }

@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -28,6 +27,7 @@
 #include "experiment/run_summary.h"
 #include "experiment/setup.h"
 #include "pruning/csr_switch.h"
+#include "pruning/hooks.h"
 #include "pruning/pruner.h"
 #include "pruning/report.h"
 
@@ -195,8 +195,8 @@ struct EpochTotals {
 
 // One run, from its config to its summary, in the stages it goes through: set-up (config -> data,
 // model, optimizer, schedule, pruner, teacher, device), resume (checkpoint or --init-from), epoch,
-// step, evaluation and reporting, checkpointing, finish. Pruner hooks are reached only through the
-// pruner_* functions, which also keep CSR execution suspended around them.
+// step, evaluation and reporting, checkpointing, finish. Pruner hooks are reached only through
+// hooks_ (pruning/hooks.h), which keeps CSR execution suspended around them.
 class Training {
  public:
   Training(const Config& config, const RunOptions& options, const std::string& run_dir, bool resuming)
@@ -233,14 +233,7 @@ class Training {
   void checkpoint_if_due(int epoch);
   // Finish.
   void finish(Clock::time_point t_start);
-  // Pruner hooks, with CSR execution suspended around them, and the CSR switches they cause.
-  void pruner_start();
-  void pruner_epoch_begin(int epoch);
-  bool pruner_begin_step(int epoch);
-  void pruner_end_step(int epoch, bool dense_step);
-  void pruner_epoch_end(int epoch);
-  void with_pruner(int epoch, bool acts, const std::function<void()>& hook);
-  void run_hook(bool acts, const std::function<void()>& hook);
+  // The CSR switches that pruner hooks (hooks_) and mask changes cause, on screen and in metrics.
   void log_switches(const std::vector<pruning::CsrSwitchEvent>& events, int epoch);
 
   const Config& config_;
@@ -262,6 +255,7 @@ class Training {
   std::unique_ptr<models::Model> teacher_;
   Tensor teacher_logits_;
   std::unique_ptr<pruning::CsrSwitch> csr_;
+  std::unique_ptr<pruning::HookRunner> hooks_;  // the pruner's hooks, CSR suspended around them
   nlohmann::json switches_ = nlohmann::json::array();  // this epoch's switches (metrics.jsonl)
   std::unique_ptr<data::Loader> loader_;
   // Batch buffers are allocated once; a short last batch is a view of their first rows. On a device
@@ -297,6 +291,7 @@ void Training::set_up() {
   move_to_device();
   // CSR execution: decided at start (or restored from the checkpoint) and after every mask change.
   csr_ = std::make_unique<pruning::CsrSwitch>(csr_switch_options(), *model_);
+  hooks_ = std::make_unique<pruning::HookRunner>(pruner_.get(), *csr_, *model_, *optimizer_, device_);
   print_header();
   prepare_batches();
   start_pruner_and_csr();
@@ -326,7 +321,7 @@ void Training::build_data_and_model() {
 void Training::build_pruner_and_teacher() {
   if (!config_.pruning.is_null()) {
     pcfg_ = pruning::parse_pruning_config(config_.pruning, config_.train.epochs);
-    pruner_ = std::make_unique<pruning::Pruner>(pcfg_, *model_, config_.train.epochs, config_.seed);
+    pruner_ = std::make_unique<pruning::Pruner>(pcfg_, *model_, config_.seed);
     pruner_->set_optimizer(optimizer_.get());
   }
   total_epochs_ = config_.train.epochs + (pruner_ ? pcfg_.finetune.epochs : 0);
@@ -390,7 +385,7 @@ void Training::start_pruner_and_csr() {
   if (pruner_) {
     pruner_->set_batch_source(score_batches_.get());
     pruner_->set_steps_per_epoch(batches_);
-    if (!resuming_) pruner_start();
+    if (!resuming_) log_switches(hooks_->start(), 0);
   }
   if (resuming_)
     csr_->adopt();
@@ -404,7 +399,7 @@ void Training::run_epoch(int epoch) {
   const auto t_epoch = Clock::now();
   model_->set_training(true);
   loader_->start_epoch(epoch);
-  pruner_epoch_begin(epoch);
+  log_switches(hooks_->epoch_begin(epoch), epoch);
   EpochTotals totals;
   Progress progress(tty_, epoch + 1, total_epochs_, batches_);
   for (int64_t b = 0; b < batches_; ++b) {
@@ -412,7 +407,7 @@ void Training::run_epoch(int epoch) {
     progress.update(b + 1, totals.loss_sum / totals.seen, static_cast<double>(totals.correct) / totals.seen);
   }
   end_epoch_weights(epoch);
-  pruner_epoch_end(epoch);
+  log_switches(hooks_->epoch_end(epoch), epoch);
   const EpochMetrics m = epoch_metrics(epoch, totals, seconds_since(t_epoch));
   progress.finish();
   report_epoch(epoch, m);
@@ -426,7 +421,7 @@ void Training::step(int epoch, int64_t b, EpochTotals& totals) {
   x.copy_from(x_host);  // no-ops on the cpu (the same storage)
   y.copy_from(y_host);
   global_step_ = static_cast<int64_t>(epoch) * batches_ + b;
-  const bool dense_step = pruner_begin_step(epoch);
+  hooks_->begin_step(epoch, global_step_);  // a step whose pruner hook acts runs densely
   Variable logits = model_->forward(Variable(x));
   Variable loss = loss_of(logits, x, y);
   const float loss_value = loss.value().item();  // from a device: one float per step
@@ -437,7 +432,7 @@ void Training::step(int epoch, int64_t b, EpochTotals& totals) {
   totals.seen += n;
   optimizer_->zero_grad();
   loss.backward();
-  pruner_end_step(epoch, dense_step);
+  log_switches(hooks_->end_step(), epoch);  // after backward, before the optimizer step
   totals.lr = lr_at(epoch, b);
   optimizer_->step(totals.lr);
   check_step_finite(epoch, b);
@@ -551,60 +546,7 @@ void Training::finish(Clock::time_point t_start) {
   if (last_epoch_ == total_epochs_) write_summary(config_, *model_, threads_, files_, result_, options_.quiet);
 }
 
-// ---- Pruner hooks ------------------------------------------------------------------------------
-
-void Training::pruner_start() {
-  with_pruner(0, true, [&] { pruner_->on_start(); });
-}
-
-void Training::pruner_epoch_begin(int epoch) {
-  if (pruner_) with_pruner(epoch, pruner_->acts_on_epoch_begin(epoch), [&] { pruner_->on_epoch_begin(epoch); });
-}
-
-// A step whose pruner hook reads gradients or masks (RigL, L1, ADMM, step-wise gradual) runs
-// densely: RigL's regrowth needs the dense gradient, which CSR execution never forms. Returns
-// whether this step runs densely.
-bool Training::pruner_begin_step(int epoch) {
-  const bool dense_step = pruner_ && pruner_->acts_on_step(epoch, global_step_);
-  if (dense_step) csr_->suspend(true);
-  return dense_step;
-}
-
-// After backward, before the optimizer step.
-void Training::pruner_end_step(int epoch, bool dense_step) {
-  if (pruner_) run_hook(dense_step, [&] { pruner_->on_step(epoch, global_step_); });
-  if (dense_step) {
-    csr_->suspend(false);
-    log_switches(csr_->update(), epoch);
-  }
-}
-
-void Training::pruner_epoch_end(int epoch) {
-  if (pruner_) with_pruner(epoch, pruner_->acts_on_epoch_end(epoch), [&] { pruner_->on_epoch_end(epoch); });
-}
-
-// Pruner hooks run with CSR layers executing densely (criteria run the model and read dense
-// gradients); the switch then re-decides the layers whose masks changed.
-void Training::with_pruner(int epoch, bool acts, const std::function<void()>& hook) {
-  csr_->suspend(true);
-  run_hook(acts, hook);
-  csr_->suspend(false);
-  log_switches(csr_->update(), epoch);
-}
-
-// The pruner reads and edits weights, gradients, masks and optimizer state on the host. On a
-// device the dense state comes to the host for a hook that acts and goes back after it (masks
-// are host tensors anyway; the CSR mirrors stay on the device, suspended meanwhile). Hooks that
-// do not act are not called there: they cost no transfer.
-void Training::run_hook(bool acts, const std::function<void()>& hook) {
-  if (!on_device_) return hook();  // on the cpu every hook runs (a no-op when it does not act)
-  if (!acts) return;
-  model_->to(st::Device::cpu, /*with_csr=*/false);
-  optimizer_->to(st::Device::cpu);
-  hook();
-  model_->to(device_, /*with_csr=*/false);
-  optimizer_->to(device_);
-}
+// ---- CSR switches ------------------------------------------------------------------------------
 
 // Each switch on screen and in the epoch's "switches" list of metrics.jsonl.
 void Training::log_switches(const std::vector<pruning::CsrSwitchEvent>& events, int epoch) {

@@ -8,7 +8,7 @@
 // their CSR structure, and refreshes the values of the others (O(nnz), e.g. after a rewind).
 // suspend() makes every CSR layer execute densely for a while (pruner hooks that run the model or
 // read dense gradients, RigL update steps) without dropping its CSR state. The pruner itself knows
-// nothing of CSR (docs/architecture.md: the pruner knows nothing of CSR).
+// nothing of CSR: pruning/hooks.h runs its hooks around the switch.
 // Devices: CSR states are built on the weights' device (the structure from the host mask), and
 // "auto" times the layer on that device; the trainer picks the threshold per device
 // (config sparse.threshold / sparse.threshold_cuda).

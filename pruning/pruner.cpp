@@ -2,12 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
-#include "core/csr_weight.h"
 #include "pruning/distribution.h"
 #include "pruning/granularity.h"
-#include "pruning/schedule.h"
+#include "pruning/l1.h"
 
 namespace st::pruning {
 
@@ -15,9 +13,9 @@ namespace {
 bool structured(GranularityType g) { return g == GranularityType::Neuron || g == GranularityType::Filter; }
 }  // namespace
 
-Pruner::Pruner(PruningConfig config, models::Model& model, int train_epochs, uint64_t seed)
-    : config_(std::move(config)), model_(model), train_epochs_(train_epochs),
-      rng_(seed ^ 0x7f4a7c159e3779b9ULL) {
+Pruner::Pruner(PruningConfig config, models::Model& model, uint64_t seed)
+    : config_(std::move(config)), model_(model), rng_(seed ^ 0x7f4a7c159e3779b9ULL),
+      method_(make_method(config_.method)) {
   layers_ = prunable_layers(model_);
   ST_CHECK(!layers_.empty(), "pruning: the model has no prunable (linear or conv2d) layer");
   eligible_.assign(layers_.size(), true);
@@ -117,8 +115,16 @@ void Pruner::install(const std::vector<std::vector<uint8_t>>& masks) {
   }
 }
 
-void Pruner::prune_to(double sparsity, int64_t pass) {
-  install(select(compute_scores(config_.criterion, model_, layers_, batches_, rng_, pass), sparsity, false));
+void Pruner::prune_by(const CriterionConfig& criterion, double sparsity, int64_t pass) {
+  install(select(compute_scores(criterion, model_, layers_, batches_, rng_, pass), sparsity, false));
+}
+
+void Pruner::prune_to(double sparsity, int64_t pass) { prune_by(config_.criterion, sparsity, pass); }
+
+void Pruner::prune_at_random(double sparsity, int64_t pass) {
+  CriterionConfig random = config_.criterion;
+  random.type = CriterionType::Random;
+  prune_by(random, sparsity, pass);
 }
 
 void Pruner::prune_below(double threshold, int64_t pass) {
@@ -180,236 +186,22 @@ void Pruner::rigl_update(double fraction) {
   }
 }
 
-void Pruner::snapshot() {
-  rewind_.clear();
-  for (Parameter* p : model_.parameters()) rewind_.push_back(p->var.value().clone());
+Action Pruner::plan_start() { return method_->start(*this); }
+
+Action Pruner::plan_epoch_begin(int epoch) { return method_->epoch_begin(*this, epoch); }
+
+// The L1 term first, then the method's own step.
+Action Pruner::plan_step(int epoch, int64_t step) {
+  Action l1 = l1_term(config_.l1, layers_, epoch);
+  Action method = method_->step(*this, epoch, step);
+  if (!l1) return method;
+  if (!method) return l1;
+  return [l1 = std::move(l1), method = std::move(method)] {
+    l1();
+    method();
+  };
 }
 
-void Pruner::rewind() {
-  const auto& params = model_.parameters();
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (!rewind_[i].defined()) continue;
-    sync_dense_weight(*params[i]);  // clears the stale flag: the rewound weights must not be overwritten
-    params[i]->var.value().copy_from(rewind_[i]);
-    apply_mask(*params[i]);
-  }
-  for (auto& [name, slots] : optimizer_state())
-    for (Tensor* t : slots)
-      if (t->defined()) t->zero_();
-}
-
-// Z = Π_S(W + U): the sparse set of the schedule's target, by magnitude, with the run's granularity
-// and distribution.
-void Pruner::admm_project() {
-  std::vector<LayerScores> scores(layers_.size());
-  std::vector<std::vector<float>> v(layers_.size());
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    const float* w = layers_[l].weight->var.value().f32();
-    const float* u = admm_u_[l].f32();
-    v[l].resize(layers_[l].numel());
-    scores[l].elem.resize(v[l].size());
-    for (size_t i = 0; i < v[l].size(); ++i) {
-      v[l][i] = w[i] + u[i];
-      scores[l].elem[i] = std::abs(v[l][i]);
-    }
-  }
-  const auto masks = select(scores, config_.target, false);
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    float* z = admm_z_[l].f32();
-    for (size_t i = 0; i < v[l].size(); ++i) z[i] = masks[l].empty() || masks[l][i] ? v[l][i] : 0.f;
-  }
-}
-
-void Pruner::on_start() {
-  const auto& s = config_.schedule;
-  switch (config_.method) {
-    case Method::Static: prune_to(config_.target, 0); break;
-    case Method::Set:
-    case Method::Rigl: {
-      const CriterionConfig saved = config_.criterion;
-      config_.criterion.type = CriterionType::Random;
-      prune_to(config_.target, 0);
-      config_.criterion = saved;
-      break;
-    }
-    case Method::Iterative:
-      if (s.rewind == RewindType::Init) snapshot();
-      break;
-    default: break;
-  }
-}
-
-void Pruner::on_epoch_begin(int epoch) {
-  const auto& s = config_.schedule;
-  const int64_t pass = step_of(epoch);
-  switch (config_.method) {
-    case Method::OneShot:
-      if (epoch == s.epoch) {
-        if (config_.has_threshold) prune_below(config_.threshold, pass);
-        else prune_to(config_.target, pass);
-      }
-      break;
-    case Method::Iterative: {
-      if (s.rewind == RewindType::Epoch && epoch == s.rewind_epoch && !has_snapshot()) snapshot();
-      const int d = epoch - s.start_epoch;
-      if (d >= 0 && d % s.every == 0 && d / s.every < s.rounds) {
-        const int round = d / s.every + 1;
-        if (config_.has_threshold) prune_below(config_.threshold, pass);
-        else prune_to(iterative_sparsity(round, s.rounds, config_.target), pass);
-        if (s.rewind != RewindType::None && has_snapshot()) rewind();
-      }
-      break;
-    }
-    case Method::Gradual:
-      if (s.every_steps == 0 && epoch >= s.start_epoch && epoch <= s.end_epoch)
-        prune_to(gradual_sparsity(epoch, s.start_epoch, s.end_epoch, s.initial_sparsity, config_.target), pass);
-      else if (s.every_steps > 0 && epoch == s.end_epoch)
-        prune_to(config_.target, pass);
-      break;
-    case Method::Admm:
-      if (epoch == s.start_epoch) {
-        admm_z_.clear();
-        admm_u_.clear();
-        for (const auto& L : layers_) {
-          admm_z_.push_back(Tensor::zeros(L.weight->var.value().shape()));
-          admm_u_.push_back(Tensor::zeros(L.weight->var.value().shape()));
-        }
-        admm_project();
-      }
-      if (epoch == s.end_epoch) {
-        prune_to(config_.target, pass);  // hard prune by magnitude, then fine-tune
-        admm_z_.clear();
-        admm_u_.clear();
-      }
-      break;
-    default: break;
-  }
-}
-
-void Pruner::on_step(int epoch, int64_t step) {
-  const auto& s = config_.schedule;
-  if (config_.l1.enabled && epoch >= config_.l1.start_epoch && epoch < config_.l1.end_epoch) {
-    const float lambda = static_cast<float>(config_.l1.lambda);
-    for (const auto& L : layers_) {
-      Variable& w = L.weight->var;
-      if (!w.has_grad()) continue;
-      const float* wp = w.value().f32();
-      float* g = w.grad().f32();
-      for (int64_t i = 0, n = L.numel(); i < n; ++i) g[i] += lambda * static_cast<float>((wp[i] > 0) - (wp[i] < 0));
-    }
-  }
-  switch (config_.method) {
-    case Method::Admm:
-      if (admm_active() && epoch >= s.start_epoch && epoch < s.end_epoch) {
-        const float rho = static_cast<float>(config_.admm.rho);
-        for (size_t l = 0; l < layers_.size(); ++l) {
-          Variable& w = layers_[l].weight->var;
-          if (!w.has_grad()) continue;
-          const float* wp = w.value().f32();
-          const float* z = admm_z_[l].f32();
-          const float* u = admm_u_[l].f32();
-          float* g = w.grad().f32();
-          for (int64_t i = 0, n = layers_[l].numel(); i < n; ++i) g[i] += rho * (wp[i] - z[i] + u[i]);
-        }
-      }
-      break;
-    case Method::Gradual:
-      if (s.every_steps > 0) {
-        const int64_t t0 = step_of(s.start_epoch), t_end = step_of(s.end_epoch);
-        if (step >= t0 && step < t_end && (step - t0) % s.every_steps == 0)
-          prune_to(gradual_sparsity(static_cast<double>(step), static_cast<double>(t0), static_cast<double>(t_end),
-                                    s.initial_sparsity, config_.target),
-                   step);
-      }
-      break;
-    case Method::Rigl: {
-      const int64_t t_end = step_of(s.end_epoch);
-      if (step > 0 && step % s.every_steps == 0 && step < t_end)
-        rigl_update(cosine_drop(static_cast<double>(step), static_cast<double>(t_end), s.drop_fraction));
-      break;
-    }
-    default: break;
-  }
-}
-
-bool Pruner::acts_on_step(int epoch, int64_t step) const {
-  const auto& s = config_.schedule;
-  if (config_.l1.enabled && epoch >= config_.l1.start_epoch && epoch < config_.l1.end_epoch) return true;
-  switch (config_.method) {
-    case Method::Admm: return admm_active() && epoch >= s.start_epoch && epoch < s.end_epoch;
-    case Method::Gradual:
-      if (s.every_steps > 0) {
-        const int64_t t0 = step_of(s.start_epoch), t_end = step_of(s.end_epoch);
-        return step >= t0 && step < t_end && (step - t0) % s.every_steps == 0;
-      }
-      return false;
-    case Method::Rigl: {
-      const int64_t t_end = step_of(s.end_epoch);
-      return step > 0 && step % s.every_steps == 0 && step < t_end;
-    }
-    default: return false;
-  }
-}
-
-bool Pruner::acts_on_epoch_begin(int epoch) const {
-  const auto& s = config_.schedule;
-  switch (config_.method) {
-    case Method::OneShot: return epoch == s.epoch;
-    case Method::Iterative: {
-      if (s.rewind == RewindType::Epoch && epoch == s.rewind_epoch && !has_snapshot()) return true;
-      const int d = epoch - s.start_epoch;
-      return d >= 0 && d % s.every == 0 && d / s.every < s.rounds;
-    }
-    case Method::Gradual:
-      return (s.every_steps == 0 && epoch >= s.start_epoch && epoch <= s.end_epoch) ||
-             (s.every_steps > 0 && epoch == s.end_epoch);
-    case Method::Admm: return epoch == s.start_epoch || epoch == s.end_epoch;
-    default: return false;
-  }
-}
-
-bool Pruner::acts_on_epoch_end(int epoch) const {
-  const auto& s = config_.schedule;
-  if (config_.method == Method::Set) return epoch + 1 <= s.end_epoch && (epoch + 1) % s.every == 0;
-  if (config_.method == Method::Admm)
-    return admm_active() && epoch >= s.start_epoch && epoch < s.end_epoch &&
-           (epoch - s.start_epoch + 1) % s.every == 0;
-  return false;
-}
-
-void Pruner::on_epoch_end(int epoch) {
-  const auto& s = config_.schedule;
-  if (config_.method == Method::Set && epoch + 1 <= s.end_epoch && (epoch + 1) % s.every == 0)
-    set_update(s.drop_fraction);
-  if (config_.method == Method::Admm && admm_active() && epoch >= s.start_epoch && epoch < s.end_epoch &&
-      (epoch - s.start_epoch + 1) % s.every == 0) {
-    admm_project();
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      const float* w = layers_[l].weight->var.value().f32();
-      const float* z = admm_z_[l].f32();
-      float* u = admm_u_[l].f32();
-      for (int64_t i = 0, n = layers_[l].numel(); i < n; ++i) u[i] += w[i] - z[i];
-    }
-  }
-}
-
-std::vector<Pruner::StateTensor> Pruner::state_tensors() {
-  std::vector<StateTensor> out;
-  const auto& params = model_.parameters();
-  if (config_.method == Method::Iterative && config_.schedule.rewind != RewindType::None) {
-    if (rewind_.empty()) rewind_.resize(params.size());
-    for (size_t i = 0; i < params.size(); ++i)
-      out.push_back({"pruning.rewind." + params[i]->name, &rewind_[i], params[i]->var.value().shape()});
-  }
-  if (config_.method == Method::Admm) {
-    if (admm_z_.empty()) admm_z_.resize(layers_.size()), admm_u_.resize(layers_.size());
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      const Shape& s = layers_[l].weight->var.value().shape();
-      out.push_back({"pruning.admm_z." + layers_[l].weight->name, &admm_z_[l], s});
-      out.push_back({"pruning.admm_u." + layers_[l].weight->name, &admm_u_[l], s});
-    }
-  }
-  return out;
-}
+Action Pruner::plan_epoch_end(int epoch) { return method_->epoch_end(*this, epoch); }
 
 }  // namespace st::pruning

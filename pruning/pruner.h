@@ -1,16 +1,19 @@
 // pruning/pruner.h — composes Criterion → scores, Granularity → groups, Distribution → per-layer
-// targets and the method's Schedule → when and how much, and owns the pruning state: the masks (in
-// Parameter::mask), the rewind snapshot, ADMM's Z and U, and its Rng (seeded from the config seed).
-// The trainer calls, in order:
-//   on_start()                    fresh runs only, before epoch 0: static/SET/RigL masks, rewind-to-init snapshot
-//   on_epoch_begin(e)             one-shot, iterative rounds (+ rewinding), gradual at epoch starts,
+// targets, the method (pruning/method.h: when and how much) and the L1 term (pruning/l1.h), and
+// owns the masks (in Parameter::mask) and the pruning Rng (seeded from the config seed). The method
+// holds its own state (the rewind snapshot, ADMM's Z and U).
+// Each hook is planned first: plan_*() returns the Action the hook takes, empty where it does
+// nothing. The trainer runs them through pruning/hooks.h, in order:
+//   plan_start()                  fresh runs only, before epoch 0: static/SET/RigL masks, rewind-to-init snapshot
+//   plan_epoch_begin(e)           one-shot, iterative rounds (+ rewinding), gradual at epoch starts,
 //                                 ADMM start and hard prune
-//   on_step(e, t)                 after backward, before optimizer.step (t = optimizer steps done so far):
+//   plan_step(e, t)               after backward, before optimizer.step (t = optimizer steps done so far):
 //                                 L1 and ADMM gradient terms, gradual every ΔT steps, RigL every ΔT steps
-//   on_epoch_end(e)               SET drop/regrow, ADMM Z/U updates
+//   plan_epoch_end(e)             SET drop/regrow, ADMM Z/U updates
+// on_*() plan and run a hook at once (tests and tools that hold no device or CSR state).
 // Every mask change is applied at once (w ⊙ mask, optimizer state zeroed at masked and regrown entries;
 // regrown weights start at 0). All epochs are 0-based and count train then fine-tune epochs.
-// Tests: tests/pruning/test_pruner.cpp, tests/experiment/test_pruning_trainer.cpp
+// Tests: tests/pruning/test_pruner.cpp, tests/pruning/test_methods.cpp, tests/experiment/test_pruning_trainer.cpp
 #pragma once
 #include <memory>
 #include <string>
@@ -22,6 +25,7 @@
 #include "pruning/config.h"
 #include "pruning/criterion.h"
 #include "pruning/layers.h"
+#include "pruning/method.h"
 
 namespace st::pruning {
 
@@ -29,74 +33,68 @@ class Pruner {
  public:
   // Checks everything that depends on the layers (granularity vs layer type, N:M vs fan-in,
   // keep_dense names) and throws st::Error naming the key.
-  Pruner(PruningConfig config, models::Model& model, int train_epochs, uint64_t seed);
+  Pruner(PruningConfig config, models::Model& model, uint64_t seed);
 
   void set_batch_source(BatchSource* source) { batches_ = source; }
   void set_optimizer(Optimizer* optimizer);
   void set_steps_per_epoch(int64_t steps) { steps_per_epoch_ = steps; }
 
-  void on_start();
-  void on_epoch_begin(int epoch);
-  void on_step(int epoch, int64_t step);
-  void on_epoch_end(int epoch);
-  // Whether on_step(epoch, step) will read or change weights, gradients or masks (L1 and ADMM terms,
-  // a gradual or RigL update): the trainer runs such steps densely (RigL needs the dense gradient).
-  bool acts_on_step(int epoch, int64_t step) const;
-  // Whether on_epoch_begin(epoch) / on_epoch_end(epoch) will read or change anything: the trainer
-  // brings a device model's weights to the host only for hooks that act. (A hook that acts while
-  // these say no would read a cuda tensor on the host, which asserts: never silently wrong.)
-  bool acts_on_epoch_begin(int epoch) const;
-  bool acts_on_epoch_end(int epoch) const;
+  // What each hook does at this point of the run; empty where the pruner does nothing.
+  Action plan_start();
+  Action plan_epoch_begin(int epoch);
+  Action plan_step(int epoch, int64_t step);
+  Action plan_epoch_end(int epoch);
+  void on_start() { run(plan_start()); }
+  void on_epoch_begin(int epoch) { run(plan_epoch_begin(epoch)); }
+  void on_step(int epoch, int64_t step) { run(plan_step(epoch, step)); }
+  void on_epoch_end(int epoch) { run(plan_epoch_end(epoch)); }
 
-  // The building blocks the schedules use (public for tests).
+  // The building blocks the methods use (public for tests).
   // Prunes each eligible layer (or all together for "global") to `sparsity` by the criterion;
   // masks only shrink. `pass` picks the batches of data-dependent criteria.
   void prune_to(double sparsity, int64_t pass);
+  void prune_at_random(double sparsity, int64_t pass);  // prune_to with the random criterion
   void prune_below(double threshold, int64_t pass);  // absolute-threshold target
   void set_update(double drop_fraction);   // SET: drop smallest |w|, regrow at random
   void rigl_update(double drop_fraction);  // RigL: drop smallest |w|, regrow largest |grad|
+  // Per layer, the mask that keeps the groups of `scores` the run's granularity and distribution
+  // keep at `sparsity` (with `threshold`: the groups scoring at least `sparsity`, read as a
+  // threshold); empty for a layer left alone.
+  std::vector<std::vector<uint8_t>> select(const std::vector<LayerScores>& scores, double sparsity,
+                                           bool threshold) const;
+  // The optimizer's state by parameter, fetched afresh for each use: Optimizer::state() brings its
+  // dense slots up to date (CSR steps keep a compact copy), so its pointers are not kept across steps.
+  OptimizerState optimizer_state() const;
+  // The first optimizer step of `epoch`.
+  int64_t step_of(int epoch) const { return static_cast<int64_t>(epoch) * steps_per_epoch_; }
 
   const PruningConfig& config() const { return config_; }
+  models::Model& model() { return model_; }
   const std::vector<PrunableLayer>& layers() const { return layers_; }
   const std::vector<bool>& eligible() const { return eligible_; }
   // Sparsity over the prunable weights (from the masks).
   double sparsity() const;
 
-  // Checkpoint state beside the masks: named tensors (undefined while not in use; a loader
-  // allocates them with `shape` when the checkpoint holds them) and the Rng.
-  struct StateTensor {
-    std::string name;
-    Tensor* tensor;
-    Shape shape;
-  };
-  std::vector<StateTensor> state_tensors();
+  // Checkpoint state beside the masks (the method's) and the Rng.
+  std::vector<StateTensor> state_tensors() { return method_->state_tensors(*this); }
   Rng& rng() { return rng_; }
 
  private:
-  std::vector<std::vector<uint8_t>> select(const std::vector<LayerScores>& scores, double sparsity,
-                                           bool threshold) const;
+  static void run(const Action& action) {
+    if (action) action();
+  }
   void install(const std::vector<std::vector<uint8_t>>& keep);
-  void snapshot();
-  void rewind();
-  void admm_project();
-  bool has_snapshot() const { return !rewind_.empty() && rewind_[0].defined(); }
-  bool admm_active() const { return !admm_z_.empty() && admm_z_[0].defined(); }
-  int64_t step_of(int epoch) const { return static_cast<int64_t>(epoch) * steps_per_epoch_; }
+  void prune_by(const CriterionConfig& criterion, double sparsity, int64_t pass);
 
-  PruningConfig config_;
+  const PruningConfig config_;
   models::Model& model_;
-  int train_epochs_;
   std::vector<PrunableLayer> layers_;
   std::vector<bool> eligible_;
   Rng rng_;
+  std::unique_ptr<PruningMethod> method_;
   BatchSource* batches_ = nullptr;
   Optimizer* optimizer_ = nullptr;
-  // The optimizer's state by parameter, fetched afresh for each use: Optimizer::state() brings its
-  // dense slots up to date (CSR steps keep a compact copy), so its pointers are not kept across steps.
-  OptimizerState optimizer_state() const;
   int64_t steps_per_epoch_ = 1;
-  std::vector<Tensor> rewind_;           // per model parameter
-  std::vector<Tensor> admm_z_, admm_u_;  // per prunable layer
 };
 
 }  // namespace st::pruning

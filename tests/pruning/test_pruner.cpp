@@ -54,7 +54,7 @@ void train_step(models::Model& m, Optimizer& opt, Pruner* pr, int epoch, int64_t
 
 TEST_CASE("pruner: one-shot magnitude, layerwise and global, element granularity") {
   auto m = ranked();
-  Pruner p(cfg(R"({"method": "one_shot", "target": 0.5})"), *m, 10, 1);
+  Pruner p(cfg(R"({"method": "one_shot", "target": 0.5})"), *m, 1);
   p.on_epoch_begin(0);
   CHECK(mask_of(*m->parameters()[0]) == std::vector<uint8_t>{0, 0, 0, 0, 1, 1, 1, 1});
   CHECK(mask_of(*m->parameters()[2]) == std::vector<uint8_t>{0, 0, 0, 0, 1, 1, 1, 1});
@@ -64,28 +64,28 @@ TEST_CASE("pruner: one-shot magnitude, layerwise and global, element granularity
   CHECK(p.sparsity() == 0.5);
 
   auto g = ranked();
-  Pruner pg(cfg(R"({"method": "one_shot", "target": 0.5, "distribution": {"type": "global"}})"), *g, 10, 1);
+  Pruner pg(cfg(R"({"method": "one_shot", "target": 0.5, "distribution": {"type": "global"}})"), *g, 1);
   pg.on_epoch_begin(0);
   CHECK(kept(*g->parameters()[0]) == 0);  // fc1's weights are all smaller than fc2's
   CHECK(kept(*g->parameters()[2]) == 8);
 
   auto t = ranked();
-  Pruner pt(cfg(R"({"method": "one_shot", "threshold": 6.5})"), *t, 10, 1);
+  Pruner pt(cfg(R"({"method": "one_shot", "threshold": 6.5})"), *t, 1);
   pt.on_epoch_begin(0);
   CHECK(mask_of(*t->parameters()[0]) == std::vector<uint8_t>{0, 0, 0, 0, 0, 0, 1, 1});
   CHECK(kept(*t->parameters()[2]) == 8);
 
   auto u = ranked();  // uniform keeps first and last dense: here nothing is left to prune
-  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "target": 0.5, "distribution": {"type": "uniform"}})"), *u, 10, 1); })
+  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "target": 0.5, "distribution": {"type": "uniform"}})"), *u, 1); })
             .find("pruning.distribution.keep_dense") != std::string::npos);
   auto k = ranked();
-  Pruner pk(cfg(R"({"method": "one_shot", "target": 0.5, "distribution": {"keep_dense": ["fc1"]}})"), *k, 10, 1);
+  Pruner pk(cfg(R"({"method": "one_shot", "target": 0.5, "distribution": {"keep_dense": ["fc1"]}})"), *k, 1);
   pk.on_epoch_begin(0);
   CHECK_FALSE(k->parameters()[0]->mask.defined());
   CHECK(kept(*k->parameters()[2]) == 4);
   // Nothing happens at other epochs.
   auto o = ranked();
-  Pruner po(cfg(R"({"method": "one_shot", "target": 0.5, "schedule": {"epoch": 2}})"), *o, 10, 1);
+  Pruner po(cfg(R"({"method": "one_shot", "target": 0.5, "schedule": {"epoch": 2}})"), *o, 1);
   po.on_epoch_begin(1);
   CHECK(po.sparsity() == 0);
   po.on_epoch_begin(2);
@@ -94,7 +94,7 @@ TEST_CASE("pruner: one-shot magnitude, layerwise and global, element granularity
 
 TEST_CASE("pruner: structured neuron pruning takes the bias along; blocks; N:M; channels") {
   auto m = ranked();
-  Pruner p(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "neuron"}})"), *m, 10, 1);
+  Pruner p(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "neuron"}})"), *m, 1);
   CHECK_FALSE(p.eligible()[1]);  // the output layer keeps its classes
   p.on_epoch_begin(0);
   // fc1 rows: (1,2), (3,4), (5,6), (7,8): L1 sums 3, 7, 11, 15 → rows 0 and 1 go.
@@ -105,7 +105,7 @@ TEST_CASE("pruner: structured neuron pruning takes the bias along; blocks; N:M; 
 
   auto b = ranked();
   Pruner pb(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "block", "block": [2, 2]},
-                   "distribution": {"keep_dense": ["fc1"]}})"), *b, 10, 1);
+                   "distribution": {"keep_dense": ["fc1"]}})"), *b, 1);
   pb.on_epoch_begin(0);
   // fc2 (2×4) in 2×2 tiles: {10,20,50,60} = 140, {30,40,70,80} = 220 → the first tile goes.
   CHECK(mask_of(*b->parameters()[2]) == std::vector<uint8_t>{0, 0, 1, 1, 0, 0, 1, 1});
@@ -113,13 +113,13 @@ TEST_CASE("pruner: structured neuron pruning takes the bias along; blocks; N:M; 
   auto n = ranked();
   set_values(*n->parameters()[2], {1, 4, 3, 2, -5, 1, 0, 6});
   Pruner pn(cfg(R"({"method": "one_shot", "granularity": {"type": "nm", "n": 2, "m": 4},
-                   "distribution": {"keep_dense": ["fc1"]}})"), *n, 10, 1);
+                   "distribution": {"keep_dense": ["fc1"]}})"), *n, 1);
   pn.on_epoch_begin(0);
   CHECK(mask_of(*n->parameters()[2]) == std::vector<uint8_t>{0, 1, 1, 0, 1, 0, 0, 1});
 
   auto c = ranked();
   Pruner pc(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "channel"},
-                   "distribution": {"keep_dense": ["fc1"]}})"), *c, 10, 1);
+                   "distribution": {"keep_dense": ["fc1"]}})"), *c, 1);
   pc.on_epoch_begin(0);
   // fc2 input columns: {10,50}, {20,60}, {30,70}, {40,80} → columns 0 and 1 go.
   CHECK(mask_of(*c->parameters()[2]) == std::vector<uint8_t>{0, 0, 1, 1, 0, 0, 1, 1});
@@ -127,17 +127,17 @@ TEST_CASE("pruner: structured neuron pruning takes the bias along; blocks; N:M; 
 
 TEST_CASE("pruner: layer-dependent config errors name the key") {
   auto m = ranked();
-  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "granularity": {"type": "nm", "n": 1, "m": 3}})"), *m, 10, 1); })
+  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "granularity": {"type": "nm", "n": 1, "m": 3}})"), *m, 1); })
             .find("pruning.granularity.m") != std::string::npos);
-  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "target": 0.5, "distribution": {"keep_dense": ["fc9"]}})"), *m, 10, 1); })
+  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "target": 0.5, "distribution": {"keep_dense": ["fc9"]}})"), *m, 1); })
             .find("pruning.distribution.keep_dense[0]") != std::string::npos);
   auto c = std::make_unique<models::Model>(Shape{1, 4, 4}, 1);
   c->add(std::make_unique<models::Conv2d>("conv1", 1, 2, 3, 3, Conv2dOptions{}, true));
   c->add(std::make_unique<models::Flatten>("flatten1"));
   c->add(std::make_unique<models::Linear>("fc1", 8, 2, true));
-  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "neuron"}})"), *c, 10, 1); })
+  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "neuron"}})"), *c, 1); })
             .find("pruning.granularity.type") != std::string::npos);
-  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "filter"}})"), *c, 10, 1); }) ==
+  CHECK(error_of([&] { Pruner(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "filter"}})"), *c, 1); }) ==
         "<no error>");
 }
 
@@ -150,7 +150,7 @@ TEST_CASE("pruner: masked weights and their SGD momentum / Adam state stay exact
     o.momentum = 0.9f;
     Optimizer opt(m->parameters(), o);
     for (int s = 0; s < 3; ++s) train_step(*m, opt, nullptr, 0, s);  // state becomes nonzero
-    Pruner p(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "neuron"}})"), *m, 10, 1);
+    Pruner p(cfg(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "neuron"}})"), *m, 1);
     p.set_optimizer(&opt);
     p.on_epoch_begin(0);
     for (int s = 0; s < 5; ++s) train_step(*m, opt, &p, 0, 3 + s);
@@ -168,14 +168,14 @@ TEST_CASE("pruner: masked weights and their SGD momentum / Adam state stay exact
 
 TEST_CASE("pruner: gradual follows the cubic curve at epoch starts and every ΔT steps") {
   auto m = mlp(10, 10, 10);
-  Pruner p(cfg(R"({"method": "gradual", "target": 0.8, "schedule": {"start_epoch": 0, "end_epoch": 4}})"), *m, 6, 1);
+  Pruner p(cfg(R"({"method": "gradual", "target": 0.8, "schedule": {"start_epoch": 0, "end_epoch": 4}})"), *m, 1);
   const double want[] = {0, 0.8 - 0.8 * 27 / 64.0, 0.8 - 0.8 / 8, 0.8 - 0.8 / 64, 0.8};
   for (int e = 0; e <= 4; ++e) {
     p.on_epoch_begin(e);
     CHECK(p.sparsity() == doctest::Approx(want[e]).epsilon(0.006));
   }
   auto s = mlp(10, 10, 10);
-  Pruner ps(cfg(R"({"method": "gradual", "target": 0.5, "schedule": {"start_epoch": 1, "end_epoch": 2, "every_steps": 5}})"), *s, 4, 1);
+  Pruner ps(cfg(R"({"method": "gradual", "target": 0.5, "schedule": {"start_epoch": 1, "end_epoch": 2, "every_steps": 5}})"), *s, 1);
   ps.set_steps_per_epoch(10);
   ps.on_step(0, 9);
   CHECK(ps.sparsity() == 0);
@@ -189,7 +189,7 @@ TEST_CASE("pruner: iterative rounds prune p of the remaining and rewind to initi
   auto m = mlp(8, 8, 8);
   Optimizer opt(m->parameters(), OptimizerOptions{});
   Pruner p(cfg(R"({"method": "iterative", "target": 0.875, "schedule": {"start_epoch": 1, "rounds": 3, "every": 2, "rewind": "init"}})"),
-           *m, 6, 1);
+           *m, 1);
   p.set_optimizer(&opt);
   p.on_start();
   std::vector<std::vector<float>> init;
@@ -222,7 +222,7 @@ TEST_CASE("pruner: SET and RigL keep the nonzero count; regrown weights and stat
     o.momentum = 0.9f;
     Optimizer opt(m->parameters(), o);
     Pruner p(cfg((std::string(R"({"method": ")") + method + R"(", "target": 0.5, "distribution": {"type": "layerwise"}})").c_str(), 10),
-             *m, 10, 7);
+             *m, 7);
     p.set_optimizer(&opt);
     p.on_start();
     CHECK(p.sparsity() == doctest::Approx(0.5));
@@ -258,7 +258,7 @@ TEST_CASE("pruner: SET and RigL keep the nonzero count; regrown weights and stat
 TEST_CASE("pruner: RigL regrows where the gradient is largest") {
   auto m = mlp(2, 2, 2);
   set_values(*m->parameters()[2], {1, 2, 3, 4});
-  Pruner p(cfg(R"({"method": "rigl", "target": 0.5, "distribution": {"type": "layerwise", "keep_dense": ["fc1"]}})"), *m, 10, 1);
+  Pruner p(cfg(R"({"method": "rigl", "target": 0.5, "distribution": {"type": "layerwise", "keep_dense": ["fc1"]}})"), *m, 1);
   std::vector<uint8_t> mask = {0, 1, 0, 1};  // active: 2, 4
   set_mask(*m->parameters()[2], mask, nullptr);
   m->parameters()[2]->var.grad() = Tensor::from_vector({2, 2}, std::vector<float>{0.1f, 0, -5, 0});
@@ -269,7 +269,7 @@ TEST_CASE("pruner: RigL regrows where the gradient is largest") {
 
 TEST_CASE("pruner: the L1 term adds λ·sign(w); ADMM adds ρ(W − Z + U) and hard-prunes at the end") {
   auto m = ranked();
-  Pruner p(cfg(R"({"method": "one_shot", "target": 0.5, "schedule": {"epoch": 9}, "l1": {"lambda": 0.5}})"), *m, 10, 1);
+  Pruner p(cfg(R"({"method": "one_shot", "target": 0.5, "schedule": {"epoch": 9}, "l1": {"lambda": 0.5}})"), *m, 1);
   Parameter& w = *m->parameters()[0];
   set_values(w, {1, -2, 0, 4, 5, 6, 7, 8});
   w.var.grad() = Tensor::zeros({4, 2});
@@ -278,7 +278,7 @@ TEST_CASE("pruner: the L1 term adds λ·sign(w); ADMM adds ρ(W − Z + U) and h
   CHECK(w.var.grad().to_vector() == std::vector<float>{0.5f, -0.5f, 0, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f});
 
   auto a = ranked();
-  Pruner pa(cfg(R"({"method": "admm", "target": 0.5, "schedule": {"start_epoch": 0, "end_epoch": 2}, "admm": {"rho": 0.1}})"), *a, 4, 1);
+  Pruner pa(cfg(R"({"method": "admm", "target": 0.5, "schedule": {"start_epoch": 0, "end_epoch": 2}, "admm": {"rho": 0.1}})"), *a, 1);
   pa.on_epoch_begin(0);  // Z = Π(W): fc1 keeps 5..8, U = 0
   Parameter& aw = *a->parameters()[0];
   aw.var.grad() = Tensor::zeros({4, 2});
@@ -302,8 +302,8 @@ TEST_CASE("pruner: the L1 term adds λ·sign(w); ADMM adds ρ(W − Z + U) and h
 
 TEST_CASE("pruner: static masks are random with ERK densities, the same for the same seed") {
   auto a = mlp(20, 10, 4), b = mlp(20, 10, 4);
-  Pruner pa(cfg(R"({"method": "static", "target": 0.8})"), *a, 10, 3);
-  Pruner pb(cfg(R"({"method": "static", "target": 0.8})"), *b, 10, 3);
+  Pruner pa(cfg(R"({"method": "static", "target": 0.8})"), *a, 3);
+  Pruner pb(cfg(R"({"method": "static", "target": 0.8})"), *b, 3);
   pa.on_start();
   pb.on_start();
   CHECK(mask_of(*a->parameters()[0]) == mask_of(*b->parameters()[0]));
@@ -315,7 +315,7 @@ TEST_CASE("pruner: static masks are random with ERK densities, the same for the 
 
 TEST_CASE("report: sparsity, nonzeros, CSR bytes and MACs by hand") {
   auto m = ranked();
-  Pruner p(cfg(R"({"method": "one_shot", "target": 0.5})"), *m, 10, 1);
+  Pruner p(cfg(R"({"method": "one_shot", "target": 0.5})"), *m, 1);
   p.on_epoch_begin(0);
   Report r = make_report(*m);
   REQUIRE(r.layers.size() == 2);

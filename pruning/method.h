@@ -1,0 +1,59 @@
+// pruning/method.h — a pruning method as an object: when it acts and what it does, written once.
+// One file per method under pruning/methods/ (one_shot, iterative, gradual, static, set, rigl,
+// admm); pruning/methods/registry.cpp maps each pruning::Method to its factory. The Pruner
+// (pruning/pruner.h) composes the method with the criterion, granularity, distribution and the L1
+// term, and offers the building blocks methods call (prune_to, set_update, rigl_update, ...).
+// Each hook returns an Action: empty where the method does nothing at that point, otherwise what it
+// does there. The caller runs a non-empty Action or skips the hook (and, on a device, the transfers
+// around it), so "whether it acts" and "what it acts" are one decision. Planning an Action changes
+// nothing; only running it does. A method holds its own state (the rewind snapshot, ADMM's Z and U)
+// and names it for checkpoints. Epochs are 0-based over train then fine-tune epochs; steps are
+// optimizer steps since the start of the run.
+// Tests: tests/pruning/test_methods.cpp, tests/pruning/test_pruner.cpp
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "pruning/config.h"
+
+namespace st::pruning {
+
+class Pruner;
+
+// What a hook does at one point of the run; empty where it does nothing.
+using Action = std::function<void()>;
+
+// A tensor of pruning state saved in checkpoints beside the masks (undefined while not in use; a
+// loader allocates it with `shape` when the checkpoint holds it). The names are in checkpoints on
+// disk: they never change.
+struct StateTensor {
+  std::string name;
+  Tensor* tensor;
+  Shape shape;
+};
+
+class PruningMethod {
+ public:
+  virtual ~PruningMethod() = default;
+  // The pruning.schedule keys this method reads (docs/pruning.md, "Methods and their schedule keys").
+  virtual std::vector<std::string> schedule_keys() const = 0;
+  // Fresh runs only, before epoch 0 (initial masks, the rewind-to-init snapshot).
+  virtual Action start(Pruner&) { return {}; }
+  // At the start of `epoch`.
+  virtual Action epoch_begin(Pruner&, int /*epoch*/) { return {}; }
+  // After backward, before optimizer.step; `step` = optimizer steps done so far.
+  virtual Action step(Pruner&, int /*epoch*/, int64_t /*step*/) { return {}; }
+  // After the last step of `epoch`.
+  virtual Action epoch_end(Pruner&, int /*epoch*/) { return {}; }
+  virtual std::vector<StateTensor> state_tensors(Pruner&) { return {}; }
+};
+
+// The registry (pruning/methods/registry.cpp): the method for `method`, with no state yet.
+std::unique_ptr<PruningMethod> make_method(Method method);
+// Every method the registry holds, in pruning::Method order.
+std::vector<Method> registered_methods();
+
+}  // namespace st::pruning

@@ -1,0 +1,23 @@
+// pruning/methods/static.cpp — static sparse training: the masks are drawn once before training
+// (by the criterion, random by default, with ERK densities by default) and never change.
+// Tests: tests/pruning/test_pruner.cpp, tests/pruning/test_methods.cpp
+#include "pruning/pruner.h"
+
+namespace st::pruning::methods {
+
+namespace {
+
+class Static final : public PruningMethod {
+ public:
+  std::vector<std::string> schedule_keys() const override { return {}; }
+
+  Action start(Pruner& p) override {
+    return [&p] { p.prune_to(p.config().target, 0); };
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<PruningMethod> make_static() { return std::make_unique<Static>(); }
+
+}  // namespace st::pruning::methods

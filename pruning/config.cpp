@@ -1,4 +1,6 @@
-// pruning/config.cpp — validation of the "pruning" block (schema: docs/pruning.md).
+// pruning/config.cpp — validation of the "pruning" block (schema: docs/pruning.md): the keys every
+// method shares and the rules between them; each method's schedule defaults and own checks are in
+// its file (pruning/methods/), read through the registry.
 #include "pruning/config.h"
 
 #include <algorithm>
@@ -7,6 +9,7 @@
 #include <limits>
 
 #include "core/check.h"
+#include "pruning/method.h"
 
 namespace st::pruning {
 
@@ -20,10 +23,9 @@ struct Choice {
   const char* text;
 };
 
-constexpr Choice<Method> kMethods[] = {{Method::OneShot, "one_shot"}, {Method::Iterative, "iterative"},
-                                       {Method::Gradual, "gradual"},  {Method::Static, "static"},
-                                       {Method::Set, "set"},          {Method::Rigl, "rigl"},
-                                       {Method::Admm, "admm"}};
+#define ST_METHOD_CHOICE(id, name) {Method::id, #name},
+constexpr Choice<Method> kMethods[] = {ST_PRUNING_METHODS(ST_METHOD_CHOICE)};
+#undef ST_METHOD_CHOICE
 constexpr Choice<CriterionType> kCriteria[] = {
     {CriterionType::Magnitude, "magnitude"},   {CriterionType::Gradient, "gradient"},
     {CriterionType::Taylor, "taylor"},         {CriterionType::Activation, "activation"},
@@ -52,11 +54,6 @@ std::string quoted_list(const std::vector<std::string>& items) {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) out += (i ? ", \"" : "\"") + items[i] + "\"";
   return out;
-}
-
-std::string num_text(double v) {
-  if (std::abs(v) < 1e15 && v == std::floor(v)) return std::to_string(static_cast<long long>(v));
-  return json(v).dump();
 }
 
 [[noreturn]] void fail(const std::string& msg) { throw Error(msg); }
@@ -96,9 +93,9 @@ class Obj {
     const double x = v->get<double>();
     const bool ok = (lo_closed ? x >= lo : x > lo) && (hi_closed ? x <= hi : x < hi);
     if (!ok) {
-      std::string range = std::isinf(hi) ? (lo_closed ? ">= " : "> ") + num_text(lo)
-                                         : std::string(lo_closed ? "[" : "(") + num_text(lo) + ", " +
-                                               num_text(hi) + (hi_closed ? "]" : ")");
+      std::string range = std::isinf(hi) ? (lo_closed ? ">= " : "> ") + number_text(lo)
+                                         : std::string(lo_closed ? "[" : "(") + number_text(lo) + ", " +
+                                               number_text(hi) + (hi_closed ? "]" : ")");
       fail(path(k) + " = " + excerpt(v->dump()) + " is out of range (allowed: " + range + ")");
     }
     return x;
@@ -133,24 +130,42 @@ class Obj {
   std::string path_;
 };
 
-std::vector<std::string> schedule_keys(Method m) {
-  switch (m) {
-    case Method::OneShot: return {"epoch"};
-    case Method::Iterative: return {"start_epoch", "rounds", "every", "rewind", "rewind_epoch"};
-    case Method::Gradual: return {"start_epoch", "end_epoch", "every_steps", "initial_sparsity"};
-    case Method::Static: return {};
-    case Method::Set: return {"every", "end_epoch", "drop_fraction"};
-    case Method::Rigl: return {"every_steps", "end_epoch", "drop_fraction"};
-    case Method::Admm: return {"start_epoch", "end_epoch", "every"};
-  }
-  return {};
+// Reads schedule key `key` (given in `sc`) into `s`: the ranges every method shares, an integer's
+// minimum raised where the method says so (PruningMethod::schedule_minimums).
+void read_schedule_key(const Obj& sc, const std::string& key, const PruningMethod& method, ScheduleConfig& s) {
+  auto at_least = [&](int shared) {
+    for (const auto& [k, lo] : method.schedule_minimums())
+      if (k == key) return std::max(shared, lo);
+    return shared;
+  };
+  if (key == "epoch") s.epoch = sc.integer(key, 0, at_least(0));
+  else if (key == "start_epoch") s.start_epoch = sc.integer(key, 0, at_least(0));
+  else if (key == "end_epoch") s.end_epoch = sc.integer(key, 0, at_least(0));
+  else if (key == "every") s.every = sc.integer(key, 1, at_least(1));
+  else if (key == "rounds") s.rounds = sc.integer(key, 1, at_least(1));
+  else if (key == "every_steps") s.every_steps = sc.integer(key, 0, at_least(0));
+  else if (key == "initial_sparsity") s.initial_sparsity = sc.number(key, 0.0, 0, true, 1, false);
+  else if (key == "drop_fraction") s.drop_fraction = sc.number(key, 0.3, 0, false, 1, false);
+  else if (key == "rewind") s.rewind = sc.choice(key, RewindType::None, kRewinds);
+  else if (key == "rewind_epoch") s.rewind_epoch = sc.integer(key, 0, at_least(0));
 }
 
-const std::vector<std::string> kScheduleKeys = {"epoch", "start_epoch", "end_epoch", "rounds", "every",
-                                                "every_steps", "initial_sparsity", "drop_fraction",
-                                                "rewind", "rewind_epoch"};
+// "\"one_shot\" and \"iterative\"": the methods that take pruning.threshold.
+std::string threshold_methods() {
+  std::vector<std::string> names;
+  for (Method m : registered_methods())
+    if (make_method(m)->traits().takes_threshold) names.push_back(to_string(m));
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i)
+    out += (i == 0 ? "\"" : i + 1 == names.size() ? " and \"" : ", \"") + names[i] + "\"";
+  return out;
+}
 
 }  // namespace
+
+const std::vector<std::string> kScheduleKeys = {"epoch", "start_epoch", "end_epoch", "every", "rounds",
+                                                "every_steps", "initial_sparsity", "drop_fraction",
+                                                "rewind", "rewind_epoch"};
 
 const char* to_string(Method v) { return choice_text(kMethods, v); }
 const char* to_string(CriterionType v) { return choice_text(kCriteria, v); }
@@ -167,7 +182,8 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
   if (!top.has("method")) fail("missing required key \"pruning.method\"");
   c.method = top.choice("method", Method::OneShot, kMethods);
   const std::string method = std::string("\"") + to_string(c.method) + "\"";
-  const bool sparse_training = c.method == Method::Static || c.method == Method::Set || c.method == Method::Rigl;
+  const std::unique_ptr<PruningMethod> method_rules = make_method(c.method);
+  const MethodTraits traits = method_rules->traits();
 
   // finetune first: it sets the epoch range every other key is checked against.
   {
@@ -176,19 +192,15 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
     c.finetune.lr_scale = ft.number("lr_scale", 0.1, 0, false, std::numeric_limits<double>::infinity(), false);
   }
   const int total = train_epochs + c.finetune.epochs;
-  const std::string total_text = "train.epochs + pruning.finetune.epochs = " + std::to_string(total);
+  const std::string total_text = run_length_text(c, train_epochs);
 
   // criterion, granularity, distribution
   {
     Obj cr(top.find("criterion"), "pruning.criterion", {"type", "batches"});
-    if (top.has("criterion") && (c.method == Method::Set || c.method == Method::Rigl))
-      fail("pruning.criterion is not used by method " + method +
-           " (it drops by magnitude and regrows " + (c.method == Method::Set ? "at random)" : "by gradient)"));
-    c.criterion.type = cr.choice("type", c.method == Method::Static ? CriterionType::Random : CriterionType::Magnitude, kCriteria);
+    if (top.has("criterion") && traits.no_criterion)
+      fail("pruning.criterion is not used by method " + method + " (" + traits.no_criterion + ")");
+    c.criterion.type = cr.choice("type", traits.default_criterion, kCriteria);
     c.criterion.batches = cr.integer("batches", 10, 1);
-    if (c.method == Method::Admm && c.criterion.type != CriterionType::Magnitude)
-      fail("pruning.criterion.type = \"" + std::string(to_string(c.criterion.type)) +
-           "\": method \"admm\" projects by magnitude (use \"magnitude\")");
 
     Obj gr(top.find("granularity"), "pruning.granularity", {"type", "block", "n", "m"});
     c.granularity.type = gr.choice("type", GranularityType::Element, kGranularities);
@@ -211,7 +223,7 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
     if (c.granularity.type == GranularityType::NM && c.granularity.n >= c.granularity.m)
       fail("pruning.granularity.n = " + std::to_string(c.granularity.n) + " must be less than pruning.granularity.m = " +
            std::to_string(c.granularity.m));
-    if (sparse_training && c.granularity.type != GranularityType::Element)
+    if (traits.sparse_from_start && c.granularity.type != GranularityType::Element)
       fail("pruning.granularity.type = \"" + std::string(to_string(c.granularity.type)) + "\": method " + method +
            " works on elements (use \"element\")");
     if (c.granularity.type == GranularityType::NM && c.method != Method::OneShot)
@@ -224,7 +236,7 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
       fail("pruning.criterion.type = \"neighbourhood\" scores units: pruning.granularity.type must be \"neuron\" or \"filter\"");
 
     Obj di(top.find("distribution"), "pruning.distribution", {"type", "keep_dense", "erk_power"});
-    c.distribution.type = di.choice("type", sparse_training ? DistributionType::Erk : DistributionType::Layerwise, kDistributions);
+    c.distribution.type = di.choice("type", traits.sparse_from_start ? DistributionType::Erk : DistributionType::Layerwise, kDistributions);
     if (const json* k = di.find("keep_dense")) {
       if (!k->is_array()) fail("pruning.distribution.keep_dense: expected an array of layer names, got " + excerpt(k->dump()));
       for (size_t i = 0; i < k->size(); ++i) {
@@ -251,8 +263,8 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
     c.target = top.number("target", 0.0, 0, true, 1, false);
     c.threshold = top.number("threshold", 0.0, 0, true, std::numeric_limits<double>::infinity(), false);
     if (c.has_target && c.has_threshold) fail("pruning.target and pruning.threshold: give one, not both");
-    if (c.has_threshold && c.method != Method::OneShot && c.method != Method::Iterative)
-      fail("pruning.threshold works with methods \"one_shot\" and \"iterative\"; method " + method + " needs pruning.target");
+    if (c.has_threshold && !traits.takes_threshold)
+      fail("pruning.threshold works with methods " + threshold_methods() + "; method " + method + " needs pruning.target");
     if (c.has_threshold && (c.distribution.type == DistributionType::Erk || c.distribution.type == DistributionType::Er))
       fail("pruning.threshold cannot be combined with pruning.distribution.type \"" +
            std::string(to_string(c.distribution.type)) + "\" (a threshold is one cut over all layers)");
@@ -262,13 +274,13 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
              " is not used with pruning.granularity.type \"nm\" (the sparsity is 1 - n/m)");
     } else if (!c.has_target && !c.has_threshold) {
       fail("missing required key \"pruning.target\" (a fraction in [0, 1)" +
-           std::string(c.method == Method::OneShot || c.method == Method::Iterative ? ", or pruning.threshold)" : ")"));
+           std::string(traits.takes_threshold ? ", or pruning.threshold)" : ")"));
     }
   }
 
-  // schedule
+  // schedule: the method's keys, each as given or else the method's default, then its own checks
   {
-    const auto allowed = schedule_keys(c.method);
+    const auto allowed = method_rules->schedule_keys();
     if (const json* s = top.find("schedule")) {
       if (!s->is_object()) fail("pruning.schedule: expected an object, got " + excerpt(s->dump()));
       for (const auto& item : s->items()) {
@@ -281,80 +293,14 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
       }
     }
     Obj sc(top.find("schedule"), "pruning.schedule", kScheduleKeys);
-    auto& s = c.schedule;
-    const int last = total - 1;
-    auto within = [&](const char* key, int v) {
-      if (v > last)
-        fail("pruning.schedule." + std::string(key) + " = " + std::to_string(v) + " is after the last epoch (" +
-             total_text + ", epochs are 0-based)");
-    };
-    switch (c.method) {
-      case Method::OneShot:
-        // Default: with fine-tune epochs, prune when training ends (then fine-tune); else at initialization.
-        s.epoch = sc.integer("epoch", c.finetune.epochs > 0 ? train_epochs : 0, 0);
-        within("epoch", s.epoch);
-        break;
-      case Method::Iterative:
-        // Defaults fit any run length: from epoch 1 (0 on a 1-epoch run), up to 3 rounds that end
-        // by the last epoch.
-        s.start_epoch = sc.integer("start_epoch", std::min(1, last), 0);
-        s.every = sc.integer("every", 1, 1);
-        s.rounds = sc.integer("rounds", std::clamp((last - s.start_epoch) / s.every + 1, 1, 3), 1);
-        s.rewind = sc.choice("rewind", RewindType::None, kRewinds);
-        s.rewind_epoch = sc.integer("rewind_epoch", 0, 0);
-        within("start_epoch", s.start_epoch);
-        if (s.start_epoch + int64_t(s.rounds - 1) * s.every > last)
-          fail("pruning.schedule.rounds = " + std::to_string(s.rounds) + " with pruning.schedule.every = " +
-               std::to_string(s.every) + " from pruning.schedule.start_epoch = " + std::to_string(s.start_epoch) +
-               " runs past the last epoch (" + total_text + ")");
-        if (sc.has("rewind_epoch") && s.rewind != RewindType::Epoch)
-          fail("pruning.schedule.rewind_epoch is only used with pruning.schedule.rewind = \"epoch\"");
-        if (s.rewind == RewindType::Epoch && s.rewind_epoch > s.start_epoch)
-          fail("pruning.schedule.rewind_epoch = " + std::to_string(s.rewind_epoch) +
-               " must not be after pruning.schedule.start_epoch = " + std::to_string(s.start_epoch));
-        break;
-      case Method::Gradual:
-        s.start_epoch = sc.integer("start_epoch", 0, 0);
-        if (!sc.has("end_epoch")) fail("missing required key \"pruning.schedule.end_epoch\" (method \"gradual\")");
-        s.end_epoch = sc.integer("end_epoch", 0, 0);
-        s.every_steps = sc.integer("every_steps", 0, 0);
-        s.initial_sparsity = sc.number("initial_sparsity", 0.0, 0, true, 1, false);
-        if (s.end_epoch <= s.start_epoch)
-          fail("pruning.schedule.end_epoch = " + std::to_string(s.end_epoch) +
-               " must be greater than pruning.schedule.start_epoch = " + std::to_string(s.start_epoch));
-        within("end_epoch", s.end_epoch);
-        if (s.initial_sparsity > c.target)
-          fail("pruning.schedule.initial_sparsity = " + num_text(s.initial_sparsity) +
-               " must not exceed pruning.target = " + num_text(c.target));
-        break;
-      case Method::Static: break;
-      case Method::Set:
-        s.every = sc.integer("every", 1, 1);
-        s.end_epoch = sc.integer("end_epoch", last, 1);
-        s.drop_fraction = sc.number("drop_fraction", 0.3, 0, false, 1, false);
-        within("end_epoch", s.end_epoch);
-        break;
-      case Method::Rigl:
-        s.every_steps = sc.integer("every_steps", 100, 1);
-        s.end_epoch = sc.integer("end_epoch", std::max(1, static_cast<int>(std::lround(0.75 * train_epochs))), 1);
-        s.drop_fraction = sc.number("drop_fraction", 0.3, 0, false, 1, false);
-        // Updates stop at the first step of epoch end_epoch: end_epoch = the run's length (updates
-        // until the end) is valid, and so is the default on 1- and 2-epoch runs.
-        if (s.end_epoch > total)
-          fail("pruning.schedule.end_epoch = " + std::to_string(s.end_epoch) + " is after the end of the run (" +
-               total_text + ")");
-        break;
-      case Method::Admm:
-        s.start_epoch = sc.integer("start_epoch", 0, 0);
-        if (!sc.has("end_epoch")) fail("missing required key \"pruning.schedule.end_epoch\" (method \"admm\": the hard-pruning epoch)");
-        s.end_epoch = sc.integer("end_epoch", 0, 0);
-        s.every = sc.integer("every", 1, 1);
-        if (s.end_epoch <= s.start_epoch)
-          fail("pruning.schedule.end_epoch = " + std::to_string(s.end_epoch) +
-               " must be greater than pruning.schedule.start_epoch = " + std::to_string(s.start_epoch));
-        within("end_epoch", s.end_epoch);
-        break;
+    for (const std::string& key : kScheduleKeys) {
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) continue;
+      if (sc.has(key)) read_schedule_key(sc, key, *method_rules, c.schedule);
+      else method_rules->default_schedule(key, c, train_epochs);
     }
+    if (sc.has("rewind_epoch") && c.schedule.rewind != RewindType::Epoch)
+      fail("pruning.schedule.rewind_epoch is only used with pruning.schedule.rewind = \"epoch\"");
+    method_rules->check(c, train_epochs);
   }
 
   // l1, admm, distill
@@ -384,6 +330,38 @@ PruningConfig parse_pruning_config(const json& raw, int train_epochs) {
     c.distill.alpha = kd.number("alpha", 0.9, 0, true, 1, true);
   }
   return c;
+}
+
+std::string number_text(double v) {
+  if (std::abs(v) < 1e15 && v == std::floor(v)) return std::to_string(static_cast<long long>(v));
+  return json(v).dump();
+}
+
+std::string run_length_text(const PruningConfig& c, int train_epochs) {
+  return "train.epochs + pruning.finetune.epochs = " + std::to_string(total_epochs(c, train_epochs));
+}
+
+void fail_missing_schedule_key(const PruningConfig& c, const char* key, const std::string& note) {
+  fail("missing required key \"pruning.schedule." + std::string(key) + "\" (method \"" + to_string(c.method) + "\"" +
+       note + ")");
+}
+
+void check_end_after_start(const ScheduleConfig& s) {
+  if (s.end_epoch <= s.start_epoch)
+    fail("pruning.schedule.end_epoch = " + std::to_string(s.end_epoch) +
+         " must be greater than pruning.schedule.start_epoch = " + std::to_string(s.start_epoch));
+}
+
+void check_within_run(const char* key, int value, const PruningConfig& c, int train_epochs) {
+  if (value > total_epochs(c, train_epochs) - 1)
+    fail("pruning.schedule." + std::string(key) + " = " + std::to_string(value) + " is after the last epoch (" +
+         run_length_text(c, train_epochs) + ", epochs are 0-based)");
+}
+
+void check_at_most_run_end(const char* key, int value, const PruningConfig& c, int train_epochs) {
+  if (value > total_epochs(c, train_epochs))
+    fail("pruning.schedule." + std::string(key) + " = " + std::to_string(value) + " is after the end of the run (" +
+         run_length_text(c, train_epochs) + ")");
 }
 
 }  // namespace st::pruning

@@ -13,9 +13,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pruning/method_list.h"
+
 namespace st::pruning {
 
-enum class Method { OneShot, Iterative, Gradual, Static, Set, Rigl, Admm };
+#define ST_METHOD_ENUM(id, name) id,
+enum class Method { ST_PRUNING_METHODS(ST_METHOD_ENUM) };
+#undef ST_METHOD_ENUM
 enum class CriterionType { Magnitude, Gradient, Taylor, Activation, Neighbourhood, L1Norm, L2Norm,
                            Fisher, Random };
 enum class GranularityType { Element, Neuron, Filter, Channel, Block, NM };
@@ -109,5 +113,23 @@ PruningConfig parse_pruning_config(const nlohmann::json& raw, int train_epochs);
 inline int total_epochs(const PruningConfig& c, int train_epochs) {
   return train_epochs + c.finetune.epochs;
 }
+
+// Every pruning.schedule key, in the order their values are resolved (pruning/method.h).
+extern const std::vector<std::string> kScheduleKeys;
+
+// For a method's schedule defaults and checks (pruning/methods/*.cpp); each throws st::Error naming
+// the key path.
+// "missing required key \"pruning.schedule.<key>\" (method \"<name>\"<note>)".
+[[noreturn]] void fail_missing_schedule_key(const PruningConfig& c, const char* key, const std::string& note = "");
+// schedule.end_epoch must be greater than schedule.start_epoch.
+void check_end_after_start(const ScheduleConfig& s);
+// schedule.<key> = value must be an epoch of the run (at most its last, 0-based).
+void check_within_run(const char* key, int value, const PruningConfig& c, int train_epochs);
+// schedule.<key> = value must be at most the run's length (an epoch index one past the last is the end).
+void check_at_most_run_end(const char* key, int value, const PruningConfig& c, int train_epochs);
+// A number as the errors write it ("3", "0.5").
+std::string number_text(double v);
+// "train.epochs + pruning.finetune.epochs = <n>".
+std::string run_length_text(const PruningConfig& c, int train_epochs);
 
 }  // namespace st::pruning

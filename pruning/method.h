@@ -1,6 +1,8 @@
-// pruning/method.h — a pruning method as an object: when it acts and what it does, written once.
-// One file per method under pruning/methods/ (one_shot, iterative, gradual, static, set, rigl,
-// admm); pruning/methods/registry.cpp maps each pruning::Method to its factory. The Pruner
+// pruning/method.h — a pruning method as an object: what the config needs to know about it (its
+// schedule keys, their defaults, its own checks, its traits) and, in training, when it acts and what
+// it does, each written once. One file per method under pruning/methods/ (one_shot, iterative,
+// gradual, static, set, rigl, admm), listed once in pruning/method_list.h; the registry
+// (pruning/methods/registry.cpp) maps each pruning::Method to its factory. The Pruner
 // (pruning/pruner.h) composes the method with the criterion, granularity, distribution and the L1
 // term, and offers the building blocks methods call (prune_to, set_update, rigl_update, ...).
 // Each hook returns an Action: empty where the method does nothing at that point, otherwise what it
@@ -14,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -35,11 +38,37 @@ struct StateTensor {
   Shape shape;
 };
 
+// What the config's generic rules (pruning/config.cpp) ask of a method.
+struct MethodTraits {
+  // Sparse training: the masks exist from the start; element granularity only, and the distribution
+  // defaults to "erk".
+  bool sparse_from_start = false;
+  // pruning.threshold may stand in for pruning.target.
+  bool takes_threshold = false;
+  CriterionType default_criterion = CriterionType::Magnitude;
+  // Set when the method takes no pruning.criterion: why, for the error ("it drops by magnitude ...").
+  const char* no_criterion = nullptr;
+};
+
 class PruningMethod {
  public:
   virtual ~PruningMethod() = default;
+
+  // What the config reads, before any training (pruning/config.cpp).
   // The pruning.schedule keys this method reads (docs/pruning.md, "Methods and their schedule keys").
   virtual std::vector<std::string> schedule_keys() const = 0;
+  virtual MethodTraits traits() const { return {}; }
+  // Integer schedule keys whose given value has a higher minimum than the shared one
+  // (docs/pruning.md), with that minimum; a default may lie below it.
+  virtual std::vector<std::pair<std::string, int>> schedule_minimums() const { return {}; }
+  // Sets the default of schedule key `key` (one of schedule_keys()) that the config leaves out;
+  // ScheduleConfig's initializer stands where this sets nothing. Keys are resolved in the order of
+  // pruning::kScheduleKeys, so a default may depend on the keys before it, and on c.finetune.
+  virtual void default_schedule(const std::string& /*key*/, PruningConfig& /*c*/, int /*train_epochs*/) const {}
+  // The method's own rules over the resolved config; throws st::Error naming the key path.
+  virtual void check(const PruningConfig& /*c*/, int /*train_epochs*/) const {}
+
+  // Training.
   // Fresh runs only, before epoch 0 (initial masks, the rewind-to-init snapshot).
   virtual Action start(Pruner&) { return {}; }
   // At the start of `epoch`.

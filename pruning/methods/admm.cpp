@@ -5,6 +5,7 @@
 // Tests: tests/pruning/test_pruner.cpp, tests/pruning/test_methods.cpp
 #include <cmath>
 
+#include "core/check.h"
 #include "pruning/pruner.h"
 
 namespace st::pruning::methods {
@@ -14,6 +15,18 @@ namespace {
 class Admm final : public PruningMethod {
  public:
   std::vector<std::string> schedule_keys() const override { return {"start_epoch", "end_epoch", "every"}; }
+
+  void default_schedule(const std::string& key, PruningConfig& c, int) const override {
+    if (key == "end_epoch") fail_missing_schedule_key(c, "end_epoch", ": the hard-pruning epoch");
+  }
+
+  void check(const PruningConfig& c, int train_epochs) const override {
+    if (c.criterion.type != CriterionType::Magnitude)
+      throw Error("pruning.criterion.type = \"" + std::string(to_string(c.criterion.type)) +
+                  "\": method \"admm\" projects by magnitude (use \"magnitude\")");
+    check_end_after_start(c.schedule);
+    check_within_run("end_epoch", c.schedule.end_epoch, c, train_epochs);
+  }
 
   Action epoch_begin(Pruner& p, int epoch) override {
     const PruningConfig& c = p.config();

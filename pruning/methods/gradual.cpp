@@ -3,6 +3,7 @@
 // at end_epoch, stepped at epoch starts, or every every_steps steps (then the target is reached at
 // the start of end_epoch).
 // Tests: tests/pruning/test_pruner.cpp, tests/pruning/test_methods.cpp
+#include "core/check.h"
 #include "pruning/pruner.h"
 #include "pruning/schedule.h"
 
@@ -14,6 +15,19 @@ class Gradual final : public PruningMethod {
  public:
   std::vector<std::string> schedule_keys() const override {
     return {"start_epoch", "end_epoch", "every_steps", "initial_sparsity"};
+  }
+
+  void default_schedule(const std::string& key, PruningConfig& c, int) const override {
+    if (key == "end_epoch") fail_missing_schedule_key(c, "end_epoch");
+  }
+
+  void check(const PruningConfig& c, int train_epochs) const override {
+    const ScheduleConfig& s = c.schedule;
+    check_end_after_start(s);
+    check_within_run("end_epoch", s.end_epoch, c, train_epochs);
+    if (s.initial_sparsity > c.target)
+      throw Error("pruning.schedule.initial_sparsity = " + number_text(s.initial_sparsity) +
+                  " must not exceed pruning.target = " + number_text(c.target));
   }
 
   Action epoch_begin(Pruner& p, int epoch) override {

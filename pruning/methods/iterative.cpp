@@ -4,6 +4,9 @@
 // start ("init") or at the start of rewind_epoch ("epoch", lottery-ticket style) and zeroes the
 // optimizer state.
 // Tests: tests/pruning/test_pruner.cpp, tests/pruning/test_methods.cpp
+#include <algorithm>
+
+#include "core/check.h"
 #include "core/csr_weight.h"
 #include "pruning/pruner.h"
 #include "pruning/schedule.h"
@@ -16,6 +19,33 @@ class Iterative final : public PruningMethod {
  public:
   std::vector<std::string> schedule_keys() const override {
     return {"start_epoch", "rounds", "every", "rewind", "rewind_epoch"};
+  }
+
+  MethodTraits traits() const override {
+    MethodTraits t;
+    t.takes_threshold = true;
+    return t;
+  }
+
+  // Defaults fit any run length: from epoch 1 (0 on a 1-epoch run), up to 3 rounds that end by the
+  // last epoch.
+  void default_schedule(const std::string& key, PruningConfig& c, int train_epochs) const override {
+    ScheduleConfig& s = c.schedule;
+    const int last = total_epochs(c, train_epochs) - 1;
+    if (key == "start_epoch") s.start_epoch = std::min(1, last);
+    if (key == "rounds") s.rounds = std::clamp((last - s.start_epoch) / s.every + 1, 1, 3);
+  }
+
+  void check(const PruningConfig& c, int train_epochs) const override {
+    const ScheduleConfig& s = c.schedule;
+    check_within_run("start_epoch", s.start_epoch, c, train_epochs);
+    if (s.start_epoch + int64_t(s.rounds - 1) * s.every > total_epochs(c, train_epochs) - 1)
+      throw Error("pruning.schedule.rounds = " + std::to_string(s.rounds) + " with pruning.schedule.every = " +
+                  std::to_string(s.every) + " from pruning.schedule.start_epoch = " + std::to_string(s.start_epoch) +
+                  " runs past the last epoch (" + run_length_text(c, train_epochs) + ")");
+    if (s.rewind == RewindType::Epoch && s.rewind_epoch > s.start_epoch)
+      throw Error("pruning.schedule.rewind_epoch = " + std::to_string(s.rewind_epoch) +
+                  " must not be after pruning.schedule.start_epoch = " + std::to_string(s.start_epoch));
   }
 
   Action start(Pruner& p) override {

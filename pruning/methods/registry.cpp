@@ -1,6 +1,5 @@
-// pruning/methods/registry.cpp — one line per pruning method: its pruning::Method and the factory
-// defined in its own file in this folder. Adding a method: its file, its factory's declaration and
-// its row below (and its config spelling in pruning/config.cpp).
+// pruning/methods/registry.cpp — the factory of every method in pruning/method_list.h
+// (methods::make_<name>, defined in <name>.cpp in this folder).
 // Tests: tests/pruning/test_methods.cpp
 #include "core/check.h"
 #include "pruning/method.h"
@@ -8,8 +7,9 @@
 namespace st::pruning {
 
 namespace methods {
-std::unique_ptr<PruningMethod> make_one_shot(), make_iterative(), make_gradual(), make_static(), make_set(),
-    make_rigl(), make_admm();
+#define ST_DECLARE_FACTORY(id, name) std::unique_ptr<PruningMethod> make_##name();
+ST_PRUNING_METHODS(ST_DECLARE_FACTORY)
+#undef ST_DECLARE_FACTORY
 }  // namespace methods
 
 namespace {
@@ -20,13 +20,9 @@ struct Entry {
 };
 
 const Entry kRegistry[] = {
-    {Method::OneShot, methods::make_one_shot},
-    {Method::Iterative, methods::make_iterative},
-    {Method::Gradual, methods::make_gradual},
-    {Method::Static, methods::make_static},
-    {Method::Set, methods::make_set},
-    {Method::Rigl, methods::make_rigl},
-    {Method::Admm, methods::make_admm},
+#define ST_REGISTRY_ROW(id, name) {Method::id, methods::make_##name},
+    ST_PRUNING_METHODS(ST_REGISTRY_ROW)
+#undef ST_REGISTRY_ROW
 };
 
 }  // namespace
@@ -34,7 +30,7 @@ const Entry kRegistry[] = {
 std::unique_ptr<PruningMethod> make_method(Method method) {
   for (const Entry& e : kRegistry)
     if (e.method == method) return e.make();
-  ST_ASSERT(false, "pruning method ", to_string(method), " has no factory in pruning/methods/registry.cpp");
+  ST_ASSERT(false, "pruning method ", to_string(method), " has no factory");
 }
 
 std::vector<Method> registered_methods() {

@@ -2,6 +2,9 @@
 // every_steps steps before epoch end_epoch, drops the smallest active weights and regrows as many
 // where the dense gradient is largest, the fraction decaying by cosine_drop (pruning/schedule.h).
 // Tests: tests/pruning/test_pruner.cpp, tests/pruning/test_methods.cpp
+#include <algorithm>
+#include <cmath>
+
 #include "pruning/pruner.h"
 #include "pruning/schedule.h"
 
@@ -12,6 +15,29 @@ namespace {
 class Rigl final : public PruningMethod {
  public:
   std::vector<std::string> schedule_keys() const override { return {"every_steps", "end_epoch", "drop_fraction"}; }
+
+  MethodTraits traits() const override {
+    MethodTraits t;
+    t.sparse_from_start = true;
+    t.no_criterion = "it drops by magnitude and regrows by gradient";
+    return t;
+  }
+
+  // Updates every 100 steps for the first 75% of training (Evci et al.).
+  void default_schedule(const std::string& key, PruningConfig& c, int train_epochs) const override {
+    if (key == "every_steps") c.schedule.every_steps = 100;
+    if (key == "end_epoch") c.schedule.end_epoch = std::max(1, static_cast<int>(std::lround(0.75 * train_epochs)));
+  }
+
+  // Updates stop at the first step of epoch end_epoch: end_epoch = the run's length (updates until
+  // the end) is valid, and so is the default on 1- and 2-epoch runs.
+  std::vector<std::pair<std::string, int>> schedule_minimums() const override {
+    return {{"every_steps", 1}, {"end_epoch", 1}};
+  }
+
+  void check(const PruningConfig& c, int train_epochs) const override {
+    check_at_most_run_end("end_epoch", c.schedule.end_epoch, c, train_epochs);
+  }
 
   Action start(Pruner& p) override {
     return [&p] { p.prune_at_random(p.config().target, 0); };

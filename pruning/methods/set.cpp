@@ -12,6 +12,24 @@ class Set final : public PruningMethod {
  public:
   std::vector<std::string> schedule_keys() const override { return {"every", "end_epoch", "drop_fraction"}; }
 
+  MethodTraits traits() const override {
+    MethodTraits t;
+    t.sparse_from_start = true;
+    t.no_criterion = "it drops by magnitude and regrows at random";
+    return t;
+  }
+
+  // Updates until the last epoch.
+  void default_schedule(const std::string& key, PruningConfig& c, int train_epochs) const override {
+    if (key == "end_epoch") c.schedule.end_epoch = total_epochs(c, train_epochs) - 1;
+  }
+
+  std::vector<std::pair<std::string, int>> schedule_minimums() const override { return {{"end_epoch", 1}}; }
+
+  void check(const PruningConfig& c, int train_epochs) const override {
+    check_within_run("end_epoch", c.schedule.end_epoch, c, train_epochs);
+  }
+
   Action start(Pruner& p) override {
     return [&p] { p.prune_at_random(p.config().target, 0); };
   }

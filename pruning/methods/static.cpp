@@ -11,6 +11,13 @@ class Static final : public PruningMethod {
  public:
   std::vector<std::string> schedule_keys() const override { return {}; }
 
+  MethodTraits traits() const override {
+    MethodTraits t;
+    t.sparse_from_start = true;
+    t.default_criterion = CriterionType::Random;
+    return t;
+  }
+
   Action start(Pruner& p) override {
     return [&p] { p.prune_to(p.config().target, 0); };
   }

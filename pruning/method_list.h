@@ -12,4 +12,5 @@
   X(Static, static)           \
   X(Set, set)                 \
   X(Rigl, rigl)               \
-  X(Admm, admm)
+  X(Admm, admm)               \
+  /* one line per method, each ending in a backslash, above this one */

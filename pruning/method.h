@@ -1,7 +1,7 @@
 // pruning/method.h — a pruning method as an object: what the config needs to know about it (its
 // schedule keys, their defaults, its own checks, its traits) and, in training, when it acts and what
-// it does, each written once. One file per method under pruning/methods/ (one_shot, iterative,
-// gradual, static, set, rigl, admm), listed once in pruning/method_list.h; the registry
+// it does, each written once. One file per method under pruning/methods/, each listed
+// once in pruning/method_list.h; the registry
 // (pruning/methods/registry.cpp) maps each pruning::Method to its factory. The Pruner
 // (pruning/pruner.h) composes the method with the criterion, granularity, distribution and the L1
 // term, and offers the building blocks methods call (prune_to, set_update, rigl_update, ...).

@@ -13,4 +13,5 @@
   X(Set, set)                 \
   X(Rigl, rigl)               \
   X(Admm, admm)               \
+  X(Random, random)           \
   /* one line per method, each ending in a backslash, above this one */

@@ -3,6 +3,7 @@
 
 #include "app/cli.h"
 #include "bench/bench.h"
+#include "experiment/config.h"
 
 namespace st::app {
 
@@ -10,6 +11,7 @@ namespace {
 
 struct TrainBenchCommandOptions {
   std::string model = "all";
+  std::string backend = "onednn", device = "cpu";  // as the config spells them
   bench::TrainBenchOptions bench;
 };
 
@@ -23,7 +25,8 @@ Command add_bench_train(CLI::App& bench_cmd) {
   cmd->add_option("--steps", bt.steps, "Timed steps per repeat")->check(kPositive);
   cmd->add_option("--repeats", bt.repeats, "Repeats (median reported)")->check(kPositive);
   cmd->add_option("--warmup", bt.warmup, "Untimed warm-up steps")->check(kNonNegative);
-  cmd->add_option("--backend", bt.backend, "onednn | native")->check(CLI::IsMember({"onednn", "native"}));
+  cmd->add_option("--backend", o->backend, "onednn | native")
+      ->check(CLI::IsMember(experiment::choice_names<DenseBackend>()));
   cmd->add_option("--threads", bt.threads, "OpenMP threads")->check(kPositive);
   cmd->add_option("--json", bt.json_path, "Also write the results as JSON here");
   auto* sparsity = cmd->add_option("--sparsity", bt.sparsities,
@@ -36,12 +39,14 @@ Command add_bench_train(CLI::App& bench_cmd) {
       ->needs(sparsity)
       ->delimiter(',')
       ->check(CLI::IsMember({"dense", "csr", "cusparse"}));
-  cmd->add_option("--device", bt.device,
+  cmd->add_option("--device", o->device,
                   "cpu | cuda: train on a real NVIDIA GPU (model, optimizer state and batches "
                   "on the device); fails without one, and refuses the CUDA emulator")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+      ->check(CLI::IsMember(experiment::choice_names<Device>()));
   return {cmd, [o] {
             if (o->model != "all") o->bench.models = {o->model};
+            o->bench.backend = experiment::choice_of<DenseBackend>(o->backend, "--backend");
+            o->bench.device = experiment::choice_of<Device>(o->device, "--device");
             check_writable(o->bench.json_path, "--json");
             return bench::bench_train(o->bench);
           }};

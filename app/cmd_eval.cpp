@@ -30,7 +30,7 @@ std::string shape_text(const data::Dataset& d) {
 // The run's config with the command's data, thread and device choices applied.
 experiment::Config eval_config(const experiment::Config& run_config, const EvalOptions& o) {
   nlohmann::json raw = experiment::to_json(run_config);
-  if (!o.dataset.empty() && o.dataset != experiment::to_string(run_config.data.dataset)) {
+  if (!o.dataset.empty() && experiment::choice_of<data::DatasetKind>(o.dataset, "--dataset") != run_config.data.dataset) {
     // Another dataset brings its own folder, hold-out and (synthetic) shape: of the run's data
     // settings only normalization carries over.
     raw["data"] = {{"dataset", o.dataset}, {"normalize", run_config.data.normalize}};
@@ -39,7 +39,7 @@ experiment::Config eval_config(const experiment::Config& run_config, const EvalO
   if (o.threads >= 0) raw["threads"] = o.threads;
   if (!o.device.empty()) raw["device"] = o.device;
   const experiment::Config config = experiment::parse_config(raw, "eval options");
-  ST_CHECK(o.dir.empty() || config.data.dataset != experiment::Dataset::Synthetic,
+  ST_CHECK(o.dir.empty() || config.data.dataset != experiment::DatasetKind::synthetic,
            "--data-dir is not used with the synthetic dataset (it is generated, not read)");
   return config;
 }
@@ -71,7 +71,7 @@ int run_eval(const EvalOptions& o) {
   auto model = models::build_model(experiment::model_spec(config), {set->channels, set->height, set->width},
                                    set->num_classes, config.seed);
   experiment::load_checkpoint(ckpt, *model, nullptr);
-  model->to(experiment::core_device(config));
+  model->to(config.device);
   experiment::EvalResult r = experiment::evaluate(*model, *set, o.batch);
   std::printf("%s on %s/%s (%lld samples): accuracy %.2f%%  loss %.4f  (epoch %d)\n", ckpt.c_str(),
               experiment::to_string(config.data.dataset), o.split.c_str(), static_cast<long long>(r.samples),
@@ -86,14 +86,14 @@ Command add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Score a checkpoint (or run folder) on a dataset split");
   cmd->add_option("checkpoint", o->target, "checkpoint.safetensors or a run folder")->required();
   cmd->add_option("--dataset", o->dataset, "mnist | fashion_mnist | synthetic (default: the run's)")
-      ->check(CLI::IsMember({"mnist", "fashion_mnist", "synthetic"}));
+      ->check(CLI::IsMember(experiment::choice_names<data::DatasetKind>()));
   cmd->add_option("--data-dir", o->dir, "Folder with the IDX files");
   cmd->add_option("--split", o->split, "test | validation | train")
       ->check(CLI::IsMember({"test", "validation", "train"}));
   cmd->add_option("--batch", o->batch, "Batch size")->check(kPositive);
   cmd->add_option("--threads", o->threads, "OpenMP threads (0 = all cores)")->check(kNonNegative);
   cmd->add_option("--device", o->device, "cpu | cuda (default: the run's)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+      ->check(CLI::IsMember(experiment::choice_names<Device>()));
   return {cmd, [o] { return run_eval(*o); }};
 }
 

@@ -14,6 +14,7 @@ namespace {
 struct TrainOptions {
   std::string config_path;
   std::vector<std::string> overrides;
+  std::string device;  // --device, as the config spells it; "" = the config's
   experiment::RunOptions run;
 };
 
@@ -27,6 +28,7 @@ void check_stop_after(int stop_after, const experiment::Config& c) {
 }
 
 int run_train(TrainOptions o) {
+  if (!o.device.empty()) o.run.device = experiment::choice_of<Device>(o.device, "--device");
   if (!o.run.resume_dir.empty()) {
     ST_CHECK(o.config_path.empty() && o.overrides.empty(),
              "--resume continues a run with its saved config; do not pass a config or --set");
@@ -59,9 +61,9 @@ Command add_train(CLI::App& app) {
                   "Stop after this many epochs in total (resumable later)")
       ->check(kPositive);
   cmd->add_flag("--quiet,-q", o->run.quiet, "No per-epoch output");
-  cmd->add_option("--device", o->run.device, "cpu | cuda: run there instead of on the config's device "
-                                              "(also when resuming)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--device", o->device, "cpu | cuda: run there instead of on the config's device "
+                                         "(also when resuming)")
+      ->check(CLI::IsMember(experiment::choice_names<Device>()));
   return {cmd, [o] { return run_train(*o); }};
 }
 

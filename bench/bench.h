@@ -4,15 +4,17 @@
 #include <string>
 #include <vector>
 
+#include "core/ops.h"
+
 namespace st::bench {
 
 struct TrainBenchOptions {
-  std::vector<std::string> models{"lenet300", "lenet5", "simplecnn"};
+  std::vector<std::string> models{"lenet300", "lenet5", "simplecnn"};  // as model.arch spells them
   int batch = 64;
   int steps = 300;     // timed steps per repeat
   int repeats = 5;
   int warmup = 50;
-  std::string backend = "onednn";
+  DenseBackend backend = DenseBackend::onednn;
   int threads = 2;
   std::string json_path;  // optional machine-readable output
   // Non-empty: for each sparsity, random masks at that sparsity on every prunable layer, trained in
@@ -20,9 +22,9 @@ struct TrainBenchOptions {
   std::vector<double> sparsities;
   // "cusparse": every layer in CSR with the products through cuSPARSE (device "cuda" only).
   std::vector<std::string> modes{"dense", "csr"};
-  // "cpu", or "cuda": the model, its optimizer state and the batches live on the GPU (a real one;
-  // the emulator is refused), and the clock is read after synchronizing the device.
-  std::string device = "cpu";
+  // cuda: the model, its optimizer state and the batches live on the GPU (a real one; the emulator
+  // is refused), and the clock is read after synchronizing the device.
+  Device device = Device::cpu;
 };
 
 // Training throughput (samples/s, median over repeats) of each model on in-memory data, with SGD

@@ -25,6 +25,7 @@
 #include "bench/cuda_timing.h"
 #include "core/ops.h"
 #include "core/optim.h"
+#include "experiment/config.h"
 #include "experiment/finite.h"
 #include "models/builder.h"
 #include "pruning/csr_switch.h"
@@ -52,17 +53,15 @@ void random_masks(models::Model& model, double sparsity, uint64_t seed) {
 }  // namespace
 
 int bench_train(const TrainBenchOptions& o) {
-  ST_CHECK(o.device == "cpu" || o.device == "cuda", "--device: expected cpu or cuda, got \"", o.device,
-           "\"");
-  const bool on_cuda = o.device == "cuda";
-  const Device device = on_cuda ? Device::cuda : Device::cpu;
+  const bool on_cuda = o.device == Device::cuda;
+  const Device device = o.device;
   for (const std::string& m : o.modes)
     ST_CHECK(m != "cusparse" || on_cuda,
              "--mode cusparse: cuSPARSE runs on the GPU only (add --device cuda)");
   // First, before any work: is there a GPU worth timing?
   const std::string gpu_name = on_cuda ? gpu::require_timing_device("bench train --device cuda") : "";
   omp_set_num_threads(o.threads);
-  set_dense_backend(parse_dense_backend(o.backend));
+  set_dense_backend(o.backend);
   const int pool = 64;  // distinct batches cycled through
   Rng rng(1);
   Tensor xs({pool, o.batch, 1, 28, 28});
@@ -90,14 +89,14 @@ int bench_train(const TrainBenchOptions& o) {
       row["device"] = "cuda";
       row["gpu"] = gpu_name;
     } else {
-      row["backend"] = o.backend;
+      row["backend"] = dense_backend_name(o.backend);
     }
     return row;
   };
   auto measure = [&](const std::string& name, double sparsity, const std::string& mode,
                      double& lo, double& hi) {
     models::ModelSpec spec;
-    spec.arch = name;
+    spec.arch = experiment::choice_of<models::Arch>(name, "--model");
     auto model = models::build_model(spec, {1, 28, 28}, 10, 1);
     if (sparsity >= 0) random_masks(*model, sparsity, 7);
     set_sparse_impl(mode == "cusparse" ? SparseImpl::cusparse : SparseImpl::native);
@@ -156,7 +155,7 @@ int bench_train(const TrainBenchOptions& o) {
   };
   // "(batch 64, 2 threads, backend onednn)" on the cpu, "(batch 64, cuda: NVIDIA H100 ...)" on a GPU.
   const std::string where = on_cuda ? "cuda: " + gpu_name
-                                    : std::to_string(o.threads) + " threads, backend " + o.backend;
+                                    : std::to_string(o.threads) + " threads, backend " + dense_backend_name(o.backend);
   if (!o.sparsities.empty()) {
     std::printf("%-10s %8s", "model", "sparsity");
     std::vector<int> widths;  // of the numbers below each title: 14, wider under "cusparse ..."
@@ -205,7 +204,7 @@ int bench_train(const TrainBenchOptions& o) {
                   name.c_str(), o.batch, gpu_name.c_str(), median, lo, hi);
     else
       std::printf("sparsetrain %s batch=%d threads=%d backend=%s samples_per_s=%.0f (%.0f .. %.0f)\n",
-                  name.c_str(), o.batch, o.threads, o.backend.c_str(), median, lo, hi);
+                  name.c_str(), o.batch, o.threads, dense_backend_name(o.backend), median, lo, hi);
     std::fflush(stdout);
     out.push_back(settings({{"model", name}, {"batch", o.batch}, {"samples_per_s", median},
                             {"min", lo}, {"max", hi}}));

@@ -9,16 +9,17 @@ namespace st {
 
 LrSchedule::LrSchedule(float base_lr, int total_epochs, LrScheduleOptions opt)
     : base_(base_lr), total_(total_epochs), opt_(std::move(opt)) {
-  ST_CHECK(opt_.type == "constant" || opt_.type == "step" || opt_.type == "cosine",
-           "lr_schedule.type: expected \"constant\", \"step\" or \"cosine\", got \"", opt_.type, "\"");
+  ST_CHECK(opt_.type == LrScheduleType::constant || opt_.type == LrScheduleType::step ||
+               opt_.type == LrScheduleType::cosine,
+           "lr_schedule.type: not an LrScheduleType (", static_cast<int>(opt_.type), ")");
   ST_CHECK(opt_.step_size >= 1, "lr_schedule.step_size: must be >= 1");
 }
 
 float LrSchedule::lr_at(double epoch) const {
   const double w = opt_.warmup_epochs;
   if (epoch < w) return static_cast<float>(base_ * epoch / w);  // linear warm-up from 0
-  if (opt_.type == "constant") return base_;
-  if (opt_.type == "step") {
+  if (opt_.type == LrScheduleType::constant) return base_;
+  if (opt_.type == LrScheduleType::step) {
     const int k = static_cast<int>(std::floor(epoch / opt_.step_size));
     return static_cast<float>(base_ * std::pow(opt_.gamma, k));
   }

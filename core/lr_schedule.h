@@ -2,12 +2,12 @@
 // step_size epochs) and cosine (from lr to min_lr over the epochs after warm-up), each with an
 // optional linear warm-up. Evaluated per step on a fractional epoch, so warm-up is smooth.
 #pragma once
-#include <string>
-
 namespace st {
 
+enum class LrScheduleType { constant, step, cosine };
+
 struct LrScheduleOptions {
-  std::string type = "constant";  // "constant" | "step" | "cosine"
+  LrScheduleType type = LrScheduleType::constant;
   int warmup_epochs = 0;
   int step_size = 10;
   float gamma = 0.1f;

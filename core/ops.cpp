@@ -395,28 +395,12 @@ struct DistillNode : Node {
 void set_dense_backend(DenseBackend b) { g_backend = b; }
 DenseBackend dense_backend() { return g_backend; }
 
-DenseBackend parse_dense_backend(const std::string& name) {
-  if (name == "native") return DenseBackend::native;
-  if (name == "onednn") return DenseBackend::onednn;
-  throw Error("backend: expected \"native\" or \"onednn\", got \"" + name + "\"");
-}
-
 const char* dense_backend_name(DenseBackend b) {
   return b == DenseBackend::native ? "native" : "onednn";
 }
 
 void set_sparse_impl(SparseImpl impl) { g_sparse_impl = impl; }
 SparseImpl sparse_impl() { return g_sparse_impl; }
-
-SparseImpl parse_sparse_impl(const std::string& name) {
-  if (name == "native") return SparseImpl::native;
-  if (name == "cusparse") return SparseImpl::cusparse;
-  throw Error("sparse.impl: expected \"native\" or \"cusparse\", got \"" + name + "\"");
-}
-
-const char* sparse_impl_name(SparseImpl impl) {
-  return impl == SparseImpl::native ? "native" : "cusparse";
-}
 
 Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   check_device("linear", x.value(), w);

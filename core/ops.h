@@ -34,7 +34,6 @@ enum class DenseBackend { native, onednn };
 // The dense CPU path (config key "backend"). Both give the same results to float tolerance.
 void set_dense_backend(DenseBackend b);
 DenseBackend dense_backend();
-DenseBackend parse_dense_backend(const std::string& name);  // "native" | "onednn"
 const char* dense_backend_name(DenseBackend b);
 
 enum class SparseImpl { native, cusparse };
@@ -42,8 +41,6 @@ enum class SparseImpl { native, cusparse };
 // NVIDIA cuSPARSE (cuda/cusparse.h, a real GPU only). The cpu always runs kernels/sparse_cpu.h.
 void set_sparse_impl(SparseImpl impl);
 SparseImpl sparse_impl();
-SparseImpl parse_sparse_impl(const std::string& name);  // "native" | "cusparse"
-const char* sparse_impl_name(SparseImpl impl);
 
 struct Conv2dOptions {
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;

@@ -9,12 +9,12 @@ namespace st {
 
 Optimizer::Optimizer(std::vector<Parameter*> params, OptimizerOptions opt)
     : params_(std::move(params)), opt_(std::move(opt)) {
-  ST_CHECK(opt_.type == "sgd" || opt_.type == "adam" || opt_.type == "adamw",
-           "optimizer.type: expected \"sgd\", \"adam\" or \"adamw\", got \"", opt_.type, "\"");
+  ST_CHECK(opt_.type == OptimizerType::sgd || opt_.type == OptimizerType::adam || opt_.type == OptimizerType::adamw,
+           "optimizer.type: not an OptimizerType (", static_cast<int>(opt_.type), ")");
   for (Parameter* p : params_) {
     const Shape& s = p->var.shape();
     const Device d = p->var.value().device();
-    if (opt_.type == "sgd") {
+    if (opt_.type == OptimizerType::sgd) {
       slot0_.push_back(opt_.momentum != 0.f ? Tensor::zeros(s, DType::f32, d) : Tensor());
       slot1_.emplace_back();
     } else {
@@ -100,13 +100,13 @@ void Optimizer::step(float lr) {
       CompactState& cs = compact_[i];
       float* v = c.w.values.data();
       const float* g = c.values.grad().f32();
-      if (opt_.type == "sgd") {
+      if (opt_.type == OptimizerType::sgd) {
         kernels::sgd_update(c.nnz(), v, g, slot0_[i].defined() ? cs.s0.data() : nullptr, lr,
                             opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
                             nullptr);
       } else {
         kernels::adam_update(c.nnz(), v, g, cs.s0.data(), cs.s1.data(), lr, opt_.beta1, opt_.beta2,
-                             opt_.eps, opt_.weight_decay, opt_.type == "adamw", steps_, nullptr);
+                             opt_.eps, opt_.weight_decay, opt_.type == OptimizerType::adamw, steps_, nullptr);
       }
       c.dense_stale = true;
       sync_csr_copies(c);
@@ -117,13 +117,13 @@ void Optimizer::step(float lr) {
     sync_dense_weight(p);             // and the dense weight
     Tensor& w = p.var.value();
     const float* g = p.var.grad().f32();
-    if (opt_.type == "sgd") {
+    if (opt_.type == OptimizerType::sgd) {
       kernels::sgd_update(w.numel(), w.f32(), g, slot0_[i].defined() ? slot0_[i].f32() : nullptr, lr,
                           opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
                           p.mask_data());
     } else {
       kernels::adam_update(w.numel(), w.f32(), g, slot0_[i].f32(), slot1_[i].f32(), lr, opt_.beta1,
-                           opt_.beta2, opt_.eps, opt_.weight_decay, opt_.type == "adamw", steps_,
+                           opt_.beta2, opt_.eps, opt_.weight_decay, opt_.type == OptimizerType::adamw, steps_,
                            p.mask_data());
     }
     if (p.csr) refresh_csr_values(*p.csr, w.f32());  // a dense step of a CSR layer
@@ -141,12 +141,12 @@ void Optimizer::step_cuda(size_t i, float lr, bool first) {
     ST_ASSERT(c.device == Device::cuda, "a cuda weight with a cpu CSR state");
     float* w = p.var.value().cuda_f32();
     const float* g = c.values.grad().cuda_f32();
-    if (opt_.type == "sgd")
+    if (opt_.type == OptimizerType::sgd)
       cuda::sgd_update_at(c.nnz(), c.dindex, w, g, m0, lr, opt_.momentum, opt_.dampening,
                           opt_.weight_decay, opt_.nesterov, first, c.dw.values);
     else
       cuda::adam_update_at(c.nnz(), c.dindex, w, g, m0, m1, lr, opt_.beta1, opt_.beta2, opt_.eps,
-                           opt_.weight_decay, opt_.type == "adamw", steps_, c.dw.values);
+                           opt_.weight_decay, opt_.type == OptimizerType::adamw, steps_, c.dw.values);
     sync_csr_copies(c);
     return;
   }
@@ -154,12 +154,12 @@ void Optimizer::step_cuda(size_t i, float lr, bool first) {
   Tensor& w = p.var.value();
   const float* g = p.var.grad().cuda_f32();
   const uint8_t* mask = device_mask(i);
-  if (opt_.type == "sgd")
+  if (opt_.type == OptimizerType::sgd)
     cuda::sgd_update(w.numel(), w.cuda_f32(), g, m0, lr, opt_.momentum, opt_.dampening,
                      opt_.weight_decay, opt_.nesterov, first, mask);
   else
     cuda::adam_update(w.numel(), w.cuda_f32(), g, m0, m1, lr, opt_.beta1, opt_.beta2, opt_.eps,
-                      opt_.weight_decay, opt_.type == "adamw", steps_, mask);
+                      opt_.weight_decay, opt_.type == OptimizerType::adamw, steps_, mask);
   if (p.csr) refresh_csr_values(*p.csr, w);
 }
 
@@ -175,7 +175,7 @@ std::vector<std::pair<std::string, Tensor*>> Optimizer::state() {
   std::vector<std::pair<std::string, Tensor*>> out;
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& n = params_[i]->name;
-    if (opt_.type == "sgd") {
+    if (opt_.type == OptimizerType::sgd) {
       if (slot0_[i].defined()) out.emplace_back(n + ".momentum_buffer", &slot0_[i]);
     } else {
       out.emplace_back(n + ".exp_avg", &slot0_[i]);

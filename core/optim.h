@@ -25,8 +25,10 @@
 
 namespace st {
 
+enum class OptimizerType { sgd, adam, adamw };
+
 struct OptimizerOptions {
-  std::string type = "sgd";  // "sgd" | "adam" | "adamw"
+  OptimizerType type = OptimizerType::sgd;
   float lr = 0.01f;
   float momentum = 0.9f, dampening = 0.f;
   bool nesterov = false;

@@ -85,11 +85,12 @@ Dataset load_idx_split(const std::string& dir, const std::string& prefix, const 
     return d;
 }
 
-DatasetSplits load_mnist_format(const DataOptions& o, const std::string& default_dir) {
-    const std::string dir = o.dir.empty() ? default_dir : o.dir;
+DatasetSplits load_mnist_format(const DataOptions& o) {
+    const std::string dir = o.dir.empty() ? default_dir(o.dataset) : o.dir;
+    const std::string name = dataset_name(o.dataset);
     DatasetSplits s;
-    s.train = load_idx_split(dir, "train", o.dataset + "/train", 10);
-    s.test = load_idx_split(dir, "t10k", o.dataset + "/test", 10);
+    s.train = load_idx_split(dir, "train", name + "/train", 10);
+    s.test = load_idx_split(dir, "t10k", name + "/test", 10);
     if (s.train.height != s.test.height || s.train.width != s.test.width)
         throw std::runtime_error(dir + ": train images are " + std::to_string(s.train.height) +
                                  "×" + std::to_string(s.train.width) + " but test images are " +
@@ -242,17 +243,34 @@ void standardize(Dataset& d, const std::vector<float>& mean, const std::vector<f
         }
 }
 
+const char* dataset_name(DatasetKind kind) {
+    switch (kind) {
+        case DatasetKind::mnist: return "mnist";
+        case DatasetKind::fashion_mnist: return "fashion_mnist";
+        case DatasetKind::synthetic: return "synthetic";
+    }
+    return "?";
+}
+
+const char* default_dir(DatasetKind kind) {
+    switch (kind) {
+        case DatasetKind::mnist: return "datasets/mnist";
+        case DatasetKind::fashion_mnist: return "datasets/fashion-mnist";
+        case DatasetKind::synthetic: return "";
+    }
+    return "";
+}
+
 DatasetSplits load_dataset(const DataOptions& o) {
     DatasetSplits s;
-    if (o.dataset == "mnist")
-        s = load_mnist_format(o, "datasets/mnist");
-    else if (o.dataset == "fashion_mnist")
-        s = load_mnist_format(o, "datasets/fashion-mnist");
-    else if (o.dataset == "synthetic")
-        s = load_synthetic(o);
-    else
-        throw std::runtime_error("data.dataset = \"" + o.dataset +
-                                 "\": expected \"mnist\", \"fashion_mnist\" or \"synthetic\"");
+    switch (o.dataset) {
+        case DatasetKind::mnist:
+        case DatasetKind::fashion_mnist: s = load_mnist_format(o); break;
+        case DatasetKind::synthetic: s = load_synthetic(o); break;
+        default:
+            throw std::runtime_error("data.dataset: not a DatasetKind (" +
+                                     std::to_string(static_cast<int>(o.dataset)) + ")");
+    }
 
     s.validation = split_validation(s.train, o.validation, o.seed);
     if (o.normalize) {

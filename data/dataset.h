@@ -1,6 +1,6 @@
 // data/dataset.h — in-memory image classification datasets and their train/validation/test splits.
-//   "mnist", "fashion_mnist": the four IDX files (raw or .gz) from DataOptions::dir.
-//   "synthetic": a seeded, learnable problem (class prototype + Gaussian noise) for fast tests.
+//   mnist, fashion_mnist: the four IDX files (raw or .gz) from DataOptions::dir.
+//   synthetic: a seeded, learnable problem (class prototype + Gaussian noise) for fast tests.
 // images (size, C, H, W) float, pixels /255 then (if normalize) standardized per channel with the
 // mean/std of the training split only (after the validation hold-out); the same statistics are
 // applied to validation and test. Validation = the last `validation` samples of the training set
@@ -24,9 +24,17 @@ struct Dataset {
     int64_t sample_numel() const { return int64_t(channels) * height * width; }
 };
 
+enum class DatasetKind { mnist, fashion_mnist, synthetic };
+
+// The name a dataset's splits carry ("mnist" -> "mnist/train", "mnist/test").
+const char* dataset_name(DatasetKind kind);
+// Where the IDX files are looked for when DataOptions::dir is empty, relative to the current
+// directory: "datasets/mnist", "datasets/fashion-mnist"; "" for synthetic (no files).
+const char* default_dir(DatasetKind kind);
+
 struct DataOptions {
-    std::string dataset;         // "mnist" | "fashion_mnist" | "synthetic"
-    std::string dir;             // empty: datasets/mnist or datasets/fashion-mnist (relative to cwd)
+    DatasetKind dataset = DatasetKind::mnist;
+    std::string dir;             // empty: default_dir(dataset)
     int64_t validation = 0;      // samples held out of train
     bool normalize = true;
     uint64_t seed = 0;

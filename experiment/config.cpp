@@ -30,11 +30,11 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 std::string describe(const Config& c) {
   std::ostringstream s;
   s << c.name << ": " << to_string(c.model.arch);
-  if (c.model.arch == Arch::Mlp) {
+  if (c.model.arch == Arch::mlp) {
     s << "[";
     for (size_t i = 0; i < c.model.hidden.size(); ++i) s << (i ? "," : "") << c.model.hidden[i];
     s << "]";
-  } else if (c.model.arch == Arch::Layers) {
+  } else if (c.model.arch == Arch::layers) {
     s << "(" << c.model.layers.size() << " layers)";
   }
   if (c.model.dropout > 0) s << " dropout=" << number_text(c.model.dropout);
@@ -42,7 +42,7 @@ std::string describe(const Config& c) {
   if (c.data.validation > 0) s << " (val " << c.data.validation << ")";
   const auto& o = c.optimizer;
   s << " | " << to_string(o.type) << " lr=" << number_text(o.lr);
-  if (o.type == OptimizerType::Sgd) {
+  if (o.type == OptimizerType::sgd) {
     s << " momentum=" << number_text(o.momentum);
     if (o.nesterov) s << " nesterov";
   }
@@ -51,7 +51,7 @@ std::string describe(const Config& c) {
   if (c.lr_schedule.warmup_epochs > 0) s << " +" << c.lr_schedule.warmup_epochs << " warmup";
   s << " | " << c.train.epochs << " epochs x batch " << c.train.batch_size;
   s << " | seed " << c.seed << " | " << to_string(c.device) << "/"
-    << (c.device == Device::Cuda ? to_string(c.sparse.impl) : to_string(c.backend));
+    << (c.device == Device::cuda ? to_string(c.sparse.impl) : to_string(c.backend));
   s << " threads " << (c.threads == 0 ? std::string("all") : std::to_string(c.threads));
   if (!c.pruning.is_null()) s << " | pruning";
   return s.str();

@@ -7,8 +7,8 @@
 // Every key is one row of the key table in experiment/config_keys.cpp (type, default, range, help);
 // the defaults are the initializers below. Tests: tests/experiment/test_config.cpp
 //
-// Plain C++17 + nlohmann/json on purpose: nothing from core/ or models/, so every layer above data/
-// can read a Config without pulling in the trainer.
+// The settings take the enums of the layers that use them (st::Device, st::OptimizerType,
+// models::Arch, data::DatasetKind, ...); nothing else from below is needed to read a Config.
 #pragma once
 
 #include <array>
@@ -19,6 +19,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/lr_schedule.h"
+#include "core/ops.h"
+#include "core/optim.h"
+#include "data/dataset.h"
+#include "models/builder.h"
+#include "pruning/csr_switch.h"
+
 namespace st::experiment {
 
 // A user's mistake in a config file or override. The message names the file, the full key path,
@@ -27,26 +34,32 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Device { Cpu, Cuda };                                   // "cpu" | "cuda"
-enum class Backend { Onednn, Native };                             // "onednn" | "native"
-enum class SparseImpl { Native, Cusparse };                        // "native" | "cusparse"
-enum class Dataset { Mnist, FashionMnist, Synthetic };             // "mnist" | "fashion_mnist" | "synthetic"
-enum class Arch { Mlp, Lenet300, Lenet5, SimpleCnn, Layers };      // "mlp" | "lenet300" | "lenet5" | "simplecnn" | "layers"
-enum class Init { KaimingUniform, KaimingNormal, GlorotUniform, GlorotNormal, Pytorch };
-enum class OptimizerType { Sgd, Adam, AdamW };                     // "sgd" | "adam" | "adamw"
-enum class LrScheduleType { Constant, Step, Cosine };              // "constant" | "step" | "cosine"
-enum class LayerType { Linear, Conv2d, MaxPool2d, AvgPool2d, ReLU, Dropout, Flatten };
+// The settings' own types are the lower layers' enums; their config spellings ("fashion_mnist",
+// "kaiming_uniform", "maxpool2d", ...) are the choice lists of the key table, and nowhere else.
+using data::DatasetKind;
+using models::Arch;
+using models::Init;
+using models::LayerType;
 
-// The config spelling of each choice ("fashion_mnist", "kaiming_uniform", "maxpool2d", ...).
+// The config spelling of each choice.
 const char* to_string(Device);
-const char* to_string(Backend);
+const char* to_string(DenseBackend);
 const char* to_string(SparseImpl);
-const char* to_string(Dataset);
+const char* to_string(DatasetKind);
 const char* to_string(Arch);
 const char* to_string(Init);
 const char* to_string(OptimizerType);
 const char* to_string(LrScheduleType);
 const char* to_string(LayerType);
+
+// For command-line flags that take one of these values (--device, --backend, --dataset): the config
+// spellings in the key table's order, and the value a spelling names. choice_of throws ConfigError
+// ("<what> = \"x\" is not one of ...", with a did-you-mean). Defined for Device, DenseBackend,
+// DatasetKind and Arch.
+template <class E>
+std::vector<std::string> choice_names();
+template <class E>
+E choice_of(const std::string& text, const std::string& what);
 
 // data.synthetic — only allowed (and only written back) when data.dataset == "synthetic".
 struct SyntheticConfig {
@@ -59,7 +72,7 @@ struct SyntheticConfig {
 };
 
 struct DataConfig {
-  Dataset dataset = Dataset::Mnist;  // REQUIRED
+  DatasetKind dataset = DatasetKind::mnist;  // REQUIRED
   std::string dir;                   // "datasets/mnist" | "datasets/fashion-mnist" | "" (synthetic)
   int validation = 0;                // >= 0, held out of train: 5000 (mnist, fashion), 0 (synthetic);
                                      // must leave at least one training sample
@@ -78,7 +91,7 @@ struct DataConfig {
 // Every type also takes an optional `name` ([A-Za-z0-9_-]+, unique within the model).
 // kernel/stride/padding are an int or an [h, w] pair; stored as {h, w}.
 struct LayerSpec {
-  LayerType type = LayerType::ReLU;
+  LayerType type = LayerType::relu;
   std::string name;                   // "" = not given (the builder names it)
   int out_features = 0;               // linear
   int out_channels = 0;               // conv2d
@@ -90,9 +103,9 @@ struct LayerSpec {
 };
 
 struct ModelConfig {
-  Arch arch = Arch::Mlp;          // REQUIRED
+  Arch arch = Arch::mlp;          // REQUIRED
   std::vector<int> hidden;        // mlp only, required there (may be empty: softmax regression); each > 0
-  Init init = Init::Pytorch;
+  Init init = Init::pytorch;
   double dropout = 0.0;           // [0, 1)
   std::vector<LayerSpec> layers;  // arch "layers" only, required there, non-empty
 };
@@ -106,7 +119,7 @@ struct TrainConfig {
 // All keys are accepted for every type (a sweep may switch the type by override); each optimizer
 // reads the ones it uses.
 struct OptimizerConfig {
-  OptimizerType type = OptimizerType::Sgd;
+  OptimizerType type = OptimizerType::sgd;
   double lr = 0.01;          // > 0
   double momentum = 0.9;     // [0, 1)              sgd
   double dampening = 0.0;    // [0, 1)              sgd
@@ -118,7 +131,7 @@ struct OptimizerConfig {
 };
 
 struct LrScheduleConfig {
-  LrScheduleType type = LrScheduleType::Constant;
+  LrScheduleType type = LrScheduleType::constant;
   int warmup_epochs = 0;  // >= 0 and < train.epochs
   int step_size = 10;     // >= 1                   step
   double gamma = 0.1;     // (0, 1]                 step
@@ -132,29 +145,29 @@ struct OutputConfig {
 
 // sparse — CSR execution of pruned layers (pruning/csr_switch.h).
 //   enabled        true: a prunable layer executes in CSR once its sparsity reaches the threshold
-//   threshold      on device "cpu": a number in [0, 1] (0.7), or "auto": time dense and CSR on the
+//   threshold      on device "cpu": a number in [0, 1], or "auto": time dense and CSR on the
 //                  layer's shapes once per sparsity level and take the faster (fast, but the choice
 //                  may differ from run to run, so bitwise run-to-run reproducibility needs a number)
-//   threshold_cuda the same on device "cuda" (0.9: a GPU's dense SGEMM is harder to beat)
+//   threshold_cuda the same on device "cuda" (defaults: pruning/csr_switch.h)
 //   impl           the CSR products on device "cuda": "native" (our kernels, cuda/sparse.h) or
 //                  "cusparse" (NVIDIA cuSPARSE; a real GPU only). Unused on the cpu.
 // These are execution settings (results match masked dense: docs/architecture.md invariant 2), so a sweep
 // ignores them when it matches a run folder to its point.
 struct SparseConfig {
   bool enabled = true;
-  double threshold = 0.7;
+  double threshold = pruning::kCsrThresholdCpu;
   bool auto_threshold = false;
-  double threshold_cuda = 0.9;
+  double threshold_cuda = pruning::kCsrThresholdCuda;
   bool auto_threshold_cuda = false;
-  SparseImpl impl = SparseImpl::Native;
+  SparseImpl impl = SparseImpl::native;
 };
 
 struct Config {
   std::string name;                  // default: the config file's stem ("run" when there is no file)
   std::uint64_t seed = 1;            // >= 0
   int threads = 0;                   // >= 0, 0 = all cores
-  Device device = Device::Cpu;        // "cuda": the CUDA backend (docs/cuda.md); checked at start-up
-  Backend backend = Backend::Onednn;  // the dense cpu path
+  Device device = Device::cpu;        // "cuda": the CUDA backend (docs/cuda.md); checked at start-up
+  DenseBackend backend = DenseBackend::onednn;  // the dense cpu path
   DataConfig data;
   ModelConfig model;
   TrainConfig train;

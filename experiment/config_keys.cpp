@@ -20,49 +20,78 @@ using nlohmann::json;
 
 namespace {
 
-constexpr Choice<Device> kDevices[] = {{Device::Cpu, "cpu"}, {Device::Cuda, "cuda"}};
-constexpr Choice<Backend> kBackends[] = {{Backend::Onednn, "onednn"}, {Backend::Native, "native"}};
-constexpr Choice<SparseImpl> kSparseImpls[] = {{SparseImpl::Native, "native"},
-                                               {SparseImpl::Cusparse, "cusparse"}};
-constexpr Choice<Dataset> kDatasets[] = {{Dataset::Mnist, "mnist"},
-                                         {Dataset::FashionMnist, "fashion_mnist"},
-                                         {Dataset::Synthetic, "synthetic"}};
-constexpr Choice<Arch> kArchs[] = {{Arch::Mlp, "mlp"},
-                                   {Arch::Lenet300, "lenet300"},
-                                   {Arch::Lenet5, "lenet5"},
-                                   {Arch::SimpleCnn, "simplecnn"},
-                                   {Arch::Layers, "layers"}};
-constexpr Choice<Init> kInits[] = {{Init::KaimingUniform, "kaiming_uniform"},
-                                   {Init::KaimingNormal, "kaiming_normal"},
-                                   {Init::GlorotUniform, "glorot_uniform"},
-                                   {Init::GlorotNormal, "glorot_normal"},
-                                   {Init::Pytorch, "pytorch"}};
-constexpr Choice<OptimizerType> kOptimizers[] = {{OptimizerType::Sgd, "sgd"},
-                                                 {OptimizerType::Adam, "adam"},
-                                                 {OptimizerType::AdamW, "adamw"}};
-constexpr Choice<LrScheduleType> kSchedules[] = {{LrScheduleType::Constant, "constant"},
-                                                 {LrScheduleType::Step, "step"},
-                                                 {LrScheduleType::Cosine, "cosine"}};
-constexpr Choice<LayerType> kLayerTypes[] = {{LayerType::Linear, "linear"},
-                                             {LayerType::Conv2d, "conv2d"},
-                                             {LayerType::MaxPool2d, "maxpool2d"},
-                                             {LayerType::AvgPool2d, "avgpool2d"},
-                                             {LayerType::ReLU, "relu"},
-                                             {LayerType::Dropout, "dropout"},
-                                             {LayerType::Flatten, "flatten"}};
+constexpr Choice<Device> kDevices[] = {{Device::cpu, "cpu"}, {Device::cuda, "cuda"}};
+constexpr Choice<DenseBackend> kBackends[] = {{DenseBackend::onednn, "onednn"}, {DenseBackend::native, "native"}};
+constexpr Choice<SparseImpl> kSparseImpls[] = {{SparseImpl::native, "native"},
+                                               {SparseImpl::cusparse, "cusparse"}};
+constexpr Choice<DatasetKind> kDatasets[] = {{DatasetKind::mnist, "mnist"},
+                                             {DatasetKind::fashion_mnist, "fashion_mnist"},
+                                             {DatasetKind::synthetic, "synthetic"}};
+constexpr Choice<Arch> kArchs[] = {{Arch::mlp, "mlp"},
+                                   {Arch::lenet300, "lenet300"},
+                                   {Arch::lenet5, "lenet5"},
+                                   {Arch::simplecnn, "simplecnn"},
+                                   {Arch::layers, "layers"}};
+constexpr Choice<Init> kInits[] = {{Init::kaiming_uniform, "kaiming_uniform"},
+                                   {Init::kaiming_normal, "kaiming_normal"},
+                                   {Init::glorot_uniform, "glorot_uniform"},
+                                   {Init::glorot_normal, "glorot_normal"},
+                                   {Init::pytorch, "pytorch"}};
+constexpr Choice<OptimizerType> kOptimizers[] = {{OptimizerType::sgd, "sgd"},
+                                                 {OptimizerType::adam, "adam"},
+                                                 {OptimizerType::adamw, "adamw"}};
+constexpr Choice<LrScheduleType> kSchedules[] = {{LrScheduleType::constant, "constant"},
+                                                 {LrScheduleType::step, "step"},
+                                                 {LrScheduleType::cosine, "cosine"}};
+constexpr Choice<LayerType> kLayerTypes[] = {{LayerType::linear, "linear"},
+                                             {LayerType::conv2d, "conv2d"},
+                                             {LayerType::maxpool2d, "maxpool2d"},
+                                             {LayerType::avgpool2d, "avgpool2d"},
+                                             {LayerType::relu, "relu"},
+                                             {LayerType::dropout, "dropout"},
+                                             {LayerType::flatten, "flatten"}};
 
+// The table that spells each enum.
+constexpr const auto& table_for(Device) { return kDevices; }
+constexpr const auto& table_for(DenseBackend) { return kBackends; }
+constexpr const auto& table_for(SparseImpl) { return kSparseImpls; }
+constexpr const auto& table_for(DatasetKind) { return kDatasets; }
+constexpr const auto& table_for(Arch) { return kArchs; }
+constexpr const auto& table_for(Init) { return kInits; }
+constexpr const auto& table_for(OptimizerType) { return kOptimizers; }
+constexpr const auto& table_for(LrScheduleType) { return kSchedules; }
+constexpr const auto& table_for(LayerType) { return kLayerTypes; }
 
 }  // namespace
 
-const char* to_string(Device v) { return choice_text(kDevices, v); }
-const char* to_string(Backend v) { return choice_text(kBackends, v); }
-const char* to_string(SparseImpl v) { return choice_text(kSparseImpls, v); }
-const char* to_string(Dataset v) { return choice_text(kDatasets, v); }
-const char* to_string(Arch v) { return choice_text(kArchs, v); }
-const char* to_string(Init v) { return choice_text(kInits, v); }
-const char* to_string(OptimizerType v) { return choice_text(kOptimizers, v); }
-const char* to_string(LrScheduleType v) { return choice_text(kSchedules, v); }
-const char* to_string(LayerType v) { return choice_text(kLayerTypes, v); }
+const char* to_string(Device v) { return choice_text(table_for(v), v); }
+const char* to_string(DenseBackend v) { return choice_text(table_for(v), v); }
+const char* to_string(SparseImpl v) { return choice_text(table_for(v), v); }
+const char* to_string(DatasetKind v) { return choice_text(table_for(v), v); }
+const char* to_string(Arch v) { return choice_text(table_for(v), v); }
+const char* to_string(Init v) { return choice_text(table_for(v), v); }
+const char* to_string(OptimizerType v) { return choice_text(table_for(v), v); }
+const char* to_string(LrScheduleType v) { return choice_text(table_for(v), v); }
+const char* to_string(LayerType v) { return choice_text(table_for(v), v); }
+
+template <class E>
+std::vector<std::string> choice_names() {
+  return choice_names(table_for(E{}));
+}
+
+template <class E>
+E choice_of(const std::string& text, const std::string& what) {
+  return read_choice(json(text), what, table_for(E{}));
+}
+
+template std::vector<std::string> choice_names<Device>();
+template std::vector<std::string> choice_names<DenseBackend>();
+template std::vector<std::string> choice_names<DatasetKind>();
+template std::vector<std::string> choice_names<Arch>();
+template Device choice_of<Device>(const std::string&, const std::string&);
+template DenseBackend choice_of<DenseBackend>(const std::string&, const std::string&);
+template DatasetKind choice_of<DatasetKind>(const std::string&, const std::string&);
+template Arch choice_of<Arch>(const std::string&, const std::string&);
 
 namespace {
 
@@ -73,13 +102,13 @@ const std::vector<std::string> kLayerKeys = {"type",   "name",    "out_features"
 // Which layer keys each type takes (besides "type" and "name").
 std::vector<std::string> layer_keys_for(LayerType t) {
   switch (t) {
-    case LayerType::Linear: return {"type", "name", "out_features", "bias"};
-    case LayerType::Conv2d: return {"type", "name", "out_channels", "kernel", "stride", "padding", "bias"};
-    case LayerType::MaxPool2d:
-    case LayerType::AvgPool2d: return {"type", "name", "kernel", "stride", "padding"};
-    case LayerType::Dropout: return {"type", "name", "p"};
-    case LayerType::ReLU:
-    case LayerType::Flatten: return {"type", "name"};
+    case LayerType::linear: return {"type", "name", "out_features", "bias"};
+    case LayerType::conv2d: return {"type", "name", "out_channels", "kernel", "stride", "padding", "bias"};
+    case LayerType::maxpool2d:
+    case LayerType::avgpool2d: return {"type", "name", "kernel", "stride", "padding"};
+    case LayerType::dropout: return {"type", "name", "p"};
+    case LayerType::relu:
+    case LayerType::flatten: return {"type", "name"};
   }
   return {};
 }
@@ -125,19 +154,19 @@ LayerSpec parse_layer(const json& v, const std::string& path) {
       fail_key(key("name") + " = \"" + excerpt(layer.name) + "\" is not a valid name (allowed: letters, digits, '_', '-')");
   }
   switch (layer.type) {
-    case LayerType::Linear:
+    case LayerType::linear:
       layer.out_features = read_int_at_least(req("out_features"), key("out_features"), 1);
       if (v.contains("bias")) layer.bias = read_bool(v["bias"], key("bias"));
       break;
-    case LayerType::Conv2d:
+    case LayerType::conv2d:
       layer.out_channels = read_int_at_least(req("out_channels"), key("out_channels"), 1);
       layer.kernel = read_pair(req("kernel"), key("kernel"), 1);
       if (v.contains("stride")) layer.stride = read_pair(v["stride"], key("stride"), 1);
       if (v.contains("padding")) layer.padding = read_pair(v["padding"], key("padding"), 0);
       if (v.contains("bias")) layer.bias = read_bool(v["bias"], key("bias"));
       break;
-    case LayerType::MaxPool2d:
-    case LayerType::AvgPool2d:
+    case LayerType::maxpool2d:
+    case LayerType::avgpool2d:
       layer.kernel = read_pair(req("kernel"), key("kernel"), 1);
       layer.stride = v.contains("stride") ? read_pair(v["stride"], key("stride"), 1) : layer.kernel;
       if (v.contains("padding")) layer.padding = read_pair(v["padding"], key("padding"), 0);
@@ -147,11 +176,11 @@ LayerSpec parse_layer(const json& v, const std::string& path) {
           fail_key(key("padding") + " = " + v["padding"].dump() + " is out of range (allowed: at most half the kernel, " +
                    std::to_string(layer.kernel[d] / 2) + ")");
       break;
-    case LayerType::Dropout:
+    case LayerType::dropout:
       layer.p = read_number(req("p"), key("p"), {0, true, 1, false});
       break;
-    case LayerType::ReLU:
-    case LayerType::Flatten: break;
+    case LayerType::relu:
+    case LayerType::flatten: break;
   }
   return layer;
 }
@@ -164,26 +193,26 @@ json layer_to_json(const LayerSpec& l) {
   json j = {{"type", to_string(l.type)}};
   if (!l.name.empty()) j["name"] = l.name;
   switch (l.type) {
-    case LayerType::Linear:
+    case LayerType::linear:
       j["out_features"] = l.out_features;
       j["bias"] = l.bias;
       break;
-    case LayerType::Conv2d:
+    case LayerType::conv2d:
       j["out_channels"] = l.out_channels;
       j["kernel"] = pair_to_json(l.kernel);
       j["stride"] = pair_to_json(l.stride);
       j["padding"] = pair_to_json(l.padding);
       j["bias"] = l.bias;
       break;
-    case LayerType::MaxPool2d:
-    case LayerType::AvgPool2d:
+    case LayerType::maxpool2d:
+    case LayerType::avgpool2d:
       j["kernel"] = pair_to_json(l.kernel);
       j["stride"] = pair_to_json(l.stride);
       j["padding"] = pair_to_json(l.padding);
       break;
-    case LayerType::Dropout: j["p"] = l.p; break;
-    case LayerType::ReLU:
-    case LayerType::Flatten: break;
+    case LayerType::dropout: j["p"] = l.p; break;
+    case LayerType::relu:
+    case LayerType::flatten: break;
   }
   return j;
 }
@@ -195,10 +224,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 std::string default_name(const std::string& source_name) {
   std::string stem = std::filesystem::path(source_name).stem().string();
   return stem.empty() ? "run" : stem;
-}
-
-const char* default_data_dir(Dataset d) {
-  return d == Dataset::Mnist ? "datasets/mnist" : d == Dataset::FashionMnist ? "datasets/fashion-mnist" : "";
 }
 
 using K = Key<Config>;
@@ -319,12 +344,13 @@ const KeyTable<Config>& config_keys() {
 
     add(required(choice_key<Config>("data.dataset", [](auto& c) -> auto& { return c.data.dataset; }, kDatasets, "the dataset")));
     K dir = string_key<Config>("data.dir", [](auto& c) -> auto& { return c.data.dir; }, "the folder of the IDX files (raw or .gz)");
-    dir.fill_default = [](Config& c) { c.data.dir = default_data_dir(c.data.dataset); };
-    dir.default_doc = "`\"datasets/mnist\"`, `\"datasets/fashion-mnist\"`, `\"\"` (synthetic)";
+    dir.fill_default = [](Config& c) { c.data.dir = data::default_dir(c.data.dataset); };
+    dir.default_doc = "`\"" + std::string(data::default_dir(DatasetKind::mnist)) + "\"`, `\"" +
+                      data::default_dir(DatasetKind::fashion_mnist) + "\"`, `\"\"` (synthetic)";
     add(dir);
     K validation = int_key<Config>("data.validation", [](auto& c) -> auto& { return c.data.validation; }, 0,
                                    "samples held out of the training set for validation");
-    validation.fill_default = [](Config& c) { c.data.validation = c.data.dataset == Dataset::Synthetic ? 0 : 5000; };
+    validation.fill_default = [](Config& c) { c.data.validation = c.data.dataset == DatasetKind::synthetic ? 0 : 5000; };
     validation.default_doc = "`5000` (mnist, fashion_mnist), `0` (synthetic)";
     add(validation);
     add(bool_key<Config>("data.normalize", [](auto& c) -> auto& { return c.data.normalize; }, "standardize per channel with the training split's statistics"));
@@ -382,7 +408,7 @@ const KeyTable<Config>& config_keys() {
 
 // Rules over several keys, in the order they are checked.
 void check_rules(const Config& c) {
-  const bool synthetic = c.data.dataset == Dataset::Synthetic;
+  const bool synthetic = c.data.dataset == DatasetKind::synthetic;
   const int train_size = synthetic ? c.data.synthetic.train : kMnistTrainImages;
   if (c.data.validation >= train_size)
     fail_key("data.validation = " + std::to_string(c.data.validation) + " leaves no training samples (" +

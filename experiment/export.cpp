@@ -11,21 +11,21 @@ namespace st::experiment {
 namespace {
 
 nlohmann::json layer_json(const models::LayerSpec& l) {
-  nlohmann::json j = {{"type", l.type}, {"name", l.name}};
-  if (l.type == "linear") {
+  nlohmann::json j = {{"type", to_string(l.type)}, {"name", l.name}};
+  if (l.type == LayerType::linear) {
     j["out_features"] = l.out;
     j["bias"] = l.bias;
-  } else if (l.type == "conv2d") {
+  } else if (l.type == LayerType::conv2d) {
     j["out_channels"] = l.out;
     j["kernel"] = {l.kernel_h, l.kernel_w};
     j["stride"] = {l.stride_h ? l.stride_h : 1, l.stride_w ? l.stride_w : 1};
     j["padding"] = {l.pad_h, l.pad_w};
     j["bias"] = l.bias;
-  } else if (l.type == "maxpool2d" || l.type == "avgpool2d") {
+  } else if (l.type == LayerType::maxpool2d || l.type == LayerType::avgpool2d) {
     j["kernel"] = {l.kernel_h, l.kernel_w};
     j["stride"] = {l.stride_h ? l.stride_h : l.kernel_h, l.stride_w ? l.stride_w : l.kernel_w};
     j["padding"] = {l.pad_h, l.pad_w};
-  } else if (l.type == "dropout") {
+  } else if (l.type == LayerType::dropout) {
     j["p"] = l.p;
   }
   return j;
@@ -47,7 +47,7 @@ ExportResult export_compact(const std::string& target, const std::string& out_pa
 
   const auto kept = pruning::kept_units(*model);
   models::ModelSpec small = spec;
-  small.arch = "layers";
+  small.arch = Arch::layers;
   small.layers = pruning::compact_layer_specs(*model, models::architecture_layers(spec, classes), kept);
   auto compact = models::build_model(small, input, classes, config.seed);
   pruning::copy_compact(*model, *compact, kept);

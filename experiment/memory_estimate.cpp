@@ -23,13 +23,13 @@ double walk_layers(const std::vector<models::LayerSpec>& layers, double c, doubl
                    bool flat, double& params) {
   double activations = 0;
   for (const auto& l : layers) {
-    if (l.type == "flatten") {
+    if (l.type == LayerType::flatten) {
       c = c * h * w, h = w = 1, flat = true;
-    } else if (l.type == "linear") {
+    } else if (l.type == LayerType::linear) {
       params += c * l.out + (l.bias ? l.out : 0);
       c = l.out;
-    } else if (l.type == "conv2d" || l.type == "maxpool2d" || l.type == "avgpool2d") {
-      const bool conv = l.type == "conv2d";
+    } else if (l.type == LayerType::conv2d || l.type == LayerType::maxpool2d || l.type == LayerType::avgpool2d) {
+      const bool conv = l.type == LayerType::conv2d;
       const int sh = l.stride_h ? l.stride_h : conv ? 1 : l.kernel_h;
       const int sw = l.stride_w ? l.stride_w : conv ? 1 : l.kernel_w;
       const double oh = std::floor((h + 2 * l.pad_h - l.kernel_h) / sh) + 1;
@@ -65,9 +65,9 @@ MemoryEstimate estimate_memory(const Config& c) {
       walk_layers(models::architecture_layers(model_spec(c), shape.num_classes), shape.channels,
                   shape.height, shape.width, false, m.parameters);
   // Adam keeps two moments per parameter, SGD with momentum one.
-  const double state = c.optimizer.type == OptimizerType::Sgd ? (c.optimizer.momentum > 0 ? 1 : 0) : 2;
+  const double state = c.optimizer.type == OptimizerType::sgd ? (c.optimizer.momentum > 0 ? 1 : 0) : 2;
   m.parameter_bytes = m.parameters * kFloat * (2 + state);
-  const bool synthetic = c.data.dataset == Dataset::Synthetic;
+  const bool synthetic = c.data.dataset == DatasetKind::synthetic;
   const double train = synthetic ? c.data.synthetic.train : 60000, test = synthetic ? c.data.synthetic.test : 10000;
   // Forward outputs and their gradients for the larger of the two batch sizes (the trainer's
   // batch buffers take the size asked for, even beyond the split's).
@@ -94,7 +94,7 @@ void check_memory(const Config& c, double available) {
   if (m.total() <= available) return;
   std::string part;
   if (m.parameter_bytes >= m.activation_bytes && m.parameter_bytes >= m.dataset_bytes) {
-    const char* key = c.model.arch == Arch::Mlp ? "model.hidden" : c.model.arch == Arch::Layers ? "model.layers" : "model.arch";
+    const char* key = c.model.arch == Arch::mlp ? "model.hidden" : c.model.arch == Arch::layers ? "model.layers" : "model.arch";
     char count[32];
     std::snprintf(count, sizeof count, "%.3g", m.parameters);
     part = std::string(key) + ": " + count + " parameters, with their gradients and optimizer state, take " +
@@ -103,7 +103,7 @@ void check_memory(const Config& c, double available) {
     part = std::string(c.train.batch_size >= c.train.eval_batch_size ? "train.batch_size" : "train.eval_batch_size") +
            ": one batch's activations take " + bytes_text(m.activation_bytes);
   } else {
-    part = std::string(c.data.dataset == Dataset::Synthetic ? "data.synthetic (train, test and the sample size)"
+    part = std::string(c.data.dataset == DatasetKind::synthetic ? "data.synthetic (train, test and the sample size)"
                                                             : "data.dataset") +
            ": the dataset takes " + bytes_text(m.dataset_bytes);
   }

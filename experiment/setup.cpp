@@ -11,15 +11,15 @@ namespace st::experiment {
 
 models::ModelSpec model_spec(const Config& c) {
   models::ModelSpec s;
-  s.arch = to_string(c.model.arch);
+  s.arch = c.model.arch;
   s.hidden = c.model.hidden;
-  s.init = to_string(c.model.init);
+  s.init = c.model.init;
   s.dropout = static_cast<float>(c.model.dropout);
   for (const LayerSpec& l : c.model.layers) {
     models::LayerSpec m;
-    m.type = to_string(l.type);
+    m.type = l.type;
     m.name = l.name;
-    m.out = l.type == LayerType::Linear ? l.out_features : l.out_channels;
+    m.out = l.type == LayerType::linear ? l.out_features : l.out_channels;
     m.kernel_h = l.kernel[0];
     m.kernel_w = l.kernel[1];
     m.stride_h = l.stride[0];
@@ -35,7 +35,7 @@ models::ModelSpec model_spec(const Config& c) {
 
 data::DataOptions data_options(const Config& c) {
   data::DataOptions d;
-  d.dataset = to_string(c.data.dataset);
+  d.dataset = c.data.dataset;
   d.dir = c.data.dir;
   d.validation = c.data.validation;
   d.normalize = c.data.normalize;
@@ -51,7 +51,7 @@ data::DataOptions data_options(const Config& c) {
 
 OptimizerOptions optimizer_options(const Config& c) {
   OptimizerOptions o;
-  o.type = to_string(c.optimizer.type);
+  o.type = c.optimizer.type;
   o.lr = static_cast<float>(c.optimizer.lr);
   o.momentum = static_cast<float>(c.optimizer.momentum);
   o.dampening = static_cast<float>(c.optimizer.dampening);
@@ -65,7 +65,7 @@ OptimizerOptions optimizer_options(const Config& c) {
 
 LrScheduleOptions lr_schedule_options(const Config& c) {
   LrScheduleOptions o;
-  o.type = to_string(c.lr_schedule.type);
+  o.type = c.lr_schedule.type;
   o.warmup_epochs = c.lr_schedule.warmup_epochs;
   o.step_size = c.lr_schedule.step_size;
   o.gamma = static_cast<float>(c.lr_schedule.gamma);
@@ -74,9 +74,9 @@ LrScheduleOptions lr_schedule_options(const Config& c) {
 }
 
 int apply_process_settings(const Config& c) {
-  if (c.device == Device::Cuda) {
+  if (c.device == Device::cuda) {
     cuda::require_device("this run (config key \"device\", or --device)");
-    if (c.sparse.impl == SparseImpl::Cusparse && !cuda::cusparse::available())
+    if (c.sparse.impl == SparseImpl::cusparse && !cuda::cusparse::available())
       throw Error(std::string("sparse.impl = \"cusparse\" needs a real GPU, but the device is ") +
                   (cuda::device_info().emulated ? "the CPU emulator (it runs only sparsetrain's own "
                                                   "kernels); use \"native\""
@@ -84,15 +84,15 @@ int apply_process_settings(const Config& c) {
   }
   const int threads = c.threads > 0 ? c.threads : omp_get_num_procs();
   omp_set_num_threads(threads);
-  set_dense_backend(parse_dense_backend(to_string(c.backend)));
-  set_sparse_impl(parse_sparse_impl(to_string(c.sparse.impl)));
+  set_dense_backend(c.backend);
+  set_sparse_impl(c.sparse.impl);
   return threads;
 }
 
 data::Dataset sample_shape(const Config& c) {
   data::Dataset d;
   d.name = to_string(c.data.dataset);
-  if (c.data.dataset == Dataset::Synthetic) {
+  if (c.data.dataset == DatasetKind::synthetic) {
     d.channels = c.data.synthetic.channels;
     d.height = c.data.synthetic.height;
     d.width = c.data.synthetic.width;
@@ -103,12 +103,8 @@ data::Dataset sample_shape(const Config& c) {
   return d;
 }
 
-st::Device core_device(const Config& c) {
-  return c.device == Device::Cuda ? st::Device::cuda : st::Device::cpu;
-}
-
 double csr_threshold(const Config& c, bool* timed) {
-  const bool gpu = c.device == Device::Cuda;
+  const bool gpu = c.device == Device::cuda;
   *timed = gpu ? c.sparse.auto_threshold_cuda : c.sparse.auto_threshold;
   return gpu ? c.sparse.threshold_cuda : c.sparse.threshold;
 }

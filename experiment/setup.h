@@ -25,8 +25,6 @@ int apply_process_settings(const Config& c);
 // expects them; MNIST and Fashion-MNIST are 1x28x28 with 10 classes.
 data::Dataset sample_shape(const Config& c);
 
-// The config's device as core's.
-st::Device core_device(const Config& c);
 // The CSR switch threshold for the config's device ("auto" = timed).
 double csr_threshold(const Config& c, bool* timed);
 

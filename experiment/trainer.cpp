@@ -301,7 +301,7 @@ void Training::set_up() {
 // First: a device that is missing fails here, before the run folder is touched.
 void Training::apply_process_settings_and_device() {
   threads_ = apply_process_settings(config_);
-  device_ = core_device(config_);
+  device_ = config_.device;
   on_device_ = device_ != st::Device::cpu;
   tty_ = !options_.quiet && isatty(fileno(stdout));
 }
@@ -596,10 +596,7 @@ EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batc
 // The config with RunOptions::device applied (an execution setting: the results stay the same to
 // float tolerance).
 Config on_device_of(Config config, const RunOptions& options) {
-  if (options.device.empty()) return config;
-  ST_CHECK(options.device == "cpu" || options.device == "cuda", "--device: expected \"cpu\" or \"cuda\", got \"",
-           options.device, "\"");
-  config.device = options.device == "cuda" ? Device::Cuda : Device::Cpu;
+  if (options.device) config.device = *options.device;
   return config;
 }
 

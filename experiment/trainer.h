@@ -11,6 +11,7 @@
 // uninterrupted one would have (same thread count).
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "data/dataset.h"
@@ -25,8 +26,8 @@ struct RunOptions {
   std::string resume_dir;  // run folder to continue
   int stop_after_epochs = 0;  // > 0: stop (as if interrupted) after this many epochs in total
   bool quiet = false;         // no per-epoch output
-  std::string device;         // "cpu" | "cuda": run there instead of on the config's device (e.g.
-                              // resume on the cpu a run started on a GPU); "" = the config's
+  std::optional<Device> device;  // run there instead of on the config's device (e.g. resume on the
+                                // cpu a run started on a GPU); none = the config's
 };
 
 struct EpochMetrics {

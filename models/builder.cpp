@@ -5,7 +5,7 @@
 
 namespace st::models {
 
-LayerSpec layer_spec(const std::string& type, int out, int k, int pad) {
+LayerSpec layer_spec(LayerType type, int out, int k, int pad) {
   LayerSpec l;
   l.type = type;
   l.out = out;
@@ -17,14 +17,27 @@ LayerSpec layer_spec(const std::string& type, int out, int k, int pad) {
 namespace {
 
 LayerSpec dropout_layer(float p) {
-  LayerSpec l = layer_spec("dropout");
+  LayerSpec l = layer_spec(LayerType::dropout);
   l.p = p;
   return l;
 }
 
-std::string default_name(const std::string& type, std::map<std::string, int>& counts) {
-  std::string prefix = type == "linear" ? "fc" : type == "conv2d" ? "conv"
-                       : (type == "maxpool2d" || type == "avgpool2d") ? "pool" : type;
+// The stem of a layer's default name: fc1, conv1, pool1, relu1, dropout1, flatten1.
+const char* name_prefix(LayerType type) {
+  switch (type) {
+    case LayerType::linear: return "fc";
+    case LayerType::conv2d: return "conv";
+    case LayerType::maxpool2d:
+    case LayerType::avgpool2d: return "pool";
+    case LayerType::relu: return "relu";
+    case LayerType::dropout: return "dropout";
+    case LayerType::flatten: return "flatten";
+  }
+  return "layer";
+}
+
+std::string default_name(LayerType type, std::map<std::string, int>& counts) {
+  const std::string prefix = name_prefix(type);
   return prefix + std::to_string(++counts[prefix]);
 }
 
@@ -34,36 +47,35 @@ std::vector<LayerSpec> architecture_layers(const ModelSpec& spec, int num_classe
   std::vector<LayerSpec> L;
   auto classifier = [&](std::vector<int> hidden) {
     for (int h : hidden) {
-      L.push_back(layer_spec("linear", h));
-      L.push_back(layer_spec("relu"));
+      L.push_back(layer_spec(LayerType::linear, h));
+      L.push_back(layer_spec(LayerType::relu));
     }
     if (spec.dropout > 0.f) L.push_back(dropout_layer(spec.dropout));
-    L.push_back(layer_spec("linear", num_classes));
+    L.push_back(layer_spec(LayerType::linear, num_classes));
   };
-  if (spec.arch == "layers") return spec.layers;
-  if (spec.arch == "mlp" || spec.arch == "lenet300") {
-    L.push_back(layer_spec("flatten"));
-    classifier(spec.arch == "mlp" ? spec.hidden : std::vector<int>{300, 100});
-  } else if (spec.arch == "lenet5") {
+  if (spec.arch == Arch::layers) return spec.layers;
+  if (spec.arch == Arch::mlp || spec.arch == Arch::lenet300) {
+    L.push_back(layer_spec(LayerType::flatten));
+    classifier(spec.arch == Arch::mlp ? spec.hidden : std::vector<int>{300, 100});
+  } else if (spec.arch == Arch::lenet5) {
     // Caffe's LeNet-5 (as in Han et al. 2015): no nonlinearity after the convolutions.
-    L.push_back(layer_spec("conv2d", 20, 5));
-    L.push_back(layer_spec("maxpool2d", 0, 2));
-    L.push_back(layer_spec("conv2d", 50, 5));
-    L.push_back(layer_spec("maxpool2d", 0, 2));
-    L.push_back(layer_spec("flatten"));
+    L.push_back(layer_spec(LayerType::conv2d, 20, 5));
+    L.push_back(layer_spec(LayerType::maxpool2d, 0, 2));
+    L.push_back(layer_spec(LayerType::conv2d, 50, 5));
+    L.push_back(layer_spec(LayerType::maxpool2d, 0, 2));
+    L.push_back(layer_spec(LayerType::flatten));
     classifier({500});
-  } else if (spec.arch == "simplecnn") {
-    L.push_back(layer_spec("conv2d", 32, 3, 1));
-    L.push_back(layer_spec("relu"));
-    L.push_back(layer_spec("maxpool2d", 0, 2));
-    L.push_back(layer_spec("conv2d", 64, 3, 1));
-    L.push_back(layer_spec("relu"));
-    L.push_back(layer_spec("maxpool2d", 0, 2));
-    L.push_back(layer_spec("flatten"));
+  } else if (spec.arch == Arch::simplecnn) {
+    L.push_back(layer_spec(LayerType::conv2d, 32, 3, 1));
+    L.push_back(layer_spec(LayerType::relu));
+    L.push_back(layer_spec(LayerType::maxpool2d, 0, 2));
+    L.push_back(layer_spec(LayerType::conv2d, 64, 3, 1));
+    L.push_back(layer_spec(LayerType::relu));
+    L.push_back(layer_spec(LayerType::maxpool2d, 0, 2));
+    L.push_back(layer_spec(LayerType::flatten));
     classifier({128});
   } else {
-    throw Error("model.arch: expected mlp, lenet300, lenet5, simplecnn or layers, got \"" +
-                spec.arch + "\"");
+    throw Error("model.arch: not an Arch (" + std::to_string(static_cast<int>(spec.arch)) + ")");
   }
   return L;
 }
@@ -78,29 +90,30 @@ std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_sha
     const std::string name = l.name.empty() ? default_name(l.type, counts) : l.name;
     const Shape in = model->output_shape();
     std::unique_ptr<Module> m;
-    if (l.type == "linear") {
+    if (l.type == LayerType::linear) {
       ST_CHECK(in.size() == 1, "model layer ", i, " (", name, "): linear needs flat inputs, gets ",
                shape_str(in), " (add a flatten layer before it)");
       m = std::make_unique<Linear>(name, static_cast<int>(in[0]), l.out, l.bias);
-    } else if (l.type == "conv2d") {
+    } else if (l.type == LayerType::conv2d) {
       ST_CHECK(in.size() == 3, "model layer ", i, " (", name, "): conv2d needs (C, H, W) inputs, gets ",
                shape_str(in));
       Conv2dOptions o{l.stride_h ? l.stride_h : 1, l.stride_w ? l.stride_w : 1, l.pad_h, l.pad_w};
       m = std::make_unique<Conv2d>(name, static_cast<int>(in[0]), l.out, l.kernel_h, l.kernel_w, o,
                                    l.bias);
-    } else if (l.type == "maxpool2d" || l.type == "avgpool2d") {
+    } else if (l.type == LayerType::maxpool2d || l.type == LayerType::avgpool2d) {
       Pool2dOptions o{l.kernel_h, l.kernel_w, l.stride_h ? l.stride_h : l.kernel_h,
                       l.stride_w ? l.stride_w : l.kernel_w, l.pad_h, l.pad_w};
-      m = std::make_unique<Pool2d>(name, l.type == "maxpool2d" ? Pool2d::Kind::max : Pool2d::Kind::avg,
+      m = std::make_unique<Pool2d>(name, l.type == LayerType::maxpool2d ? Pool2d::Kind::max : Pool2d::Kind::avg,
                                    o);
-    } else if (l.type == "relu") {
+    } else if (l.type == LayerType::relu) {
       m = std::make_unique<ReLU>(name);
-    } else if (l.type == "dropout") {
+    } else if (l.type == LayerType::dropout) {
       m = std::make_unique<Dropout>(name, l.p, &model->dropout_rng());
-    } else if (l.type == "flatten") {
+    } else if (l.type == LayerType::flatten) {
       m = std::make_unique<Flatten>(name);
     } else {
-      throw Error("model layer " + std::to_string(i) + ": unknown type \"" + l.type + "\"");
+      throw Error("model layer " + std::to_string(i) + ": not a LayerType (" +
+                  std::to_string(static_cast<int>(l.type)) + ")");
     }
     model->add(std::move(m));
   }
@@ -113,7 +126,7 @@ std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_sha
   return model;
 }
 
-void initialize(Model& model, const std::string& init, Rng& rng) {
+void initialize(Model& model, Init init, Rng& rng) {
   for (const auto& layer : model.layers()) {
     auto params = layer->parameters();
     if (params.empty()) continue;
@@ -122,7 +135,7 @@ void initialize(Model& model, const std::string& init, Rng& rng) {
     const int64_t fan_in = w.numel() / w.dim(0);
     float* wp = w.f32();
     const int64_t n = w.numel();
-    if (init == "pytorch") {
+    if (init == Init::pytorch) {
       // PyTorch's default: kaiming_uniform(a=√5) = U(±1/√fan_in), bias U(±1/√fan_in).
       const float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
       for (int64_t i = 0; i < n; ++i) wp[i] = rng.uniform(-bound, bound);
@@ -132,21 +145,20 @@ void initialize(Model& model, const std::string& init, Rng& rng) {
       }
       continue;
     }
-    if (init == "kaiming_uniform") {
+    if (init == Init::kaiming_uniform) {
       const float bound = std::sqrt(6.f / fan_in);
       for (int64_t i = 0; i < n; ++i) wp[i] = rng.uniform(-bound, bound);
-    } else if (init == "kaiming_normal") {
+    } else if (init == Init::kaiming_normal) {
       const float std = std::sqrt(2.f / fan_in);
       for (int64_t i = 0; i < n; ++i) wp[i] = std * rng.normal();
-    } else if (init == "glorot_uniform") {
+    } else if (init == Init::glorot_uniform) {
       const float bound = std::sqrt(6.f / (fan_in + fan_out));
       for (int64_t i = 0; i < n; ++i) wp[i] = rng.uniform(-bound, bound);
-    } else if (init == "glorot_normal") {
+    } else if (init == Init::glorot_normal) {
       const float std = std::sqrt(2.f / (fan_in + fan_out));
       for (int64_t i = 0; i < n; ++i) wp[i] = std * rng.normal();
     } else {
-      throw Error("model.init: expected pytorch, kaiming_uniform, kaiming_normal, glorot_uniform or "
-                  "glorot_normal, got \"" + init + "\"");
+      throw Error("model.init: not an Init (" + std::to_string(static_cast<int>(init)) + ")");
     }
     if (params.size() > 1) params[1]->var.value().zero_();
   }

@@ -11,8 +11,12 @@
 
 namespace st::models {
 
+enum class Arch { mlp, lenet300, lenet5, simplecnn, layers };
+enum class Init { kaiming_uniform, kaiming_normal, glorot_uniform, glorot_normal, pytorch };
+enum class LayerType { linear, conv2d, maxpool2d, avgpool2d, relu, dropout, flatten };
+
 struct LayerSpec {
-  std::string type;  // linear | conv2d | maxpool2d | avgpool2d | relu | dropout | flatten
+  LayerType type = LayerType::relu;
   std::string name;  // optional; default by type and position
   int out = 0;       // linear out_features, conv2d out_channels
   int kernel_h = 0, kernel_w = 0;
@@ -23,12 +27,12 @@ struct LayerSpec {
 };
 
 // A layer of `type` with `out` units/channels, a k×k kernel and padding `pad` on both sides.
-LayerSpec layer_spec(const std::string& type, int out = 0, int k = 0, int pad = 0);
+LayerSpec layer_spec(LayerType type, int out = 0, int k = 0, int pad = 0);
 
 struct ModelSpec {
-  std::string arch;         // mlp | lenet300 | lenet5 | simplecnn | layers
+  Arch arch = Arch::mlp;
   std::vector<int> hidden;  // mlp
-  std::string init = "pytorch";  // pytorch | kaiming_uniform | kaiming_normal | glorot_uniform | glorot_normal
+  Init init = Init::pytorch;
   float dropout = 0.f;      // before the last linear layer of the named architectures
   std::vector<LayerSpec> layers;
 };
@@ -41,6 +45,6 @@ std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_sha
                                    uint64_t seed);
 
 // Re-initializes every parameter (weights by `init`, biases as that scheme does).
-void initialize(Model& model, const std::string& init, Rng& rng);
+void initialize(Model& model, Init init, Rng& rng);
 
 }  // namespace st::models

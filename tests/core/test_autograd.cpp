@@ -129,7 +129,7 @@ TEST_CASE("optimizer: SGD with momentum matches hand-computed steps; masks keep 
 TEST_CASE("optimizer: Adam first step moves each weight by lr·sign(g)") {
   Parameter p("w", Tensor::from_vector({2}, std::vector<float>{1.f, -1.f}), true);
   OptimizerOptions o;
-  o.type = "adam";
+  o.type = OptimizerType::adam;
   Optimizer opt({&p}, o);
   p.var.grad() = Tensor::from_vector({2}, std::vector<float>{0.3f, -2.f});
   opt.step(0.01f);
@@ -142,14 +142,14 @@ TEST_CASE("optimizer: Adam first step moves each weight by lr·sign(g)") {
 TEST_CASE("lr schedules: constant, step, cosine, warm-up") {
   LrScheduleOptions o;
   CHECK(LrSchedule(0.1f, 10, o).lr_at(5.5) == doctest::Approx(0.1));
-  o.type = "step";
+  o.type = LrScheduleType::step;
   o.step_size = 3;
   o.gamma = 0.5f;
   LrSchedule s(0.1f, 10, o);
   CHECK(s.lr_at(2.9) == doctest::Approx(0.1));
   CHECK(s.lr_at(3.0) == doctest::Approx(0.05));
   CHECK(s.lr_at(6.5) == doctest::Approx(0.025));
-  o.type = "cosine";
+  o.type = LrScheduleType::cosine;
   o.min_lr = 0.01f;
   o.warmup_epochs = 2;
   LrSchedule c(0.1f, 12, o);
@@ -157,6 +157,6 @@ TEST_CASE("lr schedules: constant, step, cosine, warm-up") {
   CHECK(c.lr_at(2.0) == doctest::Approx(0.1));
   CHECK(c.lr_at(7.0) == doctest::Approx(0.055));
   CHECK(c.lr_at(12.0) == doctest::Approx(0.01));
-  o.type = "bogus";
+  o.type = static_cast<LrScheduleType>(99);  // not a value of the enum
   CHECK_THROWS_WITH_AS(LrSchedule(0.1f, 3, o), doctest::Contains("lr_schedule.type"), Error);
 }

@@ -46,10 +46,10 @@ struct Params {
 }  // namespace
 
 TEST_CASE("cuda optimizer: SGD, Adam and AdamW steps match the cpu" * doctest::skip(test::no_cuda_device())) {
-  for (const char* type : {"sgd", "adam", "adamw"}) {
+  for (OptimizerType type : {OptimizerType::sgd, OptimizerType::adam, OptimizerType::adamw}) {
     for (bool nesterov : {false, true}) {
-      if (nesterov && std::string(type) != "sgd") continue;
-      CAPTURE(type);
+      if (nesterov && type != OptimizerType::sgd) continue;
+      CAPTURE(static_cast<int>(type));
       CAPTURE(nesterov);
       OptimizerOptions o;
       o.type = type;
@@ -133,7 +133,7 @@ TEST_CASE("cuda training step: no cudaMalloc after the second step" * doctest::s
   w2.var.value() = w2.var.value().to(Device::cuda);
   w2.csr = make_csr_weight(w2.var.value(), w2.mask_data());
   OptimizerOptions o;
-  o.type = "adam";
+  o.type = OptimizerType::adam;
   o.lr = 1e-3f;
   Optimizer opt({&w1, &b1, &w2, &b2}, o);
   const Tensor x = random_tensor({8, 20}, 7).to(Device::cuda);

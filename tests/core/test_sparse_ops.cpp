@@ -130,11 +130,14 @@ TEST_CASE("sparse ops: finite-difference gradients (x, the CSR values, bias)") {
 }
 
 TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and state)") {
-  for (const char* type : {"sgd", "sgd_nesterov", "adam", "adamw"}) {
-    CAPTURE(type);
+  const std::pair<OptimizerType, bool> cases[] = {
+      {OptimizerType::sgd, false}, {OptimizerType::sgd, true}, {OptimizerType::adam, false}, {OptimizerType::adamw, false}};
+  for (const auto& [type, nesterov] : cases) {
+    CAPTURE(static_cast<int>(type));
+    CAPTURE(nesterov);
     OptimizerOptions opt;
-    opt.type = std::string(type).rfind("sgd", 0) == 0 ? "sgd" : type;
-    opt.nesterov = std::string(type) == "sgd_nesterov";
+    opt.type = type;
+    opt.nesterov = nesterov;
     opt.weight_decay = 0.01f;
     const Shape s{13, 17};
     Tensor mask = random_mask(s, 0.8, 31);
@@ -161,8 +164,8 @@ TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and sta
 // rest of the trainer sees: after edits through state() (the pruner zeroing entries), a new pattern
 // (the old pattern's state scattered back, the new one's gathered), and a dense step in between.
 TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes and dense steps") {
-  for (const char* type : {"sgd", "adam"}) {
-    CAPTURE(type);
+  for (OptimizerType type : {OptimizerType::sgd, OptimizerType::adam}) {
+    CAPTURE(static_cast<int>(type));
     OptimizerOptions opt;
     opt.type = type;
     const Shape s{11, 19};

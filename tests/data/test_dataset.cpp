@@ -21,7 +21,7 @@ namespace {
 
 DataOptions synthetic_options(uint64_t seed = 7) {
     DataOptions o;
-    o.dataset = "synthetic";
+    o.dataset = DatasetKind::synthetic;
     o.seed = seed;
     o.synthetic_train = 300;
     o.synthetic_test = 100;
@@ -54,7 +54,7 @@ void write_split(const TempDir& dir, const std::string& prefix, int n, int h, in
 
 DataOptions mnist_options(const TempDir& dir) {
     DataOptions o;
-    o.dataset = "mnist";
+    o.dataset = DatasetKind::mnist;
     o.dir = dir.str();
     o.normalize = false;
     return o;
@@ -135,11 +135,11 @@ TEST_CASE("synthetic: invalid options name the key") {
     o.synthetic_width = 0;
     CHECK(contains(error_of([&] { load_dataset(o); }), "data.synthetic_width"));
     o = synthetic_options();
-    o.dataset = "cifar10";
+    o.dataset = static_cast<DatasetKind>(99);  // not a value of the enum
     const std::string msg = error_of([&] { load_dataset(o); });
     CHECK(contains(msg, "data.dataset"));
-    CHECK(contains(msg, "cifar10"));
-    CHECK(contains(msg, "fashion_mnist"));
+    CHECK(contains(msg, "not a DatasetKind"));
+    CHECK(contains(msg, "99"));
 }
 
 TEST_CASE("validation split: sizes, disjointness, original order, determinism") {
@@ -279,7 +279,7 @@ TEST_CASE("mnist format: loads raw and gzipped fixture files") {
     CHECK(s.train.labels[13] == 3);
 
     DataOptions o = mnist_options(dir);
-    o.dataset = "fashion_mnist";
+    o.dataset = DatasetKind::fashion_mnist;
     o.validation = 5;
     o.normalize = true;
     const DatasetSplits f = load_dataset(o);
@@ -373,7 +373,7 @@ std::string real_dataset_dir(const std::string& folder) {
 // For doctest::skip, asked when the test cases register.
 bool no_real_dataset(const std::string& folder) { return real_dataset_dir(folder).empty(); }
 
-void check_real(const std::string& dataset, const std::string& folder, double mean, double stdev) {
+void check_real(DatasetKind dataset, const std::string& folder, double mean, double stdev) {
     const std::string dir = real_dataset_dir(folder);
     REQUIRE(!dir.empty());
     DataOptions o;
@@ -395,10 +395,10 @@ void check_real(const std::string& dataset, const std::string& folder, double me
 }  // namespace
 
 TEST_CASE("real MNIST files (skipped when absent)" * doctest::skip(no_real_dataset("mnist"))) {
-    check_real("mnist", "mnist", 0.1307, 0.3081);
+    check_real(DatasetKind::mnist, "mnist", 0.1307, 0.3081);
 }
 
 TEST_CASE("real Fashion-MNIST files (skipped when absent)" *
           doctest::skip(no_real_dataset("fashion-mnist"))) {
-    check_real("fashion_mnist", "fashion-mnist", 0.2860, 0.3530);
+    check_real(DatasetKind::fashion_mnist, "fashion-mnist", 0.2860, 0.3530);
 }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,8 +43,8 @@ inline nlohmann::json synthetic_config(const std::string& name, const std::strin
   return raw;
 }
 
-// Options for a test run: its folder, no console output, and the device ("" = the config's).
-inline experiment::RunOptions quiet(const std::string& dir, const std::string& device = "") {
+// Options for a test run: its folder, no console output, and the device (none = the config's).
+inline experiment::RunOptions quiet(const std::string& dir, std::optional<st::Device> device = std::nullopt) {
   experiment::RunOptions o;
   o.run_dir = dir;
   o.quiet = true;

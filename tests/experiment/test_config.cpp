@@ -16,6 +16,7 @@
 #include "experiment/json_errors.h"
 #include "experiment/memory_estimate.h"
 
+using namespace st;
 using namespace st::experiment;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -108,21 +109,21 @@ TEST_CASE("config: a full valid config parses with the values it states") {
   CHECK(c.name == "mnist_mlp");
   CHECK(c.seed == 42);
   CHECK(c.threads == 2);
-  CHECK(c.device == Device::Cuda);
-  CHECK(c.backend == Backend::Native);
-  CHECK(c.data.dataset == Dataset::Mnist);
+  CHECK(c.device == Device::cuda);
+  CHECK(c.backend == DenseBackend::native);
+  CHECK(c.data.dataset == DatasetKind::mnist);
   CHECK(c.data.dir == "data/mnist");
   CHECK(c.data.validation == 1000);
   CHECK(c.data.normalize == false);
-  CHECK(c.model.arch == Arch::Mlp);
+  CHECK(c.model.arch == Arch::mlp);
   CHECK(c.model.hidden == std::vector<int>{300, 100});
-  CHECK(c.model.init == Init::KaimingUniform);
+  CHECK(c.model.init == Init::kaiming_uniform);
   CHECK(c.model.dropout == 0.25);
   CHECK(c.model.layers.empty());
   CHECK(c.train.epochs == 20);
   CHECK(c.train.batch_size == 128);
   CHECK(c.train.eval_batch_size == 500);
-  CHECK(c.optimizer.type == OptimizerType::Sgd);
+  CHECK(c.optimizer.type == OptimizerType::sgd);
   CHECK(c.optimizer.lr == 0.1);
   CHECK(c.optimizer.momentum == 0.95);
   CHECK(c.optimizer.dampening == 0);
@@ -131,7 +132,7 @@ TEST_CASE("config: a full valid config parses with the values it states") {
   CHECK(c.optimizer.beta1 == 0.8);
   CHECK(c.optimizer.beta2 == 0.99);
   CHECK(c.optimizer.eps == 1e-6);
-  CHECK(c.lr_schedule.type == LrScheduleType::Cosine);
+  CHECK(c.lr_schedule.type == LrScheduleType::cosine);
   CHECK(c.lr_schedule.warmup_epochs == 2);
   CHECK(c.lr_schedule.step_size == 5);
   CHECK(c.lr_schedule.gamma == 0.5);
@@ -146,19 +147,19 @@ TEST_CASE("config: defaults are filled for every optional key") {
   CHECK(c.name == "lenet5_mnist");  // the file stem
   CHECK(c.seed == 1);
   CHECK(c.threads == 0);
-  CHECK(c.device == Device::Cpu);
-  CHECK(c.backend == Backend::Onednn);
+  CHECK(c.device == Device::cpu);
+  CHECK(c.backend == DenseBackend::onednn);
   CHECK(c.data.dir == "datasets/mnist");
   CHECK(c.data.validation == 5000);
   CHECK(c.data.normalize == true);
-  CHECK(c.model.arch == Arch::Lenet5);
+  CHECK(c.model.arch == Arch::lenet5);
   CHECK(c.model.hidden.empty());
-  CHECK(c.model.init == Init::Pytorch);
+  CHECK(c.model.init == Init::pytorch);
   CHECK(c.model.dropout == 0.0);
   CHECK(c.train.epochs == 10);
   CHECK(c.train.batch_size == 64);
   CHECK(c.train.eval_batch_size == 1000);
-  CHECK(c.optimizer.type == OptimizerType::Sgd);
+  CHECK(c.optimizer.type == OptimizerType::sgd);
   CHECK(c.optimizer.lr == 0.01);
   CHECK(c.optimizer.momentum == 0.9);
   CHECK(c.optimizer.dampening == 0.0);
@@ -167,7 +168,7 @@ TEST_CASE("config: defaults are filled for every optional key") {
   CHECK(c.optimizer.beta1 == 0.9);
   CHECK(c.optimizer.beta2 == 0.999);
   CHECK(c.optimizer.eps == 1e-8);
-  CHECK(c.lr_schedule.type == LrScheduleType::Constant);
+  CHECK(c.lr_schedule.type == LrScheduleType::constant);
   CHECK(c.lr_schedule.warmup_epochs == 0);
   CHECK(c.lr_schedule.step_size == 10);
   CHECK(c.lr_schedule.gamma == 0.1);
@@ -180,7 +181,7 @@ TEST_CASE("config: defaults are filled for every optional key") {
 
   SUBCASE("dataset-dependent defaults") {
     const Config f = parse_config(layers_config(), "x.json");
-    CHECK(f.data.dataset == Dataset::FashionMnist);
+    CHECK(f.data.dataset == DatasetKind::fashion_mnist);
     CHECK(f.data.dir == "datasets/fashion-mnist");
     CHECK(f.data.validation == 5000);
     const Config s = parse_config(synthetic_config(), "x.json");
@@ -212,27 +213,27 @@ TEST_CASE("config: layer specs") {
   const Config c = parse_config(layers_config(), "layers.json");
   const auto& L = c.model.layers;
   REQUIRE(L.size() == 8);
-  CHECK(L[0].type == LayerType::Conv2d);
+  CHECK(L[0].type == LayerType::conv2d);
   CHECK(L[0].name == "conv1");
   CHECK(L[0].out_channels == 6);
   CHECK(L[0].kernel == std::array<int, 2>{5, 5});
   CHECK(L[0].stride == std::array<int, 2>{1, 1});
   CHECK(L[0].padding == std::array<int, 2>{2, 2});
   CHECK(L[0].bias == true);
-  CHECK(L[1].type == LayerType::ReLU);
-  CHECK(L[2].type == LayerType::MaxPool2d);
+  CHECK(L[1].type == LayerType::relu);
+  CHECK(L[2].type == LayerType::maxpool2d);
   CHECK(L[2].stride == std::array<int, 2>{2, 2});  // defaults to the kernel
   CHECK(L[3].kernel == std::array<int, 2>{5, 3});
   CHECK(L[3].stride == std::array<int, 2>{1, 2});
   CHECK(L[3].padding == std::array<int, 2>{0, 1});
   CHECK(L[3].bias == false);
-  CHECK(L[4].type == LayerType::AvgPool2d);
+  CHECK(L[4].type == LayerType::avgpool2d);
   CHECK(L[4].stride == std::array<int, 2>{1, 1});
   CHECK(L[4].padding == std::array<int, 2>{1, 1});
-  CHECK(L[5].type == LayerType::Flatten);
-  CHECK(L[6].type == LayerType::Dropout);
+  CHECK(L[5].type == LayerType::flatten);
+  CHECK(L[6].type == LayerType::dropout);
   CHECK(L[6].p == 0.5);
-  CHECK(L[7].type == LayerType::Linear);
+  CHECK(L[7].type == LayerType::linear);
   CHECK(L[7].name == "fc");
   CHECK(L[7].out_features == 10);
   CHECK(L[7].bias == false);
@@ -427,7 +428,7 @@ TEST_CASE("config: overrides") {
     CHECK(c.optimizer.lr == 0.5);
     CHECK(c.train.epochs == 3);
     CHECK(c.optimizer.nesterov == false);
-    CHECK(c.optimizer.type == OptimizerType::Adam);
+    CHECK(c.optimizer.type == OptimizerType::adam);
     CHECK(c.name == "quoted name");
     CHECK(c.output.dir == "runs/a=b");
     CHECK(c.model.hidden == std::vector<int>{50, 20, 10});
@@ -523,10 +524,10 @@ TEST_CASE("config: round trip parse(to_json(c)) == c") {
 }
 
 TEST_CASE("config: to_string spellings and describe") {
-  CHECK(std::string(to_string(Dataset::FashionMnist)) == "fashion_mnist");
-  CHECK(std::string(to_string(Init::GlorotNormal)) == "glorot_normal");
-  CHECK(std::string(to_string(LayerType::MaxPool2d)) == "maxpool2d");
-  CHECK(std::string(to_string(OptimizerType::AdamW)) == "adamw");
+  CHECK(std::string(to_string(DatasetKind::fashion_mnist)) == "fashion_mnist");
+  CHECK(std::string(to_string(Init::glorot_normal)) == "glorot_normal");
+  CHECK(std::string(to_string(LayerType::maxpool2d)) == "maxpool2d");
+  CHECK(std::string(to_string(OptimizerType::adamw)) == "adamw");
   const std::string d = describe(parse_config(full_config(), ""));
   check_contains(d, {"mnist_mlp", "mlp[300,100]", "mnist", "sgd", "lr=0.1", "20 epochs", "seed 42", "cuda/native", "pruning"});
   CHECK(d.find('\n') == std::string::npos);

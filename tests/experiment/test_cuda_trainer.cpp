@@ -178,9 +178,9 @@ TEST_CASE("cuda trainer: a checkpoint written on cuda resumes on the cpu, and th
   raw["sparse"] = {{"threshold", 0.5}, {"threshold_cuda", 0.5}};
   const Config c = parse_config(raw, "test");
   train(c, quiet(dir + "/full"));  // cpu, uninterrupted
-  for (const auto& [first, second] : {std::pair<std::string, std::string>{"cuda", "cpu"}, {"cpu", "cuda"}}) {
-    INFO(first << " then " << second);
-    const std::string part = dir + "/" + first + "_" + second;
+  for (const auto& [first, second] : {std::pair<Device, Device>{Device::cuda, Device::cpu}, {Device::cpu, Device::cuda}}) {
+    INFO(device_name(first) << " then " << device_name(second));
+    const std::string part = dir + "/" + device_name(first) + "_" + device_name(second);
     RunOptions stop = quiet(part, first);
     stop.stop_after_epochs = 2;
     train(c, stop);
@@ -191,11 +191,11 @@ TEST_CASE("cuda trainer: a checkpoint written on cuda resumes on the cpu, and th
   // dropout (the device mask's seed comes from the checkpointed stream).
   raw["model"]["dropout"] = 0.2;
   const Config cd = parse_config(raw, "test");
-  train(cd, quiet(dir + "/gpu_full", "cuda"));
-  RunOptions stop = quiet(dir + "/gpu_part", "cuda");
+  train(cd, quiet(dir + "/gpu_full", Device::cuda));
+  RunOptions stop = quiet(dir + "/gpu_part", Device::cuda);
   stop.stop_after_epochs = 1;
   train(cd, stop);
-  resume(dir + "/gpu_part", quiet("", "cuda"));
+  resume(dir + "/gpu_part", quiet("", Device::cuda));
   const SafetensorsFile fa = read_safetensors(dir + "/gpu_full/checkpoint.safetensors");
   const SafetensorsFile fb = read_safetensors(dir + "/gpu_part/checkpoint.safetensors");
   REQUIRE(fa.tensors.size() == fb.tensors.size());
@@ -228,7 +228,7 @@ TEST_CASE("cuda trainer: no device, or cuSPARSE without a GPU, fails at start-up
     }
     CHECK(!fs::exists(dir + "/new"));
     // Resuming an existing run on a missing device leaves its folder as it was.
-    CHECK_THROWS_WITH(resume(dir + "/run", quiet("", "cuda")), doctest::Contains("asks for device"));
+    CHECK_THROWS_WITH(resume(dir + "/run", quiet("", Device::cuda)), doctest::Contains("asks for device"));
     CHECK(fs::last_write_time(dir + "/run/checkpoint.safetensors") == before);
     CHECK(metrics(dir + "/run").size() == 1);
     cuda::enable_emulation(true);

@@ -150,7 +150,7 @@ TEST_CASE("pruning trainer: data-dependent criteria, structured pruning, and exp
     CheckpointInfo big = read_checkpoint_info(run + "/checkpoint.safetensors");
     CheckpointInfo small = read_checkpoint_info(dir + "/" + crit + "_small.safetensors");
     Config bc = parse_config(big.config, "big"), sc = parse_config(small.config, "small");
-    CHECK(sc.model.arch == Arch::Layers);
+    CHECK(sc.model.arch == Arch::layers);
     CHECK(sc.model.layers[0].out_channels == 3);
     CHECK(sc.model.layers[4].out_features == 8);
     data::DatasetSplits data = data::load_dataset(data_options(bc));

@@ -126,7 +126,7 @@ TEST_CASE("run folder: a resume that fails leaves every file byte-identical") {
   const std::string stale = run + "/checkpoint.safetensors.tmp.999999";
   std::ofstream(stale) << "half a checkpoint";
   const auto before = snapshot(dir);
-  CHECK_THROWS_WITH(resume(run, test::quiet("", "gpu")), doctest::Contains("--device"));
+  CHECK_THROWS_WITH(resume(run + "/config.json", test::quiet("")), doctest::Contains("not a run folder"));
   // A damaged checkpoint.
   fs::copy_file(run + "/checkpoint.safetensors", dir + "/good.safetensors");
   fs::resize_file(run + "/checkpoint.safetensors", 1000);

@@ -164,7 +164,7 @@ TEST_CASE("sweep: point names, order, run folders and merged overrides") {
   // Deep merge: the nested method object changes momentum and keeps the base's lr and type.
   CHECK(points[1].config.optimizer.momentum == 0.5);
   CHECK(points[1].config.optimizer.lr == 0.1);
-  CHECK(points[1].config.optimizer.type == OptimizerType::Sgd);
+  CHECK(points[1].config.optimizer.type == OptimizerType::sgd);
   CHECK(points[3].config.optimizer.lr == 0.2);
   CHECK(points[3].config.optimizer.momentum == 0.9);
   CHECK(points[1].config.seed == 3);

@@ -20,11 +20,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   });
   st::fuzz::expect_clean_refusal([&] {
     st::models::ModelSpec spec;
-    spec.arch = "mlp";
+    spec.arch = st::models::Arch::mlp;
     spec.hidden = {4};
     auto model = st::models::build_model(spec, {1, 4, 4}, 3, 1);
     st::OptimizerOptions opt;
-    opt.type = "adam";
+    opt.type = st::OptimizerType::adam;
     st::Optimizer optimizer(model->parameters(), opt);
     st::experiment::load_checkpoint(path, *model, &optimizer);
   });

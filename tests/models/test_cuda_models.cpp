@@ -18,14 +18,14 @@ namespace {
 ModelSpec tiny(bool conv) {
   ModelSpec s;
   if (!conv) {
-    s.arch = "mlp";
+    s.arch = Arch::mlp;
     s.hidden = {16};
     return s;
   }
-  s.arch = "layers";
-  s.layers = {layer_spec("conv2d", 4, 3, 1), layer_spec("relu"),    layer_spec("maxpool2d", 0, 2),
-              layer_spec("conv2d", 6, 3),    layer_spec("relu"),    layer_spec("avgpool2d", 0, 2),
-              layer_spec("flatten"),         layer_spec("linear", 10)};
+  s.arch = Arch::layers;
+  s.layers = {layer_spec(LayerType::conv2d, 4, 3, 1), layer_spec(LayerType::relu),    layer_spec(LayerType::maxpool2d, 0, 2),
+              layer_spec(LayerType::conv2d, 6, 3),    layer_spec(LayerType::relu),    layer_spec(LayerType::avgpool2d, 0, 2),
+              layer_spec(LayerType::flatten),         layer_spec(LayerType::linear, 10)};
   return s;
 }
 

@@ -10,7 +10,7 @@ using namespace st;
 using namespace st::models;
 
 namespace {
-ModelSpec arch(const std::string& a) {
+ModelSpec arch(Arch a) {
   ModelSpec s;
   s.arch = a;
   return s;
@@ -23,19 +23,19 @@ std::vector<std::string> names(const Model& m) {
 }  // namespace
 
 TEST_CASE("named architectures: parameter counts, names in a stable order, MACs") {
-  auto l300 = build_model(arch("lenet300"), {1, 28, 28}, 10, 1);
+  auto l300 = build_model(arch(Arch::lenet300), {1, 28, 28}, 10, 1);
   CHECK(l300->num_parameters() == 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10);
   CHECK(names(*l300) == std::vector<std::string>{"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias",
                                                  "fc3.weight", "fc3.bias"});
-  auto l5 = build_model(arch("lenet5"), {1, 28, 28}, 10, 1);
+  auto l5 = build_model(arch(Arch::lenet5), {1, 28, 28}, 10, 1);
   CHECK(l5->num_parameters() == 20 * 25 + 20 + 50 * 20 * 25 + 50 + 800 * 500 + 500 + 5010);
   CHECK(names(*l5).front() == "conv1.weight");
   CHECK(l5->output_shape() == Shape{10});
   // conv1 24·24·20·25 + conv2 8·8·50·500 + 800·500 + 500·10
   CHECK(l5->macs_per_sample() == 288000 + 1600000 + 400000 + 5000);
-  auto cnn = build_model(arch("simplecnn"), {1, 28, 28}, 10, 1);
+  auto cnn = build_model(arch(Arch::simplecnn), {1, 28, 28}, 10, 1);
   CHECK(cnn->num_parameters() == 32 * 9 + 32 + 64 * 32 * 9 + 64 + 3136 * 128 + 128 + 1290);
-  ModelSpec mlp = arch("mlp");
+  ModelSpec mlp = arch(Arch::mlp);
   mlp.hidden = {7, 5};
   mlp.dropout = 0.5f;
   auto m = build_model(mlp, {2, 3, 3}, 4, 1);
@@ -44,43 +44,43 @@ TEST_CASE("named architectures: parameter counts, names in a stable order, MACs"
 }
 
 TEST_CASE("builder: same seed, same weights; different seed, different weights") {
-  auto a = build_model(arch("lenet5"), {1, 28, 28}, 10, 7);
-  auto b = build_model(arch("lenet5"), {1, 28, 28}, 10, 7);
-  auto c = build_model(arch("lenet5"), {1, 28, 28}, 10, 8);
+  auto a = build_model(arch(Arch::lenet5), {1, 28, 28}, 10, 7);
+  auto b = build_model(arch(Arch::lenet5), {1, 28, 28}, 10, 7);
+  auto c = build_model(arch(Arch::lenet5), {1, 28, 28}, 10, 8);
   CHECK(a->parameters()[0]->var.value().to_vector() == b->parameters()[0]->var.value().to_vector());
   CHECK(a->parameters()[0]->var.value().to_vector() != c->parameters()[0]->var.value().to_vector());
 }
 
 TEST_CASE("initializations have the expected spread") {
-  for (std::string init : {"pytorch", "kaiming_uniform", "kaiming_normal", "glorot_uniform", "glorot_normal"}) {
-    CAPTURE(init);
-    ModelSpec s = arch("lenet300");
+  for (Init init : {Init::pytorch, Init::kaiming_uniform, Init::kaiming_normal, Init::glorot_uniform, Init::glorot_normal}) {
+    CAPTURE(static_cast<int>(init));
+    ModelSpec s = arch(Arch::lenet300);
     s.init = init;
     auto m = build_model(s, {1, 28, 28}, 10, 1);
     auto w = m->parameters()[0]->var.value().to_vector();  // fc1: fan_in 784, fan_out 300
     double sq = 0;
     for (float v : w) sq += double(v) * v;
     const double var = sq / w.size();
-    double expected = init == "pytorch"          ? 1.0 / (3 * 784)
-                      : init.rfind("kaiming", 0) == 0 ? 2.0 / 784
+    double expected = init == Init::pytorch ? 1.0 / (3 * 784)
+                      : init == Init::kaiming_uniform || init == Init::kaiming_normal ? 2.0 / 784
                                                      : 2.0 / (784 + 300);
     CHECK(var == doctest::Approx(expected).epsilon(0.05));
   }
-  ModelSpec bad = arch("lenet300");
-  bad.init = "xavier";
+  ModelSpec bad = arch(Arch::lenet300);
+  bad.init = static_cast<Init>(99);  // not a value of the enum
   CHECK_THROWS_WITH_AS(build_model(bad, {1, 28, 28}, 10, 1), doctest::Contains("model.init"), Error);
 }
 
 TEST_CASE("layers list: naming, shape errors at build time") {
-  ModelSpec s = arch("layers");
+  ModelSpec s = arch(Arch::layers);
   LayerSpec conv;
-  conv.type = "conv2d";
+  conv.type = LayerType::conv2d;
   conv.out = 4;
   conv.kernel_h = conv.kernel_w = 3;
   LayerSpec fl;
-  fl.type = "flatten";
+  fl.type = LayerType::flatten;
   LayerSpec fc;
-  fc.type = "linear";
+  fc.type = LayerType::linear;
   fc.out = 10;
   s.layers = {conv, fl, fc};
   auto m = build_model(s, {1, 8, 8}, 10, 1);
@@ -106,18 +106,18 @@ TEST_CASE("layers list: naming, shape errors at build time") {
 }
 
 TEST_CASE("a whole small CNN: finite-difference gradient of the loss w.r.t. every parameter") {
-  ModelSpec s = arch("layers");
+  ModelSpec s = arch(Arch::layers);
   LayerSpec conv;
-  conv.type = "conv2d";
+  conv.type = LayerType::conv2d;
   conv.out = 3;
   conv.kernel_h = conv.kernel_w = 3;
   conv.pad_h = conv.pad_w = 1;
   LayerSpec relu_l, pool, fl, fc;
-  relu_l.type = "relu";
-  pool.type = "avgpool2d";
+  relu_l.type = LayerType::relu;
+  pool.type = LayerType::avgpool2d;
   pool.kernel_h = pool.kernel_w = 2;
-  fl.type = "flatten";
-  fc.type = "linear";
+  fl.type = LayerType::flatten;
+  fc.type = LayerType::linear;
   fc.out = 4;
   s.layers = {conv, relu_l, pool, fl, fc};
   for (DenseBackend be : {DenseBackend::native, DenseBackend::onednn}) {
@@ -153,7 +153,7 @@ TEST_CASE("native and oneDNN backends give the same outputs and gradients on LeN
   std::vector<std::vector<float>> out, grads;
   for (DenseBackend be : {DenseBackend::native, DenseBackend::onednn}) {
     set_dense_backend(be);
-    auto m = build_model(arch("lenet5"), {1, 28, 28}, 10, 11);
+    auto m = build_model(arch(Arch::lenet5), {1, 28, 28}, 10, 11);
     Tensor x = test::random_tensor({5, 1, 28, 28}, 12);
     Tensor y = Tensor::from_vector({5}, std::vector<int32_t>{1, 2, 3, 4, 5});
     Variable logits = m->forward(Variable(x));

@@ -92,8 +92,8 @@ TEST_CASE("csr switch: threshold decides, logs, and goes back to dense when regr
 }
 
 TEST_CASE("csr switch: a mask change in CSR mode remaps structure and optimizer state together") {
-  for (const char* type : {"sgd", "adam"}) {
-    CAPTURE(type);
+  for (OptimizerType type : {OptimizerType::sgd, OptimizerType::adam}) {
+    CAPTURE(static_cast<int>(type));
     auto a = mlp(), b = mlp();  // a: masked dense, b: CSR
     OptimizerOptions opt;
     opt.type = type;

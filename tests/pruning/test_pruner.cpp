@@ -142,8 +142,8 @@ TEST_CASE("pruner: layer-dependent config errors name the key") {
 }
 
 TEST_CASE("pruner: masked weights and their SGD momentum / Adam state stay exactly 0 (invariant 1)") {
-  for (const char* type : {"sgd", "adam"}) {
-    CAPTURE(type);
+  for (OptimizerType type : {OptimizerType::sgd, OptimizerType::adam}) {
+    CAPTURE(static_cast<int>(type));
     auto m = ranked();
     OptimizerOptions o;
     o.type = type;

@@ -131,6 +131,28 @@ void Pruner::prune_below(double threshold, int64_t pass) {
   install(select(compute_scores(config_.criterion, model_, layers_, batches_, rng_, pass), threshold, true));
 }
 
+namespace {
+
+// The drop half of SET and RigL: removes from `m` (p's mask) the round(fraction x active) active
+// weights of smallest |w| and installs it (weights and optimizer state zeroed there). Returns how
+// many it dropped, 0 when the layer has no active weight to drop or no inactive one to regrow into
+// (then nothing changes).
+int64_t drop_smallest(Parameter& p, std::vector<uint8_t>& m, double fraction, const OptimizerState* st) {
+  const int64_t n = p.mask.numel();
+  const float* w = p.var.value().f32();
+  std::vector<std::pair<double, int64_t>> active;
+  for (int64_t i = 0; i < n; ++i)
+    if (m[i]) active.emplace_back(std::abs(w[i]), i);
+  const int64_t k = std::llround(fraction * active.size());
+  if (k <= 0 || static_cast<int64_t>(active.size()) == n) return 0;
+  std::nth_element(active.begin(), active.begin() + (k - 1), active.end());
+  for (int64_t i = 0; i < k; ++i) m[active[i].second] = 0;
+  set_mask(p, m, st);
+  return k;
+}
+
+}  // namespace
+
 void Pruner::set_update(double fraction) {
   const OptimizerState state = optimizer_state();
   const OptimizerState* st = state.empty() ? nullptr : &state;
@@ -138,16 +160,9 @@ void Pruner::set_update(double fraction) {
     Parameter& p = *layers_[l].weight;
     if (!eligible_[l] || !p.mask.defined()) continue;
     const int64_t n = p.mask.numel();
-    const float* w = p.var.value().f32();
     std::vector<uint8_t> m(p.mask.u8(), p.mask.u8() + n);
-    std::vector<std::pair<double, int64_t>> active;
-    for (int64_t i = 0; i < n; ++i)
-      if (m[i]) active.emplace_back(std::abs(w[i]), i);
-    const int64_t k = std::llround(fraction * active.size());
-    if (k <= 0 || static_cast<int64_t>(active.size()) == n) continue;
-    std::nth_element(active.begin(), active.begin() + (k - 1), active.end());
-    for (int64_t i = 0; i < k; ++i) m[active[i].second] = 0;
-    set_mask(p, m, st);  // drop
+    const int64_t k = drop_smallest(p, m, fraction, st);
+    if (k == 0) continue;
     std::vector<int64_t> inactive;
     for (int64_t i = 0; i < n; ++i)
       if (!m[i]) inactive.push_back(i);
@@ -167,17 +182,11 @@ void Pruner::rigl_update(double fraction) {
     Parameter& p = *layers_[l].weight;
     if (!eligible_[l] || !p.mask.defined() || !p.var.has_grad()) continue;
     const int64_t n = p.mask.numel();
-    const float* w = p.var.value().f32();
     const float* g = p.var.grad().f32();
     std::vector<uint8_t> m(p.mask.u8(), p.mask.u8() + n);
-    std::vector<std::pair<double, int64_t>> active, grow;
-    for (int64_t i = 0; i < n; ++i)
-      if (m[i]) active.emplace_back(std::abs(w[i]), i);
-    const int64_t k = std::llround(fraction * active.size());
-    if (k <= 0 || static_cast<int64_t>(active.size()) == n) continue;
-    std::nth_element(active.begin(), active.begin() + (k - 1), active.end());
-    for (int64_t i = 0; i < k; ++i) m[active[i].second] = 0;
-    set_mask(p, m, st);  // drop
+    const int64_t k = drop_smallest(p, m, fraction, st);
+    if (k == 0) continue;
+    std::vector<std::pair<double, int64_t>> grow;
     for (int64_t i = 0; i < n; ++i)
       if (!m[i]) grow.emplace_back(-std::abs(g[i]), i);  // largest |g| first
     std::nth_element(grow.begin(), grow.begin() + (k - 1), grow.end());

@@ -1,6 +1,7 @@
 // experiment/json_errors.h — reading JSON a user wrote, and the wording shared by the strict JSON
-// validators (experiment/config.cpp, experiment/sweep.cpp): the one bounded parser every reader of
-// user JSON goes through, what a value is ("an integer (3.5)"), and a "did you mean" for typos.
+// validators (the key tables of experiment/config_keys.cpp and experiment/sweep_keys.cpp): the one
+// bounded parser every reader of user JSON goes through, what a value is ("an integer (3.5)"), and a
+// "did you mean" for typos.
 #pragma once
 #include <string>
 #include <vector>

@@ -1,7 +1,7 @@
 // experiment/key_table.h — the machinery behind a declarative key table: one row per JSON key
 // (dotted path, type, default, range or choices, one line of help, when it applies) drives
 // validation, `--set` overrides, to_json and the generated reference. The config's rows are in
-// experiment/config_keys.cpp, the sweep file's in experiment/sweep.cpp.
+// experiment/config_keys.cpp, the sweep file's in experiment/sweep_keys.cpp.
 //   parse_keys:       raw JSON -> Root: unknown keys (with did-you-mean), required keys, types,
 //                     ranges, choices and "X is only allowed with Y", in table order
 //   write_keys:       Root -> JSON with every applicable key (rows that do not apply are left out)
@@ -100,6 +100,7 @@ struct Key {
   std::string when_key, when_value;  // applies only when write(when_key) is the string when_value
   Shape shape = Value;
   std::vector<std::string> element_keys;  // ObjectArray: the keys of one element
+  std::string missing_hint;  // required: what to write, appended to "missing required key" ("e.g. [0.5, 0.9]")
 };
 
 template <class Root>
@@ -255,7 +256,8 @@ void parse_keys(const KeyTable<Root>& table, const std::vector<std::string>& req
       k.read(root, *v, k.path);
     } else if (k.required) {
       fail_key("missing required key \"" + k.path + "\"" +
-               (k.when_key.empty() ? "" : " (" + k.when_key + " \"" + k.when_value + "\")"));
+               (k.when_key.empty() ? "" : " (" + k.when_key + " \"" + k.when_value + "\")") +
+               (k.missing_hint.empty() ? "" : " (" + k.missing_hint + ")"));
     } else if (k.fill_default) {
       k.fill_default(root);
     }

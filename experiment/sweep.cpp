@@ -1,21 +1,16 @@
-// experiment/sweep.cpp — sweep JSON validation, point resolution, and the resumable run loop.
-// The sweep file is read as an ordered_json so that methods run (and plot) in the order written.
+// experiment/sweep.cpp — override merging, point resolution, and the resumable run loop (the sweep
+// file's keys are read in experiment/sweep_keys.cpp).
 #include "experiment/sweep.h"
 #include "experiment/json_errors.h"
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <optional>
-#include <set>
-#include <sstream>
 
+#include "experiment/key_table.h"
 #include "experiment/run_folder.h"
 #include "experiment/sweep_report.h"
 
@@ -23,36 +18,8 @@ namespace st::experiment {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using nlohmann::ordered_json;
 
 namespace {
-
-const std::vector<std::string> kSweepKeys = {"name",    "description", "base",           "overrides",
-                                             "sparsity_key", "sparsities", "methods", "dense_baseline",
-                                             "output"};
-
-bool valid_method_name(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
-  return true;
-}
-
-json to_plain(const ordered_json& v) { return json::parse(v.dump()); }
-
-// The value at a dotted path ("pruning.schedule"), or nullptr.
-const json* find_path(const json& raw, const std::string& dotted) {
-  const json* cur = &raw;
-  std::stringstream ss(dotted);
-  std::string seg;
-  while (std::getline(ss, seg, '.')) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(seg);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
 
 // Applies an override object: nested objects merge into what is there (deep merge), every other
 // value is set through apply_override, so a key outside the config schema is an error.
@@ -63,7 +30,7 @@ void apply_object(json& raw, const std::string& prefix, const json& entries) {
     if (v.is_object() && !v.empty()) {
       apply_object(raw, key, v);
     } else if (v.is_object()) {
-      const json* have = find_path(raw, key);
+      const json* have = key_table_detail::find_path(raw, key);
       if (!have || !have->is_object()) apply_override(raw, key + "={}");
     } else {
       apply_override(raw, key + "=" + v.dump());
@@ -114,122 +81,7 @@ void flatten_scalars(const json& v, const std::string& path, json& out) {
 
 }  // namespace
 
-// ---------------------------------------------------------------------------------------------
-
-SweepConfig parse_sweep(const std::string& text, const std::string& source_name, const std::string& base_dir) {
-  const std::string prefix = source_name.empty() ? "" : source_name + ": ";
-  auto fail = [&](const std::string& msg) -> void { throw ConfigError(prefix + msg); };
-  const ordered_json raw = parse_user_ordered_json(text, source_name.empty() ? "sweep" : source_name);
-  if (!raw.is_object()) fail("expected a sweep object, got " + describe_value(raw));
-  for (const auto& item : raw.items())
-    if (std::find(kSweepKeys.begin(), kSweepKeys.end(), item.key()) == kSweepKeys.end())
-      fail("unknown key \"" + excerpt(item.key()) + "\"" + did_you_mean(item.key(), kSweepKeys));
-
-  SweepConfig s;
-  s.source = source_name;
-  auto string_at = [&](const char* key, const std::string& def) {
-    auto it = raw.find(key);
-    if (it == raw.end()) return def;
-    if (!it->is_string()) fail(std::string(key) + ": expected a string, got " + describe_value(*it));
-    return it->get<std::string>();
-  };
-
-  const std::string stem = source_name.empty() ? "sweep" : fs::path(source_name).stem().string();
-  s.name = string_at("name", stem);
-  if (s.name.empty()) fail("name: must not be empty");
-  s.description = string_at("description", "");
-
-  // base: a config file or an inline config object.
-  auto base_it = raw.find("base");
-  if (base_it == raw.end()) fail("missing required key \"base\" (a config file such as \"configs/lenet300_mnist.json\", or an inline config object)");
-  if (base_it->is_string()) {
-    const std::string path = base_it->get<std::string>();
-    std::string found = path;
-    if (!fs::exists(path) && !base_dir.empty() && fs::path(path).is_relative() && fs::exists(fs::path(base_dir) / path))
-      found = (fs::path(base_dir) / path).string();
-    if (!fs::exists(found))
-      fail("base: config file \"" + excerpt(path) + "\" not found (looked in the current directory" +
-           (base_dir.empty() ? std::string() : " and in \"" + base_dir + "\"") + ")");
-    s.base_source = found;
-    s.base = parse_user_json(read_user_file(found, "base config (JSON)"), found);
-    if (!s.base.is_object()) throw ConfigError(found + ": expected a config object, got " + describe_value(to_plain(s.base)));
-  } else if (base_it->is_object()) {
-    s.base_source = (source_name.empty() ? std::string("sweep") : source_name) + " (inline base)";
-    s.base = to_plain(*base_it);
-  } else {
-    fail("base: expected a config file path or a config object, got " + describe_value(*base_it));
-  }
-
-  // overrides: applied to every point.
-  if (auto it = raw.find("overrides"); it != raw.end()) {
-    if (!it->is_object()) fail("overrides: expected an object of config keys (e.g. {\"train.epochs\": 20}), got " + describe_value(*it));
-    s.overrides = to_plain(*it);
-    json probe = s.base;
-    try {
-      apply_object(probe, "", s.overrides);
-    } catch (const ConfigError& e) {
-      fail(std::string("overrides: ") + e.what());
-    }
-  } else {
-    s.overrides = json::object();
-  }
-
-  s.sparsity_key = string_at("sparsity_key", "pruning.target");
-  if (s.sparsity_key.empty()) fail("sparsity_key: must not be empty");
-  {
-    json probe = s.base;
-    try {
-      apply_override(probe, s.sparsity_key + "=0.5");
-    } catch (const ConfigError& e) {
-      fail(std::string("sparsity_key = \"") + excerpt(s.sparsity_key) + "\" is not a config key: " + e.what());
-    }
-  }
-
-  // sparsities: a non-empty array of distinct numbers in [0, 1).
-  auto sp_it = raw.find("sparsities");
-  if (sp_it == raw.end()) fail("missing required key \"sparsities\" (e.g. [0.5, 0.8, 0.9, 0.95])");
-  if (!sp_it->is_array() || sp_it->empty())
-    fail("sparsities: expected a non-empty array of numbers in [0, 1), got " + describe_value(*sp_it));
-  std::set<std::string> point_suffixes;
-  for (size_t i = 0; i < sp_it->size(); ++i) {
-    const ordered_json& v = (*sp_it)[i];
-    const std::string path = "sparsities[" + std::to_string(i) + "]";
-    if (!v.is_number()) fail(path + ": expected a number in [0, 1), got " + describe_value(v));
-    const double x = v.get<double>();
-    if (!(x >= 0 && x < 1)) fail(path + " = " + v.dump() + " is out of range (allowed: [0, 1))");
-    if (!point_suffixes.insert(point_name("", x)).second)
-      fail(path + " = " + v.dump() + " repeats an earlier sparsity (or names the same run folder)");
-    s.sparsities.push_back(x);
-  }
-
-  // methods: name -> override object, in file order.
-  auto m_it = raw.find("methods");
-  if (m_it == raw.end()) fail("missing required key \"methods\" (e.g. {\"one_shot\": {\"pruning\": {\"method\": \"one_shot\"}}})");
-  if (!m_it->is_object() || m_it->empty())
-    fail("methods: expected a non-empty object of method name -> overrides, got " + describe_value(*m_it));
-  for (const auto& item : m_it->items()) {
-    const std::string path = "methods." + item.key();
-    if (!valid_method_name(item.key()))
-      fail(path + ": \"" + excerpt(item.key()) + "\" is not a valid method name (allowed: letters, digits, '_', '-')");
-    if (item.key() == "dense") fail(path + ": \"dense\" is reserved for the dense baseline (use \"dense_baseline\": true)");
-    if (!item.value().is_object())
-      fail(path + ": expected an object of overrides (e.g. {\"pruning\": {\"method\": \"gradual\"}}), got " + describe_value(item.value()));
-    s.methods.push_back({item.key(), to_plain(item.value())});
-  }
-
-  if (auto it = raw.find("dense_baseline"); it != raw.end()) {
-    if (!it->is_boolean()) fail("dense_baseline: expected a boolean (true or false), got " + describe_value(*it));
-    s.dense_baseline = it->get<bool>();
-  }
-  s.output = string_at("output", "results/" + s.name);
-  if (s.output.empty()) fail("output: must not be empty");
-  return s;
-}
-
-SweepConfig load_sweep(const std::string& path) {
-  const std::string text = read_user_file(path, "sweep file (JSON)");
-  return parse_sweep(text, path, fs::path(path).parent_path().string());
-}
+void apply_overrides(json& raw, const json& overrides) { apply_object(raw, "", overrides); }
 
 std::string point_name(const std::string& method, double sparsity) {
   const long long micro = std::llround(sparsity * 1e6);
@@ -246,15 +98,17 @@ std::string point_name(const std::string& method, double sparsity) {
   return name;
 }
 
+std::string runs_dir(const SweepConfig& sweep) { return (fs::path(sweep.output) / "runs").string(); }
+
 std::vector<SweepPoint> resolve_points(const SweepConfig& sweep) {
   const std::string prefix = sweep.source.empty() ? "" : sweep.source + ": ";
   json common = sweep.base;
   try {
-    apply_object(common, "", sweep.overrides);
+    apply_overrides(common, sweep.overrides);
   } catch (const ConfigError& e) {
     throw ConfigError(prefix + "overrides: " + e.what());
   }
-  const std::string runs = (fs::path(sweep.output) / "runs").string();
+  const std::string runs = runs_dir(sweep);
 
   std::vector<SweepPoint> points;
   auto add = [&](SweepPoint p, json raw, const std::string& where) {
@@ -274,7 +128,7 @@ std::vector<SweepPoint> resolve_points(const SweepConfig& sweep) {
   for (const auto& m : sweep.methods) {
     json with_method = common;
     try {
-      apply_object(with_method, "", m.overrides);
+      apply_overrides(with_method, m.overrides);
     } catch (const ConfigError& e) {
       throw ConfigError(prefix + "method \"" + m.name + "\": " + e.what());
     }
@@ -359,115 +213,163 @@ PointResult read_point_result(const SweepPoint& point) {
   return r;
 }
 
-SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
-  auto log = [&](const std::string& line) {
+// ---------------------------------------------------------------------------------------------
+// run_sweep, step by step.
+
+namespace {
+
+// One invocation: every point of the sweep, the ones selected to train, their states and results.
+struct SweepRun {
+  const SweepConfig& sweep;
+  const SweepOptions& options;
+  std::vector<SweepPoint> all;
+  std::vector<size_t> selected;                  // indices into `all`, in run order
+  std::vector<PointState> states;                // of `all`
+  std::vector<std::optional<PointResult>> done;  // of `all`: the finished points' results
+  SweepReport report;
+
+  void log(const std::string& line) const {
     if (options.log) {
       options.log(line);
     } else {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
     }
-  };
-  std::vector<SweepPoint> all = resolve_points(sweep);
-
-  // --only: method names (and "dense"), each must exist.
-  for (const auto& m : options.only) {
-    const bool known = std::any_of(all.begin(), all.end(), [&](const SweepPoint& p) { return p.method == m; });
-    if (!known) {
-      std::vector<std::string> names;
-      for (const auto& p : all)
-        if (std::find(names.begin(), names.end(), p.method) == names.end()) names.push_back(p.method);
-      std::string list;
-      for (const auto& n : names) list += (list.empty() ? "\"" : ", \"") + n + "\"";
-      throw ConfigError((sweep.source.empty() ? "" : sweep.source + ": ") + "--only " + m +
-                        ": no such method in this sweep (methods: " + list + ")" + did_you_mean(m, names));
-    }
   }
-  // --only limits what trains (and what --dry-run lists); the curve files always show every finished
-  // point of the sweep, so a partial invocation never hides earlier results.
-  SweepReport report;
-  std::vector<size_t> selected;  // indices into `all`
-  for (size_t i = 0; i < all.size(); ++i)
-    if (options.only.empty() || std::find(options.only.begin(), options.only.end(), all[i].method) != options.only.end()) {
-      selected.push_back(i);
-      report.points.push_back(all[i]);
-    }
-  const size_t n = selected.size();
-  auto tag = [&](size_t k) { return "[" + std::to_string(k + 1) + "/" + std::to_string(n) + "] " + all[selected[k]].name; };
-
-  // States first: a folder from a different config fails here, before hours of training.
-  std::vector<PointState> states;
-  for (const auto& p : all) states.push_back(point_state(p));
-
-  if (options.dry_run) {
-    log("sweep " + sweep.name + ": " + std::to_string(n) + " points, base " + sweep.base_source +
-        ", sparsity key " + sweep.sparsity_key + ", output " + sweep.output);
-    for (size_t k = 0; k < n; ++k) {
-      const size_t i = selected[k];
-      const char* state = states[i] == PointState::Done ? "done" : states[i] == PointState::Resume ? "resume" : "new";
-      log(tag(k) + "  (" + state + ")  " + all[i].run_dir);
-      log("    " + describe(all[i].config));
-      if (!all[i].config.pruning.is_null()) log("    pruning " + all[i].config.pruning.dump());
-      if (states[i] == PointState::Done) ++report.skipped;
-      else ++report.pending;
-    }
-    return report;
+  // "[3/31] rigl_s900": the k-th selected point.
+  std::string tag(size_t k) const {
+    return "[" + std::to_string(k + 1) + "/" + std::to_string(selected.size()) + "] " + all[selected[k]].name;
   }
+};
 
-  std::vector<std::optional<PointResult>> done(all.size());
-  for (size_t i = 0; i < all.size(); ++i)
-    if (states[i] == PointState::Done) done[i] = read_point_result(all[i]);
-  auto collect = [&] {
-    std::vector<PointResult> out;
-    for (const auto& r : done)
-      if (r) out.push_back(*r);
-    return out;
-  };
-  fs::create_directories(fs::path(sweep.output) / "runs");
-  write_curve_files(sweep, collect());
+// --only: method names (and "dense"), each must exist.
+void check_only(const SweepRun& run) {
+  for (const auto& m : run.options.only) {
+    const bool known = std::any_of(run.all.begin(), run.all.end(), [&](const SweepPoint& p) { return p.method == m; });
+    if (known) continue;
+    std::vector<std::string> names;
+    for (const auto& p : run.all)
+      if (std::find(names.begin(), names.end(), p.method) == names.end()) names.push_back(p.method);
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "\"" : ", \"") + n + "\"";
+    throw ConfigError((run.sweep.source.empty() ? "" : run.sweep.source + ": ") + "--only " + m +
+                      ": no such method in this sweep (methods: " + list + ")" + did_you_mean(m, names));
+  }
+}
 
-  log("sweep " + sweep.name + ": " + std::to_string(n) + " points -> " + sweep.output);
-  int budget = options.max_points > 0 ? options.max_points : -1;
-  for (size_t k = 0; k < n; ++k) {
-    const size_t i = selected[k];
-    const SweepPoint& p = all[i];
-    char line[160];
-    if (states[i] == PointState::Done) {
-      ++report.skipped;
-      std::snprintf(line, sizeof line, "  done: test %.2f%% (skipped)", 100 * done[i]->test_accuracy);
-      log(tag(k) + line);
+// Every point, the selection and the states. --only limits what trains (and what --dry-run lists);
+// the curve files always show every finished point of the sweep, so a partial invocation never
+// hides earlier results. States come first: a folder from a different config fails here, before
+// hours of training.
+void resolve_run(SweepRun& run) {
+  run.all = resolve_points(run.sweep);
+  check_only(run);
+  const std::vector<std::string>& only = run.options.only;
+  for (size_t i = 0; i < run.all.size(); ++i)
+    if (only.empty() || std::find(only.begin(), only.end(), run.all[i].method) != only.end()) {
+      run.selected.push_back(i);
+      run.report.points.push_back(run.all[i]);
+    }
+  for (const auto& p : run.all) run.states.push_back(point_state(p));
+}
+
+void list_points(SweepRun& run) {
+  const SweepConfig& sweep = run.sweep;
+  run.log("sweep " + sweep.name + ": " + std::to_string(run.selected.size()) + " points, base " + sweep.base_source +
+          ", sparsity key " + sweep.sparsity_key + ", output " + sweep.output);
+  for (size_t k = 0; k < run.selected.size(); ++k) {
+    const size_t i = run.selected[k];
+    const PointState s = run.states[i];
+    const char* state = s == PointState::Done ? "done" : s == PointState::Resume ? "resume" : "new";
+    run.log(run.tag(k) + "  (" + state + ")  " + run.all[i].run_dir);
+    run.log("    " + describe(run.all[i].config));
+    if (!run.all[i].config.pruning.is_null()) run.log("    pruning " + run.all[i].config.pruning.dump());
+    if (s == PointState::Done) ++run.report.skipped;
+    else ++run.report.pending;
+  }
+}
+
+void read_finished(SweepRun& run) {
+  run.done.resize(run.all.size());
+  for (size_t i = 0; i < run.all.size(); ++i)
+    if (run.states[i] == PointState::Done) run.done[i] = read_point_result(run.all[i]);
+}
+
+std::vector<PointResult> collect_results(const SweepRun& run) {
+  std::vector<PointResult> out;
+  for (const auto& r : run.done)
+    if (r) out.push_back(*r);
+  return out;
+}
+
+void write_curve(const SweepRun& run) { write_curve_files(run.sweep, collect_results(run)); }
+
+// Trains (or resumes) the k-th selected point and reads its result back.
+void train_one_point(SweepRun& run, size_t k) {
+  const size_t i = run.selected[k];
+  const SweepPoint& p = run.all[i];
+  const bool resuming = run.states[i] == PointState::Resume;
+  run.log(run.tag(k) + (resuming ? "  resuming " : "  training ") + p.run_dir);
+  RunOptions options;
+  options.run_dir = p.run_dir;
+  options.quiet = run.options.quiet;
+  if (resuming) options.resume_dir = p.run_dir;
+  try {
+    run.options.train(p.config, options);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("sweep point " + p.name + " (" + p.run_dir + "): " + e.what());
+  }
+  if (const RunPaths files(p.run_dir); !fs::exists(files.summary))
+    throw std::runtime_error("sweep point " + p.name + ": the run ended without " + files.summary);
+  run.done[i] = read_point_result(p);
+  resuming ? ++run.report.resumed : ++run.report.trained;
+  char line[160];
+  std::snprintf(line, sizeof line, "  test %.2f%%  (%.1f s)", 100 * run.done[i]->test_accuracy, run.done[i]->seconds);
+  run.log(run.tag(k) + line);
+}
+
+// The selected points in order: finished ones are skipped, at most options.max_points train.
+void train_points(SweepRun& run) {
+  int budget = run.options.max_points > 0 ? run.options.max_points : -1;
+  for (size_t k = 0; k < run.selected.size(); ++k) {
+    const size_t i = run.selected[k];
+    if (run.states[i] == PointState::Done) {
+      ++run.report.skipped;
+      char line[160];
+      std::snprintf(line, sizeof line, "  done: test %.2f%% (skipped)", 100 * run.done[i]->test_accuracy);
+      run.log(run.tag(k) + line);
       continue;
     }
     if (budget == 0) {
-      ++report.pending;
+      ++run.report.pending;
       continue;
     }
     if (budget > 0) --budget;
-    const bool resuming = states[i] == PointState::Resume;
-    log(tag(k) + (resuming ? "  resuming " : "  training ") + p.run_dir);
-    RunOptions run;
-    run.run_dir = p.run_dir;
-    run.quiet = options.quiet;
-    if (resuming) run.resume_dir = p.run_dir;
-    try {
-      options.train(p.config, run);
-    } catch (const std::exception& e) {
-      throw std::runtime_error("sweep point " + p.name + " (" + p.run_dir + "): " + e.what());
-    }
-    if (const RunPaths files(p.run_dir); !fs::exists(files.summary))
-      throw std::runtime_error("sweep point " + p.name + ": the run ended without " + files.summary);
-    done[i] = read_point_result(p);
-    resuming ? ++report.resumed : ++report.trained;
-    std::snprintf(line, sizeof line, "  test %.2f%%  (%.1f s)", 100 * done[i]->test_accuracy, done[i]->seconds);
-    log(tag(k) + line);
-    write_curve_files(sweep, collect());
+    train_one_point(run, k);
+    write_curve(run);
   }
-  report.results = collect();
-  if (report.pending > 0)
-    log(std::to_string(report.pending) + " points left; run the same command again to continue");
+}
+
+}  // namespace
+
+SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
+  SweepRun run{sweep, options, {}, {}, {}, {}, {}};
+  resolve_run(run);
+  if (options.dry_run) {
+    list_points(run);
+    return run.report;
+  }
+  read_finished(run);
+  fs::create_directories(runs_dir(sweep));
+  write_curve(run);
+  run.log("sweep " + sweep.name + ": " + std::to_string(run.selected.size()) + " points -> " + sweep.output);
+  train_points(run);
+  run.report.results = collect_results(run);
+  if (run.report.pending > 0)
+    run.log(std::to_string(run.report.pending) + " points left; run the same command again to continue");
   const CurveFiles curve = curve_files(sweep.output);
-  log("curve: " + curve.svg + " | table: " + curve.md);
-  return report;
+  run.log("curve: " + curve.svg + " | table: " + curve.md);
+  return run.report;
 }
 
 }  // namespace st::experiment

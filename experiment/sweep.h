@@ -1,5 +1,8 @@
 // experiment/sweep.h — a grid of runs (method × sparsity) over one base config, resumable, with a curve.
-//   load_sweep / parse_sweep: the sweep JSON -> SweepConfig   (strict: unknown keys are errors; "<file>: " prefix)
+//   load_sweep / parse_sweep: the sweep JSON -> SweepConfig   (strict: unknown keys are errors; "<file>: " prefix;
+//                             the key table is in experiment/sweep_keys.cpp)
+//   sweep_reference:          the sweep file's keys as Markdown (the second part of docs/config.md)
+//   apply_overrides:          an override object (`overrides`, a method's) onto a raw config
 //   resolve_points:           SweepConfig -> every point's validated Config, in run order
 //   run_sweep:                train the points one after another (skip finished ones, resume
 //                             interrupted ones), rewriting <output>/curve.{csv,md,svg} after each
@@ -32,7 +35,7 @@ struct SweepConfig {
   std::string description;     // free text, optional
   std::string base_source;     // the base config file, or "<sweep file> (inline base)"
   nlohmann::json base;         // the raw base config (validated per point, after overrides)
-  nlohmann::json overrides;    // object applied to every point (deep merge / dotted keys), may be empty
+  nlohmann::json overrides = nlohmann::json::object();  // applied to every point (deep merge / dotted keys)
   std::string sparsity_key = "pruning.target";
   std::vector<double> sparsities;  // each in [0, 1), distinct, in run order
   std::vector<SweepMethod> methods;  // in file order (= run order)
@@ -50,6 +53,9 @@ struct SweepPoint {
   std::string run_dir;   // <output>/runs/<name>
 };
 
+// <output>/runs: the folder of the points' run folders.
+std::string runs_dir(const SweepConfig& sweep);
+
 // Reads a sweep file. A relative "base" path is looked up from the current directory first, then
 // from the sweep file's folder.
 SweepConfig load_sweep(const std::string& path);
@@ -57,6 +63,13 @@ SweepConfig load_sweep(const std::string& path);
 // base path is looked up ("" = current directory only).
 SweepConfig parse_sweep(const std::string& text, const std::string& source_name,
                         const std::string& base_dir = "");
+
+// The sweep file's keys, one Markdown table (generated from the key table).
+std::string sweep_reference();
+
+// Applies an override object to a raw config: nested objects merge into what is there (deep merge),
+// every other value is set through apply_override, so a key outside the config schema is an error.
+void apply_overrides(nlohmann::json& raw, const nlohmann::json& overrides);
 
 // "one_shot_s900"; sparsities that are not whole thousandths keep their extra digits ("s999_5").
 std::string point_name(const std::string& method, double sparsity);

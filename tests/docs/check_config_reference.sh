@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/docs/check_config_reference.sh — docs/config.md is what `sparsetrain config-reference` prints
-# from the key table (experiment/config_keys.cpp); a key added, removed or changed without
-# regenerating the file fails here.
+# from the key tables (experiment/config_keys.cpp, experiment/sweep_keys.cpp); a key added, removed
+# or changed without regenerating the file fails here.
 # Usage: check_config_reference.sh <sparsetrain> <source dir>
 set -euo pipefail
 bin=$1

@@ -1,5 +1,6 @@
-// Sweeps: validation of the sweep file, point naming and order, override merging, resumability
-// (with a stub trainer that counts calls), and the curve files (CSV, markdown, SVG).
+// Sweeps: validation of the sweep file (its key table: defaults, required keys, reference), point
+// naming and order, override merging, resumability (with a stub trainer that counts calls), and the
+// curve files (CSV, markdown, SVG).
 // The sparsity key here is optimizer.weight_decay so that nothing depends on the pruning schema.
 #include <doctest/doctest.h>
 
@@ -136,6 +137,38 @@ TEST_CASE("sweep: validation errors name the file and the key") {
   CHECK(bad_nested.find("optimizer.typo") != std::string::npos);
   const std::string bad_point = sweep_error(with(good, "methods", {{"big", {{"optimizer.momentum", 1.5}}}}));
   CHECK(bad_point.find("s.json: method \"big\", sparsity 0.5: optimizer.momentum = 1.5 is out of range") == 0);
+}
+
+TEST_CASE("sweep: the key table's defaults, missing-key examples and reference") {
+  ojson minimal = sweep_json("out");
+  for (const char* k : {"name", "overrides", "sparsity_key", "dense_baseline", "output"}) minimal.erase(k);
+  const SweepConfig s = parse_sweep(minimal.dump(), "dir/my_sweep.json");
+  CHECK(s.name == "my_sweep");
+  CHECK(s.output == "results/my_sweep");
+  CHECK(s.overrides == json::object());
+  CHECK(s.sparsity_key == "pruning.target");
+  CHECK_FALSE(s.dense_baseline);
+  CHECK(s.description.empty());
+  CHECK(s.base_source == "dir/my_sweep.json (inline base)");
+
+  // The required keys say what to write; an error about the base file names that file, not the sweep.
+  for (const char* key : {"base", "sparsities", "methods"}) {
+    ojson missing = sweep_json("out");
+    missing.erase(key);
+    const std::string e = sweep_error(missing.dump());
+    CHECK(e.find("s.json: missing required key \"" + std::string(key) + "\" (") == 0);
+  }
+  const std::string dir = temp_dir("basefile_error");
+  std::ofstream(dir + "/list.json") << "[1, 2]";
+  const std::string base_error = sweep_error(with(sweep_json("out"), "base", dir + "/list.json"));
+  CHECK(base_error.find(dir + "/list.json: expected a config object") == 0);
+  fs::remove_all(dir);
+
+  // The generated reference lists every key the reader accepts.
+  const std::string ref = sweep_reference();
+  for (const char* key : {"name", "description", "base", "overrides", "sparsity_key", "sparsities", "methods",
+                          "dense_baseline", "output"})
+    CHECK(ref.find("| `" + std::string(key) + "` |") != std::string::npos);
 }
 
 TEST_CASE("sweep: point names, order, run folders and merged overrides") {

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "core/optim.h"
 #include "data/dataset.h"
 #include "models/builder.h"
+#include "pruning/config.h"
 #include "pruning/csr_switch.h"
 
 namespace st::experiment {
@@ -175,10 +177,11 @@ struct Config {
   LrScheduleConfig lr_schedule;
   OutputConfig output;
   SparseConfig sparse;
-  // null when absent, otherwise the object kept verbatim (so to_json round-trips it); parse_config
-  // validates it with pruning::parse_pruning_config (schema: docs/pruning.md), and the trainer reads
-  // the typed pruning::PruningConfig from it. Overrides may set any key below "pruning".
-  nlohmann::json pruning;
+  // Empty when absent (or null): dense training. Otherwise the typed, resolved block (schema:
+  // docs/pruning.md), read once by parse_config against train.epochs; its defaults depend on the
+  // epoch count, so a config whose train.epochs changes is parsed again, not edited. Overrides may
+  // set any key below "pruning".
+  std::optional<pruning::PruningConfig> pruning;
 };
 
 // Reads `path` (JSON), applies the overrides in order, then validates. Every error message starts
@@ -196,7 +199,8 @@ Config parse_config(const nlohmann::json& raw, const std::string& source_name = 
 void apply_override(nlohmann::json& raw, const std::string& assignment);
 
 // The resolved config with every applicable key (defaults filled). Keys that do not apply to the
-// chosen arch/dataset (hidden, layers, data.synthetic) and an absent pruning block are left out.
+// chosen arch/dataset (hidden, layers, data.synthetic) and an absent pruning block are left out; the
+// pruning block is written resolved (every key its method reads, defaults filled).
 nlohmann::json to_json(const Config&);
 
 // The config reference (Markdown): every key with its type, default, condition and meaning.

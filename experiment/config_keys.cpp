@@ -13,6 +13,7 @@
 
 #include "core/check.h"
 #include "pruning/config.h"
+#include "pruning/method.h"
 
 namespace st::experiment {
 
@@ -317,6 +318,64 @@ K threshold_key(const char* path, GetValue value, GetAuto automatic, const char*
   return k;
 }
 
+// The schedule keys `method` reads, resolved. A default may lie below the minimum a given value
+// must reach (pruning::PruningMethod::schedule_minimums); it is left out, and reading the block
+// again resolves it to the same default.
+json schedule_to_json(const pruning::PruningConfig& p, const pruning::PruningMethod& method) {
+  const pruning::ScheduleConfig& s = p.schedule;
+  const json values = {{"epoch", s.epoch},
+                       {"start_epoch", s.start_epoch},
+                       {"end_epoch", s.end_epoch},
+                       {"every", s.every},
+                       {"rounds", s.rounds},
+                       {"every_steps", s.every_steps},
+                       {"initial_sparsity", s.initial_sparsity},
+                       {"drop_fraction", s.drop_fraction},
+                       {"rewind", to_string(s.rewind)},
+                       {"rewind_epoch", s.rewind_epoch}};
+  json out = json::object();
+  for (const std::string& key : method.schedule_keys()) {
+    if (key == "rewind_epoch" && s.rewind != pruning::RewindType::Epoch) continue;
+    bool below_minimum = false;
+    for (const auto& [k, lo] : method.schedule_minimums())
+      if (k == key && values[key].get<int>() < lo) below_minimum = true;
+    if (!below_minimum) out[key] = values[key];
+  }
+  return out;
+}
+
+// The resolved pruning block: every key that applies to its method, granularity and options, so
+// that reading it again gives the same PruningConfig.
+json pruning_to_json(const pruning::PruningConfig& p) {
+  using pruning::GranularityType;
+  const std::unique_ptr<pruning::PruningMethod> method = pruning::make_method(p.method);
+  json out = {{"method", to_string(p.method)}};
+  if (p.has_target) out["target"] = p.target;
+  if (p.has_threshold) out["threshold"] = p.threshold;
+  if (!method->traits().no_criterion)
+    out["criterion"] = {{"type", to_string(p.criterion.type)}, {"batches", p.criterion.batches}};
+  json granularity = {{"type", to_string(p.granularity.type)}};
+  if (p.granularity.type == GranularityType::Block) granularity["block"] = pair_to_json(p.granularity.block);
+  if (p.granularity.type == GranularityType::NM) {
+    granularity["n"] = p.granularity.n;
+    granularity["m"] = p.granularity.m;
+  }
+  out["granularity"] = granularity;
+  json distribution = {{"keep_dense", p.distribution.keep_dense}, {"erk_power", p.distribution.erk_power}};
+  if (p.granularity.type != GranularityType::NM) distribution["type"] = to_string(p.distribution.type);
+  out["distribution"] = distribution;
+  const json schedule = schedule_to_json(p, *method);
+  if (!schedule.empty()) out["schedule"] = schedule;
+  if (p.l1.enabled)
+    out["l1"] = {{"lambda", p.l1.lambda}, {"start_epoch", p.l1.start_epoch}, {"end_epoch", p.l1.end_epoch}};
+  if (p.method == pruning::Method::Admm) out["admm"] = {{"rho", p.admm.rho}};
+  out["finetune"] = {{"epochs", p.finetune.epochs}, {"lr_scale", p.finetune.lr_scale}};
+  if (p.distill.enabled)
+    out["distill"] = {{"teacher", p.distill.teacher}, {"temperature", p.distill.temperature}, {"alpha", p.distill.alpha}};
+  return out;
+}
+
+// Read after train.epochs: the block's epoch defaults and ranges depend on it.
 K pruning_key() {
   K k;
   k.path = "pruning";
@@ -324,10 +383,15 @@ K pruning_key() {
   k.help = "prune while training: method, target, schedule, ... (its keys: docs/pruning.md)";
   k.default_doc = "none (dense training)";
   k.read = [](Config& c, const json& v, const std::string& p) {
-    if (!v.is_null() && !v.is_object()) fail_key(p + ": expected an object, got " + describe_value(v));
-    c.pruning = v;
+    if (v.is_null()) return;
+    if (!v.is_object()) fail_key(p + ": expected an object, got " + describe_value(v));
+    try {
+      c.pruning = pruning::parse_pruning_config(v, c.train.epochs);
+    } catch (const Error& e) {
+      fail_key(e.what());
+    }
   };
-  k.write = [](const Config& c) { return c.pruning; };
+  k.write = [](const Config& c) { return c.pruning ? pruning_to_json(*c.pruning) : json(); };
   k.shape = K::Free;
   return k;
 }
@@ -422,14 +486,6 @@ void check_rules(const Config& c) {
   if (c.lr_schedule.warmup_epochs >= c.train.epochs)
     fail_key("lr_schedule.warmup_epochs = " + std::to_string(c.lr_schedule.warmup_epochs) +
              " must be less than train.epochs = " + std::to_string(c.train.epochs));
-  // The pruning block's own keys and rules (pruning/config.h); the trainer reads the typed form.
-  if (!c.pruning.is_null()) {
-    try {
-      pruning::parse_pruning_config(c.pruning, c.train.epochs);
-    } catch (const Error& e) {
-      fail_key(e.what());
-    }
-  }
 }
 
 }  // namespace

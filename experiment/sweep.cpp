@@ -407,7 +407,7 @@ SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
       const char* state = states[i] == PointState::Done ? "done" : states[i] == PointState::Resume ? "resume" : "new";
       log(tag(k) + "  (" + state + ")  " + all[i].run_dir);
       log("    " + describe(all[i].config));
-      if (!all[i].config.pruning.is_null()) log("    pruning " + all[i].config.pruning.dump());
+      if (all[i].config.pruning) log("    pruning " + to_json(all[i].config)["pruning"].dump());
       if (states[i] == PointState::Done) ++report.skipped;
       else ++report.pending;
     }

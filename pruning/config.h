@@ -1,4 +1,5 @@
-// pruning/config.h — the typed pruning config: experiment::Config::pruning (raw JSON) -> PruningConfig.
+// pruning/config.h — the typed pruning config: the "pruning" object of a config -> PruningConfig, which
+// experiment::Config holds once parsed.
 //   parse_pruning_config(raw, total_epochs): every key checked (unknown keys, types, ranges, choices,
 //   cross-key rules); errors are st::Error whose message names the full key path
 //   ("pruning.schedule.end_epoch = 3 must be greater than pruning.schedule.start_epoch = 5").

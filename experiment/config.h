@@ -179,8 +179,7 @@ struct Config {
   SparseConfig sparse;
   // Empty when absent (or null): dense training. Otherwise the typed, resolved block (schema:
   // docs/pruning.md), read once by parse_config against train.epochs; its defaults depend on the
-  // epoch count, so a config whose train.epochs changes is parsed again, not edited. Overrides may
-  // set any key below "pruning".
+  // epoch count, so a config whose train.epochs changes is parsed again, not edited.
   std::optional<pruning::PruningConfig> pruning;
 };
 
@@ -195,7 +194,7 @@ Config parse_config(const nlohmann::json& raw, const std::string& source_name = 
 // "a.b.c=value": sets raw[a][b][c] (creating missing objects). The value is JSON if it parses
 // (1e-3, true, [300,100], "\"quoted\""), otherwise the literal string. Array elements of
 // model.layers are addressed by index ("model.layers.2.kernel=5" or "model.layers[2].kernel=5") and
-// must exist; anything below "pruning" is accepted. Throws ConfigError (unknown path, no '=').
+// must exist. Throws ConfigError (unknown path, no '=').
 void apply_override(nlohmann::json& raw, const std::string& assignment);
 
 // The resolved config with every applicable key (defaults filled). Keys that do not apply to the

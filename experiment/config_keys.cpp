@@ -1,10 +1,12 @@
 // experiment/config_keys.cpp — the config's key table: one row per key (path, type, default, range or
 // choices, help, when it applies) and the cross-key rules. parse_config, to_json, apply_override and
-// config_reference (docs/config.md) all read these rows; a new key is one row here plus its use.
+// config_reference (docs/config.md) all read these rows; a new key is one row here plus its use. The
+// pruning block's rows are in experiment/pruning_keys.cpp.
 // Defaults are the initializers of the structs in experiment/config.h, except where a row says
 // otherwise (fill_default: a default that depends on an earlier key).
 #include "experiment/config.h"
 #include "experiment/key_table.h"
+#include "experiment/pruning_keys.h"
 
 #include <cctype>
 #include <filesystem>
@@ -12,8 +14,6 @@
 #include <sstream>
 
 #include "core/check.h"
-#include "pruning/config.h"
-#include "pruning/method.h"
 
 namespace st::experiment {
 
@@ -186,10 +186,6 @@ LayerSpec parse_layer(const json& v, const std::string& path) {
   return layer;
 }
 
-json pair_to_json(const std::array<int, 2>& p) {
-  return p[0] == p[1] ? json(p[0]) : json::array({p[0], p[1]});
-}
-
 json layer_to_json(const LayerSpec& l) {
   json j = {{"type", to_string(l.type)}};
   if (!l.name.empty()) j["name"] = l.name;
@@ -318,84 +314,6 @@ K threshold_key(const char* path, GetValue value, GetAuto automatic, const char*
   return k;
 }
 
-// The schedule keys `method` reads, resolved. A default may lie below the minimum a given value
-// must reach (pruning::PruningMethod::schedule_minimums); it is left out, and reading the block
-// again resolves it to the same default.
-json schedule_to_json(const pruning::PruningConfig& p, const pruning::PruningMethod& method) {
-  const pruning::ScheduleConfig& s = p.schedule;
-  const json values = {{"epoch", s.epoch},
-                       {"start_epoch", s.start_epoch},
-                       {"end_epoch", s.end_epoch},
-                       {"every", s.every},
-                       {"rounds", s.rounds},
-                       {"every_steps", s.every_steps},
-                       {"initial_sparsity", s.initial_sparsity},
-                       {"drop_fraction", s.drop_fraction},
-                       {"rewind", to_string(s.rewind)},
-                       {"rewind_epoch", s.rewind_epoch}};
-  json out = json::object();
-  for (const std::string& key : method.schedule_keys()) {
-    if (key == "rewind_epoch" && s.rewind != pruning::RewindType::Epoch) continue;
-    bool below_minimum = false;
-    for (const auto& [k, lo] : method.schedule_minimums())
-      if (k == key && values[key].get<int>() < lo) below_minimum = true;
-    if (!below_minimum) out[key] = values[key];
-  }
-  return out;
-}
-
-// The resolved pruning block: every key that applies to its method, granularity and options, so
-// that reading it again gives the same PruningConfig.
-json pruning_to_json(const pruning::PruningConfig& p) {
-  using pruning::GranularityType;
-  const std::unique_ptr<pruning::PruningMethod> method = pruning::make_method(p.method);
-  json out = {{"method", to_string(p.method)}};
-  if (p.has_target) out["target"] = p.target;
-  if (p.has_threshold) out["threshold"] = p.threshold;
-  if (!method->traits().no_criterion)
-    out["criterion"] = {{"type", to_string(p.criterion.type)}, {"batches", p.criterion.batches}};
-  json granularity = {{"type", to_string(p.granularity.type)}};
-  if (p.granularity.type == GranularityType::Block) granularity["block"] = pair_to_json(p.granularity.block);
-  if (p.granularity.type == GranularityType::NM) {
-    granularity["n"] = p.granularity.n;
-    granularity["m"] = p.granularity.m;
-  }
-  out["granularity"] = granularity;
-  json distribution = {{"keep_dense", p.distribution.keep_dense}, {"erk_power", p.distribution.erk_power}};
-  if (p.granularity.type != GranularityType::NM) distribution["type"] = to_string(p.distribution.type);
-  out["distribution"] = distribution;
-  const json schedule = schedule_to_json(p, *method);
-  if (!schedule.empty()) out["schedule"] = schedule;
-  if (p.l1.enabled)
-    out["l1"] = {{"lambda", p.l1.lambda}, {"start_epoch", p.l1.start_epoch}, {"end_epoch", p.l1.end_epoch}};
-  if (p.method == pruning::Method::Admm) out["admm"] = {{"rho", p.admm.rho}};
-  out["finetune"] = {{"epochs", p.finetune.epochs}, {"lr_scale", p.finetune.lr_scale}};
-  if (p.distill.enabled)
-    out["distill"] = {{"teacher", p.distill.teacher}, {"temperature", p.distill.temperature}, {"alpha", p.distill.alpha}};
-  return out;
-}
-
-// Read after train.epochs: the block's epoch defaults and ranges depend on it.
-K pruning_key() {
-  K k;
-  k.path = "pruning";
-  k.type = "object";
-  k.help = "prune while training: method, target, schedule, ... (its keys: docs/pruning.md)";
-  k.default_doc = "none (dense training)";
-  k.read = [](Config& c, const json& v, const std::string& p) {
-    if (v.is_null()) return;
-    if (!v.is_object()) fail_key(p + ": expected an object, got " + describe_value(v));
-    try {
-      c.pruning = pruning::parse_pruning_config(v, c.train.epochs);
-    } catch (const Error& e) {
-      fail_key(e.what());
-    }
-  };
-  k.write = [](const Config& c) { return c.pruning ? pruning_to_json(*c.pruning) : json(); };
-  k.shape = K::Free;
-  return k;
-}
-
 const KeyTable<Config>& config_keys() {
   static const KeyTable<Config> table = [] {
     KeyTable<Config> t;
@@ -464,7 +382,7 @@ const KeyTable<Config>& config_keys() {
                       [](auto& c) -> auto& { return c.sparse.auto_threshold_cuda; }, "the same on device cuda"));
     add(choice_key<Config>("sparse.impl", [](auto& c) -> auto& { return c.sparse.impl; }, kSparseImpls,
                            "the CSR products on device cuda: our kernels or cuSPARSE (a real GPU only)"));
-    add(pruning_key());
+    add_pruning_keys(t);
     return t;
   }();
   return table;
@@ -486,6 +404,7 @@ void check_rules(const Config& c) {
   if (c.lr_schedule.warmup_epochs >= c.train.epochs)
     fail_key("lr_schedule.warmup_epochs = " + std::to_string(c.lr_schedule.warmup_epochs) +
              " must be less than train.epochs = " + std::to_string(c.train.epochs));
+  check_pruning_rules(c);
 }
 
 }  // namespace

@@ -87,7 +87,9 @@ E read_choice(const nlohmann::json& v, const std::string& path, const Choice<E> 
 
 template <class Root>
 struct Key {
-  enum Shape { Value, ObjectArray, Free };  // Free: an object whose inside the row checks itself
+  // Free: an object whose inside the row checks itself. Block: an optional object whose own keys are
+  // rows below it; `read` gets the object (or null) and records that it is present.
+  enum Shape { Value, ObjectArray, Free, Block };
 
   std::string path;   // "optimizer.lr"
   std::string type;   // for the reference: "number > 0", "\"sgd\", \"adam\", \"adamw\""
@@ -100,6 +102,11 @@ struct Key {
   std::string when_key, when_value;  // applies only when write(when_key) is the string when_value
   Shape shape = Value;
   std::vector<std::string> element_keys;  // ObjectArray: the keys of one element
+  // Beyond when_key: the row applies only while applies_if holds (its block is present, the chosen
+  // method reads the key); a value given where it does not is refused with refusal(root).
+  std::function<bool(const Root&)> applies_if;
+  std::function<std::string(const Root&)> refusal;
+  std::string applies_doc;  // the reference's Applies column for applies_if
 };
 
 template <class Root>
@@ -209,6 +216,7 @@ const Key<Root>* find_key(const KeyTable<Root>& table, const std::string& path) 
 
 template <class Root>
 bool applies(const KeyTable<Root>& table, const Key<Root>& k, const Root& r) {
+  if (k.applies_if && !k.applies_if(r)) return false;
   if (k.when_key.empty()) return true;
   const nlohmann::json have = find_key(table, k.when_key)->write(r);
   return have.is_string() && have.get<std::string>() == k.when_value;
@@ -216,6 +224,15 @@ bool applies(const KeyTable<Root>& table, const Key<Root>& k, const Root& r) {
 
 // Reads `raw` into `root` (which holds the defaults), row by row. `required_sections` are objects
 // that must be present ("data", "model"). Errors are ConfigError without a file prefix.
+// Why `k` (or its section `what`) may not be given here.
+template <class Root>
+std::string refusal_text(const KeyTable<Root>& table, const Key<Root>& k, const Root& r, const std::string& what) {
+  if (k.applies_if && !k.applies_if(r)) return k.refusal(r);
+  const std::string have = find_key(table, k.when_key)->write(r).dump();
+  return what + " is only allowed with " + k.when_key + " \"" + k.when_value + "\" (" +
+         key_table_detail::split_path(k.when_key).back() + " is " + have + ")";
+}
+
 template <class Root>
 void parse_keys(const KeyTable<Root>& table, const std::vector<std::string>& required_sections,
                 const nlohmann::json& raw, Root& root) {
@@ -236,20 +253,14 @@ void parse_keys(const KeyTable<Root>& table, const std::vector<std::string>& req
           fail_key("missing required key \"" + section + "\"");
         continue;
       }
-      if (!k.when_key.empty() && !applies(table, k, root)) {
-        const std::string have = find_key(table, k.when_key)->write(root).dump();
-        fail_key(section + " is only allowed with " + k.when_key + " \"" + k.when_value + "\" (" +
-                 d::split_path(k.when_key).back() + " is " + have + ")");
-      }
+      const Key<Root>* block = find_key(table, section);
+      if (s->is_null() && block && block->shape == Key<Root>::Block) continue;  // its row read the null
+      if (!k.when_key.empty() && !applies(table, k, root)) fail_key(refusal_text(table, k, root, section));
       d::check_object(*s, section, d::children(paths, section));
     }
     const nlohmann::json* v = d::find_path(raw, k.path);
     const bool apply = applies(table, k, root);
-    if (v && !apply) {
-      const std::string have = find_key(table, k.when_key)->write(root).dump();
-      fail_key(k.path + " is only allowed with " + k.when_key + " \"" + k.when_value + "\" (" +
-               d::split_path(k.when_key).back() + " is " + have + ")");
-    }
+    if (v && !apply) fail_key(refusal_text(table, k, root, k.path));
     if (!apply) continue;
     if (v) {
       k.read(root, *v, k.path);
@@ -300,7 +311,7 @@ std::string reference_markdown(const KeyTable<Root>& table) {
   std::string section = "\x01";
   for (const Key<Root>& k : table) {
     const std::vector<std::string> segs = key_table_detail::split_path(k.path);
-    const std::string top = segs.size() > 1 ? segs[0] : "";
+    const std::string top = segs.size() > 1 || k.shape == Key<Root>::Block ? segs[0] : "";
     if (top != section) {
       section = top;
       out += "\n### " + (top.empty() ? std::string("Top level") : "`" + top + "`") + "\n\n";
@@ -308,7 +319,9 @@ std::string reference_markdown(const KeyTable<Root>& table) {
     }
     std::string def = k.default_doc;
     if (def.empty()) def = k.required ? "required" : "`" + k.write(defaults).dump() + "`";
-    const std::string cond = k.when_key.empty() ? "" : "`" + k.when_key + "` = `\"" + k.when_value + "\"`";
+    const std::string cond = !k.applies_doc.empty() ? k.applies_doc
+                             : k.when_key.empty()    ? ""
+                                                     : "`" + k.when_key + "` = `\"" + k.when_value + "\"`";
     out += "| `" + k.path + "` | " + k.type + " | " + def + " | " + cond + " | " + k.help + " |\n";
   }
   return out;

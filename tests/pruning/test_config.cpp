@@ -2,17 +2,19 @@
 #include <doctest/doctest.h>
 
 #include "core/check.h"
+#include "experiment/pruning_keys.h"
 #include "pruning/config.h"
 
 using namespace st;
 using namespace st::pruning;
+using st::experiment::parse_pruning_config;
 using nlohmann::json;
 
 namespace {
 std::string error_of(const json& raw, int epochs = 10) {
   try {
     parse_pruning_config(raw, epochs);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     return e.what();
   }
   return "<no error>";

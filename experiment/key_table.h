@@ -1,9 +1,10 @@
 // experiment/key_table.h — the machinery behind a declarative key table: one row per JSON key
 // (dotted path, type, default, range or choices, one line of help, when it applies) drives
 // validation, `--set` overrides, to_json and the generated reference. The config's rows are in
-// experiment/config_keys.cpp, the sweep file's in experiment/sweep.cpp.
+// experiment/config_keys.cpp and experiment/pruning_keys.cpp, the sweep file's in experiment/sweep.cpp.
 //   parse_keys:       raw JSON -> Root: unknown keys (with did-you-mean), required keys, types,
-//                     ranges, choices and "X is only allowed with Y", in table order
+//                     ranges, choices and "X is only allowed with Y" (or a row's own condition,
+//                     applies_if, with its refusal), in table order; a null Block object is absent
 //   write_keys:       Root -> JSON with every applicable key (rows that do not apply are left out)
 //   override_slot:    walks a dotted override path along the rows (array indices, free objects)
 //   reference_markdown: the table as Markdown, one section per top-level object

@@ -185,6 +185,9 @@ TEST_CASE("config: defaults are filled for every optional key") {
   CHECK(c.output.dir == "runs");
   CHECK(c.output.checkpoint_every == 1);
   CHECK(!c.pruning);
+  json null_pruning = minimal_config();
+  null_pruning["pruning"] = nullptr;
+  CHECK(!parse_config(null_pruning, "").pruning);
 
   CHECK(parse_config(minimal_config(), "").name == "run");
 

@@ -5,7 +5,6 @@
 #include "experiment/config.h"
 #include "experiment/run_folder.h"
 #include "experiment/trainer.h"
-#include "pruning/config.h"
 
 namespace st::app {
 
@@ -21,7 +20,7 @@ struct TrainOptions {
 // Refuses a --stop-after that a run of `c` never reaches: it would stop nothing.
 void check_stop_after(int stop_after, const experiment::Config& c) {
   if (stop_after <= 0) return;
-  const int finetune = c.pruning.is_null() ? 0 : pruning::parse_pruning_config(c.pruning, c.train.epochs).finetune.epochs;
+  const int finetune = c.pruning ? c.pruning->finetune.epochs : 0;
   const int total = c.train.epochs + finetune;
   ST_CHECK(stop_after < total, "--stop-after ", stop_after, ": the run has ", total, " epochs (train.epochs",
            finetune ? " + pruning.finetune.epochs" : "", "), so it would stop nothing");

@@ -53,7 +53,7 @@ std::string describe(const Config& c) {
   s << " | seed " << c.seed << " | " << to_string(c.device) << "/"
     << (c.device == Device::cuda ? to_string(c.sparse.impl) : to_string(c.backend));
   s << " threads " << (c.threads == 0 ? std::string("all") : std::to_string(c.threads));
-  if (!c.pruning.is_null()) s << " | pruning";
+  if (c.pruning) s << " | pruning";
   return s.str();
 }
 

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "core/optim.h"
 #include "data/dataset.h"
 #include "models/builder.h"
+#include "pruning/config.h"
 #include "pruning/csr_switch.h"
 
 namespace st::experiment {
@@ -175,10 +177,10 @@ struct Config {
   LrScheduleConfig lr_schedule;
   OutputConfig output;
   SparseConfig sparse;
-  // null when absent, otherwise the object kept verbatim (so to_json round-trips it); parse_config
-  // validates it with pruning::parse_pruning_config (schema: docs/pruning.md), and the trainer reads
-  // the typed pruning::PruningConfig from it. Overrides may set any key below "pruning".
-  nlohmann::json pruning;
+  // Empty when absent (or null): dense training. Otherwise the typed, resolved block (schema:
+  // docs/pruning.md), read once by parse_config against train.epochs; its defaults depend on the
+  // epoch count, so a config whose train.epochs changes is parsed again, not edited.
+  std::optional<pruning::PruningConfig> pruning;
 };
 
 // Reads `path` (JSON), applies the overrides in order, then validates. Every error message starts
@@ -192,11 +194,12 @@ Config parse_config(const nlohmann::json& raw, const std::string& source_name = 
 // "a.b.c=value": sets raw[a][b][c] (creating missing objects). The value is JSON if it parses
 // (1e-3, true, [300,100], "\"quoted\""), otherwise the literal string. Array elements of
 // model.layers are addressed by index ("model.layers.2.kernel=5" or "model.layers[2].kernel=5") and
-// must exist; anything below "pruning" is accepted. Throws ConfigError (unknown path, no '=').
+// must exist. Throws ConfigError (unknown path, no '=').
 void apply_override(nlohmann::json& raw, const std::string& assignment);
 
 // The resolved config with every applicable key (defaults filled). Keys that do not apply to the
-// chosen arch/dataset (hidden, layers, data.synthetic) and an absent pruning block are left out.
+// chosen arch/dataset (hidden, layers, data.synthetic) and an absent pruning block are left out; the
+// pruning block is written resolved (every key its method reads, defaults filled).
 nlohmann::json to_json(const Config&);
 
 // The config reference (Markdown): every key with its type, default, condition and meaning.

@@ -1,10 +1,12 @@
 // experiment/config_keys.cpp — the config's key table: one row per key (path, type, default, range or
 // choices, help, when it applies) and the cross-key rules. parse_config, to_json, apply_override and
-// config_reference (docs/config.md) all read these rows; a new key is one row here plus its use.
+// config_reference (docs/config.md) all read these rows; a new key is one row here plus its use. The
+// pruning block's rows are in experiment/pruning_keys.cpp.
 // Defaults are the initializers of the structs in experiment/config.h, except where a row says
 // otherwise (fill_default: a default that depends on an earlier key).
 #include "experiment/config.h"
 #include "experiment/key_table.h"
+#include "experiment/pruning_keys.h"
 
 #include <cctype>
 #include <filesystem>
@@ -12,7 +14,6 @@
 #include <sstream>
 
 #include "core/check.h"
-#include "pruning/config.h"
 
 namespace st::experiment {
 
@@ -185,10 +186,6 @@ LayerSpec parse_layer(const json& v, const std::string& path) {
   return layer;
 }
 
-json pair_to_json(const std::array<int, 2>& p) {
-  return p[0] == p[1] ? json(p[0]) : json::array({p[0], p[1]});
-}
-
 json layer_to_json(const LayerSpec& l) {
   json j = {{"type", to_string(l.type)}};
   if (!l.name.empty()) j["name"] = l.name;
@@ -317,21 +314,6 @@ K threshold_key(const char* path, GetValue value, GetAuto automatic, const char*
   return k;
 }
 
-K pruning_key() {
-  K k;
-  k.path = "pruning";
-  k.type = "object";
-  k.help = "prune while training: method, target, schedule, ... (its keys: docs/pruning.md)";
-  k.default_doc = "none (dense training)";
-  k.read = [](Config& c, const json& v, const std::string& p) {
-    if (!v.is_null() && !v.is_object()) fail_key(p + ": expected an object, got " + describe_value(v));
-    c.pruning = v;
-  };
-  k.write = [](const Config& c) { return c.pruning; };
-  k.shape = K::Free;
-  return k;
-}
-
 const KeyTable<Config>& config_keys() {
   static const KeyTable<Config> table = [] {
     KeyTable<Config> t;
@@ -400,7 +382,7 @@ const KeyTable<Config>& config_keys() {
                       [](auto& c) -> auto& { return c.sparse.auto_threshold_cuda; }, "the same on device cuda"));
     add(choice_key<Config>("sparse.impl", [](auto& c) -> auto& { return c.sparse.impl; }, kSparseImpls,
                            "the CSR products on device cuda: our kernels or cuSPARSE (a real GPU only)"));
-    add(pruning_key());
+    add_pruning_keys(t);
     return t;
   }();
   return table;
@@ -422,14 +404,7 @@ void check_rules(const Config& c) {
   if (c.lr_schedule.warmup_epochs >= c.train.epochs)
     fail_key("lr_schedule.warmup_epochs = " + std::to_string(c.lr_schedule.warmup_epochs) +
              " must be less than train.epochs = " + std::to_string(c.train.epochs));
-  // The pruning block's own keys and rules (pruning/config.h); the trainer reads the typed form.
-  if (!c.pruning.is_null()) {
-    try {
-      pruning::parse_pruning_config(c.pruning, c.train.epochs);
-    } catch (const Error& e) {
-      fail_key(e.what());
-    }
-  }
+  check_pruning_rules(c);
 }
 
 }  // namespace

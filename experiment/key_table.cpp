@@ -152,7 +152,7 @@ json& override_slot(const std::vector<std::string>& paths, const std::vector<int
       const auto it = std::find(paths.begin(), paths.end(), node);
       if (it != paths.end()) {
         row = static_cast<size_t>(it - paths.begin());
-        mode = shapes[row] == 1 ? Array : shapes[row] == 2 ? Free : Value;
+        mode = shapes[row] == 1 ? Array : shapes[row] == 2 ? Free : shapes[row] == 3 ? Object : Value;
       }
     } else if (mode == Element) {
       const std::vector<std::string>& keys = element_keys[row];

@@ -1,9 +1,10 @@
 // experiment/key_table.h — the machinery behind a declarative key table: one row per JSON key
 // (dotted path, type, default, range or choices, one line of help, when it applies) drives
 // validation, `--set` overrides, to_json and the generated reference. The config's rows are in
-// experiment/config_keys.cpp, the sweep file's in experiment/sweep_keys.cpp.
+// experiment/config_keys.cpp and experiment/pruning_keys.cpp, the sweep file's in experiment/sweep_keys.cpp.
 //   parse_keys:       raw JSON -> Root: unknown keys (with did-you-mean), required keys, types,
-//                     ranges, choices and "X is only allowed with Y", in table order
+//                     ranges, choices and "X is only allowed with Y" (or a row's own condition,
+//                     applies_if, with its refusal), in table order; a null Block object is absent
 //   write_keys:       Root -> JSON with every applicable key (rows that do not apply are left out)
 //   override_slot:    walks a dotted override path along the rows (array indices, free objects)
 //   reference_markdown: the table as Markdown, one section per top-level object
@@ -87,7 +88,9 @@ E read_choice(const nlohmann::json& v, const std::string& path, const Choice<E> 
 
 template <class Root>
 struct Key {
-  enum Shape { Value, ObjectArray, Free };  // Free: an object whose inside the row checks itself
+  // Free: an object whose inside the row checks itself. Block: an optional object whose own keys are
+  // rows below it; `read` gets the object (or null) and records that it is present.
+  enum Shape { Value, ObjectArray, Free, Block };
 
   std::string path;   // "optimizer.lr"
   std::string type;   // for the reference: "number > 0", "\"sgd\", \"adam\", \"adamw\""
@@ -101,6 +104,11 @@ struct Key {
   Shape shape = Value;
   std::vector<std::string> element_keys;  // ObjectArray: the keys of one element
   std::string missing_hint;  // required: what to write, appended to "missing required key" ("e.g. [0.5, 0.9]")
+  // Beyond when_key: the row applies only while applies_if holds (its block is present, the chosen
+  // method reads the key); a value given where it does not is refused with refusal(root).
+  std::function<bool(const Root&)> applies_if;
+  std::function<std::string(const Root&)> refusal;
+  std::string applies_doc;  // the reference's Applies column for applies_if
 };
 
 template <class Root>
@@ -210,6 +218,7 @@ const Key<Root>* find_key(const KeyTable<Root>& table, const std::string& path) 
 
 template <class Root>
 bool applies(const KeyTable<Root>& table, const Key<Root>& k, const Root& r) {
+  if (k.applies_if && !k.applies_if(r)) return false;
   if (k.when_key.empty()) return true;
   const nlohmann::json have = find_key(table, k.when_key)->write(r);
   return have.is_string() && have.get<std::string>() == k.when_value;
@@ -217,6 +226,15 @@ bool applies(const KeyTable<Root>& table, const Key<Root>& k, const Root& r) {
 
 // Reads `raw` into `root` (which holds the defaults), row by row. `required_sections` are objects
 // that must be present ("data", "model"). Errors are ConfigError without a file prefix.
+// Why `k` (or its section `what`) may not be given here.
+template <class Root>
+std::string refusal_text(const KeyTable<Root>& table, const Key<Root>& k, const Root& r, const std::string& what) {
+  if (k.applies_if && !k.applies_if(r)) return k.refusal(r);
+  const std::string have = find_key(table, k.when_key)->write(r).dump();
+  return what + " is only allowed with " + k.when_key + " \"" + k.when_value + "\" (" +
+         key_table_detail::split_path(k.when_key).back() + " is " + have + ")";
+}
+
 template <class Root>
 void parse_keys(const KeyTable<Root>& table, const std::vector<std::string>& required_sections,
                 const nlohmann::json& raw, Root& root) {
@@ -237,20 +255,14 @@ void parse_keys(const KeyTable<Root>& table, const std::vector<std::string>& req
           fail_key("missing required key \"" + section + "\"");
         continue;
       }
-      if (!k.when_key.empty() && !applies(table, k, root)) {
-        const std::string have = find_key(table, k.when_key)->write(root).dump();
-        fail_key(section + " is only allowed with " + k.when_key + " \"" + k.when_value + "\" (" +
-                 d::split_path(k.when_key).back() + " is " + have + ")");
-      }
+      const Key<Root>* block = find_key(table, section);
+      if (s->is_null() && block && block->shape == Key<Root>::Block) continue;  // its row read the null
+      if (!k.when_key.empty() && !applies(table, k, root)) fail_key(refusal_text(table, k, root, section));
       d::check_object(*s, section, d::children(paths, section));
     }
     const nlohmann::json* v = d::find_path(raw, k.path);
     const bool apply = applies(table, k, root);
-    if (v && !apply) {
-      const std::string have = find_key(table, k.when_key)->write(root).dump();
-      fail_key(k.path + " is only allowed with " + k.when_key + " \"" + k.when_value + "\" (" +
-               d::split_path(k.when_key).back() + " is " + have + ")");
-    }
+    if (v && !apply) fail_key(refusal_text(table, k, root, k.path));
     if (!apply) continue;
     if (v) {
       k.read(root, *v, k.path);
@@ -302,7 +314,7 @@ std::string reference_markdown(const KeyTable<Root>& table) {
   std::string section = "\x01";
   for (const Key<Root>& k : table) {
     const std::vector<std::string> segs = key_table_detail::split_path(k.path);
-    const std::string top = segs.size() > 1 ? segs[0] : "";
+    const std::string top = segs.size() > 1 || k.shape == Key<Root>::Block ? segs[0] : "";
     if (top != section) {
       section = top;
       out += "\n### " + (top.empty() ? std::string("Top level") : "`" + top + "`") + "\n\n";
@@ -310,7 +322,9 @@ std::string reference_markdown(const KeyTable<Root>& table) {
     }
     std::string def = k.default_doc;
     if (def.empty()) def = k.required ? "required" : "`" + k.write(defaults).dump() + "`";
-    const std::string cond = k.when_key.empty() ? "" : "`" + k.when_key + "` = `\"" + k.when_value + "\"`";
+    const std::string cond = !k.applies_doc.empty() ? k.applies_doc
+                             : k.when_key.empty()    ? ""
+                                                     : "`" + k.when_key + "` = `\"" + k.when_value + "\"`";
     out += "| `" + k.path + "` | " + k.type + " | " + def + " | " + cond + " | " + k.help + " |\n";
   }
   return out;

@@ -283,7 +283,7 @@ void list_points(SweepRun& run) {
     const char* state = s == PointState::Done ? "done" : s == PointState::Resume ? "resume" : "new";
     run.log(run.tag(k) + "  (" + state + ")  " + run.all[i].run_dir);
     run.log("    " + describe(run.all[i].config));
-    if (!run.all[i].config.pruning.is_null()) run.log("    pruning " + run.all[i].config.pruning.dump());
+    if (run.all[i].config.pruning) run.log("    pruning " + to_json(run.all[i].config)["pruning"].dump());
     if (s == PointState::Done) ++run.report.skipped;
     else ++run.report.pending;
   }

@@ -319,8 +319,8 @@ void Training::build_data_and_model() {
 
 // Built before any training, so layer-dependent config errors surface at start-up.
 void Training::build_pruner_and_teacher() {
-  if (!config_.pruning.is_null()) {
-    pcfg_ = pruning::parse_pruning_config(config_.pruning, config_.train.epochs);
+  if (config_.pruning) {
+    pcfg_ = *config_.pruning;
     pruner_ = std::make_unique<pruning::Pruner>(pcfg_, *model_, config_.seed);
     pruner_->set_optimizer(optimizer_.get());
   }

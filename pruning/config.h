@@ -1,7 +1,7 @@
-// pruning/config.h — the typed pruning config: experiment::Config::pruning (raw JSON) -> PruningConfig.
-//   parse_pruning_config(raw, total_epochs): every key checked (unknown keys, types, ranges, choices,
-//   cross-key rules); errors are st::Error whose message names the full key path
-//   ("pruning.schedule.end_epoch = 3 must be greater than pruning.schedule.start_epoch = 5").
+// pruning/config.h — the typed pruning config (the "pruning" block of an experiment config; its keys
+// are rows of the experiment layer's key table, experiment/pruning_keys.cpp) and the rules between
+// its keys: check_pruning_config throws st::Error whose message names the full key path
+// ("pruning.schedule.end_epoch = 3 must be greater than pruning.schedule.start_epoch = 5").
 // Layer-dependent checks (granularity vs layer, N:M vs fan-in, keep_dense names) happen when the
 // Pruner is built (pruning/pruner.h). Schema, defaults and examples: docs/pruning.md.
 // Tests: tests/pruning/test_config.cpp
@@ -10,8 +10,6 @@
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "pruning/method_list.h"
 
@@ -105,9 +103,11 @@ struct PruningConfig {
   DistillConfig distill;
 };
 
-// Validates `raw` (the "pruning" object). train_epochs: the config's train.epochs (epoch keys must
-// fall inside train.epochs + finetune.epochs). Throws st::Error naming the key path.
-PruningConfig parse_pruning_config(const nlohmann::json& raw, int train_epochs);
+// The rules between keys of a block whose keys were each read and resolved (granularity against
+// criterion and distribution, target or threshold, the method's own check(), the L1 epochs).
+// train_epochs: the config's train.epochs (epoch keys must fall inside train.epochs +
+// finetune.epochs). Throws st::Error naming the key path.
+void check_pruning_config(const PruningConfig& c, int train_epochs);
 
 // Total epochs of a run with this pruning block (train + fine-tune).
 inline int total_epochs(const PruningConfig& c, int train_epochs) {

@@ -139,9 +139,10 @@ TEST_CASE("pruning trainer: data-dependent criteria, structured pruning, and exp
   const std::string dir = temp_dir("compact");
   for (const char* crit : {"taylor", "activation", "fisher", "gradient"}) {
     CAPTURE(crit);
-    Config c = with_pruning(base("layers"), (std::string(R"({"method": "one_shot", "target": 0.5, "schedule": {"epoch": 1},
+    json raw = base("layers");
+    raw["train"]["epochs"] = 2;
+    const Config c = with_pruning(raw, (std::string(R"({"method": "one_shot", "target": 0.5, "schedule": {"epoch": 1},
         "granularity": {"type": "filter"}, "criterion": {"type": ")") + crit + R"(", "batches": 2}})").c_str());
-    c.train.epochs = 2;
     const std::string run = dir + "/" + crit;
     train(c, quiet(run));
     ExportResult r = export_compact(run, dir + "/" + crit + "_small.safetensors");
@@ -186,8 +187,9 @@ TEST_CASE("pruning trainer: knowledge distillation from a teacher checkpoint, ne
   } catch (const Error& e) {
     CHECK(std::string(e.what()).find("pruning.distill.teacher") != std::string::npos);
   }
-  Config st = with_pruning(base(), R"({"method": "static", "target": 0.9})");
-  st.train.epochs = 1;
+  json one_epoch = base();
+  one_epoch["train"]["epochs"] = 1;
+  const Config st = with_pruning(one_epoch, R"({"method": "static", "target": 0.9})");
   train(st, quiet(dir + "/static"));
   CHECK(metrics(dir + "/static")[0]["sparsity"].get<double>() == doctest::Approx(0.9).epsilon(0.01));
 }

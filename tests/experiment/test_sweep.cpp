@@ -83,7 +83,7 @@ struct StubTrainer {
       std::ofstream(dir + "/config.json") << to_json(c).dump(2);
       std::ofstream(dir + "/metrics.jsonl") << "{\"epoch\":1,\"epoch_seconds\":1.5}\n{\"epoch\":2,\"epoch_seconds\":2.0}\n";
       // Accuracy rises with momentum and falls with the "sparsity" (weight decay): distinct per point.
-      const double acc = c.pruning.is_null() && c.optimizer.weight_decay == 0
+      const double acc = !c.pruning && c.optimizer.weight_decay == 0
                              ? 0.98
                              : 0.9 - 0.1 * c.optimizer.weight_decay + 0.01 * c.optimizer.lr;
       json s = {{"name", c.name}, {"epochs", c.train.epochs}, {"test_accuracy", acc}, {"best_val_accuracy", acc + 0.001},
@@ -210,14 +210,14 @@ TEST_CASE("sweep: the dense baseline drops the pruning block; pruning overrides 
   j["methods"] = {{"a", {{"pruning", {{"schedule", {{"epoch", 2}}}}}}}, {"b", {{"pruning.criterion.type", "random"}}}};
   const std::vector<SweepPoint> points = resolve_points(parse_sweep(j.dump(), "s.json"));
   REQUIRE(points.size() == 5);
-  CHECK(points[0].config.pruning.is_null());
-  CHECK(points[1].config.pruning["schedule"]["epoch"] == 2);
-  CHECK(points[1].config.pruning["criterion"]["type"] == "magnitude");
-  CHECK(points[1].config.pruning["method"] == "one_shot");
-  CHECK(points[1].config.pruning["target"] == 0.5);
-  CHECK(points[3].config.pruning["criterion"]["type"] == "random");
-  CHECK(points[3].config.pruning["schedule"]["epoch"] == 1);
-  CHECK(points[4].config.pruning["target"] == 0.9);
+  CHECK(!points[0].config.pruning);
+  CHECK(points[1].config.pruning->schedule.epoch == 2);
+  CHECK(points[1].config.pruning->criterion.type == st::pruning::CriterionType::Magnitude);
+  CHECK(points[1].config.pruning->method == st::pruning::Method::OneShot);
+  CHECK(points[1].config.pruning->target == 0.5);
+  CHECK(points[3].config.pruning->criterion.type == st::pruning::CriterionType::Random);
+  CHECK(points[3].config.pruning->schedule.epoch == 1);
+  CHECK(points[4].config.pruning->target == 0.9);
 }
 
 TEST_CASE("sweep: a base config file is found from the current directory or the sweep's folder") {

@@ -1,18 +1,21 @@
-// The pruning block's validation: defaults, every method, and bad configs naming the key path.
+// The pruning block's validation: defaults, every method, and bad configs naming the key path. The
+// block is read by the config's key table (experiment/pruning_keys.h), hence the link to st_experiment.
 #include <doctest/doctest.h>
 
 #include "core/check.h"
+#include "experiment/pruning_keys.h"
 #include "pruning/config.h"
 
 using namespace st;
 using namespace st::pruning;
+using st::experiment::parse_pruning_config;
 using nlohmann::json;
 
 namespace {
 std::string error_of(const json& raw, int epochs = 10) {
   try {
     parse_pruning_config(raw, epochs);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     return e.what();
   }
   return "<no error>";
@@ -98,6 +101,14 @@ TEST_CASE("pruning config: bad configs name the key") {
   check_error(R"({"method": "rigl", "target": 0.5, "criterion": {"type": "magnitude"}})", {"pruning.criterion"});
   check_error(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "block", "block": [0, 4]}})",
               {"pruning.granularity.block"});
+}
+
+TEST_CASE("pruning config: misspelled keys and choices get the key table's did-you-mean") {
+  check_error(R"({"method": "one_shot", "targte": 0.5})", {"unknown key \"pruning.targte\"", "did you mean \"target\""});
+  check_error(R"({"method": "one_shot", "target": 0.5, "schedule": {"epoc": 1}})", {"did you mean \"epoch\""});
+  check_error(R"({"method": "oneshot", "target": 0.5})", {"pruning.method", "did you mean \"one_shot\""});
+  check_error(R"({"method": "one_shot", "target": 0.5, "granularity": {"type": "neurons"}})", {"did you mean \"neuron\""});
+  check_error(R"({"method": "one_shot", "target": 0.5, "l1": {"lamda": 1e-4}})", {"unknown key \"pruning.l1.lamda\""});
 }
 
 TEST_CASE("pruning config: every default is valid on the shortest runs") {

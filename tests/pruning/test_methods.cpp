@@ -9,12 +9,14 @@
 
 #include "core/check.h"
 #include "core/optim.h"
+#include "experiment/pruning_keys.h"
 #include "pruning/hooks.h"
 #include "pruning/pruner.h"
 #include "pruning_test_util.h"
 
 using namespace st;
 using namespace st::pruning;
+using st::experiment::parse_pruning_config;
 using namespace st::test;
 using nlohmann::json;
 
@@ -33,7 +35,7 @@ std::vector<Method> spelled_methods() {
 std::string config_error(const json& raw) {
   try {
     parse_pruning_config(raw, kEpochs);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     return e.what();
   }
   return "";

@@ -6,12 +6,14 @@
 
 #include "core/check.h"
 #include "core/optim.h"
+#include "experiment/pruning_keys.h"
 #include "pruning/pruner.h"
 #include "pruning/report.h"
 #include "pruning_test_util.h"
 
 using namespace st;
 using namespace st::pruning;
+using st::experiment::parse_pruning_config;
 using namespace st::test;
 using nlohmann::json;
 
@@ -30,7 +32,7 @@ std::unique_ptr<models::Model> ranked() {
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     return e.what();
   }
   return "<no error>";

@@ -3,11 +3,13 @@
 #include <doctest/doctest.h>
 
 #include "core/check.h"
+#include "experiment/pruning_keys.h"
 #include "pruning/pruner.h"
 #include "pruning_test_util.h"
 
 using namespace st;
 using namespace st::pruning;
+using st::experiment::parse_pruning_config;
 using namespace st::test;
 using nlohmann::json;
 
@@ -55,8 +57,8 @@ TEST_CASE("random method: config defaults and refusals") {
             .schedule.epoch == kEpochs);
   CHECK_THROWS_WITH_AS(parse_pruning_config(json::parse(R"({"method": "random", "target": 0.5, "criterion": {"type": "magnitude"}})"),
                                             kEpochs),
-                       "pruning.criterion is not used by method \"random\" (it prunes at random)", Error);
+                       "pruning.criterion is not used by method \"random\" (it prunes at random)", st::experiment::ConfigError);
   CHECK_THROWS_WITH_AS(parse_pruning_config(json::parse(R"({"method": "random", "threshold": 0.1})"), kEpochs),
                        "pruning.threshold works with methods \"one_shot\" and \"iterative\"; method \"random\" needs pruning.target",
-                       Error);
+                       st::experiment::ConfigError);
 }

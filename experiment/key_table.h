@@ -118,49 +118,39 @@ using KeyTable = std::vector<Key<Root>>;
 template <class Root>
 using KeyRule = std::function<void(const Root&)>;
 
-// Rows that take a field by accessor: `get` is a generic lambda returning a reference into Root.
-template <class Root, class Get>
-Key<Root> int_key(const char* path, Get get, int lo, const char* help) {
+// Rows that take a field by accessor: `get` is a generic lambda returning a reference into Root;
+// `read_value(json, path)` checks and converts the JSON value, and the field is written back as is.
+template <class Root, class Get, class Read>
+Key<Root> value_key(const char* path, std::string type, const char* help, Get get, Read read_value) {
   Key<Root> k;
   k.path = path;
-  k.type = "integer >= " + std::to_string(lo);
+  k.type = std::move(type);
   k.help = help;
-  k.read = [get, lo](Root& r, const nlohmann::json& v, const std::string& p) { get(r) = read_int_at_least(v, p, lo); };
+  k.read = [get, read_value](Root& r, const nlohmann::json& v, const std::string& p) { get(r) = read_value(v, p); };
   k.write = [get](const Root& r) { return nlohmann::json(get(r)); };
   return k;
+}
+
+template <class Root, class Get>
+Key<Root> int_key(const char* path, Get get, int lo, const char* help) {
+  return value_key<Root>(path, "integer >= " + std::to_string(lo), help, get,
+                         [lo](const nlohmann::json& v, const std::string& p) { return read_int_at_least(v, p, lo); });
 }
 
 template <class Root, class Get>
 Key<Root> number_key(const char* path, Get get, Range range, const char* help) {
-  Key<Root> k;
-  k.path = path;
-  k.type = "number " + (std::isinf(range.hi) ? range.text() : "in " + range.text());
-  k.help = help;
-  k.read = [get, range](Root& r, const nlohmann::json& v, const std::string& p) { get(r) = read_number(v, p, range); };
-  k.write = [get](const Root& r) { return nlohmann::json(get(r)); };
-  return k;
+  return value_key<Root>(path, "number " + (std::isinf(range.hi) ? range.text() : "in " + range.text()), help, get,
+                         [range](const nlohmann::json& v, const std::string& p) { return read_number(v, p, range); });
 }
 
 template <class Root, class Get>
 Key<Root> bool_key(const char* path, Get get, const char* help) {
-  Key<Root> k;
-  k.path = path;
-  k.type = "boolean";
-  k.help = help;
-  k.read = [get](Root& r, const nlohmann::json& v, const std::string& p) { get(r) = read_bool(v, p); };
-  k.write = [get](const Root& r) { return nlohmann::json(get(r)); };
-  return k;
+  return value_key<Root>(path, "boolean", help, get, read_bool);
 }
 
 template <class Root, class Get>
 Key<Root> string_key(const char* path, Get get, const char* help) {
-  Key<Root> k;
-  k.path = path;
-  k.type = "string";
-  k.help = help;
-  k.read = [get](Root& r, const nlohmann::json& v, const std::string& p) { get(r) = read_string(v, p); };
-  k.write = [get](const Root& r) { return nlohmann::json(get(r)); };
-  return k;
+  return value_key<Root>(path, "string", help, get, read_string);
 }
 
 template <class Root, class E, size_t N, class Get>

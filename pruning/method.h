@@ -80,6 +80,20 @@ class PruningMethod {
   virtual std::vector<StateTensor> state_tensors(Pruner&) { return {}; }
 };
 
+// The schedule of a method that prunes once, at the start of pruning.schedule.epoch (one_shot,
+// random): by default when training ends if there are fine-tune epochs (then fine-tune), else at
+// initialization.
+class PrunesOnceAtEpoch : public PruningMethod {
+ public:
+  std::vector<std::string> schedule_keys() const override { return {"epoch"}; }
+  void default_schedule(const std::string&, PruningConfig& c, int train_epochs) const override {
+    c.schedule.epoch = c.finetune.epochs > 0 ? train_epochs : 0;
+  }
+  void check(const PruningConfig& c, int train_epochs) const override {
+    check_within_run("epoch", c.schedule.epoch, c, train_epochs);
+  }
+};
+
 // The registry (pruning/methods/registry.cpp): the method for `method`, with no state yet.
 std::unique_ptr<PruningMethod> make_method(Method method);
 // Every method the registry holds, in pruning::Method order.

@@ -8,24 +8,13 @@ namespace st::pruning::methods {
 
 namespace {
 
-class Random final : public PruningMethod {
+class Random final : public PrunesOnceAtEpoch {
  public:
-  std::vector<std::string> schedule_keys() const override { return {"epoch"}; }
-
   MethodTraits traits() const override {
     MethodTraits t;
     t.default_criterion = CriterionType::Random;
     t.no_criterion = "it prunes at random";
     return t;
-  }
-
-  // With fine-tune epochs, prune when training ends (then fine-tune); else at initialization.
-  void default_schedule(const std::string&, PruningConfig& c, int train_epochs) const override {
-    c.schedule.epoch = c.finetune.epochs > 0 ? train_epochs : 0;
-  }
-
-  void check(const PruningConfig& c, int train_epochs) const override {
-    check_within_run("epoch", c.schedule.epoch, c, train_epochs);
   }
 
   Action epoch_begin(Pruner& p, int epoch) override {

@@ -1,5 +1,6 @@
 #include "experiment/memory_estimate.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,16 +47,6 @@ double walk_layers(const std::vector<models::LayerSpec>& layers, double c, doubl
   return activations;
 }
 
-std::string bytes_text(double b) {
-  const char* units[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
-  int u = 0;
-  double v = b;
-  while (v >= 1024 && u < 6) v /= 1024, ++u;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, u ? "%.1f %s (%.3g bytes)" : "%.0f %s", v, units[u], b);
-  return buf;
-}
-
 }  // namespace
 
 MemoryEstimate estimate_memory(const Config& c) {
@@ -75,6 +66,27 @@ MemoryEstimate estimate_memory(const Config& c) {
   m.activation_bytes = per_sample * batch * kFloat * 2;
   m.dataset_bytes = (train + test) * (double(shape.channels) * shape.height * shape.width + 1) * kFloat;
   return m;
+}
+
+std::string bytes_text(double bytes) {
+  char buf[32];
+  if (bytes < 1e3)
+    std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
+  else if (bytes < 1e6)
+    std::snprintf(buf, sizeof buf, "%.1f kB", bytes / 1e3);
+  else if (bytes < 1e9)
+    std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  else if (bytes < 1e12)
+    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f TB", bytes / 1e12);
+  return buf;
+}
+
+int64_t peak_resident_bytes() {
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return -1;
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
 double available_memory() {
@@ -107,8 +119,10 @@ void check_memory(const Config& c, double available) {
                                                             : "data.dataset") +
            ": the dataset takes " + bytes_text(m.dataset_bytes);
   }
-  throw ConfigError("config \"" + c.name + "\" needs at least " + bytes_text(m.total()) + " of memory (" + part +
-                    "), but this machine has " + bytes_text(available) + " available");
+  char exact[64];
+  std::snprintf(exact, sizeof exact, " (%.0f bytes)", m.total());
+  throw ConfigError("config \"" + c.name + "\" needs at least " + bytes_text(m.total()) + exact + " of memory (" +
+                    part + "), but this machine has " + bytes_text(available) + " available");
 }
 
 }  // namespace st::experiment

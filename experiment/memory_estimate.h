@@ -1,9 +1,10 @@
 // experiment/memory_estimate.h — the memory a config will need, worked out from its sizes before
 // anything is allocated: a model, batch or dataset too big for the machine is refused naming the
 // keys responsible and the bytes, instead of ending in std::bad_alloc (or the OOM killer) later.
-// Tests: tests/experiment/test_config.cpp
+// Tests: tests/experiment/test_config.cpp, tests/experiment/test_run_summary.cpp
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "experiment/config.h"
 
@@ -19,6 +20,12 @@ struct MemoryEstimate {
 };
 
 MemoryEstimate estimate_memory(const Config& c);
+
+// "705.4 kB", "1.23 GB": decimal units, as the summary and the memory errors print them.
+std::string bytes_text(double bytes);
+
+// The peak resident memory of this process so far (bytes), -1 when the system does not say.
+int64_t peak_resident_bytes();
 
 // Bytes this process can still allocate: MemAvailable from /proc/meminfo, else physical memory.
 double available_memory();

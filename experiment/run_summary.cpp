@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/check.h"
+#include "experiment/memory_estimate.h"
 #include "experiment/run_folder.h"
 
 namespace st::experiment {
@@ -22,16 +23,6 @@ bool in_csr(const nlohmann::json& epoch, const std::string& weight) {
   return layers.contains(weight) && layers[weight].value("mode", "dense") == "csr";
 }
 
-std::string bytes_text(int64_t bytes) {
-  char buf[32];
-  if (bytes < 1000 * 1000)
-    std::snprintf(buf, sizeof buf, "%.1f kB", bytes / 1e3);
-  else if (bytes < int64_t{1000} * 1000 * 1000)
-    std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
-  else
-    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
-  return buf;
-}
 
 std::string seconds_text(double seconds) {
   char buf[32];
@@ -80,6 +71,8 @@ RunSummary summarize_run(const std::vector<nlohmann::json>& metrics, const std::
     if (none) dense_seconds.push_back(seconds);
     if (all_final) csr_seconds.push_back(seconds);
   }
+  for (const nlohmann::json& m : metrics)
+    s.peak_resident_bytes = std::max(s.peak_resident_bytes, m.value("peak_resident_bytes", int64_t{-1}));
   s.dense_epoch_seconds = median(dense_seconds);
   s.csr_epoch_seconds = median(csr_seconds);
   return s;
@@ -98,6 +91,7 @@ nlohmann::json RunSummary::to_json() const {
   if (dense_epoch_seconds > 0 && csr_epoch_seconds > 0)
     j["csr_epoch_speedup"] = dense_epoch_seconds / csr_epoch_seconds;
   if (checkpoint_bytes >= 0) j["checkpoint_bytes"] = checkpoint_bytes;
+  if (peak_resident_bytes >= 0) j["peak_resident_bytes"] = peak_resident_bytes;
   return j;
 }
 
@@ -130,8 +124,9 @@ std::string RunSummary::to_text() const {
   } else if (dense_epoch_seconds >= 0) {
     out += "  epoch time (median): " + seconds_text(dense_epoch_seconds) + "\n";
   }
-  out += "  checkpoint " + (checkpoint_bytes >= 0 ? bytes_text(checkpoint_bytes) : std::string("none")) +
-         " | run folder " + run_dir + "\n";
+  out += "  checkpoint " + (checkpoint_bytes >= 0 ? bytes_text(checkpoint_bytes) : std::string("none"));
+  if (peak_resident_bytes >= 0) out += " | peak memory " + bytes_text(peak_resident_bytes);
+  out += " | run folder " + run_dir + "\n";
   return out;
 }
 

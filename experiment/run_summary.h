@@ -27,6 +27,9 @@ struct RunSummary {
   // whole (started and ended) with every layer of csr_layers in CSR; -1 when there is none.
   double dense_epoch_seconds = -1, csr_epoch_seconds = -1;
   int64_t checkpoint_bytes = -1;       // -1: no checkpoint
+  // The largest peak resident memory the epochs recorded (over every process of a resumed run);
+  // -1: none recorded.
+  int64_t peak_resident_bytes = -1;
   std::string run_dir;
 
   nlohmann::json to_json() const;       // the fields summary.json adds

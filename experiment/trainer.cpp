@@ -57,6 +57,7 @@ nlohmann::json metrics_json(const EpochMetrics& m) {
   j["epoch_seconds"] = m.epoch_seconds;
   j["samples_per_second"] = m.samples_per_second;
   j["phase"] = m.phase;
+  if (m.peak_resident_bytes >= 0) j["peak_resident_bytes"] = m.peak_resident_bytes;
   for (const auto& [k, v] : m.pruning.items()) j[k] = v;
   return j;
 }
@@ -364,6 +365,10 @@ void Training::print_header() const {
               describe(config_).c_str(), model_->summary().c_str(), files_.dir.c_str(), where.c_str(),
               to_string(config_.data.dataset), static_cast<long long>(data_.train.size),
               static_cast<long long>(data_.validation.size), static_cast<long long>(data_.test.size));
+  const MemoryEstimate memory = estimate_memory(config_);
+  std::printf("memory: at least %s (parameters with gradients and optimizer state %s, a batch's activations %s, "
+              "data %s)\n", bytes_text(memory.total()).c_str(), bytes_text(memory.parameter_bytes).c_str(),
+              bytes_text(memory.activation_bytes).c_str(), bytes_text(memory.dataset_bytes).c_str());
   if (resuming_) std::printf("resuming after epoch %d\n", start_epoch_);
   std::fflush(stdout);
 }
@@ -481,6 +486,7 @@ EpochMetrics Training::epoch_metrics(int epoch, const EpochTotals& totals, doubl
   m.lr = totals.lr;
   m.epoch_seconds = train_seconds;
   m.samples_per_second = totals.seen / train_seconds;
+  m.peak_resident_bytes = peak_resident_bytes();
   return m;
 }
 

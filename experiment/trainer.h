@@ -38,6 +38,7 @@ struct EpochMetrics {
   double test_loss = 0, test_accuracy = 0;
   double lr = 0, epoch_seconds = 0, samples_per_second = 0;
   double sparsity = 0;      // over the prunable weights
+  int64_t peak_resident_bytes = -1;  // this process's peak resident memory so far (-1: unknown)
   nlohmann::json pruning;   // pruning::Report::to_json(): sparsity, nonzeros, bytes, MACs, per layer
 };
 

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "experiment/config.h"
+#include "experiment/memory_estimate.h"
 #include "experiment/run_summary.h"
 #include "experiment/trainer.h"
 #include "experiment_test_util.h"
@@ -90,5 +91,27 @@ TEST_CASE("run summary: a pruned synthetic run records it in summary.json") {
   CHECK(s["median_epoch_seconds_dense"].get<double>() > 0);
   CHECK(s["median_epoch_seconds_csr"].get<double>() > 0);
   CHECK(s["checkpoint_bytes"].get<int64_t>() == static_cast<int64_t>(fs::file_size(dir + "/run/checkpoint.safetensors")));
+  // Memory the user can see: each epoch's peak resident bytes, and the run's largest in the summary.
+  int64_t peak = 0;
+  std::ifstream metrics(dir + "/run/metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) peak = std::max(peak, json::parse(line)["peak_resident_bytes"].get<int64_t>());
+  CHECK(peak > 0);
+  CHECK(s["peak_resident_bytes"].get<int64_t>() == peak);
   fs::remove_all(dir);
+}
+
+TEST_CASE("run summary: the peak resident memory is the largest an epoch recorded") {
+  std::vector<json> metrics = {{{"epoch", 1}, {"test_accuracy", 0.5}, {"peak_resident_bytes", 3000000}},
+                               {{"epoch", 2}, {"test_accuracy", 0.6}, {"peak_resident_bytes", 7000000}},
+                               {{"epoch", 3}, {"test_accuracy", 0.7}, {"peak_resident_bytes", 5000000}}};
+  const RunSummary s = summarize_run(metrics, "runs/x", 12300);
+  CHECK(s.peak_resident_bytes == 7000000);
+  CHECK(s.to_json()["peak_resident_bytes"] == 7000000);
+  CHECK(s.to_text().find("checkpoint 12.3 kB | peak memory 7.0 MB | run folder runs/x") != std::string::npos);
+  metrics = {{{"epoch", 1}, {"test_accuracy", 0.5}}};  // a run folder written before the field existed
+  CHECK(summarize_run(metrics, "runs/x", -1).peak_resident_bytes == -1);
+  CHECK_FALSE(summarize_run(metrics, "runs/x", -1).to_json().contains("peak_resident_bytes"));
+  CHECK(peak_resident_bytes() > 0);
+  CHECK(bytes_text(999) == "999 bytes");
+  CHECK(bytes_text(1.5e9) == "1.50 GB");
 }

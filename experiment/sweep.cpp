@@ -265,8 +265,10 @@ void resolve_run(SweepRun& run) {
   run.all = resolve_points(run.sweep);
   check_only(run);
   const std::vector<std::string>& only = run.options.only;
+  const size_t shards = static_cast<size_t>(run.options.shard_count);
   for (size_t i = 0; i < run.all.size(); ++i)
-    if (only.empty() || std::find(only.begin(), only.end(), run.all[i].method) != only.end()) {
+    if ((only.empty() || std::find(only.begin(), only.end(), run.all[i].method) != only.end()) &&
+        i % shards == static_cast<size_t>(run.options.shard_index)) {
       run.selected.push_back(i);
       run.report.points.push_back(run.all[i]);
     }
@@ -302,7 +304,12 @@ std::vector<PointResult> collect_results(const SweepRun& run) {
   return out;
 }
 
-void write_curve(const SweepRun& run) { write_curve_files(run.sweep, collect_results(run)); }
+// Also the points another process (another --shard) finished since this one started.
+void write_curve(SweepRun& run) {
+  for (size_t i = 0; i < run.all.size(); ++i)
+    if (!run.done[i] && fs::exists(RunPaths(run.all[i].run_dir).summary)) run.done[i] = read_point_result(run.all[i]);
+  write_curve_files(run.sweep, collect_results(run));
+}
 
 // Trains (or resumes) the k-th selected point and reads its result back.
 void train_one_point(SweepRun& run, size_t k) {
@@ -351,6 +358,19 @@ void train_points(SweepRun& run) {
 }
 
 }  // namespace
+
+std::pair<int, int> parse_shard(const std::string& text) {
+  const size_t slash = text.find('/');
+  auto number = [&](const std::string& part) {
+    if (part.empty() || part.size() > 9 || part.find_first_not_of("0123456789") != std::string::npos) return -1;
+    return std::stoi(part);
+  };
+  const int index = slash == std::string::npos ? -1 : number(text.substr(0, slash));
+  const int count = slash == std::string::npos ? -1 : number(text.substr(slash + 1));
+  if (index < 0 || count < 1 || index >= count)
+    throw ConfigError("--shard " + excerpt(text) + ": expected I/N with 0 <= I < N (e.g. --shard 0/4 ... --shard 3/4)");
+  return {index, count};
+}
 
 SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
   SweepRun run{sweep, options, {}, {}, {}, {}, {}};

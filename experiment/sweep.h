@@ -110,6 +110,10 @@ struct SweepOptions {
   std::vector<std::string> only;  // methods to train ("dense" = the baseline); empty = all. The
                                   // curve files still show every finished point
   int max_points = 0;             // > 0: train at most this many points in this invocation
+  // --shard I/N: this invocation takes the points whose index in the sweep's order is I modulo N
+  // (0 <= I < N), so N processes (a job array, GNU parallel) share a sweep without training a point
+  // twice. The curve files show every point finished by any of them when they are written.
+  int shard_index = 0, shard_count = 1;
   bool quiet = false;             // no per-epoch output from the trainer
   TrainPointFn train = train_point;
   std::function<void(const std::string&)> log;  // one line of progress; default: stdout
@@ -122,5 +126,8 @@ struct SweepReport {
 };
 
 SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options = {});
+
+// "I/N" (--shard) -> (I, N); throws ConfigError unless 0 <= I < N.
+std::pair<int, int> parse_shard(const std::string& text);
 
 }  // namespace st::experiment

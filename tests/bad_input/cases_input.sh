@@ -27,6 +27,7 @@ refused "deep config file" 1 "deep.json|nested deeper than 64" "$bin" train "$tm
 refused "deep config value" 1 "deep_value.json|nested deeper than 64|pruning" "$bin" train "$tmp/deep_value.json"
 refused "deep --set value" 1 "model.hidden|nested deeper than 64" "$bin" train "$cfg" --set "model.hidden=$(deep 20000)"
 refused "deep sweep file" 1 "deep_sweep.json|nested deeper than 64" "$bin" sweep "$tmp/deep_sweep.json" --dry-run
+refused "a shard past the shard count" 1 "--shard 4/4|expected I/N with 0 <= I < N" "$bin" sweep "$tmp/deep_sweep.json" --shard 4/4
 
 # 2. Valid input that used to be refused.
 accepted "rigl's default end_epoch on 1 epoch" "$bin" train "$cfg" "${q[@]}" --run-dir "$tmp/scratch/rigl1" \

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -335,6 +336,44 @@ TEST_CASE("sweep: --only, --points and --dry-run") {
 
   o.only = {"alpah"};
   CHECK_THROWS_WITH_AS(run_sweep(sweep, o), doctest::Contains("--only alpah: no such method"), ConfigError);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("sweep: --shard I/N splits the points; the shards' curve equals a single sweep's") {
+  const std::string dir = temp_dir("shard");
+  const SweepConfig whole = parse_sweep(sweep_json(dir + "/whole").dump(), "s.json");
+  StubTrainer single;
+  run_sweep(whole, quiet_options(single));
+
+  const SweepConfig sharded = parse_sweep(sweep_json(dir + "/sharded").dump(), "s.json");
+  std::vector<std::string> trained;
+  for (int i = 0; i < 3; ++i) {
+    StubTrainer shard;
+    SweepOptions o = quiet_options(shard);
+    o.shard_index = i;
+    o.shard_count = 3;
+    run_sweep(sharded, o);
+    // Points 0..4 in sweep order: shard i takes i, i+3.
+    const std::vector<std::vector<std::string>> expected = {{"dense", "alpha_s500"}, {"zeta_s500", "alpha_s900"}, {"zeta_s900"}};
+    CHECK(shard.order == expected[i]);
+    trained.insert(trained.end(), shard.order.begin(), shard.order.end());
+  }
+  std::sort(trained.begin(), trained.end());
+  CHECK(std::adjacent_find(trained.begin(), trained.end()) == trained.end());  // no point twice
+  CHECK(trained.size() == 5);
+  // The last shard to write the curve saw every point, including those the others finished.
+  std::string sharded_csv = read(dir + "/sharded/curve.csv");
+  for (size_t at; (at = sharded_csv.find("/sharded/")) != std::string::npos;) sharded_csv.replace(at, 9, "/whole/");
+  CHECK(sharded_csv == read(dir + "/whole/curve.csv"));  // the same but for the run folders' paths
+  // A plain run afterwards trains nothing.
+  StubTrainer after;
+  CHECK(run_sweep(sharded, quiet_options(after)).skipped == 5);
+  CHECK(after.trains + after.resumes == 0);
+
+  CHECK(parse_shard("3/4") == std::pair<int, int>{3, 4});
+  CHECK(parse_shard("0/1") == std::pair<int, int>{0, 1});
+  for (const char* bad : {"4/4", "1", "-1/4", "a/4", "1/0", "1/", "/4", "1/4/5"})
+    CHECK_THROWS_WITH_AS(parse_shard(bad), doctest::Contains("expected I/N with 0 <= I < N"), ConfigError);
   fs::remove_all(dir);
 }
 

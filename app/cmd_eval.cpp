@@ -69,7 +69,7 @@ int run_eval(const EvalOptions& o) {
   ST_CHECK(set->size > 0, "--split ", o.split, ": that split is empty for this config");
   check_fits_model(run_config, config, *set, o);
   auto model = models::build_model(experiment::model_spec(config), {set->channels, set->height, set->width},
-                                   set->num_classes, config.seed);
+                                   set->num_classes, config.seed, /*allocate=*/false);
   experiment::load_checkpoint(ckpt, *model, nullptr);
   model->to(config.device);
   experiment::EvalResult r = experiment::evaluate(*model, *set, o.batch);

@@ -1,28 +1,24 @@
-// core/csr_weight.h — the CSR execution state of a pruned weight (docs/architecture.md invariants 3 and 4).
-//   make_csr_weight:     dense weight (rows, cols) view + u8 mask -> CsrWeight (pattern = the mask)
-//   refresh_csr_values:  after the dense weight changed (a dense step): gather the live values again
+// core/csr_weight.h — the sparse representation of a weight (docs/architecture.md invariants 3, 4) and
+// the conversions between a Parameter's dense and sparse forms (core/parameter.h).
+//   make_csr_weight:     from a CSR matrix (sparse initialization, checkpoints, pattern changes) or
+//                        from a dense weight + u8 mask (pattern = the mask)
+//   to_sparse / to_dense: switch a Parameter's representation; the old form is freed
+//   dense_value:         a dense copy of any parameter (export, timing): O(numel), temporary
 //   sync_csr_copies:     after the optimizer wrote W's values: mirror them into `values` and Wt
-//   move_csr_weight:     to another device (with the dense weight it belongs to)
+//   move_csr_weight:     to another device
 //   download_csr_values: make the host copy's values current (checkpoints, tests)
-//   sync_dense_weight:   write the live values back into the dense weight if a CSR step left it stale
-// Between CSR steps on the CPU, W's values are the live weights and the dense tensor may be stale
-// (`dense_stale`): writing it at the nonzeros every step touched ~80% of the cache lines of a
-// 90%-sparse weight (1 − 0.9^16) and, with the dense-layout state, cost ~30% of a LeNet-300 step.
-// sync_dense_weight writes it back (O(nnz)), and every reader of a CSR layer's dense weight runs
-// after one: CsrSwitch::suspend(true) (pruner hooks and dense steps), the optimizer's dense branch,
-// Model::to, save_checkpoint and the trainer's end of each epoch (eval, reports). Code that
-// refreshes W from the dense weight asserts it is not stale. On cuda the optimizer writes the dense
-// weight each step (not measured on a GPU).
-// Per step the work is O(nnz): the forward and both backward products run on W / Wt, and the weight
-// gradient is the nnz-sized grad of `values`.
-// A mask change rebuilds the whole object (O(numel), only at mask changes): the structure, the index
-// into the dense weight and the values; the optimizer state lives at dense positions, so it is
-// remapped by construction (pruned entries were zeroed by the pruner, kept ones keep theirs).
-// Devices: the CsrWeight lives on its dense weight's device. On cuda it has a device mirror (dw, dwt,
-// dperm, dindex: cuda::DeviceCsr and arrays from st::cuda::device_alloc, uploaded when the object is
-// built or moved, freed with it) that the kernels and the optimizer use; `values` is a cuda tensor;
-// the host w / wt keep the structure (built on the host, the mask is a host array) but their values
-// are current only after download_csr_values.
+// A sparse weight stores, per nonzero: W's value and column (8 B), Wt's value and column (8 B), the
+// permutation between them (4 B), and the `values` Variable's value and gradient (8 B): 28 bytes,
+// plus the optimizer's compact state (4 B per slot: SGD momentum, or Adam's two moments) — 32 B with
+// momentum, 36 B with Adam — and O(rows + cols) for the row offsets and orders. No dense array of
+// the weight's shape exists while it is sparse.
+// Per step the work is O(nnz): the forward and both backward products run on W / Wt, the weight
+// gradient is the nnz-sized grad of `values`, and the optimizer updates W's values in place.
+// A pattern change builds a new object (the optimizer carries its state over: core/optim.h).
+// Devices: the CsrWeight lives on one device. On cuda it has a device mirror (dw, dwt, dperm:
+// cuda::DeviceCsr and arrays from st::cuda::device_alloc, uploaded when the object is built or moved,
+// freed with it) that the kernels and the optimizer use; `values` is a cuda tensor; the host w / wt
+// keep the structure, their values current only after download_csr_values.
 // Ops on it: core/ops.h (sparse_linear, sparse_conv2d). Tests: tests/core/test_sparse_ops.cpp,
 // tests/core/test_cuda_ops.cpp.
 #pragma once
@@ -43,13 +39,11 @@ struct CsrWeight {
   kernels::CsrMatrix w;         // (rows, cols), values = the live weights at the nonzeros
   kernels::CsrMatrix wt;        // (cols, rows), for the input gradient
   std::vector<int32_t> perm;    // wt.values[p] = w.values[perm[p]]
-  std::vector<int64_t> index;   // dense offset (row-major) of each nonzero of w, in w's order
   Variable values;              // (nnz): value mirrors w.values; grad = dL/dW at the nonzeros
   // The device mirror (device == cuda only).
   Device device = Device::cpu;
   cuda::DeviceCsr dw, dwt;      // W and Wt on the device; dw.values are the live weights there
   int32_t* dperm = nullptr;     // perm (nnz)
-  int64_t* dindex = nullptr;    // index (nnz)
   // Conv weights on the host: the direct sparse conv's position offsets (kernels/sparse_conv.h)
   // for the last padded input size (Hp, Wp) seen; a new pattern is a new CsrWeight.
   struct ConvOffsets {
@@ -57,8 +51,6 @@ struct CsrWeight {
     std::shared_ptr<const std::vector<int32_t>> off;
   };
   ConvOffsets conv_offsets;
-  // True after a CPU CSR optimizer step: the dense weight misses it until sync_dense_weight.
-  bool dense_stale = false;
 
   CsrWeight() = default;
   CsrWeight(const CsrWeight&) = delete;  // owns the device mirror
@@ -66,15 +58,24 @@ struct CsrWeight {
   ~CsrWeight();
   int64_t nnz() const { return w.nnz(); }
   double sparsity() const { return rows && cols ? 1.0 - double(nnz()) / (double(rows) * cols) : 0.0; }
+  // Bytes held (host and device), as listed in the header comment, without optimizer state.
+  int64_t bytes() const;
 };
 
-// mask (host, may be null: every entry kept). The result lives on dense's device (a cuda dense
-// weight is downloaded to build the structure: O(numel), at mask changes only).
+// From a CSR matrix over the (rows = shape[0], cols = numel / rows) view, values included; on `device`.
+std::shared_ptr<CsrWeight> make_csr_weight(kernels::CsrMatrix w, const Shape& shape, Device device);
+// From a dense weight and its mask (host, may be null: every entry kept, zeros included). The result
+// lives on dense's device (a cuda weight is downloaded to build the structure: O(numel)).
 std::shared_ptr<CsrWeight> make_csr_weight(const Tensor& dense, const uint8_t* mask);
-// w.values, values and wt.values from `dense` (on c's device) at the pattern (O(nnz)).
-void refresh_csr_values(CsrWeight& c, const Tensor& dense);
-// The host form (cpu CsrWeight only): dense is a host array.
-void refresh_csr_values(CsrWeight& c, const float* dense);
+// Dense -> sparse: the pattern is p's mask (every entry without one); frees p's value, grad and mask.
+// A gradient present goes along (gathered at the pattern), so a step whose gradient was computed
+// densely still updates the weight after the switch, exactly as a masked dense step would.
+void to_sparse(Parameter& p);
+// Sparse -> dense: the value scattered into zeros, a mask of the pattern, the gradient (if any)
+// scattered likewise; frees p's CSR state.
+void to_dense(Parameter& p);
+// The weight as a dense tensor on p's device, whatever the representation (a copy when sparse).
+Tensor dense_value(const Parameter& p);
 // After the optimizer wrote w.values (dw.values on cuda): mirror them into `values` and Wt (O(nnz)).
 void sync_csr_copies(CsrWeight& c);
 // Moves c to `device`: uploads the structure and values (cpu -> cuda), or brings the values back
@@ -82,9 +83,13 @@ void sync_csr_copies(CsrWeight& c);
 void move_csr_weight(CsrWeight& c, Device device);
 // cuda: copies dw.values into the host w.values (and wt). cpu: nothing to do.
 void download_csr_values(CsrWeight& c);
-// If a CSR step left the dense weight stale: dense[index[k]] = w.values[k] (O(nnz)), and no longer
-// stale. Safe to call any time; a no-op for a dense or up-to-date parameter.
-void sync_dense_weight(Parameter& p);
-void sync_dense_weights(const std::vector<Parameter*>& params);
+
+// Between a pattern's compact arrays and dense layouts (host arrays, O(nnz) + the dense size):
+// out[k] = dense[row(k), col(k)] / dense[row(k), col(k)] = in[k].
+void gather_at_pattern(const kernels::CsrMatrix& pattern, const float* dense, float* out);
+void scatter_at_pattern(const kernels::CsrMatrix& pattern, const float* in, float* dense);
+// Compact values of pattern `from` moved to pattern `to` by position: entries of `to` absent from
+// `from` get 0 (a merge of the two sorted rows, O(nnz)).
+void carry_by_position(const kernels::CsrMatrix& from, const float* in, const kernels::CsrMatrix& to, float* out);
 
 }  // namespace st

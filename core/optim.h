@@ -3,17 +3,18 @@
 // so LR schedules stay separate objects (core/lr_schedule.h).
 // State tensors are named "<param name>.<slot>" (momentum_buffer, exp_avg, exp_avg_sq): the
 // checkpoint keys. Kernels: kernels/optim.h.
+// State follows its parameter's representation (core/parameter.h): dense slots of the weight's
+// shape for a dense parameter, compact slots (nnz, in the CsrWeight's order) for a sparse one, and
+// nothing of the other form. When a parameter changes form or pattern, its state is converted at the
+// next step() or state() (dense <-> compact by position, O(numel) once; pattern -> pattern by
+// position), or carried over exactly by carry() when the caller knows where each nonzero came from
+// (SET's regrowth: a regrown entry starts at 0 even where it was just dropped). state() is the only
+// way in for other code (the pruner, checkpoints); its pointers are for use before the next step().
 // Devices: the state lives on the parameters' device (to() moves it). On cuda a step runs
-// cuda::sgd_update / adam_update (cuda/optim.h) and, for a CSR layer, cuda::sgd_update_at /
-// adam_update_at on the weight's device mirror; masks stay on the host (pruning edits them there)
-// and the optimizer keeps a device copy of each, uploaded when Parameter::mask_version changes, never
-// per step. A steady-state step allocates only from the caching device allocator.
-// CSR steps on the CPU keep the state compact (nnz values in the CsrWeight's order, gathered from the
-// dense slots when a new pattern first steps, O(nnz)): a weight-sized state buffer swept at the
-// nonzeros cost ~30% of a 90%-sparse LeNet-300 step. The dense slots are brought up to date
-// (scattered back) before anything else reads or writes them: state(), to(), a dense step of that
-// parameter, or a step on a new pattern. Hence state() is the only way in for other code (the
-// pruner, checkpoints), and its pointers are for use before the next step().
+// cuda::sgd_update / adam_update (cuda/optim.h), for a sparse weight on its device mirror's values
+// and the compact state; masks stay on the host (pruning edits them there) and the optimizer keeps a
+// device copy of each, uploaded when Parameter::mask_version changes, never per step. A steady-state
+// step allocates only from the caching device allocator. Form changes on cuda go through the host.
 // Tests: tests/core/test_cuda_optim.cpp, tests/core/test_sparse_ops.cpp (CSR steps, state round trips).
 #pragma once
 #include <memory>
@@ -38,6 +39,8 @@ struct OptimizerOptions {
 
 class Optimizer {
  public:
+  // Parameters may be unset (models::build_model allocate = false): their state is allocated when
+  // they get a weight (the first step() or state() after).
   Optimizer(std::vector<Parameter*> params, OptimizerOptions opt);
   void step(float lr);
   void zero_grad();
@@ -49,26 +52,27 @@ class Optimizer {
   std::vector<std::pair<std::string, Tensor*>> state();
   // Moves the state to `device` in place (the parameters move with models::Model::to).
   void to(Device device);
+  // p (one of this optimizer's parameters) has just been given a new pattern (p.csr) derived from
+  // the one its state follows: new nonzero k takes the old state at source[k], or 0 where -1.
+  void carry(const Parameter& p, const std::vector<int64_t>& source);
+  // Bytes of optimizer state held.
+  int64_t bytes() const;
 
  private:
   // The device copy of p's mask (null when p is dense), re-uploaded after a mask change.
   const uint8_t* device_mask(size_t i);
   void step_cuda(size_t i, float lr, bool first);
-  // The compact state of param i for CSR pattern c: gathered from the dense slots if it is not
-  // already c's (scattering the previous pattern's back first).
-  void use_compact(size_t i, const std::shared_ptr<CsrWeight>& c);
-  // Scatters param i's compact state back into its dense slots and forgets it.
-  void flush_compact(size_t i);
-  void flush_all_compact();
+  // Converts param i's slots to its current form and pattern (a no-op when they follow it).
+  void conform(size_t i);
+  // Zero state in param i's current form, the first time it has a weight.
+  void allocate(size_t i);
+  size_t index_of(const Parameter& p) const;
 
   std::vector<Parameter*> params_;
   OptimizerOptions opt_;
   std::vector<Tensor> slot0_, slot1_;  // momentum | exp_avg, exp_avg_sq
-  struct CompactState {
-    std::shared_ptr<CsrWeight> owner;  // the pattern it follows (its index); null = none
-    std::vector<float> s0, s1;         // slot0_ / slot1_ at owner's nonzeros, in CSR order
-  };
-  std::vector<CompactState> compact_;
+  std::vector<std::shared_ptr<CsrWeight>> follows_;  // the pattern the slots are compact for; null = dense
+  std::vector<bool> allocated_;  // false while the parameter is unset
   std::vector<Tensor> device_mask_;    // cuda copies of the host masks
   std::vector<int64_t> device_mask_version_;
   std::vector<const void*> device_mask_source_;  // the host mask storage it was copied from

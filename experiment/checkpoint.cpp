@@ -81,14 +81,13 @@ std::vector<T> named_vector(const std::string& path, const SafetensorsFile& f, c
   return v;
 }
 
-// A CSR layer's weight: "<param>.csr.row_ptr" (I32, rows + 1), ".col_idx" (I32, nnz), ".values"
-// (F32, nnz) over its (rows × fan-in) view -> the dense tensor (zeros off the pattern).
+// A sparse weight: "<param>.csr.row_ptr" (I32, rows + 1), ".col_idx" (I32, nnz), ".values"
+// (F32, nnz) over its (rows × fan-in) view -> p becomes sparse with that pattern (no dense storage).
 void load_csr_weight(const std::string& path, const SafetensorsFile& f, Parameter& p) {
   const CsrKeys keys = csr_keys(p.name);
-  Tensor& w = p.var.value();
   kernels::CsrMatrix a;
-  a.rows = static_cast<int>(w.dim(0));
-  a.cols = static_cast<int>(w.numel() / w.dim(0));
+  a.rows = static_cast<int>(p.shape[0]);
+  a.cols = static_cast<int>(p.numel() / p.shape[0]);
   a.row_ptr = named_vector<int32_t>(path, f, keys.row_ptr, "I32");
   a.col_idx = named_vector<int32_t>(path, f, keys.col_idx, "I32");
   a.values = named_vector<float>(path, f, keys.values, "F32");
@@ -102,7 +101,10 @@ void load_csr_weight(const std::string& path, const SafetensorsFile& f, Paramete
       ok = a.col_idx[k] >= 0 && a.col_idx[k] < a.cols && (k == a.row_ptr[r] || a.col_idx[k] > a.col_idx[k - 1]);
   }
   ST_CHECK(ok, path, ": tensors \"", keys.prefix, "*\" are not a valid CSR matrix of shape ", a.rows, "x", a.cols);
-  kernels::csr_to_dense(a, w.f32());
+  p.var.value() = Tensor();
+  p.var.zero_grad();
+  p.mask = Tensor();
+  p.csr = make_csr_weight(std::move(a), p.shape, Device::cpu);
 }
 
 CheckpointInfo parse_info(const std::string& path, const std::map<std::string, std::string>& meta) {
@@ -130,11 +132,10 @@ CheckpointInfo parse_info(const std::string& path, const std::map<std::string, s
 void save_checkpoint(const std::string& path, models::Model& model, Optimizer* optimizer, int epoch,
                      const Config& config, pruning::Pruner* pruner) {
   std::vector<NamedTensor> tensors;
-  sync_dense_weights(model.parameters());  // CSR steps leave the dense weights stale
-  // Every weight dense (the file stays a plain safetensors that PyTorch loads), and a layer executing
-  // in CSR also as CSR: that records its mode, and is the compact form `info` sizes.
+  // Each weight in its own form: dense (with its mask), or sparse as CSR only, so that a checkpoint
+  // is O(nonzeros) for sparse layers.
   for (Parameter* p : model.parameters()) {
-    tensors.push_back(to_named(p->name, p->var.value()));
+    if (!p->csr) tensors.push_back(to_named(p->name, p->var.value()));
     if (p->csr) {
       download_csr_values(*p->csr);  // a cuda CSR weight's live values are on the device
       const kernels::CsrMatrix& a = p->csr->w;
@@ -178,21 +179,22 @@ CheckpointInfo load_checkpoint(const std::string& path, models::Model& model, Op
     if (optimizer) optimizer->to(st::Device::cpu);
   }
   for (Parameter* p : model.parameters()) {
-    const bool csr = f.find(csr_keys(p->name).values) != nullptr;
-    if (csr && f.find(p->name) == nullptr)  // a CSR-only file (e.g. trimmed for size)
+    ++p->mask_version;
+    if (f.find(csr_keys(p->name).values) != nullptr) {  // sparse
       load_csr_weight(path, f, *p);
-    else
-      from_named(path, f.find(p->name), p->name, p->var.value());
+      continue;
+    }
+    p->csr.reset();
+    if (!p->var.value().defined()) p->var.value() = Tensor(p->shape);
+    from_named(path, f.find(p->name), p->name, p->var.value());
     const std::string mask_name = mask_key(p->name);
     if (const NamedTensor* m = f.find(mask_name)) {
-      p->mask = Tensor(p->var.value().shape(), DType::u8);
+      p->mask = Tensor(p->shape, DType::u8);
       from_named(path, m, mask_name, p->mask);
       pruning::apply_mask(*p);
     } else {
       p->mask = Tensor();
     }
-    ++p->mask_version;
-    p->csr = csr ? make_csr_weight(p->var.value(), p->mask_data()) : nullptr;
   }
   if (pruner) {
     for (auto& s : pruner->state_tensors()) {

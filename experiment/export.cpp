@@ -1,5 +1,7 @@
 #include "experiment/export.h"
 
+#include "core/csr_weight.h"
+
 #include "experiment/checkpoint.h"
 #include "experiment/run_folder.h"
 #include "experiment/setup.h"
@@ -42,8 +44,9 @@ ExportResult export_compact(const std::string& target, const std::string& out_pa
   const Shape input{shape.channels, shape.height, shape.width};
   const int classes = shape.num_classes;
   const models::ModelSpec spec = model_spec(config);
-  auto model = models::build_model(spec, input, classes, config.seed);
+  auto model = models::build_model(spec, input, classes, config.seed, /*allocate=*/false);
   load_checkpoint(ckpt, *model, nullptr);
+  for (Parameter* p : model->parameters()) to_dense(*p);  // the compaction reads masks and dense weights
 
   const auto kept = pruning::kept_units(*model);
   models::ModelSpec small = spec;

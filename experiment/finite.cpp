@@ -11,15 +11,14 @@ namespace st::experiment {
 
 namespace {
 
-// The values an optimizer step wrote: a CSR layer's live nonzeros on the cpu (its dense weight may be
-// stale there), the dense tensor otherwise (on cuda the step writes the dense weight too).
+// The values an optimizer step wrote: a sparse weight's nonzeros, the dense tensor otherwise.
 Tensor stepped_values(const Parameter& p) {
-  if (p.csr_active() && p.csr->device == Device::cpu) return p.csr->values.value();
-  return p.var.value().to(Device::cpu);
+  const Variable& v = p.sparse() ? p.csr->values : p.var;
+  return v.value().defined() ? v.value().to(Device::cpu) : Tensor();
 }
 
 Tensor stepped_grad(const Parameter& p) {
-  const Variable& v = p.csr_active() && p.csr->device == Device::cpu ? p.csr->values : p.var;
+  const Variable& v = p.sparse() ? p.csr->values : p.var;
   return v.grad().defined() ? v.grad().to(Device::cpu) : Tensor();
 }
 
@@ -55,7 +54,7 @@ void check_parameters_finite(const std::vector<Parameter*>& params, const std::s
     const int64_t i = first_non_finite_in(values);
     if (i < 0) continue;
     const bool bad_grad = first_non_finite_in(stepped_grad(*p)) >= 0;
-    const bool csr = p->csr_active() && p->csr->device == Device::cpu;
+    const bool csr = p->sparse();
     throw Error(detail::concat("training diverged: parameter \"", p->name, "\" is ", values.f32()[i], " at ",
                                csr ? "nonzero " : "index ", i, bad_grad ? " (its gradient is non-finite too)" : "",
                                " ", when, " (lower optimizer.lr, or add lr_schedule.warmup_epochs)"));

@@ -11,6 +11,7 @@
 
 #include "experiment/setup.h"
 #include "models/builder.h"
+#include "pruning/pruner.h"
 
 namespace st::experiment {
 
@@ -21,13 +22,14 @@ constexpr double kFloat = 4;
 // Per-sample output size of each layer after the input; parameters counted into `params`.
 // Stops at a shape the builder would refuse (it reports those itself).
 double walk_layers(const std::vector<models::LayerSpec>& layers, double c, double h, double w,
-                   bool flat, double& params) {
+                   bool flat, double& params, double& weights) {
   double activations = 0;
   for (const auto& l : layers) {
     if (l.type == LayerType::flatten) {
       c = c * h * w, h = w = 1, flat = true;
     } else if (l.type == LayerType::linear) {
       params += c * l.out + (l.bias ? l.out : 0);
+      weights += c * l.out;
       c = l.out;
     } else if (l.type == LayerType::conv2d || l.type == LayerType::maxpool2d || l.type == LayerType::avgpool2d) {
       const bool conv = l.type == LayerType::conv2d;
@@ -38,6 +40,7 @@ double walk_layers(const std::vector<models::LayerSpec>& layers, double c, doubl
       if (flat || oh < 1 || ow < 1) break;
       if (conv) {
         params += double(l.out) * c * l.kernel_h * l.kernel_w + (l.bias ? l.out : 0);
+        weights += double(l.out) * c * l.kernel_h * l.kernel_w;
         c = l.out;
       }
       h = oh, w = ow;
@@ -54,10 +57,22 @@ MemoryEstimate estimate_memory(const Config& c) {
   MemoryEstimate m;
   const double per_sample =
       walk_layers(models::architecture_layers(model_spec(c), shape.num_classes), shape.channels,
-                  shape.height, shape.width, false, m.parameters);
+                  shape.height, shape.width, false, m.parameters, m.weights);
   // Adam keeps two moments per parameter, SGD with momentum one.
   const double state = c.optimizer.type == OptimizerType::sgd ? (c.optimizer.momentum > 0 ? 1 : 0) : 2;
   m.parameter_bytes = m.parameters * kFloat * (2 + state);
+  m.dense_parameter_bytes = m.parameter_bytes;
+  // RigL's regrowth reads the dense gradient: its update steps make the layers dense for a while.
+  if (c.pruning && pruning::starts_sparse(*c.pruning) && c.pruning->method != pruning::Method::Rigl) {
+    // The pruned layers start sparse: at least (1 - target) of the weights are nonzeros (erk/er
+    // reach the target over every layer, layerwise/uniform over the pruned ones), each costing
+    // kCsrBytesPerNonzero plus the optimizer's compact state; a layer left dense costs less per
+    // entry than a sparse one only above 37% density, so the cheaper of the two bounds the cost.
+    const double nonzeros = (1.0 - c.pruning->target) * m.weights;
+    const double sparse = nonzeros * (kCsrBytesPerNonzero + kFloat * state);
+    const double dense = m.weights * kFloat * (2 + state);
+    m.parameter_bytes = (m.parameters - m.weights) * kFloat * (2 + state) + std::min(sparse, dense);
+  }
   const bool synthetic = c.data.dataset == DatasetKind::synthetic;
   const double train = synthetic ? c.data.synthetic.train : 60000, test = synthetic ? c.data.synthetic.test : 10000;
   // Forward outputs and their gradients for the larger of the two batch sizes (the trainer's
@@ -111,6 +126,8 @@ void check_memory(const Config& c, double available) {
     std::snprintf(count, sizeof count, "%.3g", m.parameters);
     part = std::string(key) + ": " + count + " parameters, with their gradients and optimizer state, take " +
            bytes_text(m.parameter_bytes);
+    if (m.parameter_bytes < m.dense_parameter_bytes)
+      part += " at pruning.target " + std::to_string(c.pruning->target).substr(0, 6) + " (sparse from the start)";
   } else if (m.activation_bytes >= m.dataset_bytes) {
     part = std::string(c.train.batch_size >= c.train.eval_batch_size ? "train.batch_size" : "train.eval_batch_size") +
            ": one batch's activations take " + bytes_text(m.activation_bytes);

@@ -11,9 +11,16 @@
 namespace st::experiment {
 
 // Lower bounds (what certainly gets allocated), so that a config that fits is never refused.
+// A sparse weight costs this many bytes per nonzero besides its optimizer state (core/csr_weight.h:
+// W's value and column, Wt's value and column, the permutation, the values' gradient).
+constexpr double kCsrBytesPerNonzero = 28;
+
 struct MemoryEstimate {
   double parameters = 0;      // parameter count
-  double parameter_bytes = 0; // weights, gradients and optimizer state
+  double weights = 0;         // of which weights of linear and conv2d layers (the prunable ones)
+  double parameter_bytes = 0; // weights, gradients and optimizer state, as the run holds them: the
+                              // pruned layers sparse when the run starts sparse (pruning::starts_sparse)
+  double dense_parameter_bytes = 0;  // the same, every layer dense
   double activation_bytes = 0;  // one batch's layer outputs and their gradients
   double dataset_bytes = 0;   // the train and test images and labels
   double total() const { return parameter_bytes + activation_bytes + dataset_bytes; }

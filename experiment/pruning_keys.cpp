@@ -367,6 +367,12 @@ void add_pruning_keys(KeyTable<Config>& t) {
   t.push_back(keep_dense_key());
   t.push_back(in_block(number_key<Config>("pruning.distribution.erk_power", [](auto& c) -> auto& { return c.pruning->distribution.erk_power; }, {0, false}, "erk: scale^power in the raw densities (1 = RigL's ERK)")));
 
+  t.push_back(in_block(bool_key<Config>("pruning.fan_in_init", [](auto& c) -> auto& { return c.pruning->fan_in_init; },
+                                        "static, set, rigl: initialize each sparse unit by its actual fan-in (docs/pruning.md, \"Sparse from the first step\")"),
+                       [](const Config& c) { return method_of(c)->traits().sparse_from_start; },
+                       [](const Config& c) { return "pruning.fan_in_init is only used by the sparse-from-start methods (static, set, rigl), not " + method_text(c); },
+                       "`pruning.method` is `\"static\"`, `\"set\"` or `\"rigl\"`"));
+
   add_schedule_keys(t);
   add_l1_keys(t);
   add_admm_keys(t);

@@ -105,7 +105,7 @@ std::unique_ptr<models::Model> load_teacher(const std::string& target, const Sha
   const std::string ckpt = checkpoint_file(target, "pruning.distill.teacher");
   CheckpointInfo info = read_checkpoint_info(ckpt);
   Config tc = parse_config(info.config, ckpt + " (config)");
-  auto teacher = models::build_model(model_spec(tc), input, classes, tc.seed);
+  auto teacher = models::build_model(model_spec(tc), input, classes, tc.seed, /*allocate=*/false);
   load_checkpoint(ckpt, *teacher, nullptr);
   teacher->set_training(false);
   return teacher;
@@ -216,6 +216,7 @@ class Training {
   void print_header() const;
   void prepare_batches();
   void start_pruner_and_csr();
+  void print_parameter_bytes();
   // Epoch and step.
   void run_epoch(int epoch);
   void step(int epoch, int64_t b, EpochTotals& totals);
@@ -241,6 +242,7 @@ class Training {
   const RunOptions& options_;
   const RunPaths files_;
   const bool resuming_;
+  bool sparse_start_ = false;  // a fresh run whose pruned layers start sparse (pruning::starts_sparse)
   std::optional<RunFolderLock> lock_;
   int threads_ = 0;
   st::Device device_ = st::Device::cpu;
@@ -296,6 +298,7 @@ void Training::set_up() {
   print_header();
   prepare_batches();
   start_pruner_and_csr();
+  print_parameter_bytes();
   start_writing(config_, files_, resuming_, start_epoch_, lock_);
 }
 
@@ -311,7 +314,11 @@ void Training::build_data_and_model() {
   data_ = data::load_dataset(data_options(config_));
   const data::Dataset& train_set = data_.train;
   input_ = {train_set.channels, train_set.height, train_set.width};
-  model_ = models::build_model(model_spec(config_), input_, train_set.num_classes, config_.seed);
+  // Weights that a checkpoint or the sparse start fills are not allocated first: a sparse layer never
+  // has a dense matrix (docs/architecture.md invariant 8).
+  sparse_start_ = !resuming_ && options_.init_from.empty() && config_.pruning && pruning::starts_sparse(*config_.pruning);
+  const bool allocate = !resuming_ && options_.init_from.empty() && !sparse_start_;
+  model_ = models::build_model(model_spec(config_), input_, train_set.num_classes, config_.seed, allocate);
   params_ = model_->parameters();
   optimizer_ = std::make_unique<Optimizer>(params_, optimizer_options(config_));
   schedule_ = std::make_unique<LrSchedule>(static_cast<float>(config_.optimizer.lr), config_.train.epochs,
@@ -330,12 +337,20 @@ void Training::build_pruner_and_teacher() {
     teacher_ = load_teacher(pcfg_.distill.teacher, input_, data_.train.num_classes);
 }
 
-// Resume: the state of the checkpoint; --init-from: its weights and masks (a pruned model stays pruned).
+// Resume: the state of the checkpoint; --init-from: its weights and masks (a pruned model stays
+// pruned); a sparse start: the pruned layers drawn sparse (pattern and values), then the rest
+// initialized as build_model would, from the same seed.
 void Training::resume_or_init() {
-  if (resuming_)
+  if (resuming_) {
     start_epoch_ = load_checkpoint(files_.checkpoint, *model_, optimizer_.get(), pruner_.get()).epoch;
-  else if (!options_.init_from.empty())
+  } else if (!options_.init_from.empty()) {
     load_checkpoint(options_.init_from, *model_, nullptr);
+  } else if (sparse_start_) {
+    const models::Init init = model_spec(config_).init;
+    Rng rng(config_.seed);
+    pruner_->start_sparse(init, rng);
+    models::initialize(*model_, init, rng);
+  }
 }
 
 // Built, initialized and loaded on the host; from here on the model, its optimizer state and the
@@ -396,6 +411,30 @@ void Training::start_pruner_and_csr() {
     csr_->adopt();
   else
     log_switches(csr_->update(), start_epoch_);
+}
+
+// What the weights, their gradients and the optimizer state take now, in the forms the layers start
+// in, beside what the same model takes dense: the figure sparse training is about.
+void Training::print_parameter_bytes() {
+  if (options_.quiet) return;
+  optimizer_->state();  // allocates the state of weights set since the optimizer was built
+  int64_t weights = 0, kept = 0;
+  double held = static_cast<double>(optimizer_->bytes()), dense = 0;
+  const OptimizerOptions& o = optimizer_->options();
+  const int slots = o.type == OptimizerType::sgd ? (o.momentum != 0.f ? 1 : 0) : 2;
+  for (const Parameter* p : params_) {
+    held += static_cast<double>(p->bytes());
+    const bool has_grad = p->sparse() ? p->csr->values.has_grad() : p->var.has_grad();
+    if (!has_grad) held += 4.0 * static_cast<double>(p->sparse() ? p->csr->nnz() : p->numel());  // a step's
+    dense += static_cast<double>(p->numel()) * 4.0 * (2 + slots);
+    if (!p->prunable) continue;
+    weights += p->numel();
+    kept += p->kept();
+  }
+  std::printf("parameters: %lld of %lld weights nonzero; held %s with gradients and optimizer state (dense: %s)\n",
+              static_cast<long long>(kept), static_cast<long long>(weights), bytes_text(held).c_str(),
+              bytes_text(dense).c_str());
+  std::fflush(stdout);
 }
 
 // ---- Epoch and step ----------------------------------------------------------------------------
@@ -466,10 +505,7 @@ void Training::check_step_finite(int epoch, int64_t b) const {
     check_parameters_finite(params_, detail::concat("after epoch ", epoch + 1, ", step ", b + 1));
 }
 
-// CSR steps left the dense weights stale (core/csr_weight.h): everything after the step loop
-// (hooks, reports, eval, checkpoints, the caller) sees them current.
 void Training::end_epoch_weights(int epoch) {
-  sync_dense_weights(model_->parameters());
   if (on_device_) check_parameters_finite(params_, detail::concat("in epoch ", epoch + 1));
 }
 

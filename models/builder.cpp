@@ -81,7 +81,7 @@ std::vector<LayerSpec> architecture_layers(const ModelSpec& spec, int num_classe
 }
 
 std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_shape, int num_classes,
-                                   uint64_t seed) {
+                                   uint64_t seed, bool allocate) {
   auto model = std::make_unique<Model>(input_shape, seed);
   std::map<std::string, int> counts;
   const std::vector<LayerSpec> specs = architecture_layers(spec, num_classes);
@@ -93,13 +93,13 @@ std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_sha
     if (l.type == LayerType::linear) {
       ST_CHECK(in.size() == 1, "model layer ", i, " (", name, "): linear needs flat inputs, gets ",
                shape_str(in), " (add a flatten layer before it)");
-      m = std::make_unique<Linear>(name, static_cast<int>(in[0]), l.out, l.bias);
+      m = std::make_unique<Linear>(name, static_cast<int>(in[0]), l.out, l.bias, allocate);
     } else if (l.type == LayerType::conv2d) {
       ST_CHECK(in.size() == 3, "model layer ", i, " (", name, "): conv2d needs (C, H, W) inputs, gets ",
                shape_str(in));
       Conv2dOptions o{l.stride_h ? l.stride_h : 1, l.stride_w ? l.stride_w : 1, l.pad_h, l.pad_w};
       m = std::make_unique<Conv2d>(name, static_cast<int>(in[0]), l.out, l.kernel_h, l.kernel_w, o,
-                                   l.bias);
+                                   l.bias, allocate);
     } else if (l.type == LayerType::maxpool2d || l.type == LayerType::avgpool2d) {
       Pool2dOptions o{l.kernel_h, l.kernel_w, l.stride_h ? l.stride_h : l.kernel_h,
                       l.stride_w ? l.stride_w : l.kernel_w, l.pad_h, l.pad_w};
@@ -121,6 +121,7 @@ std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_sha
   ST_CHECK(out.size() == 1 && out[0] == num_classes, "model: the network outputs per-sample shape ",
            shape_str(out), " but the dataset has ", num_classes, " classes (the last layer must be ",
            "linear with ", num_classes, " outputs)");
+  if (!allocate) return model;
   Rng rng(seed);
   initialize(*model, spec.init, rng);
   return model;
@@ -129,7 +130,8 @@ std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_sha
 void initialize(Model& model, Init init, Rng& rng) {
   for (const auto& layer : model.layers()) {
     auto params = layer->parameters();
-    if (params.empty()) continue;
+    if (params.empty() || params[0]->sparse()) continue;
+    if (params[0]->unset()) params[0]->var.value() = Tensor::zeros(params[0]->shape);
     Tensor& w = params[0]->var.value();
     const int64_t fan_out = w.dim(0) * (w.numel() / (w.dim(0) * w.dim(1)));
     const int64_t fan_in = w.numel() / w.dim(0);

@@ -40,11 +40,15 @@ struct ModelSpec {
 // The layer list of a named architecture (for "layers", spec.layers itself).
 std::vector<LayerSpec> architecture_layers(const ModelSpec& spec, int num_classes);
 
-// input_shape: per sample (C, H, W). Weights are initialized from `seed`.
+// input_shape: per sample (C, H, W). Weights are initialized from `seed`; with allocate = false the
+// Linear/Conv2d weights are left unset (no storage, nothing drawn) for a checkpoint or a sparse
+// initialization to fill, and initialize() then draws the ones still unset.
 std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_shape, int num_classes,
-                                   uint64_t seed);
+                                   uint64_t seed, bool allocate = true);
 
-// Re-initializes every parameter (weights by `init`, biases as that scheme does).
+// Re-initializes every layer whose weight is dense or unset (weights by `init`, biases as that scheme
+// does); an unset weight is allocated first. Layers with a sparse weight are left alone (they were
+// initialized with their pattern).
 void initialize(Model& model, Init init, Rng& rng);
 
 }  // namespace st::models

@@ -44,13 +44,15 @@ void Model::set_training(bool t) {
   for (const auto& l : layers_) l->set_training(t);
 }
 
-void Model::to(Device device, bool with_csr) {
+void Model::to(Device device) {
   for (Parameter* p : params_) {
-    sync_dense_weight(*p);  // the dense weight moves: it must hold the CSR steps' results
+    if (p->csr) {
+      move_csr_weight(*p->csr, device);
+      continue;
+    }
     Variable& v = p->var;
-    v.value() = v.value().to(device);
+    if (v.value().defined()) v.value() = v.value().to(device);
     if (v.has_grad()) v.grad() = v.grad().to(device);
-    if (with_csr && p->csr) move_csr_weight(*p->csr, device);
   }
   device_ = device;
 }
@@ -63,7 +65,7 @@ Parameter* Model::find_parameter(const std::string& name) const {
 
 int64_t Model::num_parameters() const {
   int64_t n = 0;
-  for (Parameter* p : params_) n += p->var.value().numel();
+  for (Parameter* p : params_) n += p->numel();
   return n;
 }
 
@@ -84,7 +86,7 @@ std::string Model::summary() const {
   for (const auto& l : layers_) {
     s = l->output_shape(s);
     int64_t n = 0;
-    for (Parameter* p : l->parameters()) n += p->var.value().numel();
+    for (Parameter* p : l->parameters()) n += p->numel();
     os << "  " << std::left << std::setw(40) << l->describe() << " -> " << std::setw(16)
        << shape_str(s);
     if (n) os << " " << n << " params";

@@ -23,10 +23,8 @@ class Model {
   Variable forward_collect(const Variable& x, std::vector<Tensor>& outputs);
   void set_training(bool t);
 
-  // Moves every parameter's value and gradient, and (with_csr) its CSR execution state, to
-  // `device`. The trainer's pruner hooks move only the dense state to the host and back
-  // (with_csr = false): the CSR layers are suspended then, and their mirror stays where it is.
-  void to(Device device, bool with_csr = true);
+  // Moves every parameter (its value and gradient, or its CSR state) to `device`.
+  void to(Device device);
   Device device() const { return device_; }
   const Shape& input_shape() const { return input_shape_; }
   Shape output_shape() const;

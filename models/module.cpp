@@ -4,14 +4,16 @@
 
 namespace st::models {
 
-Linear::Linear(std::string name, int in_features, int out_features, bool bias)
+Linear::Linear(std::string name, int in_features, int out_features, bool bias, bool allocate)
     : Module(std::move(name)), in_(in_features), out_(out_features) {
-  weight_ = std::make_unique<Parameter>(name_ + ".weight", Tensor::zeros({out_, in_}), true);
+  const Shape s{out_, in_};
+  weight_ = allocate ? std::make_unique<Parameter>(name_ + ".weight", Tensor::zeros(s), true)
+                     : std::make_unique<Parameter>(name_ + ".weight", s, true);
   if (bias) bias_ = std::make_unique<Parameter>(name_ + ".bias", Tensor::zeros({out_}), false);
 }
 
 Variable Linear::forward(const Variable& x) {
-  if (weight_->csr_active()) return sparse_linear(x, weight_->csr, bias_ ? bias_->var : Variable());
+  if (weight_->sparse()) return sparse_linear(x, weight_->csr, bias_ ? bias_->var : Variable());
   return linear(x, weight_->var, bias_ ? bias_->var : Variable());
 }
 
@@ -35,15 +37,16 @@ std::string Linear::describe() const {
 }
 
 Conv2d::Conv2d(std::string name, int in_channels, int out_channels, int kh, int kw,
-               Conv2dOptions opt, bool bias)
+               Conv2dOptions opt, bool bias, bool allocate)
     : Module(std::move(name)), in_c_(in_channels), out_c_(out_channels), kh_(kh), kw_(kw), opt_(opt) {
-  weight_ = std::make_unique<Parameter>(name_ + ".weight",
-                                        Tensor::zeros({out_c_, in_c_, kh_, kw_}), true);
+  const Shape s{out_c_, in_c_, kh_, kw_};
+  weight_ = allocate ? std::make_unique<Parameter>(name_ + ".weight", Tensor::zeros(s), true)
+                     : std::make_unique<Parameter>(name_ + ".weight", s, true);
   if (bias) bias_ = std::make_unique<Parameter>(name_ + ".bias", Tensor::zeros({out_c_}), false);
 }
 
 Variable Conv2d::forward(const Variable& x) {
-  if (weight_->csr_active())
+  if (weight_->sparse())
     return sparse_conv2d(x, weight_->csr, bias_ ? bias_->var : Variable(), opt_);
   return conv2d(x, weight_->var, bias_ ? bias_->var : Variable(), opt_);
 }

@@ -1,8 +1,9 @@
 // models/module.h — layers as modules. A Module maps a batch Variable to a batch Variable, knows its
 // per-sample output shape (so a model is shape-checked when it is built, not mid-run), and owns its
 // named Parameters in a stable order ("<layer>.weight", "<layer>.bias").
-// Linear and Conv2d execute in CSR (core/ops.h sparse_linear/sparse_conv2d) while their weight's
-// Parameter::csr is set and not suspended; pruning/csr_switch.h decides when.
+// Linear and Conv2d execute in CSR (core/ops.h sparse_linear/sparse_conv2d) while their weight is
+// sparse (Parameter::csr set); pruning/csr_switch.h decides when. Built with allocate = false their
+// weight is unset (core/parameter.h) until a checkpoint or a sparse initialization fills it.
 #pragma once
 #include <memory>
 #include <string>
@@ -38,7 +39,7 @@ class Module {
 
 class Linear : public Module {
  public:
-  Linear(std::string name, int in_features, int out_features, bool bias);
+  Linear(std::string name, int in_features, int out_features, bool bias, bool allocate = true);
   const char* type() const override { return "linear"; }
   Variable forward(const Variable& x) override;
   Shape output_shape(const Shape& in) const override;
@@ -58,7 +59,7 @@ class Linear : public Module {
 class Conv2d : public Module {
  public:
   Conv2d(std::string name, int in_channels, int out_channels, int kh, int kw, Conv2dOptions opt,
-         bool bias);
+         bool bias, bool allocate = true);
   const char* type() const override { return "conv2d"; }
   Variable forward(const Variable& x) override;
   Shape output_shape(const Shape& in) const override;

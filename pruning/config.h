@@ -101,6 +101,9 @@ struct PruningConfig {
   AdmmConfig admm;
   FinetuneConfig finetune;
   DistillConfig distill;
+  // static, set, rigl on a sparse start (pruning/pruner.h starts_sparse): initialize each unit by
+  // its actual fan-in (its row's nonzeros) rather than the dense layer's (pruning/sparse_pattern.h).
+  bool fan_in_init = true;
 };
 
 // The rules between keys of a block whose keys were each read and resolved (granularity against

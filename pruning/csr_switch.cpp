@@ -29,29 +29,26 @@ CsrSwitch::CsrSwitch(CsrSwitchOptions options, models::Model& model)
     s = model.layers()[i]->output_shape(s);
   }
   seen_version_.assign(layers_.size(), -1);
+  csr_.assign(layers_.size(), false);
+  for (size_t l = 0; l < layers_.size(); ++l) csr_[l] = layers_[l].weight->sparse();
 }
 
 std::vector<std::pair<std::string, std::string>> CsrSwitch::modes() const {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& L : layers_) out.emplace_back(L.name, L.weight->csr ? "csr" : "dense");
+  for (size_t l = 0; l < layers_.size(); ++l) out.emplace_back(layers_[l].name, csr_[l] ? "csr" : "dense");
   return out;
 }
 
 void CsrSwitch::suspend(bool on) {
-  // Dense execution, the pruner and dense optimizer steps read the dense weights: bring them up to
-  // date with the CSR steps taken since the last sync (core/csr_weight.h).
-  if (on)
-    for (const auto& L : layers_) sync_dense_weight(*L.weight);
   suspended_ = on;
-  for (const auto& L : layers_) L.weight->csr_suspended = on;
+  if (on)
+    for (const auto& L : layers_) to_dense(*L.weight);
 }
 
 void CsrSwitch::adopt() {
   for (size_t l = 0; l < layers_.size(); ++l) {
-    Parameter& p = *layers_[l].weight;
-    seen_version_[l] = p.mask_version;
-    if (p.csr) refresh_csr_values(*p.csr, p.var.value());
-    p.csr_suspended = suspended_;
+    seen_version_[l] = layers_[l].weight->mask_version;
+    csr_[l] = layers_[l].weight->sparse();
   }
 }
 
@@ -59,26 +56,19 @@ std::vector<CsrSwitchEvent> CsrSwitch::update() {
   std::vector<CsrSwitchEvent> events;
   for (size_t l = 0; l < layers_.size(); ++l) {
     Parameter& p = *layers_[l].weight;
-    // The layer is rebuilt or refreshed from its dense weight: that must hold every CSR step. Mask
-    // and weight edits sync first (pruning::set_mask, apply_mask, rewind; suspend(true) for hooks),
-    // so a stale weight here means an edit that skipped it: syncing now would undo that edit.
-    ST_ASSERT(!(p.csr && p.csr->dense_stale), "csr switch: ", p.name,
-              " has a stale dense weight (sync_dense_weight before editing weights or masks)");
-    if (seen_version_[l] == p.mask_version) {
-      if (p.csr) refresh_csr_values(*p.csr, p.var.value());  // weights may have been rewound
-      continue;
+    if (seen_version_[l] != p.mask_version) {
+      seen_version_[l] = p.mask_version;
+      const double sparsity = 1.0 - static_cast<double>(p.kept()) / layers_[l].numel();
+      std::string why;
+      const bool want = options_.enabled && decide(l, sparsity, why);
+      if (want != csr_[l]) events.push_back({layers_[l].name, want, sparsity, why});
+      csr_[l] = want;
     }
-    seen_version_[l] = p.mask_version;
-    const double sparsity = 1.0 - static_cast<double>(count_kept(p)) / layers_[l].numel();
-    std::string why;
-    const bool want = options_.enabled && decide(l, sparsity, why);
-    const bool was = p.csr != nullptr;
-    // Rebuilt on every mask change: the structure, the index into the dense weight and the values
-    // come from the new mask together; the optimizer state sits at dense positions (zeroed by the
-    // pruner where entries were pruned or regrown), so it is remapped with them (invariant 4).
-    p.csr = want ? make_csr_weight(p.var.value(), p.mask_data()) : nullptr;
-    p.csr_suspended = suspended_;
-    if (want != was) events.push_back({layers_[l].name, want, sparsity, why});
+    if (suspended_) continue;
+    if (csr_[l])
+      to_sparse(p);
+    else
+      to_dense(p);
   }
   return events;
 }
@@ -114,13 +104,15 @@ std::pair<double, double> CsrSwitch::time_layer(size_t l) {
   Rng rng(0x5eedULL + l);
   Tensor xt(xs);
   for (int64_t i = 0; i < xt.numel(); ++i) xt.f32()[i] = rng.uniform(-1.f, 1.f);
-  const Device device = p.var.value().device();  // timed where the layer runs
+  // Both forms, one of them a temporary copy (O(numel)); Variables of their own, so the layer's
+  // gradients are untouched.
+  const Tensor dense = dense_value(p);
+  const Device device = dense.device();  // timed where the layer runs
   xt = xt.to(device);
-  // Variables of their own (sharing the weights' storage), so the layer's gradients are untouched.
   Variable x(xt, /*requires_grad=*/true);
-  Variable w(p.var.value(), true);
+  Variable w(dense, true);
   Variable b = L.bias ? Variable(L.bias->var.value(), true) : Variable();
-  auto csr = make_csr_weight(p.var.value(), p.mask_data());
+  auto csr = p.sparse() ? p.csr : make_csr_weight(dense, p.mask_data());
   Conv2dOptions copt;
   if (L.conv)
     copt = dynamic_cast<models::Conv2d*>(model_.layers()[L.layer_index].get())->options();
@@ -145,8 +137,8 @@ std::pair<double, double> CsrSwitch::time_layer(size_t l) {
     }
     return best;
   };
-  const double dense = best_ms(false), sparse = best_ms(true);
-  return {dense, sparse};
+  const double dense_ms = best_ms(false), csr_ms = best_ms(true);
+  return {dense_ms, csr_ms};
 }
 
 }  // namespace st::pruning

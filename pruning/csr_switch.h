@@ -1,14 +1,16 @@
-// pruning/csr_switch.h — the CSR switch policy: which prunable layers execute in CSR.
-// A layer executes in CSR once its sparsity (from its mask) reaches the threshold, and goes back to
-// dense when a regrowth lowers it below. With `timed` ("threshold": "auto") the layer instead times
+// pruning/csr_switch.h — the CSR switch policy: which prunable weights are sparse (stored and executed
+// in CSR, core/csr_weight.h) and which are dense. A weight becomes sparse once its sparsity (from its
+// mask or pattern) reaches the threshold, and dense again when a regrowth lowers it below; each
+// switch converts it (core/csr_weight.h to_sparse / to_dense) and frees the old form. With `timed` ("threshold": "auto") the layer instead times
 // dense and CSR (forward + backward at the training batch size, on its own shapes) and takes the
 // faster; the decision is cached per (layer, sparsity in whole percent), so timing happens once per
 // sparsity level, never per step. update() is called after every mask change (the pruner's hooks)
-// and at start; it touches only layers whose mask changed (Parameter::mask_version), rebuilding
-// their CSR structure, and refreshes the values of the others (O(nnz), e.g. after a rewind).
-// suspend() makes every CSR layer execute densely for a while (pruner hooks that run the model or
-// read dense gradients, RigL update steps) without dropping its CSR state. The pruner itself knows
-// nothing of CSR: pruning/hooks.h runs its hooks around the switch.
+// and at start; it re-decides only layers whose pattern changed (Parameter::mask_version), and
+// gives every layer its decided form.
+// suspend(true) makes every sparse weight dense for a while (pruner hooks that read and edit dense
+// weights, masks or gradients, RigL update steps: O(numel) each time); update() then makes them
+// sparse again from their (possibly edited) dense weight and mask. Hooks that work on the sparse
+// form (SET) run without it: pruning/hooks.h decides, from the Action.
 // Devices: CSR states are built on the weights' device (the structure from the host mask), and
 // "auto" times the layer on that device; the trainer picks the threshold per device
 // (config sparse.threshold / sparse.threshold_cuda).
@@ -48,15 +50,16 @@ struct CsrSwitchEvent {
 class CsrSwitch {
  public:
   CsrSwitch(CsrSwitchOptions options, models::Model& model);
-  // Re-decides the layers whose mask changed since the last call (every layer on the first call);
-  // returns the switches made.
+  // Re-decides the layers whose pattern changed since the last call (every layer on the first
+  // call) and, unless suspended, converts every layer to its decided form; returns the switches made.
   std::vector<CsrSwitchEvent> update();
-  // Keeps the modes the layers have now (e.g. restored from a checkpoint), refreshes CSR values.
+  // Keeps the forms the layers have now (e.g. restored from a checkpoint) as the decided ones.
   void adopt();
+  // on: every sparse weight becomes dense (with a mask of its pattern) until update().
   void suspend(bool on);
   const std::vector<PrunableLayer>& layers() const { return layers_; }
   const CsrSwitchOptions& options() const { return options_; }
-  // "dense" | "csr" per prunable layer name.
+  // "dense" | "csr" per prunable layer name: the decided forms.
   std::vector<std::pair<std::string, std::string>> modes() const;
 
  private:
@@ -68,6 +71,7 @@ class CsrSwitch {
   std::vector<PrunableLayer> layers_;
   std::vector<Shape> input_shapes_;  // per-sample input of each prunable layer
   std::vector<int64_t> seen_version_;
+  std::vector<bool> csr_;  // the decided form of each layer
   std::map<std::pair<size_t, int>, bool> timed_choice_;
   bool suspended_ = false;
 };

@@ -48,7 +48,7 @@ std::vector<double> layer_sparsities(DistributionType type, const std::vector<Pr
     std::vector<Shape> shapes;
     std::vector<bool> dense;
     for (size_t l = 0; l < layers.size(); ++l) {
-      shapes.push_back(layers[l].weight->var.value().shape());
+      shapes.push_back(layers[l].weight->shape);
       dense.push_back(!eligible[l]);
     }
     const auto d = erk_densities(shapes, dense, target, erk_power, type == DistributionType::Erk);

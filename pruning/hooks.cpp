@@ -17,7 +17,7 @@ std::vector<CsrSwitchEvent> HookRunner::epoch_begin(int epoch) {
 
 bool HookRunner::begin_step(int epoch, int64_t step) {
   step_ = pruner_ ? pruner_->plan_step(epoch, step) : Action{};
-  if (step_) csr_.suspend(true);
+  if (step_ && step_.needs_dense()) csr_.suspend(true);
   return static_cast<bool>(step_);
 }
 
@@ -35,7 +35,7 @@ std::vector<CsrSwitchEvent> HookRunner::epoch_end(int epoch) {
 }
 
 std::vector<CsrSwitchEvent> HookRunner::run_suspended(const Action& action) {
-  csr_.suspend(true);
+  if (action && action.needs_dense()) csr_.suspend(true);
   run_on_host(action);
   csr_.suspend(false);
   return csr_.update();
@@ -44,10 +44,10 @@ std::vector<CsrSwitchEvent> HookRunner::run_suspended(const Action& action) {
 void HookRunner::run_on_host(const Action& action) {
   if (!action) return;
   if (device_ == Device::cpu) return action();
-  model_.to(Device::cpu, /*with_csr=*/false);
+  model_.to(Device::cpu);
   optimizer_.to(Device::cpu);
   action();
-  model_.to(device_, /*with_csr=*/false);
+  model_.to(device_);
   optimizer_.to(device_);
 }
 

@@ -1,12 +1,11 @@
 // pruning/hooks.h — runs the pruner's hooks inside a training loop: the one piece of pruning/ that
-// knows both the Pruner and CSR execution. The pruner reads and edits weights, gradients, masks and
-// optimizer state densely and on the host, so around every hook that acts:
-//   - CSR layers execute densely (CsrSwitch::suspend): criteria run the model, RigL reads the dense
-//     gradient, which CSR execution never forms; a step whose hook acts runs densely from its
-//     forward pass on;
-//   - on a device, the dense model and optimizer state come to the host and go back after it
-//     (masks are host tensors anyway; the CSR mirrors stay on the device, suspended meanwhile).
-//     A hook that does not act is skipped and costs no transfer;
+// knows both the Pruner and CSR execution. The pruner works on the host, and most of its Actions
+// read and edit weights, gradients, masks and optimizer state densely, so around every hook that acts:
+//   - unless the Action works on sparse weights (pruning/method.h on_sparse: SET), sparse weights
+//     become dense (CsrSwitch::suspend): criteria run the model, RigL reads the dense gradient,
+//     which CSR execution never forms; a step whose hook acts runs densely from its forward pass on;
+//   - on a device, the model and optimizer state come to the host and go back after it (masks are
+//     host tensors anyway). A hook that does not act is skipped and costs no transfer;
 //   - afterwards the switch re-decides the layers whose masks changed (CsrSwitch::update); every
 //     epoch-level hook ends with that update, whether or not it acted.
 // Each call returns the CSR switches it caused, for the trainer to log. Without a pruner every call
@@ -38,7 +37,7 @@ class HookRunner {
   // After backward, before optimizer.step: runs the hook begin_step planned; a dense step then
   // returns to CSR execution.
   std::vector<CsrSwitchEvent> end_step();
-  // After the epoch's last step, with the dense weights current (sync_dense_weights).
+  // After the epoch's last step.
   std::vector<CsrSwitchEvent> epoch_end(int epoch);
 
  private:

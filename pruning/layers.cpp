@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include "core/csr_weight.h"
 
 namespace st::pruning {
 
@@ -28,10 +27,10 @@ std::vector<PrunableLayer> prunable_layers(models::Model& model) {
       L.conv = conv != nullptr;
       L.weight = lin ? &lin->weight() : &conv->weight();
       L.bias = lin ? lin->bias() : conv->bias();
-      const Tensor& w = L.weight->var.value();
-      L.rows = w.dim(0);
-      L.cols = w.numel() / L.rows;
-      L.in_channels = w.dim(1);
+      const Shape& w = L.weight->shape;
+      L.rows = w[0];
+      L.cols = shape_numel(w) / L.rows;
+      L.in_channels = w[1];
       L.area = L.cols / L.in_channels;
       L.dense_macs = m->macs(in);
       if (last >= 0) {
@@ -50,8 +49,9 @@ std::vector<PrunableLayer> prunable_layers(models::Model& model) {
 }
 
 Tensor& ensure_mask(Parameter& p) {
+  ST_ASSERT(p.dense(), "ensure_mask: ", p.name, " is not dense (masks belong to dense weights)");
   if (!p.mask.defined()) {
-    p.mask = Tensor(p.var.value().shape(), DType::u8);
+    p.mask = Tensor(p.shape, DType::u8);
     std::memset(p.mask.raw(), 1, p.mask.nbytes());
   }
   return p.mask;
@@ -59,20 +59,13 @@ Tensor& ensure_mask(Parameter& p) {
 
 void apply_mask(Parameter& p) {
   if (!p.mask.defined()) return;
-  sync_dense_weight(p);  // edits the dense weight: first bring it up to date with CSR steps
   float* w = p.var.value().f32();
   const uint8_t* m = p.mask.u8();
   for (int64_t i = 0, n = p.mask.numel(); i < n; ++i)
     if (!m[i]) w[i] = 0.f;
 }
 
-int64_t count_kept(const Parameter& p) {
-  if (!p.mask.defined()) return p.var.value().numel();
-  int64_t n = 0;
-  const uint8_t* m = p.mask.u8();
-  for (int64_t i = 0, e = p.mask.numel(); i < e; ++i) n += m[i] != 0;
-  return n;
-}
+int64_t count_kept(const Parameter& p) { return p.kept(); }
 
 OptimizerState optimizer_state_by_param(Optimizer& opt) {
   OptimizerState out;
@@ -84,7 +77,6 @@ OptimizerState optimizer_state_by_param(Optimizer& opt) {
 }
 
 void set_mask(Parameter& p, const std::vector<uint8_t>& new_mask, const OptimizerState* state) {
-  sync_dense_weight(p);  // edits the dense weight: first bring it up to date with CSR steps
   Tensor& mask = ensure_mask(p);
   ST_ASSERT(static_cast<int64_t>(new_mask.size()) == mask.numel(), "mask size");
   uint8_t* m = mask.u8();

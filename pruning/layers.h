@@ -36,11 +36,11 @@ struct PrunableLayer {
 // layer through a layer pruning does not understand (there is none in the built-in layer set).
 std::vector<PrunableLayer> prunable_layers(models::Model& model);
 
-// Gives the parameter a mask of ones when it has none.
+// Gives the parameter (dense: masks belong to the dense form) a mask of ones when it has none.
 Tensor& ensure_mask(Parameter& p);
 // w *= mask (no-op for a dense parameter).
 void apply_mask(Parameter& p);
-// Number of kept entries (numel when dense).
+// Number of kept entries: nonzeros when sparse, mask ones when masked, numel otherwise.
 int64_t count_kept(const Parameter& p);
 
 // The optimizer state tensors of each parameter, by parameter name ("fc1.weight" -> momentum, ...).

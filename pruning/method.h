@@ -13,9 +13,11 @@
 // optimizer steps since the start of the run.
 // Tests: tests/pruning/test_methods.cpp, tests/pruning/test_pruner.cpp
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -26,8 +28,30 @@ namespace st::pruning {
 
 class Pruner;
 
-// What a hook does at one point of the run; empty where it does nothing.
-using Action = std::function<void()>;
+// What a hook does at one point of the run; empty where it does nothing. By default it reads and
+// edits weights densely (dense values, masks, dense gradients), so sparse weights are made dense
+// around it (pruning/hooks.h); an Action made by on_sparse() works on sparse weights as they are.
+class Action {
+ public:
+  Action() = default;
+  Action(std::nullptr_t) {}  // NOLINT: "no action", as for std::function
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Action> &&
+                                              std::is_invocable_v<F&>>>
+  Action(F f, bool on_sparse = false) : run_(std::move(f)), on_sparse_(on_sparse) {}  // NOLINT
+  explicit operator bool() const { return static_cast<bool>(run_); }
+  void operator()() const { run_(); }
+  bool needs_dense() const { return !on_sparse_; }
+
+ private:
+  std::function<void()> run_;
+  bool on_sparse_ = false;
+};
+
+// An Action that works on sparse and dense weights alike, in their own form.
+template <class F>
+Action on_sparse(F f) {
+  return Action(std::move(f), /*on_sparse=*/true);
+}
 
 // A tensor of pruning state saved in checkpoints beside the masks (undefined while not in use; a
 // loader allocates it with `shape` when the checkpoint holds it). The names are in checkpoints on

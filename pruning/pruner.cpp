@@ -1,11 +1,14 @@
 #include "pruning/pruner.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
+#include "core/csr_weight.h"
 #include "pruning/distribution.h"
 #include "pruning/granularity.h"
 #include "pruning/l1.h"
+#include "pruning/sparse_pattern.h"
 
 namespace st::pruning {
 
@@ -154,11 +157,24 @@ int64_t drop_smallest(Parameter& p, std::vector<uint8_t>& m, double fraction, co
 }  // namespace
 
 void Pruner::set_update(double fraction) {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Parameter& p = *layers_[l].weight;
+    if (!eligible_[l] || !p.sparse()) continue;
+    // A sparse layer changes its pattern in the sparse form (O(nnz)): the new CsrWeight keeps the
+    // surviving values, and the optimizer carries their state; regrown entries start at 0, state 0.
+    if (optimizer_) optimizer_->state();  // the state follows the current pattern before it changes
+    PatternChange change = drop_and_regrow_random(p.csr->w, fraction, rng_);
+    if (change.dropped == 0) continue;
+    ST_ASSERT(p.csr->device == Device::cpu, "set_update: pruner hooks run on the host");
+    p.csr = make_csr_weight(std::move(change.w), p.shape, Device::cpu);
+    ++p.mask_version;
+    if (optimizer_) optimizer_->carry(p, change.source);
+  }
   const OptimizerState state = optimizer_state();
   const OptimizerState* st = state.empty() ? nullptr : &state;
   for (size_t l = 0; l < layers_.size(); ++l) {
     Parameter& p = *layers_[l].weight;
-    if (!eligible_[l] || !p.mask.defined()) continue;
+    if (!eligible_[l] || !p.mask.defined()) continue;  // dense and masked: the same update on the mask
     const int64_t n = p.mask.numel();
     std::vector<uint8_t> m(p.mask.u8(), p.mask.u8() + n);
     const int64_t k = drop_smallest(p, m, fraction, st);
@@ -195,7 +211,73 @@ void Pruner::rigl_update(double fraction) {
   }
 }
 
-Action Pruner::plan_start() { return method_->start(*this); }
+bool starts_sparse(const PruningConfig& c) {
+  // SET and RigL always draw their first masks at random; static by its criterion (random by default).
+  const bool random_start = c.method != Method::Static || c.criterion.type == CriterionType::Random;
+  return make_method(c.method)->traits().sparse_from_start && random_start &&
+         c.granularity.type == GranularityType::Element && c.distribution.type != DistributionType::Global &&
+         !c.has_threshold;
+}
+
+namespace {
+
+// The dense scheme's distribution (models::initialize: fan-in = the layer's columns) at the
+// pattern's entries, drawn in CSR order; the bias (may be null) as that scheme initializes it.
+void init_as_dense(kernels::CsrMatrix& w, const PrunableLayer& L, models::Init init, Rng& rng, float* bias) {
+  const float fan_in = static_cast<float>(L.cols), fan_out = static_cast<float>(L.rows * L.area);
+  using models::Init;
+  for (float& v : w.values) {
+    switch (init) {
+      case Init::pytorch: v = rng.uniform(-1.f / std::sqrt(fan_in), 1.f / std::sqrt(fan_in)); break;
+      case Init::kaiming_uniform: v = rng.uniform(-std::sqrt(6.f / fan_in), std::sqrt(6.f / fan_in)); break;
+      case Init::kaiming_normal: v = std::sqrt(2.f / fan_in) * rng.normal(); break;
+      case Init::glorot_uniform: {
+        const float b = std::sqrt(6.f / (fan_in + fan_out));
+        v = rng.uniform(-b, b);
+        break;
+      }
+      case Init::glorot_normal: v = std::sqrt(2.f / (fan_in + fan_out)) * rng.normal(); break;
+    }
+  }
+  if (bias && init == Init::pytorch)
+    for (int64_t r = 0; r < L.rows; ++r) bias[r] = rng.uniform(-1.f / std::sqrt(fan_in), 1.f / std::sqrt(fan_in));
+}
+
+}  // namespace
+
+void Pruner::start_sparse(models::Init init, Rng& init_rng) {
+  ST_ASSERT(starts_sparse(config_), "start_sparse: the config does not start sparse");
+  const auto t = layer_sparsities(config_.distribution.type, layers_, eligible_, config_.target,
+                                  config_.distribution.erk_power);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const PrunableLayer& L = layers_[l];
+    Parameter& w = *L.weight;
+    if (!eligible_[l] || t[l] <= 0) continue;  // dense: models::initialize
+    ST_ASSERT(w.unset(), "start_sparse: ", w.name, " already has a weight");
+    ST_CHECK(L.rows <= INT32_MAX && L.cols <= INT32_MAX,
+             "layer ", L.name, " (", L.rows, " x ", L.cols, ") is too large for 32-bit CSR indices");
+    const int64_t n = L.numel();
+    const int64_t nnz = n - std::llround(t[l] * static_cast<double>(n));  // as select_lowest keeps
+    ST_CHECK(nnz < INT32_MAX, "layer ", L.name, ": ", nnz, " nonzeros exceed 32-bit CSR offsets (at most ",
+             INT32_MAX, "); raise pruning.target");
+    kernels::CsrMatrix m = sample_pattern(static_cast<int>(L.rows), static_cast<int>(L.cols), nnz, rng_);
+    Tensor bias = L.bias ? Tensor::zeros({L.rows}) : Tensor();
+    float* b = bias.defined() ? bias.f32() : nullptr;
+    if (config_.fan_in_init)
+      init_by_fan_in(m, init, init_rng, b);
+    else
+      init_as_dense(m, L, init, init_rng, b);
+    w.csr = make_csr_weight(std::move(m), w.shape, Device::cpu);
+    ++w.mask_version;
+    if (L.bias) L.bias->var.value() = bias;
+  }
+  started_sparse_ = true;
+}
+
+Action Pruner::plan_start() {
+  if (started_sparse_) return {};  // the patterns exist: start_sparse drew them
+  return method_->start(*this);
+}
 
 Action Pruner::plan_epoch_begin(int epoch) { return method_->epoch_begin(*this, epoch); }
 
@@ -205,10 +287,11 @@ Action Pruner::plan_step(int epoch, int64_t step) {
   Action method = method_->step(*this, epoch, step);
   if (!l1) return method;
   if (!method) return l1;
-  return [l1 = std::move(l1), method = std::move(method)] {
+  const bool sparse = !l1.needs_dense() && !method.needs_dense();
+  return Action([l1 = std::move(l1), method = std::move(method)] {
     l1();
     method();
-  };
+  }, sparse);
 }
 
 Action Pruner::plan_epoch_end(int epoch) { return method_->epoch_end(*this, epoch); }

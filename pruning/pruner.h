@@ -21,6 +21,7 @@
 
 #include "core/optim.h"
 #include "core/rng.h"
+#include "models/builder.h"
 #include "models/model.h"
 #include "pruning/config.h"
 #include "pruning/criterion.h"
@@ -28,6 +29,12 @@
 #include "pruning/method.h"
 
 namespace st::pruning {
+
+// True when the run's masks can be drawn without a dense weight: a sparse-from-start method (static
+// with the random criterion, set, rigl), element granularity and a per-layer distribution (erk, er,
+// uniform, layerwise). Such a run builds its pruned layers directly in the sparse form
+// (Pruner::start_sparse); any other combination starts dense and prunes.
+bool starts_sparse(const PruningConfig& c);
 
 class Pruner {
  public:
@@ -38,6 +45,16 @@ class Pruner {
   void set_batch_source(BatchSource* source) { batches_ = source; }
   void set_optimizer(Optimizer* optimizer);
   void set_steps_per_epoch(int64_t steps) { steps_per_epoch_ = steps; }
+
+  // Sparse start (fresh runs of a starts_sparse config, on a model built without weights): gives
+  // each eligible layer a uniformly random pattern with the distribution's density (exactly the
+  // nonzero count prune_to keeps) and its initial values, in the sparse form: no dense matrix of the
+  // layer is ever allocated. Values follow `init` by each unit's actual fan-in when
+  // config.fan_in_init, else by the dense layer's fan-in (as models::initialize draws them); a
+  // layer's bias follows the same rule. Layers it leaves unset (kept dense, density 1) are for
+  // models::initialize. plan_start() then has nothing left to do.
+  void start_sparse(models::Init init, Rng& init_rng);
+  bool started_sparse() const { return started_sparse_; }
 
   // What each hook does at this point of the run; empty where the pruner does nothing.
   Action plan_start();
@@ -95,6 +112,7 @@ class Pruner {
   BatchSource* batches_ = nullptr;
   Optimizer* optimizer_ = nullptr;
   int64_t steps_per_epoch_ = 1;
+  bool started_sparse_ = false;
 };
 
 }  // namespace st::pruning

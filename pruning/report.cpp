@@ -32,7 +32,7 @@ Report make_report(models::Model& model) {
     r.layers.push_back(lr);
   }
   for (Parameter* p : model.parameters()) {
-    const int64_t n = p->var.value().numel();
+    const int64_t n = p->numel();
     r.params += n;
     r.nonzeros += count_kept(*p);
     r.dense_bytes += 4 * n;

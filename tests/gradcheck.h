@@ -2,7 +2,8 @@
 //   CHECK(gradcheck([&](auto& in) { return relu(in[0]); }, {x}));
 // The scalar probed is L = Σ f(inputs) ⊙ R for a fixed random R, in double; each input element is
 // moved by ±eps and the central difference is compared with the analytic gradient.
-// Also the core suites' random inputs: random_tensor, random_mask.
+// Also the core suites' random inputs: random_tensor, random_mask; and pattern_positions (a CSR
+// pattern's dense positions, to compare compact arrays with dense ones).
 #pragma once
 #include <cmath>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <doctest/doctest.h>
 
 #include "core/rng.h"
+#include "kernels/csr.h"
 #include "core/variable.h"
 
 namespace st::test {
@@ -31,6 +33,16 @@ inline Tensor random_mask(const Shape& shape, double sparsity, uint64_t seed) {
   Rng rng(seed);
   for (int64_t i = 0; i < m.numel(); ++i) m.u8()[i] = rng.uniform() >= sparsity ? 1 : 0;
   return m;
+}
+
+// The dense (row-major) position of each nonzero of w, in CSR order.
+inline std::vector<int64_t> pattern_positions(const kernels::CsrMatrix& w) {
+  std::vector<int64_t> pos;
+  pos.reserve(static_cast<size_t>(w.nnz()));
+  for (int r = 0; r < w.rows; ++r)
+    for (int32_t k = w.row_ptr[r]; k < w.row_ptr[r + 1]; ++k)
+      pos.push_back(static_cast<int64_t>(r) * w.cols + w.col_idx[k]);
+  return pos;
 }
 
 using OpFn = std::function<Variable(std::vector<Variable>&)>;

@@ -38,8 +38,8 @@ class Admm final : public PruningMethod {
         z_.clear();
         u_.clear();
         for (const auto& L : p.layers()) {
-          z_.push_back(Tensor::zeros(L.weight->var.value().shape()));
-          u_.push_back(Tensor::zeros(L.weight->var.value().shape()));
+          z_.push_back(Tensor::zeros(L.weight->shape));
+          u_.push_back(Tensor::zeros(L.weight->shape));
         }
         project(p);
       }
@@ -89,7 +89,7 @@ class Admm final : public PruningMethod {
     const auto& layers = p.layers();
     if (z_.empty()) z_.resize(layers.size()), u_.resize(layers.size());
     for (size_t l = 0; l < layers.size(); ++l) {
-      const Shape& s = layers[l].weight->var.value().shape();
+      const Shape& s = layers[l].weight->shape;
       out.push_back({"pruning.admm_z." + layers[l].weight->name, &z_[l], s});
       out.push_back({"pruning.admm_u." + layers[l].weight->name, &u_[l], s});
     }

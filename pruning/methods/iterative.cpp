@@ -78,7 +78,7 @@ class Iterative final : public PruningMethod {
     const auto& params = p.model().parameters();
     if (snapshot_.empty()) snapshot_.resize(params.size());
     for (size_t i = 0; i < params.size(); ++i)
-      out.push_back({"pruning.rewind." + params[i]->name, &snapshot_[i], params[i]->var.value().shape()});
+      out.push_back({"pruning.rewind." + params[i]->name, &snapshot_[i], params[i]->shape});
     return out;
   }
 
@@ -87,14 +87,13 @@ class Iterative final : public PruningMethod {
 
   void snapshot(Pruner& p) {
     snapshot_.clear();
-    for (Parameter* prm : p.model().parameters()) snapshot_.push_back(prm->var.value().clone());
+    for (Parameter* prm : p.model().parameters()) snapshot_.push_back(dense_value(*prm).clone());
   }
 
   void rewind(Pruner& p) {
     const auto& params = p.model().parameters();
     for (size_t i = 0; i < params.size(); ++i) {
       if (!snapshot_[i].defined()) continue;
-      sync_dense_weight(*params[i]);  // clears the stale flag: the rewound weights must not be overwritten
       params[i]->var.value().copy_from(snapshot_[i]);
       apply_mask(*params[i]);
     }

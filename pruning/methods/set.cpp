@@ -37,7 +37,7 @@ class Set final : public PruningMethod {
   Action epoch_end(Pruner& p, int epoch) override {
     const ScheduleConfig& s = p.config().schedule;
     if (epoch + 1 > s.end_epoch || (epoch + 1) % s.every != 0) return {};
-    return [&p, &s] { p.set_update(s.drop_fraction); };
+    return on_sparse([&p, &s] { p.set_update(s.drop_fraction); });  // sparse layers stay sparse
   }
 };
 

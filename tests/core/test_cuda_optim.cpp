@@ -1,7 +1,8 @@
 // core/optim.h on Device::cuda against the cpu: SGD (momentum, Nesterov, weight decay), Adam and
 // AdamW over a few steps, for a dense parameter, a masked one (the mask changes between steps: the
-// device copy follows mask_version) and a CSR one (the update at the nonzeros); the optimizer state
-// moves between devices; and a steady-state training step (forward, loss, backward, step, with a
+// device copy follows mask_version) and a sparse one (the update at the nonzeros, compact state);
+// the optimizer state moves between devices and follows a weight's form switches on the device; and
+// a steady-state training step (forward, loss, backward, step, with a
 // CSR layer) takes no new block from cudaMalloc after the second step.
 #include <doctest/doctest.h>
 
@@ -25,13 +26,13 @@ struct Params {
   Parameter masked{"b.weight", random_tensor({6, 9}, 2), true};
   Parameter sparse{"c.weight", random_tensor({8, 11}, 3), true};
   explicit Params(Device d) {
-    masked.mask = random_mask(masked.var.shape(), 0.4, 4);
-    sparse.mask = random_mask(sparse.var.shape(), 0.7, 5);
+    masked.mask = random_mask(masked.shape, 0.4, 4);
+    sparse.mask = random_mask(sparse.shape, 0.7, 5);
     for (Parameter* p : {&masked, &sparse})
       for (int64_t i = 0; i < p->mask.numel(); ++i)
         if (!p->mask.u8()[i]) p->var.value().f32()[i] = 0.f;
     for (Parameter* p : all()) p->var.value() = p->var.value().to(d);
-    sparse.csr = make_csr_weight(sparse.var.value(), sparse.mask_data());
+    to_sparse(sparse);  // on d: the CSR state is its only storage
   }
   std::vector<Parameter*> all() { return {&dense, &masked, &sparse}; }
   // Gradients for step `t` (the CSR one at the nonzeros), on the parameters' device.
@@ -76,9 +77,8 @@ TEST_CASE("cuda optimizer: SGD, Adam and AdamW steps match the cpu" * doctest::s
         gpu.set_grads(t);
         oc.step(o.lr);
         og.step(o.lr);
-        sync_dense_weights(cpu.all());  // the cpu CSR step leaves the dense weight stale
         for (size_t i = 0; i < 3; ++i)
-          check_close_any(gpu.all()[i]->var.value(), cpu.all()[i]->var.value(), 1e-5);
+          check_close_any(dense_value(*gpu.all()[i]), dense_value(*cpu.all()[i]), 1e-5);
         auto sc = oc.state(), sg = og.state();
         for (size_t k = 0; k < sc.size(); ++k) check_close_any(*sg[k].second, *sc[k].second, 1e-5);
         oc.zero_grad();
@@ -88,12 +88,11 @@ TEST_CASE("cuda optimizer: SGD, Adam and AdamW steps match the cpu" * doctest::s
       const Tensor w = gpu.masked.var.value().to(Device::cpu);
       for (int64_t i = 0; i < w.numel(); ++i)
         if (!gpu.masked.mask.u8()[i]) CHECK(w.f32()[i] == 0.f);
-      // The CSR copies follow the dense weight (values, and Wt through perm).
+      // The CSR copies follow the device values (`values`, and Wt through perm).
       CsrWeight& c = *gpu.sparse.csr;
       download_csr_values(c);
-      const Tensor dense = gpu.sparse.var.value().to(Device::cpu);
-      for (int64_t k = 0; k < c.nnz(); ++k) CHECK(c.w.values[k] == dense.f32()[c.index[k]]);
       CHECK(c.values.value().to_vector() == c.w.values);
+      for (int64_t k = 0; k < c.nnz(); ++k) CHECK(c.wt.values[k] == c.w.values[c.perm[k]]);
       // State moves to the host and back in place (the pruner holds pointers to it).
       Tensor* first = og.state()[0].second;
       og.to(Device::cpu);
@@ -105,21 +104,43 @@ TEST_CASE("cuda optimizer: SGD, Adam and AdamW steps match the cpu" * doctest::s
   }
 }
 
-TEST_CASE("cuda optimizer: a dense step of a CSR layer refreshes its device values" *
+TEST_CASE("cuda optimizer: a sparse weight goes dense and back on the device, its state with it" *
           doctest::skip(test::no_cuda_device())) {
-  Params gpu(Device::cuda);
   OptimizerOptions o;
-  o.momentum = 0.f;
-  Optimizer opt({&gpu.sparse}, o);
-  // Suspended CSR: the gradient is dense (masked).
-  gpu.sparse.var.grad() = random_tensor(gpu.sparse.var.shape(), 40).to(Device::cuda);
-  opt.step(0.1f);
-  CsrWeight& c = *gpu.sparse.csr;
-  download_csr_values(c);
-  const Tensor dense = gpu.sparse.var.value().to(Device::cpu);
-  for (int64_t k = 0; k < c.nnz(); ++k) CHECK(c.w.values[k] == dense.f32()[c.index[k]]);
-  for (int64_t i = 0; i < dense.numel(); ++i)
-    if (!gpu.sparse.mask.u8()[i]) CHECK(dense.f32()[i] == 0.f);
+  o.type = OptimizerType::adam;
+  Params cpu(Device::cpu), gpu(Device::cuda);
+  Optimizer oc({&cpu.sparse}, o), og({&gpu.sparse}, o);
+  for (int t = 0; t < 3; ++t) {
+    for (Params* ps : {&cpu, &gpu}) {
+      Parameter& p = ps->sparse;
+      const Device d = ps == &cpu ? Device::cpu : Device::cuda;
+      if (t == 1) {  // a dense step: masked dense gradient
+        to_dense(p);
+        CHECK(p.var.value().device() == d);
+        Tensor g = random_tensor(p.shape, 50 + t);
+        for (int64_t i = 0; i < g.numel(); ++i)
+          if (!p.mask.u8()[i]) g.f32()[i] = 0.f;
+        p.var.grad() = g.to(d);
+      } else {
+        if (p.dense()) to_sparse(p);
+        CHECK(p.csr->device == d);
+        p.csr->values.grad() = random_tensor({p.csr->nnz()}, 50 + t).to(d);
+      }
+    }
+    oc.step(0.05f);
+    og.step(0.05f);
+    check_close_any(dense_value(gpu.sparse), dense_value(cpu.sparse), 1e-5);
+    auto sc = oc.state(), sg = og.state();
+    REQUIRE(sc.size() == sg.size());
+    for (size_t k = 0; k < sc.size(); ++k) {
+      CHECK(sg[k].second->device() == Device::cuda);
+      check_close_any(*sg[k].second, *sc[k].second, 1e-5);
+    }
+    oc.zero_grad();
+    og.zero_grad();
+  }
+  CHECK(gpu.sparse.sparse());
+  CHECK(og.bytes() == 2 * 4 * gpu.sparse.csr->nnz());
 }
 
 TEST_CASE("cuda training step: no cudaMalloc after the second step" * doctest::skip(test::no_cuda_device())) {
@@ -128,10 +149,10 @@ TEST_CASE("cuda training step: no cudaMalloc after the second step" * doctest::s
   Parameter b1("fc1.bias", random_tensor({16}, 2).to(Device::cuda), false);
   Parameter w2("fc2.weight", random_tensor({10, 16}, 3), true);
   Parameter b2("fc2.bias", random_tensor({10}, 4).to(Device::cuda), false);
-  w1.mask = random_mask(w1.var.shape(), 0.5, 5);  // masked dense: the optimizer's device mask
-  w2.mask = random_mask(w2.var.shape(), 0.8, 6);
+  w1.mask = random_mask(w1.shape, 0.5, 5);  // masked dense: the optimizer's device mask
+  w2.mask = random_mask(w2.shape, 0.8, 6);
   w2.var.value() = w2.var.value().to(Device::cuda);
-  w2.csr = make_csr_weight(w2.var.value(), w2.mask_data());
+  to_sparse(w2);
   OptimizerOptions o;
   o.type = OptimizerType::adam;
   o.lr = 1e-3f;

@@ -13,6 +13,7 @@
 
 using namespace st;
 using st::test::gradcheck_error;
+using st::test::pattern_positions;
 using st::test::random_mask;
 using st::test::random_tensor;
 
@@ -55,12 +56,14 @@ void compare(const Shape& xs, const Shape& ws, double sparsity, bool bias, Dense
   if (csr->nnz() > 0) {
     REQUIRE(csr->values.has_grad());
     Tensor dw_at(Shape{csr->nnz()});
-    for (int64_t k = 0; k < csr->nnz(); ++k) dw_at.f32()[k] = w1.grad().f32()[csr->index[k]];
+    const std::vector<int64_t> pos = pattern_positions(csr->w);
+    for (int64_t k = 0; k < csr->nnz(); ++k) dw_at.f32()[k] = w1.grad().f32()[pos[k]];
     check_close(dw_at, csr->values.grad());
   }
 }
 
-// One masked weight trained twice with the same options: pd as masked dense, pc in CSR.
+// One masked weight trained twice with the same options: pd dense and masked, pc sparse (the CSR
+// state is its only storage).
 struct DenseAndCsr {
   Parameter pd, pc;
   Optimizer od, oc;
@@ -68,7 +71,7 @@ struct DenseAndCsr {
       : pd("d", w0.clone(), true), pc("c", w0.clone(), true), od({&pd}, opt), oc({&pc}, opt) {
     pd.mask = mask.clone();
     pc.mask = mask.clone();
-    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
+    to_sparse(pc);
   }
   // The same gradient g to both: dense to pd, at the nonzeros to pc's CSR values.
   void csr_step(const Tensor& g, float lr) {
@@ -76,10 +79,27 @@ struct DenseAndCsr {
     oc.zero_grad();
     pd.var.grad() = g;
     Tensor gv(Shape{pc.csr->nnz()});
-    for (int64_t k = 0; k < pc.csr->nnz(); ++k) gv.f32()[k] = g.f32()[pc.csr->index[k]];
+    const std::vector<int64_t> pos = pattern_positions(pc.csr->w);
+    for (int64_t k = 0; k < pc.csr->nnz(); ++k) gv.f32()[k] = g.f32()[pos[k]];
     pc.csr->values.grad() = gv;
     od.step(lr);
     oc.step(lr);
+  }
+  // pc's weight and state equal pd's: at the pattern when pc is sparse, everywhere when dense.
+  void check_same() {
+    check_close(pd.var.value(), dense_value(pc), 1e-5);
+    auto sd = od.state(), sc = oc.state();
+    REQUIRE(sd.size() == sc.size());
+    for (size_t i = 0; i < sd.size(); ++i) {
+      if (pc.dense()) {
+        check_close(*sd[i].second, *sc[i].second, 1e-5);
+        continue;
+      }
+      REQUIRE(sc[i].second->numel() == pc.csr->nnz());  // compact: nothing of the dense shape
+      Tensor at(Shape{pc.csr->nnz()});
+      gather_at_pattern(pc.csr->w, sd[i].second->f32(), at.f32());
+      check_close(at, *sc[i].second, 1e-5);
+    }
   }
 };
 
@@ -144,26 +164,27 @@ TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and sta
     DenseAndCsr t(mask, masked(random_tensor(s, 32), mask), opt);
     Parameter &pd = t.pd, &pc = t.pc;
     Optimizer &od = t.od, &oc = t.oc;
+    // One representation: the sparse weight holds no dense value, grad or mask.
+    CHECK(pc.sparse());
+    CHECK_FALSE(pc.var.value().defined());
+    CHECK_FALSE(pc.mask.defined());
     for (int step = 0; step < 6; ++step) t.csr_step(random_tensor(s, 40 + step), 0.05f);
-    CHECK(pc.csr->dense_stale);  // CSR steps leave the dense weight behind until a sync
-    sync_dense_weight(pc);
-    CHECK_FALSE(pc.csr->dense_stale);
-    check_close(pd.var.value(), pc.var.value(), 1e-5);
-    auto sd = od.state(), sc = oc.state();
-    REQUIRE(sd.size() == sc.size());
-    for (size_t i = 0; i < sd.size(); ++i) check_close(*sd[i].second, *sc[i].second, 1e-5);
-    // The CSR copies follow the dense weight.
-    for (int64_t k = 0; k < pc.csr->nnz(); ++k)
-      CHECK(pc.csr->w.values[k] == pc.var.value().f32()[pc.csr->index[k]]);
-    for (int64_t i = 0; i < mask.numel(); ++i)
-      if (!mask.u8()[i]) CHECK(pc.var.value().f32()[i] == 0.f);
+    t.check_same();
+    // W's values, the `values` Variable and Wt agree.
+    for (int64_t k = 0; k < pc.csr->nnz(); ++k) {
+      CHECK(pc.csr->values.value().f32()[k] == pc.csr->w.values[k]);
+      CHECK(pc.csr->wt.values[k] == pc.csr->w.values[pc.csr->perm[k]]);
+    }
+    // State bytes: 4 per nonzero per slot, nothing dense.
+    const int64_t slots = type == OptimizerType::sgd ? 1 : 2;
+    CHECK(oc.bytes() == slots * 4 * pc.csr->nnz());
   }
 }
 
-// CSR steps keep the optimizer state compact (core/optim.h); the dense slots must still be what the
-// rest of the trainer sees: after edits through state() (the pruner zeroing entries), a new pattern
-// (the old pattern's state scattered back, the new one's gathered), and a dense step in between.
-TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes and dense steps") {
+// The optimizer state follows its weight's form (core/optim.h): compact while sparse, dense while
+// dense, converted by position at each switch and pattern change; edits through state() (the pruner
+// zeroing entries) land in whichever form is current. The sparse twin tracks the masked dense run.
+TEST_CASE("optimizer: the state follows the weight through state() edits, form switches and new patterns") {
   for (OptimizerType type : {OptimizerType::sgd, OptimizerType::adam}) {
     CAPTURE(static_cast<int>(type));
     OptimizerOptions opt;
@@ -176,7 +197,9 @@ TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes
     int seed = 70;
     auto grad = [&] { return random_tensor(s, seed++); };
     auto csr_step = [&] { t.csr_step(grad(), 0.05f); };
-    auto dense_step = [&] {  // e.g. a RigL step: the CSR layer gets a dense gradient
+    auto dense_step = [&] {  // e.g. a RigL step: pc goes dense for it and back
+      to_dense(pc);
+      CHECK(pc.mask.defined());
       Tensor g = masked(grad(), pd.mask);
       od.zero_grad();
       oc.zero_grad();
@@ -184,51 +207,124 @@ TEST_CASE("optimizer: the compact CSR state survives state() edits, mask changes
       pc.var.grad() = g.clone();
       od.step(0.05f);
       oc.step(0.05f);
+      to_sparse(pc);
     };
-    // Zeroes every third kept entry's state through state(), as the pruner does for reset entries.
-    auto edit_state = [](Optimizer& o, const Tensor& m) {
-      for (auto& [name, t] : o.state())
-        for (int64_t i = 0; i < t->numel(); i += 3)
-          if (m.u8()[i]) t->f32()[i] = 0.f;
-    };
-    auto check_same = [&] {
-      sync_dense_weight(pc);
-      check_close(pd.var.value(), pc.var.value(), 1e-5);
-      auto sd = od.state(), sc = oc.state();
-      REQUIRE(sd.size() == sc.size());
-      for (size_t i = 0; i < sd.size(); ++i) check_close(*sd[i].second, *sc[i].second, 1e-5);
+    // Zeroes the state of every third dense position that is kept, through state().
+    auto edit_state = [](Optimizer& o, const Parameter& p) {
+      std::vector<int64_t> pos;
+      if (p.sparse()) pos = pattern_positions(p.csr->w);
+      for (auto& [name, t] : o.state()) {
+        if (p.sparse()) {
+          for (int64_t k = 0; k < t->numel(); ++k)
+            if (pos[k] % 3 == 0) t->f32()[k] = 0.f;
+        } else {
+          for (int64_t i = 0; i < t->numel(); i += 3)
+            if (p.mask.u8()[i]) t->f32()[i] = 0.f;
+        }
+      }
     };
     csr_step();
     csr_step();
-    edit_state(od, pd.mask);
-    edit_state(oc, pc.mask);
+    edit_state(od, pd);
+    edit_state(oc, pc);
     csr_step();
-    check_same();
-    // A new pattern: entries pruned (weight and state zeroed) and regrown (state zeroed).
+    t.check_same();
+    // A new pattern, as a dense pruner makes it: pc goes dense, entries are pruned (weight and state
+    // zeroed) and regrown (state zeroed), and pc goes sparse again with the new pattern.
     Tensor mask2 = random_mask(s, 0.7, 63);
-    csr_step();  // leaves pc's dense weight stale: the edit below must sync first, as set_mask does
+    csr_step();
+    to_dense(pc);
     for (Parameter* p : {&pd, &pc}) {
-      sync_dense_weight(*p);
       Optimizer& o = p == &pd ? od : oc;
-      for (auto& [name, t] : o.state())
+      for (auto& [name, t] : o.state()) {
+        REQUIRE(t->numel() == mask2.numel());
         for (int64_t i = 0; i < t->numel(); ++i)
           if (mask.u8()[i] != mask2.u8()[i]) t->f32()[i] = 0.f;
+      }
       p->mask = mask2.clone();
       p->var.value() = masked(p->var.value(), mask2);
+      ++p->mask_version;
     }
-    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
+    to_sparse(pc);
     csr_step();
     csr_step();
     dense_step();
-    refresh_csr_values(*pc.csr, pc.var.value());  // as the optimizer's dense branch does
     csr_step();
-    // A rebuilt CsrWeight (the switch re-deciding a layer) with no state() call in between: the
-    // previous pattern's compact state must be scattered back before the new one is gathered.
-    sync_dense_weight(pc);  // a rebuild reads the dense weight (CsrSwitch asserts it is current)
-    pc.csr = make_csr_weight(pc.var.value(), pc.mask_data());
+    t.check_same();
+    // A pattern change with no state() call in between: the old compact state is carried by position.
+    to_dense(pc);
+    to_sparse(pc);
     csr_step();
-    check_same();
-    for (int64_t i = 0; i < mask2.numel(); ++i)
-      if (!mask2.u8()[i]) CHECK(pc.var.value().f32()[i] == 0.f);
+    t.check_same();
   }
+}
+
+// carry(): a pattern change whose origin the caller knows (SET's regrowth) maps each new nonzero's
+// state from its source, and a regrown entry starts at zero.
+TEST_CASE("optimizer: carry() maps compact state to a new pattern by source") {
+  OptimizerOptions opt;
+  opt.type = OptimizerType::adam;
+  const Shape s{5, 8};
+  Tensor mask = random_mask(s, 0.5, 81);
+  Parameter p("w", masked(random_tensor(s, 82), mask), true);
+  p.mask = mask;
+  to_sparse(p);
+  Optimizer o({&p}, opt);
+  for (int i = 0; i < 2; ++i) {
+    o.zero_grad();
+    p.csr->values.grad() = random_tensor(Shape{p.csr->nnz()}, 83 + i);
+    o.step(0.1f);
+  }
+  std::vector<Tensor> before;
+  for (auto& [name, t] : o.state()) before.push_back(t->clone());
+  // The new pattern: the old one reversed in order of values, the first half kept, plus new entries.
+  kernels::CsrMatrix w = p.csr->w;
+  const int64_t n = w.nnz();
+  std::vector<int64_t> source(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) source[k] = k % 2 ? -1 : n - 1 - k;  // any map will do
+  p.csr = make_csr_weight(w, s, Device::cpu);
+  ++p.mask_version;
+  o.carry(p, source);
+  auto after = o.state();
+  REQUIRE(after.size() == before.size());
+  for (size_t i = 0; i < after.size(); ++i)
+    for (int64_t k = 0; k < n; ++k)
+      CHECK(after[i].second->f32()[k] == (source[k] >= 0 ? before[i].f32()[source[k]] : 0.f));
+}
+
+// A step the pruner acts in computes its gradient densely; the switch back to sparse before the
+// optimizer step must carry it, so the step equals the masked dense one (and back the other way).
+TEST_CASE("to_sparse / to_dense carry a gradient present, so the next step is the masked dense step") {
+  OptimizerOptions opt;
+  opt.weight_decay = 0.01f;
+  const Shape s{9, 14};
+  Tensor mask = random_mask(s, 0.6, 91);
+  DenseAndCsr t(mask, masked(random_tensor(s, 92), mask), opt);
+  t.csr_step(random_tensor(s, 93), 0.1f);
+  to_dense(t.pc);
+  const Tensor g = masked(random_tensor(s, 94), mask);
+  t.od.zero_grad();
+  t.oc.zero_grad();
+  t.pd.var.grad() = g;
+  t.pc.var.grad() = g.clone();
+  to_sparse(t.pc);  // the gradient moves to the CSR values
+  REQUIRE(t.pc.csr->values.has_grad());
+  t.od.step(0.1f);
+  t.oc.step(0.1f);
+  t.check_same();
+  // Sparse -> dense with a gradient at the nonzeros: scattered, zeros elsewhere.
+  t.oc.zero_grad();
+  t.pc.csr->values.grad() = random_tensor(Shape{t.pc.csr->nnz()}, 95);
+  const Tensor gv = t.pc.csr->values.grad().clone();
+  to_dense(t.pc);
+  REQUIRE(t.pc.var.has_grad());
+  const std::vector<int64_t> pos = [&] {
+    Parameter q("q", t.pc.var.value().clone(), true);
+    q.mask = t.pc.mask.clone();
+    to_sparse(q);
+    return pattern_positions(q.csr->w);
+  }();
+  Tensor expect = Tensor::zeros(s);
+  for (size_t k = 0; k < pos.size(); ++k) expect.f32()[pos[k]] = gv.f32()[k];
+  for (int64_t i = 0; i < expect.numel(); ++i) CHECK(t.pc.var.grad().f32()[i] == expect.f32()[i]);
 }

@@ -36,19 +36,26 @@ TEST_CASE("checkpoint keys: a pruned CSR run's checkpoint holds every tensor und
   train(config, test::quiet(dir + "/run"));
   const SafetensorsFile f = read_safetensors(RunPaths(dir + "/run").checkpoint);
   auto model = models::build_model(model_spec(config), {1, 8, 8}, 4, config.seed);
+  // Each weight under exactly one representation's keys: dense (value, and a mask when pruned) or
+  // sparse (the CSR arrays, nothing of the dense shape); optimizer state under its key either way.
   int masks = 0, csr = 0;
   for (const Parameter* p : model->parameters()) {
     INFO(p->name);
-    CHECK(f.find(p->name) != nullptr);
     CHECK(f.find(optimizer_key(p->name + ".momentum_buffer")) != nullptr);
-    masks += f.find(mask_key(p->name)) != nullptr;
     const CsrKeys k = csr_keys(p->name);
-    if (f.find(k.values) == nullptr) continue;
+    if (f.find(k.values) == nullptr) {
+      CHECK(f.find(p->name) != nullptr);
+      masks += f.find(mask_key(p->name)) != nullptr;
+      continue;
+    }
     ++csr;
+    CHECK(f.find(p->name) == nullptr);
+    CHECK(f.find(mask_key(p->name)) == nullptr);
     CHECK(f.find(k.row_ptr) != nullptr);
     CHECK(f.find(k.col_idx) != nullptr);
+    CHECK(f.find(optimizer_key(p->name + ".momentum_buffer"))->bytes.size() == f.find(k.values)->bytes.size());
   }
-  CHECK(masks >= 2);
+  CHECK(masks + csr >= 2);  // every prunable weight (fc1, fc2) is pruned
   CHECK(csr >= 1);
   for (const char* key : {kFormatKey, kEpochKey, kOptimizerStepsKey, kDropoutRngKey, kConfigKey, kPruningRngKey})
     CHECK_MESSAGE(f.metadata.count(key) == 1, key);

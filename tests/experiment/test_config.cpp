@@ -631,3 +631,22 @@ TEST_CASE("memory estimate: a model too big for memory names its key and the byt
   CHECK(error_of([&] { check_memory(parse_config(raw), 64e9); }).find("train.batch_size") != std::string::npos);
   CHECK(available_memory() > 0);
 }
+
+TEST_CASE("memory estimate: a sparse start counts the nonzeros, not the dense matrix") {
+  // Liu et al.'s SET-MLP scale: 784-333333x3-10 (about 2.2e11 weights dense).
+  json raw = json::parse(R"({"data": {"dataset": "synthetic"},
+                             "model": {"arch": "mlp", "hidden": [333333, 333333, 333333]},
+                             "pruning": {"method": "set", "target": 0.9999, "distribution": {"type": "er"}}})");
+  const MemoryEstimate m = estimate_memory(parse_config(raw));
+  CHECK(m.dense_parameter_bytes > 1e12);
+  CHECK(m.parameter_bytes < 1e9);
+  CHECK(m.parameter_bytes > (1 - 0.9999) * m.weights * 32);  // 28 B per nonzero + momentum
+  CHECK_NOTHROW(check_memory(parse_config(raw), 24e9));
+  // Pruning from dense allocates the dense matrix first: refused, naming the key.
+  raw["pruning"] = json::parse(R"({"method": "gradual", "target": 0.9999, "schedule": {"end_epoch": 1}})");
+  const std::string e = error_of([&] { check_memory(parse_config(raw), 24e9); });
+  CHECK(e.find("model.hidden") != std::string::npos);
+  // A criterion that needs dense weights (magnitude on the initial weights) starts dense too.
+  raw["pruning"] = json::parse(R"({"method": "static", "target": 0.9999, "criterion": {"type": "magnitude"}})");
+  CHECK(error_of([&] { check_memory(parse_config(raw), 24e9); }).find("model.hidden") != std::string::npos);
+}

@@ -36,18 +36,14 @@ constexpr const char* kConvLayers = R"([
 
 json base(const char* arch = "mlp") { return test::synthetic_config("c", arch, kConvLayers); }
 
-// Weights of a run's checkpoint by parameter name, dense (CSR-stored layers scattered).
+// Weights of a run's checkpoint by parameter name, dense (sparse layers scattered): loaded into a
+// model built without weights, as `eval` does.
 std::map<std::string, std::vector<float>> weights(const std::string& run_dir, const json& raw) {
   Config c = parse_config(raw, "test");
-  (void)c;
-  SafetensorsFile f = read_safetensors(run_dir + "/checkpoint.safetensors");
+  auto model = models::build_model(model_spec(c), {1, 8, 8}, 4, c.seed, /*allocate=*/false);
+  load_checkpoint(run_dir + "/checkpoint.safetensors", *model, nullptr);
   std::map<std::string, std::vector<float>> out;
-  for (const auto& t : f.tensors) {
-    if (t.dtype != "F32" || t.name.rfind("optimizer.", 0) == 0) continue;
-    std::vector<float> v(t.bytes.size() / 4);
-    std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
-    out[t.name] = v;
-  }
+  for (Parameter* p : model->parameters()) out[p->name] = dense_value(*p).to_vector();
   return out;
 }
 
@@ -138,10 +134,11 @@ TEST_CASE("csr trainer: gradual pruning with the switch ends as masked dense doe
       }
       CHECK(max_diff <= 2e-3 * std::max(1.0, max_abs));
     }
-    // CSR layers are in the checkpoint as CSR too, and load back into CSR mode with equal weights.
+    // Sparse layers are in the checkpoint as CSR only (O(nnz): no dense copy, no mask), and load
+    // back sparse with equal weights.
     SafetensorsFile f = read_safetensors(dir + "/csr/checkpoint.safetensors");
     Config c = parse_config(raw, "test");
-    auto model = models::build_model(model_spec(c), {1, 8, 8}, 4, c.seed);
+    auto model = models::build_model(model_spec(c), {1, 8, 8}, 4, c.seed, /*allocate=*/false);
     load_checkpoint(dir + "/csr/checkpoint.safetensors", *model, nullptr);
     int csr_params = 0;
     for (Parameter* p : model->parameters()) {
@@ -150,19 +147,20 @@ TEST_CASE("csr trainer: gradual pruning with the switch ends as masked dense doe
       CHECK(f.find(p->name + ".csr.row_ptr")->dtype == "I32");
       CHECK(f.find(p->name + ".csr.col_idx")->dtype == "I32");
       CHECK(f.find(p->name + ".csr.values")->dtype == "F32");
-      REQUIRE(p->csr != nullptr);
+      CHECK(f.find(p->name) == nullptr);
+      CHECK(f.find(p->name + ".mask") == nullptr);
+      REQUIRE(p->sparse());
       ++csr_params;
-      for (int64_t k = 0; k < p->csr->nnz(); ++k)
-        CHECK(p->csr->w.values[k] == p->var.value().f32()[p->csr->index[k]]);
+      CHECK(f.find(p->name + ".csr.values")->bytes.size() == static_cast<size_t>(4 * p->csr->nnz()));
     }
     CHECK(csr_params >= 3);
   }
 }
 
-// With no pruner no hook ever suspends CSR, so only the trainer's end-of-epoch sync and
-// save_checkpoint's bring the dense weights up to date (CSR steps leave them stale:
-// core/csr_weight.h). A pruned model fine-tuned from --init-from without a pruning section.
-TEST_CASE("csr trainer: a CSR run with no pruner saves current dense weights") {
+// With no pruner no hook ever makes a sparse weight dense: the checkpoint is written from the sparse
+// form alone. A pruned model fine-tuned from --init-from without a pruning section trains and saves
+// the same weights sparse as dense.
+TEST_CASE("csr trainer: a CSR run with no pruner saves its current weights") {
   const std::string dir = temp_dir("nopruner");
   json raw = base();
   raw["pruning"] = json::parse(R"({"method": "gradual", "target": 0.9, "schedule": {"start_epoch": 0, "end_epoch": 2}})");

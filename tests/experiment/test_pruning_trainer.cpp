@@ -76,7 +76,17 @@ TEST_CASE("pruning trainer: one-shot then fine-tune reaches the target, reports 
   CHECK(m[4]["layers"]["fc1.weight"]["sparsity"].get<double>() == doctest::Approx(0.9).epsilon(0.01));
   CHECK(m[4]["macs"].get<int64_t>() < m[4]["dense_macs"].get<int64_t>() / 5);
   CHECK(r.final_test_accuracy > 0.5);
+  // At 90% fc1 is sparse (threshold 0.7): stored as CSR alone, its nonzeros' worth.
   SafetensorsFile f = read_safetensors(dir + "/run/checkpoint.safetensors");
+  const int64_t fc1_nonzeros = m[4]["layers"]["fc1.weight"]["nonzeros"].get<int64_t>();
+  REQUIRE(tensor(f, "fc1.weight.csr.values") != nullptr);
+  CHECK(tensor(f, "fc1.weight.csr.values")->bytes.size() == static_cast<size_t>(4 * fc1_nonzeros));
+  CHECK(tensor(f, "fc1.weight") == nullptr);
+  CHECK(tensor(f, "mask.fc1.weight") == nullptr);
+  // Without the CSR switch the weight stays dense: stored with its mask.
+  c.sparse.enabled = false;
+  train(c, quiet(dir + "/dense"));
+  f = read_safetensors(dir + "/dense/checkpoint.safetensors");
   const NamedTensor* mask = tensor(f, "mask.fc1.weight");
   REQUIRE(mask != nullptr);
   CHECK(mask->dtype == "U8");

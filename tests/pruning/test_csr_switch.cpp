@@ -1,7 +1,8 @@
-// The CSR switch (pruning/csr_switch.h) and invariant 4: a mask change in CSR mode (prune more, and a
-// RigL/SET-style regrowth) remaps the CSR structure and the optimizer state together — kept entries
-// keep their weight and state, pruned entries lose both, regrown entries start at 0 — and training
-// on continues exactly as masked dense does.
+// The CSR switch (pruning/csr_switch.h) and invariants 3 and 4: a sparse weight has no dense twin;
+// a mask change made on the dense form (prune more, and a RigL/SET-style regrowth) and a return to
+// the sparse form remap the CSR structure and the optimizer state together — kept entries keep their
+// weight and state, pruned entries lose both, regrown entries start at 0 — and training on continues
+// exactly as masked dense does.
 #include <doctest/doctest.h>
 
 #include "core/csr_weight.h"
@@ -9,6 +10,7 @@
 #include "models/model.h"
 #include "pruning/csr_switch.h"
 #include "pruning/layers.h"
+#include "gradcheck.h"
 
 using namespace st;
 
@@ -45,17 +47,33 @@ void step(models::Model& m, Optimizer& o, int t) {
   o.step(0.1f);
 }
 
+// a's parameters (masked dense) and b's (any form) hold the same weights and optimizer state; a
+// sparse parameter's state is compact, compared at its pattern.
 void check_same(models::Model& a, models::Model& b, Optimizer& oa, Optimizer& ob) {
-  sync_dense_weights(b.parameters());  // CSR steps leave the dense weights stale until a sync
+  auto close = [](const float* x, const float* y, int64_t n) {
+    for (int64_t k = 0; k < n; ++k) CHECK(x[k] == doctest::Approx(y[k]).epsilon(1e-5).scale(1));
+  };
   for (size_t i = 0; i < a.parameters().size(); ++i) {
-    const Tensor& wa = a.parameters()[i]->var.value();
-    const Tensor& wb = b.parameters()[i]->var.value();
-    for (int64_t k = 0; k < wa.numel(); ++k) CHECK(wa.f32()[k] == doctest::Approx(wb.f32()[k]).epsilon(1e-5).scale(1));
+    const Tensor wa = a.parameters()[i]->var.value(), wb = dense_value(*b.parameters()[i]);
+    REQUIRE(wa.numel() == wb.numel());
+    close(wa.f32(), wb.f32(), wa.numel());
   }
   auto sa = oa.state(), sb = ob.state();
-  for (size_t i = 0; i < sa.size(); ++i)
-    for (int64_t k = 0; k < sa[i].second->numel(); ++k)
-      CHECK(sa[i].second->f32()[k] == doctest::Approx(sb[i].second->f32()[k]).epsilon(1e-5).scale(1));
+  REQUIRE(sa.size() == sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) {
+    const Parameter* pb = nullptr;
+    for (Parameter* p : b.parameters())
+      if (sb[i].first.rfind(p->name + ".", 0) == 0) pb = p;
+    REQUIRE(pb != nullptr);
+    if (!pb->sparse()) {
+      close(sa[i].second->f32(), sb[i].second->f32(), sa[i].second->numel());
+      continue;
+    }
+    REQUIRE(sb[i].second->numel() == pb->csr->nnz());
+    std::vector<float> at(static_cast<size_t>(pb->csr->nnz()));
+    gather_at_pattern(pb->csr->w, sa[i].second->f32(), at.data());
+    close(at.data(), sb[i].second->f32(), pb->csr->nnz());
+  }
 }
 
 }  // namespace
@@ -73,22 +91,31 @@ TEST_CASE("csr switch: threshold decides, logs, and goes back to dense when regr
   CHECK(ev[0].layer == "fc1");
   CHECK(ev[0].to_csr);
   CHECK(ev[0].message().find("[csr] fc1: dense -> csr at sparsity") == 0);
-  CHECK(layers[0].weight->csr != nullptr);
-  CHECK(layers[1].weight->csr == nullptr);
+  CHECK(layers[0].weight->sparse());
+  CHECK_FALSE(layers[0].weight->var.value().defined());  // no dense twin
+  CHECK_FALSE(layers[0].weight->mask.defined());
+  CHECK(layers[1].weight->dense());
+  sw.suspend(true);  // masks are edited on the dense form
+  CHECK(layers[0].weight->dense());
   pruning::set_mask(*layers[0].weight, random_keep(layers[0].numel(), 0.3, 2), nullptr);
+  sw.suspend(false);
   ev = sw.update();
   REQUIRE(ev.size() == 1);
   CHECK_FALSE(ev[0].to_csr);
   CHECK(layers[0].weight->csr == nullptr);
   CHECK(sw.update().empty());  // nothing changed, nothing re-decided
-  // suspended layers keep their CSR state but execute densely
+  // suspended layers are dense (value and a mask of the pattern) until the next update()
   pruning::set_mask(*layers[1].weight, random_keep(layers[1].numel(), 0.9, 3), nullptr);
   sw.update();
+  REQUIRE(layers[1].weight->sparse());
+  const int64_t nnz = layers[1].weight->csr->nnz();
   sw.suspend(true);
-  CHECK(layers[1].weight->csr != nullptr);
-  CHECK_FALSE(layers[1].weight->csr_active());
+  CHECK(layers[1].weight->dense());
+  CHECK(layers[1].weight->kept() == nnz);
   sw.suspend(false);
-  CHECK(layers[1].weight->csr_active());
+  CHECK(sw.update().empty());  // the pattern did not change: back to sparse, no new decision
+  CHECK(layers[1].weight->sparse());
+  CHECK(layers[1].weight->csr->nnz() == nnz);
 }
 
 TEST_CASE("csr switch: a mask change in CSR mode remaps structure and optimizer state together") {
@@ -114,7 +141,11 @@ TEST_CASE("csr switch: a mask change in CSR mode remaps structure and optimizer 
       step(*b, ob, t);
     }
     check_same(*a, *b, oa, ob);
-    // Prune more in fc1, and drop + regrow in fc2 (RigL/SET style), on both.
+    // Prune more in fc1, and drop + regrow in fc2 (RigL/SET style), on both: b's on the dense form.
+    sw.suspend(true);
+    // State pointers are good until the next step: fetch them again, in the dense form.
+    sa = pruning::optimizer_state_by_param(oa);
+    sb = pruning::optimizer_state_by_param(ob);
     Parameter& p1 = *lb[0].weight;
     std::vector<uint8_t> more(p1.mask.u8(), p1.mask.u8() + p1.mask.numel());
     int64_t dropped = 0;
@@ -131,6 +162,7 @@ TEST_CASE("csr switch: a mask change in CSR mode remaps structure and optimizer 
     pruning::set_mask(p1, more, &sb);
     pruning::set_mask(*la[1].weight, regrow, &sa);
     pruning::set_mask(p2, regrow, &sb);
+    sw.suspend(false);
     CHECK(sw.update().empty());  // still sparse enough: rebuilt, no switch
     REQUIRE(p1.csr != nullptr);
     REQUIRE(p2.csr != nullptr);
@@ -139,24 +171,19 @@ TEST_CASE("csr switch: a mask change in CSR mode remaps structure and optimizer 
     int64_t kept = 0;
     for (uint8_t v : more) kept += v;
     CHECK(p1.csr->nnz() == kept);
-    for (int64_t k = 0; k < p1.csr->nnz(); ++k) CHECK(p1.csr->w.values[k] == p1.var.value().f32()[p1.csr->index[k]]);
-    for (int64_t i : grown) {
-      CHECK(p2.var.value().f32()[i] == 0.f);
-      for (Tensor* s : sb[p2.name]) CHECK(s->f32()[i] == 0.f);
-    }
-    for (size_t i = 0; i < more.size(); ++i)
-      if (!more[i]) {
-        CHECK(p1.var.value().f32()[i] == 0.f);
-        for (Tensor* s : sb[p1.name]) CHECK(s->f32()[i] == 0.f);
-      }
+    const std::vector<int64_t> pos1 = test::pattern_positions(p1.csr->w);
+    for (int64_t k = 0; k < p1.csr->nnz(); ++k) CHECK(more[pos1[k]]);
+    const Tensor w2 = dense_value(p2);
+    for (int64_t i : grown) CHECK(w2.f32()[i] == 0.f);
+    check_same(*a, *b, oa, ob);  // a's regrown entries have zero state, so b's do
     for (int t = 4; t < 8; ++t) {
       step(*a, oa, t);
       step(*b, ob, t);
     }
     check_same(*a, *b, oa, ob);
-    sync_dense_weight(p2);
+    const Tensor w2t = dense_value(p2);
     int64_t trained = 0;  // regrown entries train (one may sit behind a dead ReLU unit)
-    for (int64_t i : grown) trained += p2.var.value().f32()[i] != 0.f;
+    for (int64_t i : grown) trained += w2t.f32()[i] != 0.f;
     CHECK(trained > 0);
   }
 }

@@ -20,7 +20,8 @@
 //   cuda_sgemm_fwd / cuda_sgemm_bwd_data / cuda_sgemm_bwd_weights   our cuda::sgemm (cuda/dense.h)
 //   cuda_csr_spmm / cuda_csr_spmm_t / cuda_csr_sddmm           cuda/sparse.h (spmm_t runs on Wt)
 //   cusparse_spmm / cusparse_spmm_t / cusparse_sddmm           cuda/cusparse.h
-//   cuda_csr_refresh    csr_gather_values + csr_transpose_values (the device refresh of W and Wt)
+//   cuda_csr_transpose_values  csr_transpose_values (the device refresh of Wt from W after each
+//                              optimizer step)
 // Every GPU result is downloaded and checked against the CPU dense result (same tolerance) before
 // timing; times are CUDA-event medians (bench/cuda_timing.h: warm-up, then ≥ 20 samples and
 // ≥ 0.1 s; quick: ≥ 10 and 0.02 s). A real GPU only: no device fails with the reason, and the
@@ -257,7 +258,7 @@ std::string markdown_cuda(const std::vector<Row>& rows, const std::vector<std::s
                                    {"cusparse_sddmm", "cuda_csr_sddmm"},
                                    {"cuda_csr_spmm_t", "cuda_csr_spmm"},
                                    {"cuda_csr_sddmm", "cuda_csr_spmm"},
-                                   {"cuda_csr_refresh", "cuda_csr_spmm"}})
+                                   {"cuda_csr_transpose_values", "cuda_csr_spmm"}})
     ratio_table(md, find, shapes, sparsities, impl, base);
   return md.str();
 }
@@ -416,11 +417,6 @@ void cuda_point(const Point& p, gpu::Cublas& cublas, gpu::Timing timing,
   Tensor dw({static_cast<int64_t>(OUT) * IN}, DType::f32, Device::cuda);
   const int64_t nnz = p.csr.nnz();
   OwnedDeviceCsr W(p.csr), Wt(p.csr_t);
-  std::vector<int64_t> dense_index(nnz);  // W's nonzeros as offsets into the dense (OUT, IN) weight
-  for (int r = 0; r < OUT; ++r)
-    for (int32_t k = p.csr.row_ptr[r]; k < p.csr.row_ptr[r + 1]; ++k)
-      dense_index[k] = static_cast<int64_t>(r) * IN + p.csr.col_idx[k];
-  const OwnedDeviceArray<int64_t> index{cuda::device_upload_i64(dense_index.data(), nnz), nnz};
   const OwnedDeviceArray<int32_t> perm{cuda::device_upload_i32(p.perm.data(), nnz), nnz};
   Tensor dw_vals({std::max<int64_t>(nnz, 1)}, DType::f32, Device::cuda);
   auto dw_vals_host = [&] {
@@ -449,10 +445,7 @@ void cuda_point(const Point& p, gpu::Cublas& cublas, gpu::Timing timing,
   auto cus_spmm = [&] { cuda::cusparse::csr_spmm_xwt(W.d, xd, B, yd, 0.0f); };
   auto cus_spmm_t = [&] { cuda::cusparse::csr_spmm_dyw(Wt.d, dyd, B, dxd, 0.0f); };
   auto cus_sddmm = [&] { cuda::cusparse::csr_sddmm_dyx(W.d, dyd, xd, B, dwv, false); };
-  auto refresh = [&] {
-    cuda::csr_gather_values(nnz, index.p, wd, W.d.values);
-    cuda::csr_transpose_values(W.d, perm.p, Wt.d);
-  };
+  auto transpose_values = [&] { cuda::csr_transpose_values(W.d, perm.p, Wt.d); };
 
   // Validate everything before timing anything. Outputs are filled with NaN first, so a pass that
   // writes nothing cannot pass on the previous one's result.
@@ -479,10 +472,10 @@ void cuda_point(const Point& p, gpu::Cublas& cublas, gpu::Timing timing,
   dw_vals.fill_(std::nanf(""));
   cus_sddmm();
   validate("cusparse::csr_sddmm_dyx" + at, dw_vals_host(), p.dw_at_nz, B);
-  refresh();  // the values are already current: the refresh must reproduce them exactly
-  const CsrMatrix w_back = cuda::device_csr_download(W.d), wt_back = cuda::device_csr_download(Wt.d);
-  ST_ASSERT(w_back.values == p.csr.values && wt_back.values == p.csr_t.values,
-            "cuda csr refresh", at, ": the values differ from the host CSR");
+  transpose_values();  // Wt's values are already current: the refresh must reproduce them exactly
+  const CsrMatrix wt_back = cuda::device_csr_download(Wt.d);
+  ST_ASSERT(wt_back.values == p.csr_t.values, "cuda::csr_transpose_values", at,
+            ": Wt's values differ from the host CSR's transpose");
 
   const double dense_flops = 2.0 * OUT * IN * B;
   if (dense_us.empty()) {
@@ -507,7 +500,7 @@ void cuda_point(const Point& p, gpu::Cublas& cublas, gpu::Timing timing,
   add("cusparse_spmm_t", gpu::median_us(cus_spmm_t, timing), sparse_flops, bwd_data, "cublas_bwd_data");
   add("cuda_csr_sddmm", gpu::median_us(sddmm, timing), sparse_flops, bwd_w, "cublas_bwd_weights");
   add("cusparse_sddmm", gpu::median_us(cus_sddmm, timing), sparse_flops, bwd_w, "cublas_bwd_weights");
-  add("cuda_csr_refresh", gpu::median_us(refresh, timing), 0.0, std::nan(""), "");
+  add("cuda_csr_transpose_values", gpu::median_us(transpose_values, timing), 0.0, std::nan(""), "");
 }
 
 std::string csv_text(const std::vector<Row>& rows) {

@@ -25,8 +25,7 @@
 //   csr_sddmm_dyx: dw[k] (+)= Σ_b dy[b, row(k)] · x[b, col(k)]: the reduction runs over the batch,
 //               a strided dimension here, so each lane owns 4 nonzeros of a row chunk and loops over
 //               the batch (dy[b, row] is one broadcast load per sub-warp); no reduction needed.
-//   sgd_update_at / adam_update_at / csr_transpose_values / csr_gather_values: one thread per
-//               nonzero (grid-stride), gathering through the dense index.
+//   csr_transpose_values: one thread per nonzero (grid-stride), gathering through perm.
 // Every kernel's warp-level operations (__syncwarp, shuffles) are reached by all 32 lanes the same
 // number of times: loop bounds that differ per row use the warp's maximum. Rows past the end, the
 // tail of a row, and columns past N do their share of the shuffles and write nothing.
@@ -44,7 +43,6 @@
 #include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "cuda/sparse.h"
-#include "kernels/optim.h"
 
 
 namespace st::cuda {
@@ -351,11 +349,6 @@ __global__ void gather_i32_kernel(int64_t n, const int32_t* __restrict__ index,
   for (int64_t k = first_index(); k < n; k += grid_stride()) dst[k] = __ldg(src + __ldg(index + k));
 }
 
-__global__ void gather_i64_kernel(int64_t n, const int64_t* __restrict__ index,
-                                  const float* __restrict__ src, float* __restrict__ dst) {
-  for (int64_t k = first_index(); k < n; k += grid_stride()) dst[k] = __ldg(src + __ldg(index + k));
-}
-
 // out[k] (+)= Σ_s partial[s·nnz + k], the ranges in order (deterministic).
 __global__ void sum_ranges_kernel(int64_t nnz, int ranges, const float* __restrict__ partial,
                                   float* __restrict__ out, bool accumulate) {
@@ -363,32 +356,6 @@ __global__ void sum_ranges_kernel(int64_t nnz, int ranges, const float* __restri
     float sum = 0.0f;
     for (int s = 0; s < ranges; ++s) sum += partial[s * nnz + k];
     out[k] = accumulate ? out[k] + sum : sum;
-  }
-}
-
-// The per-element rules are the CPU's (kernels/optim_rule.h).
-__global__ void sgd_update_at_kernel(int64_t nnz, const int64_t* __restrict__ index,
-                                     float* __restrict__ w, const float* __restrict__ g,
-                                     float* __restrict__ momentum_buf, kernels::SgdRule r,
-                                     float* __restrict__ values) {
-  for (int64_t k = first_index(); k < nnz; k += grid_stride()) {
-    const int64_t i = __ldg(index + k);
-    const float wn = r.momentum != 0.0f ? r.with_momentum(w[i], g[k], momentum_buf[i])
-                                        : r.plain(w[i], g[k]);
-    w[i] = wn;
-    values[k] = wn;
-  }
-}
-
-__global__ void adam_update_at_kernel(int64_t nnz, const int64_t* __restrict__ index,
-                                      float* __restrict__ w, const float* __restrict__ g,
-                                      float* __restrict__ m, float* __restrict__ v,
-                                      kernels::AdamRule r, float* __restrict__ values) {
-  for (int64_t k = first_index(); k < nnz; k += grid_stride()) {
-    const int64_t i = __ldg(index + k);
-    const float wn = r.step(w[i], g[k], m[i], v[i]);
-    w[i] = wn;
-    values[k] = wn;
   }
 }
 
@@ -557,7 +524,6 @@ void device_csr_free(DeviceCsr& d) {
 }
 
 int32_t* device_upload_i32(const int32_t* host, int64_t n) { return upload(host, n); }
-int64_t* device_upload_i64(const int64_t* host, int64_t n) { return upload(host, n); }
 
 void csr_transpose_values(const DeviceCsr& a, const int32_t* perm, DeviceCsr& at) {
   if (a.nnz != at.nnz || a.rows != at.cols || a.cols != at.rows)
@@ -565,13 +531,6 @@ void csr_transpose_values(const DeviceCsr& a, const int32_t* perm, DeviceCsr& at
   if (a.nnz == 0) return;
   ST_LAUNCH(launch::blocks_for(a.nnz), launch::kThreads, 0, current_stream(), gather_i32_kernel)(
       a.nnz, perm, a.values, at.values);
-  ST_CUDA_CHECK_LAUNCH();
-}
-
-void csr_gather_values(int64_t nnz, const int64_t* index, const float* dense, float* values) {
-  if (nnz <= 0) return;
-  ST_LAUNCH(launch::blocks_for(nnz), launch::kThreads, 0, current_stream(), gather_i64_kernel)(
-      nnz, index, dense, values);
   ST_CUDA_CHECK_LAUNCH();
 }
 
@@ -666,32 +625,6 @@ void csr_sddmm_dyx(const DeviceCsr& W, const float* dy, const float* x, int batc
         W.row_order, dy, x, dw_values, accumulate);
     ST_CUDA_CHECK_LAUNCH();
   });
-}
-
-// ---- optimizer steps -------------------------------------------------------------------------
-
-void sgd_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, float* momentum_buf,
-                   float lr, float momentum, float dampening, float weight_decay, bool nesterov,
-                   bool first_step, float* values) {
-  if (nnz <= 0) return;
-  if (momentum != 0.0f && !momentum_buf)
-    throw std::invalid_argument("sgd_update_at: momentum needs a momentum buffer");
-  const kernels::SgdRule r{lr, momentum, 1.0f - dampening, weight_decay, nesterov, first_step};
-  ST_LAUNCH(launch::blocks_for(nnz), launch::kThreads, 0, current_stream(), sgd_update_at_kernel)(
-      nnz, index, w, g, momentum_buf, r, values);
-  ST_CUDA_CHECK_LAUNCH();
-}
-
-void adam_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, float* m, float* v,
-                    float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
-                    int64_t step, float* values) {
-  if (nnz <= 0) return;
-  // The per-step constants and the rule come from the CPU code: both devices do the same arithmetic.
-  const kernels::AdamRule r{kernels::adam_constants(lr, beta1, beta2, weight_decay, decoupled, step),
-                            beta1, beta2, eps};
-  ST_LAUNCH(launch::blocks_for(nnz), launch::kThreads, 0, current_stream(), adam_update_at_kernel)(
-      nnz, index, w, g, m, v, r, values);
-  ST_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace st::cuda

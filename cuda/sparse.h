@@ -8,8 +8,6 @@
 //   csr_spmm_xwt:  y  (B, OUT) = x (B, IN) · Wᵀ                      + beta·y   forward
 //   csr_spmm_dyw:  dx (B, IN)  = dy (B, OUT) · W   (takes Wt)        + beta·dx  input gradient
 //   csr_sddmm_dyx: dw_vals (nnz) (+)= (dyᵀ · x) at W's nonzeros                 weight gradient
-// Sparse optimizer steps: sgd_update_at, adam_update_at (the rules of kernels/optim_rule.h at the
-// nonzeros, w and state at dense offsets).
 // beta == 0 writes the output without reading it (it may hold NaN); `accumulate` is += vs =.
 // Deterministic: no atomics; every output is summed in an order fixed by the pattern and the shape
 // (not the CPU's order, so results match the CPU kernels to float tolerance, not bitwise).
@@ -43,16 +41,13 @@ kernels::CsrMatrix device_csr_download(const DeviceCsr& d);
 // Returns the arrays to the allocator and clears d.
 void device_csr_free(DeviceCsr& d);
 
-// Uploads n int32 / int64 values (the perm of csr_transpose, the dense index of a CsrWeight);
-// free with device_free(p, n · sizeof(T)). Returns null for n == 0.
+// Uploads n int32 values (the perm of csr_transpose); free with device_free(p, n · sizeof(int32_t)).
+// Returns null for n == 0.
 int32_t* device_upload_i32(const int32_t* host, int64_t n);
-int64_t* device_upload_i64(const int64_t* host, int64_t n);
 
 // at.values[p] = a.values[perm[p]] (kernels::csr_transpose_values on the device; perm from
 // kernels::csr_transpose, uploaded): refreshes Wt after the optimizer wrote W's values.
 void csr_transpose_values(const DeviceCsr& a, const int32_t* perm, DeviceCsr& at);
-// values[k] = dense[index[k]] for k < nnz: refreshes the CSR values from the dense weight.
-void csr_gather_values(int64_t nnz, const int64_t* index, const float* dense, float* values);
 
 void csr_spmm(const DeviceCsr& A, const float* B, int N, float* C, float beta);
 // C = Aᵀ·B without atomics: the row-gather SpMM on the transposed copy At (kernels::csr_transpose
@@ -67,17 +62,6 @@ void csr_spmm_xwt(const DeviceCsr& W, const float* x, int batch, float* y, float
 void csr_spmm_dyw(const DeviceCsr& Wt, const float* dy, int batch, float* dx, float beta);
 void csr_sddmm_dyx(const DeviceCsr& W, const float* dy, const float* x, int batch,
                    float* dw_values, bool accumulate);
-
-// For k < nnz, i = index[k]: the sgd_update / adam_update rule on w[i] and the state at i, with g[k];
-// the new weight also to values[k]. w and the state stay in the dense layout (the CPU optimizer
-// instead keeps compact nnz arrays and writes the dense weight lazily: core/csr_weight.h; not
-// measured on a GPU, so not done here).
-void sgd_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, float* momentum_buf,
-                   float lr, float momentum, float dampening, float weight_decay, bool nesterov,
-                   bool first_step, float* values);
-void adam_update_at(int64_t nnz, const int64_t* index, float* w, const float* g, float* m, float* v,
-                    float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
-                    int64_t step, float* values);
 
 namespace detail {
 // Tests only: force the threads per row of every sparse kernel (1, 2, 4, 8, 16 or 32) so each

@@ -1,9 +1,9 @@
 // tests/cuda/test_sparse.cpp — the CUDA CSR kernels (cuda/sparse.h) against the CPU CSR kernels
-// (kernels/sparse_cpu.h, kernels/optim.h): odd sizes (7×96×40, 11×55×8, 1×1×1, ...), empty
+// (kernels/sparse_cpu.h): odd sizes (7×96×40, 11×55×8, 1×1×1, ...), empty
 // rows and columns, density 0 / 0.05 / 0.3 / 1, N = 1, beta 0 (output NaN-filled: must not be
 // read) / 1 / −0.5, accumulate on and off, every lanes-per-row variant with vector (float4) and
-// scalar loads, the DeviceCsr helpers, degenerate shapes, repeatability, and the sparse optimizer
-// steps (pruned entries untouched). Runs in the emulator in test_cuda, on the GPU in test_cuda_gpu.
+// scalar loads, the DeviceCsr helpers, degenerate shapes and repeatability. Runs in the emulator in
+// test_cuda, on the GPU in test_cuda_gpu.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -21,7 +21,6 @@
 #include "kernels/csr.h"
 #include "kernels/kernel_test_util.h"
 #include "kernels/sparse_cpu.h"
-#include "kernels/optim.h"
 
 namespace st::cuda {
 namespace {
@@ -146,8 +145,7 @@ TEST_CASE("cuda DeviceCsr: upload, download, value refreshes") {
     CHECK(back.row_order == c.csr.row_order);
     CHECK(kt::bitwise_equal(back.values, c.csr.values));
 
-    // New weights on the same pattern: host refresh + upload, then Wt through perm on the device,
-    // and the values gathered from a dense device weight through the dense index.
+    // New weights on the same pattern: host refresh + upload, then Wt through perm on the device.
     std::vector<int32_t> perm;
     kernels::CsrMatrix at = kernels::csr_transpose(c.csr, perm);
     DeviceCsrHolder dAt(at);
@@ -161,16 +159,6 @@ TEST_CASE("cuda DeviceCsr: upload, download, value refreshes") {
     kernels::csr_transpose_values(c.csr, perm, at);
     CHECK(kt::bitwise_equal(device_csr_download(dAt.d).values, at.values));
     if (dperm) device_free(dperm, sizeof(int32_t) * perm.size());
-
-    std::vector<int64_t> index;
-    for (int r = 0; r < 17; ++r)
-      for (int32_t k = c.csr.row_ptr[r]; k < c.csr.row_ptr[r + 1]; ++k)
-        index.push_back(int64_t{r} * 23 + c.csr.col_idx[k]);
-    DeviceArray<int64_t> dindex(index);
-    DeviceArray<float> dw2(w2);
-    DeviceArray<float> dvals(std::vector<float>(index.size(), kNaN));
-    csr_gather_values(static_cast<int64_t>(index.size()), dindex.get(), dw2.get(), dvals.get());
-    CHECK(kt::bitwise_equal(dvals.download(), c.csr.values));
   }
 }
 
@@ -251,7 +239,6 @@ TEST_CASE("cuda sparse kernels: degenerate shapes") {
   csr_spmm_xwt(dE.d, nullptr, 3, nullptr, 0.0f);
   csr_sddmm(dE.d, nullptr, nullptr, 4, nullptr, false);
   csr_sddmm_dyx(dE.d, nullptr, nullptr, 4, nullptr, false);
-  sgd_update_at(0, nullptr, nullptr, nullptr, nullptr, 0.1f, 0.9f, 0.0f, 0.0f, false, true, nullptr);
 
   // 4 × 6 with nnz = 0: outputs are beta·C (zeros for beta 0, NaN never read).
   const kt::SparseCase z = kt::make_case(4, 6, 0.0, 3);
@@ -302,113 +289,6 @@ TEST_CASE("cuda sparse kernels are repeatable bit for bit") {
   };
   const auto first = run();
   CHECK(kt::bitwise_equal(run(), first));
-}
-
-// ---- sparse optimizer steps -------------------------------------------------------------------
-
-struct OptimCase {
-  kt::SparseCase c;
-  std::vector<int64_t> index;  // dense offset of each nonzero
-  std::vector<float> w;        // dense weight, 0 at pruned entries
-};
-
-OptimCase make_optim_case(int rows, int cols, double density, uint32_t seed) {
-  OptimCase o;
-  o.c = kt::make_case(rows, cols, density, seed);
-  o.w = o.c.dense;
-  for (int r = 0; r < rows; ++r)
-    for (int32_t k = o.c.csr.row_ptr[r]; k < o.c.csr.row_ptr[r + 1]; ++k)
-      o.index.push_back(int64_t{r} * cols + o.c.csr.col_idx[k]);
-  return o;
-}
-
-// The CPU optimizer steps a CSR weight with the dense update kernels on compact arrays (values,
-// state: nnz, CSR order); the CUDA kernels keep w and the state at dense offsets. A compact array in
-// the dense layout, zeros off the index, to compare the two.
-std::vector<float> scatter_dense(const OptimCase& o, const std::vector<float>& compact) {
-  std::vector<float> dense(o.w.size(), 0.0f);
-  for (size_t k = 0; k < o.index.size(); ++k) dense[static_cast<size_t>(o.index[k])] = compact[k];
-  return dense;
-}
-
-// Entries off the index were never handed to the step: weight and state stay exactly 0.
-void check_pruned_zero(const OptimCase& o, const std::vector<float>& dense) {
-  for (size_t i = 0; i < dense.size(); ++i)
-    if (!o.c.mask[i]) {
-      INFO("pruned entry " << i);
-      CHECK(dense[i] == 0.0f);
-      if (dense[i] != 0.0f) return;
-    }
-}
-
-TEST_CASE("cuda sgd_update_at matches the CPU step; pruned entries stay 0") {
-  struct Config {
-    float momentum, dampening, weight_decay;
-    bool nesterov;
-  };
-  for (const Config cfg : {Config{0.0f, 0.0f, 0.0f, false}, Config{0.9f, 0.0f, 1e-3f, false},
-                           Config{0.9f, 0.1f, 5e-4f, true}})
-    for (double d : {0.0, 0.3, 1.0}) {
-      INFO("momentum=" << cfg.momentum << " nesterov=" << cfg.nesterov << " density=" << d);
-      OptimCase o = make_optim_case(13, 37, d, 21);
-      const int64_t nnz = static_cast<int64_t>(o.index.size());
-      std::vector<float> w = o.w, vals(static_cast<size_t>(nnz), kNaN),
-                         buf(static_cast<size_t>(nnz), 0.0f), wc(static_cast<size_t>(nnz));
-      for (int64_t k = 0; k < nnz; ++k) wc[k] = w[static_cast<size_t>(o.index[k])];
-      DeviceArray<int64_t> dindex(o.index);
-      DeviceArray<float> dw(w), dbuf(std::vector<float>(w.size(), 0.0f)), dvals(vals);
-      for (int step = 0; step < 3; ++step) {
-        const auto g = kt::random_floats(static_cast<size_t>(nnz), 30 + step);
-        DeviceArray<float> dg(g);
-        sgd_update_at(nnz, dindex.get(), dw.get(), dg.get(),
-                      cfg.momentum != 0.0f ? dbuf.get() : nullptr, 0.05f, cfg.momentum,
-                      cfg.dampening, cfg.weight_decay, cfg.nesterov, step == 0, dvals.get());
-        kernels::sgd_update(nnz, wc.data(), g.data(), cfg.momentum != 0.0f ? buf.data() : nullptr,
-                            0.05f, cfg.momentum, cfg.dampening, cfg.weight_decay, cfg.nesterov,
-                            step == 0, nullptr);
-      }
-      w = scatter_dense(o, wc);
-      vals = wc;
-      const auto got_w = dw.download();
-      kt::check_close(got_w, w, 1e-6, 1.0);
-      kt::check_close(dbuf.download(), scatter_dense(o, buf), 1e-6, 1.0);
-      kt::check_close(dvals.download(), vals, 1e-6, 1.0);
-      check_pruned_zero(o, got_w);
-      check_pruned_zero(o, dbuf.download());
-    }
-}
-
-TEST_CASE("cuda adam_update_at matches the CPU step; pruned entries stay 0") {
-  for (bool decoupled : {false, true})
-    for (double d : {0.0, 0.3, 1.0}) {
-      INFO("decoupled=" << decoupled << " density=" << d);
-      OptimCase o = make_optim_case(11, 29, d, 41);
-      const int64_t nnz = static_cast<int64_t>(o.index.size());
-      std::vector<float> w = o.w, m(static_cast<size_t>(nnz), 0.0f), v(m),
-                         vals(static_cast<size_t>(nnz), kNaN), wc(static_cast<size_t>(nnz));
-      for (int64_t k = 0; k < nnz; ++k) wc[k] = w[static_cast<size_t>(o.index[k])];
-      const std::vector<float> zeros(w.size(), 0.0f);
-      DeviceArray<int64_t> dindex(o.index);
-      DeviceArray<float> dw(w), dm(zeros), dv(zeros), dvals(vals);
-      for (int64_t step = 1; step <= 3; ++step) {
-        const auto g = kt::random_floats(static_cast<size_t>(nnz), 50 + static_cast<uint32_t>(step));
-        DeviceArray<float> dg(g);
-        adam_update_at(nnz, dindex.get(), dw.get(), dg.get(), dm.get(), dv.get(), 1e-2f, 0.9f,
-                       0.999f, 1e-8f, 1e-2f, decoupled, step, dvals.get());
-        kernels::adam_update(nnz, wc.data(), g.data(), m.data(), v.data(), 1e-2f, 0.9f, 0.999f,
-                             1e-8f, 1e-2f, decoupled, step, nullptr);
-      }
-      w = scatter_dense(o, wc);
-      vals = wc;
-      const auto got_w = dw.download();
-      kt::check_close(got_w, w, 1e-5, 1e-3);
-      kt::check_close(dm.download(), scatter_dense(o, m), 1e-5, 1e-3);
-      kt::check_close(dv.download(), scatter_dense(o, v), 1e-5, 1e-6);
-      kt::check_close(dvals.download(), vals, 1e-5, 1e-3);
-      check_pruned_zero(o, got_w);
-      check_pruned_zero(o, dm.download());
-      check_pruned_zero(o, dv.download());
-    }
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// app/cmd_bench.cpp — `sparsetrain bench train | kernels`: the benchmarks of bench/ (st_bench).
+// app/cmd_bench.cpp — `sparsetrain bench train | kernels | width`: the benchmarks of bench/ (st_bench).
 #include <memory>
 
 #include "app/cli.h"
@@ -82,10 +82,26 @@ Command add_bench_kernels(CLI::App& bench_cmd) {
 
 }  // namespace
 
+Command add_bench_width(CLI::App& bench_cmd) {
+  auto bw = std::make_shared<bench::WidthBenchOptions>();
+  auto* cmd = bench_cmd.add_subcommand(
+      "width", "Sparse MLP 784-h-h-10 training step at a fixed number of nonzeros over widths h");
+  cmd->add_option("--widths", bw->widths, "Hidden widths h (e.g. 2000,10000,100000,1000000)")
+      ->delimiter(',')
+      ->check(CLI::Range(10, 2000000));
+  cmd->add_option("--nonzeros", bw->nonzeros, "Nonzeros in the whole model")->check(CLI::Range(int64_t{100}, int64_t{1} << 31));
+  cmd->add_option("--batch", bw->batch, "Batch size")->check(kPositive);
+  cmd->add_option("--steps", bw->steps, "Timed steps per repeat")->check(kPositive);
+  cmd->add_option("--repeats", bw->repeats, "Repeats (median reported)")->check(kPositive);
+  cmd->add_option("--warmup", bw->warmup, "Untimed warm-up steps")->check(kNonNegative);
+  cmd->add_option("--threads", bw->threads, "OpenMP threads")->check(kPositive);
+  return {cmd, [bw] { return bench::bench_width(*bw); }};
+}
+
 std::vector<Command> add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Benchmarks (medians after warm-up)");
   cmd->require_subcommand(1);
-  return {add_bench_train(*cmd), add_bench_kernels(*cmd)};
+  return {add_bench_train(*cmd), add_bench_kernels(*cmd), add_bench_width(*cmd)};
 }
 
 }  // namespace st::app

@@ -47,4 +47,18 @@ struct KernelBenchOptions {
 // shapes × sparsities; see bench/bench_kernels.cpp.
 int bench_kernels(const KernelBenchOptions& options);
 
+struct WidthBenchOptions {
+  std::vector<int> widths{2000, 10000, 100000, 1000000};  // hidden units h of 784-h-h-10
+  int64_t nonzeros = 4000000;  // in the whole model (each layer capped at its size)
+  int batch = 128;
+  int steps = 5;     // timed steps per repeat
+  int repeats = 3;
+  int warmup = 2;
+  int threads = 2;
+};
+
+// Training step time of a sparse 784-h-h-10 MLP at a fixed number of nonzeros over widths h; see
+// bench/bench_width.cpp.
+int bench_width(const WidthBenchOptions& options);
+
 }  // namespace st::bench

@@ -95,11 +95,19 @@ nlohmann::json RunSummary::to_json() const {
   return j;
 }
 
+std::string sparsity_text(double fraction) {
+  char buf[32];
+  for (int decimals = 1;; ++decimals) {
+    std::snprintf(buf, sizeof buf, "%.*f%%", decimals, 100 * fraction);
+    if (fraction >= 1 || decimals >= 6 || std::string(buf).rfind("100.", 0) != 0) return buf;
+  }
+}
+
 std::string RunSummary::to_text() const {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof line, "done: test accuracy %.2f%% after %d epochs | sparsity %.1f%%: %lld of %lld weights nonzero\n",
-                100 * test_accuracy, epochs, 100 * sparsity, static_cast<long long>(nonzeros),
+  std::snprintf(line, sizeof line, "done: test accuracy %.2f%% after %d epochs | sparsity %s: %lld of %lld weights nonzero\n",
+                100 * test_accuracy, epochs, sparsity_text(sparsity).c_str(), static_cast<long long>(nonzeros),
                 static_cast<long long>(weights));
   out += line;
   if (csr_layers.empty()) {

@@ -11,6 +11,10 @@
 
 namespace st::experiment {
 
+// A sparsity (or any fraction) as a percentage with one decimal, or as many more (up to 6) as it
+// takes not to round a fraction below 1 up to "100%": "95.0%", "99.98%", "99.9984%".
+std::string sparsity_text(double fraction);
+
 struct CsrLayer {
   std::string weight;  // "fc1.weight"
   int from_epoch = 0;  // 1-based: in CSR at the end of this epoch and of every epoch after it

@@ -565,8 +565,8 @@ void Training::print_epoch(const EpochMetrics& m) const {
   std::printf("epoch %d/%d%s  loss %.4f  train %.2f%%", m.epoch, total_epochs_,
               finetune(m.epoch - 1) ? " (finetune)" : "", m.train_loss, 100 * m.train_accuracy);
   if (m.val_accuracy >= 0) std::printf("  val %.2f%%", 100 * m.val_accuracy);
-  std::printf("  test %.2f%%  sparsity %.1f%%  lr %.4g  %.1fs  %.0f samples/s\n", 100 * m.test_accuracy,
-              100 * m.sparsity, m.lr, m.epoch_seconds, m.samples_per_second);
+  std::printf("  test %.2f%%  sparsity %s  lr %.4g  %.1fs  %.0f samples/s\n", 100 * m.test_accuracy,
+              sparsity_text(m.sparsity).c_str(), m.lr, m.epoch_seconds, m.samples_per_second);
   std::fflush(stdout);
 }
 

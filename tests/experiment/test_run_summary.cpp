@@ -115,3 +115,12 @@ TEST_CASE("run summary: the peak resident memory is the largest an epoch recorde
   CHECK(bytes_text(999) == "999 bytes");
   CHECK(bytes_text(1.5e9) == "1.50 GB");
 }
+
+TEST_CASE("run summary: sparsities print with the decimals that keep them below 100%") {
+  CHECK(sparsity_text(0.95) == "95.0%");
+  CHECK(sparsity_text(0) == "0.0%");
+  CHECK(sparsity_text(0.9998) == "99.98%");
+  CHECK(sparsity_text(0.99983512) == "99.98%");
+  CHECK(sparsity_text(0.9999984) == "99.9998%");
+  CHECK(sparsity_text(1) == "100.0%");
+}

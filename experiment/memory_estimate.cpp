@@ -11,6 +11,7 @@
 
 #include "experiment/setup.h"
 #include "models/builder.h"
+#include "pruning/method.h"
 #include "pruning/pruner.h"
 
 namespace st::experiment {
@@ -126,8 +127,19 @@ void check_memory(const Config& c, double available) {
     std::snprintf(count, sizeof count, "%.3g", m.parameters);
     part = std::string(key) + ": " + count + " parameters, with their gradients and optimizer state, take " +
            bytes_text(m.parameter_bytes);
-    if (m.parameter_bytes < m.dense_parameter_bytes)
+    if (m.parameter_bytes < m.dense_parameter_bytes) {
       part += " at pruning.target " + std::to_string(c.pruning->target).substr(0, 6) + " (sparse from the start)";
+    } else if (c.pruning) {
+      // Say which keys make the run hold the dense matrix, and what would not.
+      const std::string method = std::string("pruning.method \"") + pruning::to_string(c.pruning->method) + "\"";
+      const char* sparse_rule = "criterion \"random\", granularity \"element\" and a per-layer distribution (not \"global\")";
+      if (c.pruning->method == pruning::Method::Rigl)
+        part += "; " + method + " reads the dense gradient at its updates (static and set build their layers sparse)";
+      else if (pruning::make_method(c.pruning->method)->traits().sparse_from_start)
+        part += "; " + method + " builds its layers sparse only with " + sparse_rule;
+      else
+        part += "; " + method + " prunes a dense model (static, set and rigl with " + sparse_rule + " build their layers sparse)";
+    }
   } else if (m.activation_bytes >= m.dataset_bytes) {
     part = std::string(c.train.batch_size >= c.train.eval_batch_size ? "train.batch_size" : "train.eval_batch_size") +
            ": one batch's activations take " + bytes_text(m.activation_bytes);

@@ -646,7 +646,10 @@ TEST_CASE("memory estimate: a sparse start counts the nonzeros, not the dense ma
   raw["pruning"] = json::parse(R"({"method": "gradual", "target": 0.9999, "schedule": {"end_epoch": 1}})");
   const std::string e = error_of([&] { check_memory(parse_config(raw), 24e9); });
   CHECK(e.find("model.hidden") != std::string::npos);
+  CHECK(e.find("pruning.method \"gradual\" prunes a dense model") != std::string::npos);
   // A criterion that needs dense weights (magnitude on the initial weights) starts dense too.
   raw["pruning"] = json::parse(R"({"method": "static", "target": 0.9999, "criterion": {"type": "magnitude"}})");
-  CHECK(error_of([&] { check_memory(parse_config(raw), 24e9); }).find("model.hidden") != std::string::npos);
+  CHECK(error_of([&] { check_memory(parse_config(raw), 24e9); }).find("criterion \"random\"") != std::string::npos);
+  raw["pruning"] = json::parse(R"({"method": "rigl", "target": 0.9999})");
+  CHECK(error_of([&] { check_memory(parse_config(raw), 24e9); }).find("dense gradient") != std::string::npos);
 }

@@ -127,6 +127,26 @@ std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_sha
   return model;
 }
 
+float init_draw(Init init, int64_t fan_in, int64_t fan_out, Rng& rng) {
+  switch (init) {
+    case Init::pytorch: {
+      const float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
+      return rng.uniform(-bound, bound);
+    }
+    case Init::kaiming_uniform: {
+      const float bound = std::sqrt(6.f / fan_in);
+      return rng.uniform(-bound, bound);
+    }
+    case Init::kaiming_normal: return std::sqrt(2.f / fan_in) * rng.normal();
+    case Init::glorot_uniform: {
+      const float bound = std::sqrt(6.f / (fan_in + fan_out));
+      return rng.uniform(-bound, bound);
+    }
+    case Init::glorot_normal: return std::sqrt(2.f / (fan_in + fan_out)) * rng.normal();
+  }
+  throw Error("model.init: not an Init (" + std::to_string(static_cast<int>(init)) + ")");
+}
+
 void initialize(Model& model, Init init, Rng& rng) {
   for (const auto& layer : model.layers()) {
     auto params = layer->parameters();
@@ -137,30 +157,15 @@ void initialize(Model& model, Init init, Rng& rng) {
     const int64_t fan_in = w.numel() / w.dim(0);
     float* wp = w.f32();
     const int64_t n = w.numel();
+    for (int64_t i = 0; i < n; ++i) wp[i] = init_draw(init, fan_in, fan_out, rng);
     if (init == Init::pytorch) {
-      // PyTorch's default: kaiming_uniform(a=√5) = U(±1/√fan_in), bias U(±1/√fan_in).
-      const float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
-      for (int64_t i = 0; i < n; ++i) wp[i] = rng.uniform(-bound, bound);
+      // PyTorch's default bias: U(±1/√fan_in), like its kaiming_uniform(a=√5) weights.
       if (params.size() > 1) {
+        const float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
         Tensor& b = params[1]->var.value();
         for (int64_t i = 0; i < b.numel(); ++i) b.f32()[i] = rng.uniform(-bound, bound);
       }
       continue;
-    }
-    if (init == Init::kaiming_uniform) {
-      const float bound = std::sqrt(6.f / fan_in);
-      for (int64_t i = 0; i < n; ++i) wp[i] = rng.uniform(-bound, bound);
-    } else if (init == Init::kaiming_normal) {
-      const float std = std::sqrt(2.f / fan_in);
-      for (int64_t i = 0; i < n; ++i) wp[i] = std * rng.normal();
-    } else if (init == Init::glorot_uniform) {
-      const float bound = std::sqrt(6.f / (fan_in + fan_out));
-      for (int64_t i = 0; i < n; ++i) wp[i] = rng.uniform(-bound, bound);
-    } else if (init == Init::glorot_normal) {
-      const float std = std::sqrt(2.f / (fan_in + fan_out));
-      for (int64_t i = 0; i < n; ++i) wp[i] = std * rng.normal();
-    } else {
-      throw Error("model.init: not an Init (" + std::to_string(static_cast<int>(init)) + ")");
     }
     if (params.size() > 1) params[1]->var.value().zero_();
   }

@@ -50,5 +50,10 @@ std::unique_ptr<Model> build_model(const ModelSpec& spec, const Shape& input_sha
 // does); an unset weight is allocated first. Layers with a sparse weight are left alone (they were
 // initialized with their pattern).
 void initialize(Model& model, Init init, Rng& rng);
+// One weight drawn from `init`'s distribution for the given fans (the rule initialize applies to each
+// entry, in the same float expressions): pytorch U(±1/√fan_in), kaiming_uniform U(±√(6/fan_in)),
+// kaiming_normal N(0, 2/fan_in), glorot_uniform U(±√(6/(fan_in+fan_out))), glorot_normal
+// N(0, 2/(fan_in+fan_out)). Sparse initializations (pruning/sparse_pattern.h) draw through it too.
+float init_draw(Init init, int64_t fan_in, int64_t fan_out, Rng& rng);
 
 }  // namespace st::models

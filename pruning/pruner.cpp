@@ -224,23 +224,10 @@ namespace {
 // The dense scheme's distribution (models::initialize: fan-in = the layer's columns) at the
 // pattern's entries, drawn in CSR order; the bias (may be null) as that scheme initializes it.
 void init_as_dense(kernels::CsrMatrix& w, const PrunableLayer& L, models::Init init, Rng& rng, float* bias) {
-  const float fan_in = static_cast<float>(L.cols), fan_out = static_cast<float>(L.rows * L.area);
-  using models::Init;
-  for (float& v : w.values) {
-    switch (init) {
-      case Init::pytorch: v = rng.uniform(-1.f / std::sqrt(fan_in), 1.f / std::sqrt(fan_in)); break;
-      case Init::kaiming_uniform: v = rng.uniform(-std::sqrt(6.f / fan_in), std::sqrt(6.f / fan_in)); break;
-      case Init::kaiming_normal: v = std::sqrt(2.f / fan_in) * rng.normal(); break;
-      case Init::glorot_uniform: {
-        const float b = std::sqrt(6.f / (fan_in + fan_out));
-        v = rng.uniform(-b, b);
-        break;
-      }
-      case Init::glorot_normal: v = std::sqrt(2.f / (fan_in + fan_out)) * rng.normal(); break;
-    }
-  }
-  if (bias && init == Init::pytorch)
-    for (int64_t r = 0; r < L.rows; ++r) bias[r] = rng.uniform(-1.f / std::sqrt(fan_in), 1.f / std::sqrt(fan_in));
+  for (float& v : w.values) v = models::init_draw(init, L.cols, L.rows * L.area, rng);
+  if (!bias || init != models::Init::pytorch) return;
+  const float bound = 1.f / std::sqrt(static_cast<float>(L.cols));
+  for (int64_t r = 0; r < L.rows; ++r) bias[r] = rng.uniform(-bound, bound);
 }
 
 }  // namespace

@@ -206,38 +206,9 @@ void init_by_fan_in(kernels::CsrMatrix& w, models::Init init, Rng& rng, float* b
   for (int r = 0; r < w.rows; ++r) {
     const int32_t begin = w.row_ptr[r], end = w.row_ptr[r + 1];
     const int64_t fan_in = std::max<int64_t>(end - begin, 1);
-    // The same float expressions as models::initialize, so a full pattern gives the dense values.
-    switch (init) {
-      case models::Init::pytorch: {
-        const float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
-        for (int32_t k = begin; k < end; ++k) v[k] = rng.uniform(-bound, bound);
-        break;
-      }
-      case models::Init::kaiming_uniform: {
-        const float bound = std::sqrt(6.f / fan_in);
-        for (int32_t k = begin; k < end; ++k) v[k] = rng.uniform(-bound, bound);
-        break;
-      }
-      case models::Init::kaiming_normal: {
-        const float std = std::sqrt(2.f / fan_in);
-        for (int32_t k = begin; k < end; ++k) v[k] = std * rng.normal();
-        break;
-      }
-      case models::Init::glorot_uniform:
-        for (int32_t k = begin; k < end; ++k) {
-          const float bound = std::sqrt(6.f / (fan_in + int64_t{col_count[w.col_idx[k]]}));
-          v[k] = rng.uniform(-bound, bound);
-        }
-        break;
-      case models::Init::glorot_normal:
-        for (int32_t k = begin; k < end; ++k) {
-          const float std = std::sqrt(2.f / (fan_in + int64_t{col_count[w.col_idx[k]]}));
-          v[k] = std * rng.normal();
-        }
-        break;
-      default:
-        throw Error("init_by_fan_in: not an Init (" + std::to_string(static_cast<int>(init)) + ")");
-    }
+    // models::init_draw: the expressions of models::initialize, so a full pattern gives the dense values.
+    for (int32_t k = begin; k < end; ++k)
+      v[k] = models::init_draw(init, fan_in, glorot ? int64_t{col_count[w.col_idx[k]]} : 0, rng);
   }
   if (!bias) return;
   if (init != models::Init::pytorch) {

@@ -125,68 +125,42 @@ void Optimizer::step(float lr) {
     conform(i);
     if (p.unset()) continue;
     const bool on_cuda = p.sparse() ? p.csr->device == Device::cuda : p.var.value().is_cuda();
-    if (on_cuda) {
-      step_cuda(i, lr, first);
-      continue;
-    }
-    float* m0 = slot0_[i].defined() ? slot0_[i].f32() : nullptr;
-    float* m1 = slot1_[i].defined() ? slot1_[i].f32() : nullptr;
+    auto data = [on_cuda](Tensor& t) { return on_cuda ? t.cuda_f32() : t.f32(); };
     // A sparse weight: W's values, the gradient and the compact state are all nnz arrays in CSR
-    // order, so the dense update kernel runs on them as they are.
+    // order, so the dense update kernel runs on them as they are. No gradient: no update (as PyTorch).
     int64_t n = 0;
     float* w = nullptr;
     const float* g = nullptr;
     const uint8_t* mask = nullptr;
     if (p.sparse()) {
-      if (!p.csr->values.has_grad()) continue;  // as PyTorch: no grad, no update
+      if (!p.csr->values.has_grad()) continue;
       n = p.csr->nnz();
-      w = p.csr->w.values.data();
-      g = p.csr->values.grad().f32();
+      w = on_cuda ? p.csr->dw.values : p.csr->w.values.data();
+      g = data(p.csr->values.grad());
     } else {
       if (!p.var.has_grad()) continue;
       n = p.var.value().numel();
-      w = p.var.value().f32();
-      g = p.var.grad().f32();
-      mask = p.mask_data();
+      w = data(p.var.value());
+      g = data(p.var.grad());
+      mask = on_cuda ? device_mask(i) : p.mask_data();
     }
-    if (opt_.type == OptimizerType::sgd)
-      kernels::sgd_update(n, w, g, m0, lr, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov,
-                          first, mask);
-    else
-      kernels::adam_update(n, w, g, m0, m1, lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay,
-                           opt_.type == OptimizerType::adamw, steps_, mask);
+    float* m0 = slot0_[i].defined() ? data(slot0_[i]) : nullptr;
+    float* m1 = slot1_[i].defined() ? data(slot1_[i]) : nullptr;
+    const bool decoupled = opt_.type == OptimizerType::adamw;
+    if (opt_.type == OptimizerType::sgd) {
+      if (on_cuda)
+        cuda::sgd_update(n, w, g, m0, lr, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first, mask);
+      else
+        kernels::sgd_update(n, w, g, m0, lr, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
+                            mask);
+    } else if (on_cuda) {
+      cuda::adam_update(n, w, g, m0, m1, lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, decoupled, steps_, mask);
+    } else {
+      kernels::adam_update(n, w, g, m0, m1, lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, decoupled, steps_,
+                           mask);
+    }
     if (p.sparse()) sync_csr_copies(*p.csr);
   }
-}
-
-// The cpu step's logic with the device kernels.
-void Optimizer::step_cuda(size_t i, float lr, bool first) {
-  Parameter& p = *params_[i];
-  float* m0 = slot0_[i].defined() ? slot0_[i].cuda_f32() : nullptr;
-  float* m1 = slot1_[i].defined() ? slot1_[i].cuda_f32() : nullptr;
-  int64_t n = 0;
-  float* w = nullptr;
-  const float* g = nullptr;
-  const uint8_t* mask = nullptr;
-  if (p.sparse()) {
-    if (!p.csr->values.has_grad()) return;
-    n = p.csr->nnz();
-    w = p.csr->dw.values;
-    g = p.csr->values.grad().cuda_f32();
-  } else {
-    if (!p.var.has_grad()) return;
-    n = p.var.value().numel();
-    w = p.var.value().cuda_f32();
-    g = p.var.grad().cuda_f32();
-    mask = device_mask(i);
-  }
-  if (opt_.type == OptimizerType::sgd)
-    cuda::sgd_update(n, w, g, m0, lr, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first,
-                     mask);
-  else
-    cuda::adam_update(n, w, g, m0, m1, lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay,
-                      opt_.type == OptimizerType::adamw, steps_, mask);
-  if (p.sparse()) sync_csr_copies(*p.csr);
 }
 
 void Optimizer::zero_grad() {

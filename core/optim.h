@@ -61,7 +61,6 @@ class Optimizer {
  private:
   // The device copy of p's mask (null when p is dense), re-uploaded after a mask change.
   const uint8_t* device_mask(size_t i);
-  void step_cuda(size_t i, float lr, bool first);
   // Converts param i's slots to its current form and pattern (a no-op when they follow it).
   void conform(size_t i);
   // Zero state in param i's current form, the first time it has a weight.

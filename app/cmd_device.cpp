@@ -3,12 +3,18 @@
 
 #include "app/cli.h"
 #include "cuda/runtime.h"
+#include "kernels/isa.h"
+#include "kernels/onednn.h"
 
 namespace st::app {
 
 namespace {
 
 int run_device() {
+  std::printf("cpu kernels: %s (this CPU runs: %s; SPARSETRAIN_ISA=avx512|avx2|generic picks one); "
+              "oneDNN: %s\n",
+              kernels::isa_name(kernels::active_isa()), kernels::isa_summary().c_str(),
+              kernels::onednn_isa_name().c_str());
   const cuda::DeviceInfo info = cuda::device_info();
   std::printf("cuda backend: %s\n", cuda::emulated() ? "CPU emulator (built without nvcc)" : "nvcc-built");
   if (!info.available) {
@@ -26,7 +32,7 @@ int run_device() {
 }  // namespace
 
 Command add_device(CLI::App& app) {
-  auto* cmd = app.add_subcommand("device", "Show whether the CUDA backend has a device here");
+  auto* cmd = app.add_subcommand("device", "Show the CPU kernels' instruction set and whether the CUDA backend has a device here");
   return {cmd, run_device};
 }
 

@@ -9,6 +9,7 @@
 #include "app/openmp_defaults.h"
 #include "core/check.h"
 #include "experiment/json_errors.h"
+#include "kernels/isa.h"
 
 namespace {
 
@@ -101,6 +102,8 @@ int parse_command_line(CLI::App& cli, int argc, char** argv) {
 // Runs the parsed command; every exception becomes one "error: ..." line and exit code 1.
 int run_parsed(const std::vector<app::Command>& commands) {
   try {
+    // SPARSETRAIN_ISA: checked before any command, so a typo stops the run instead of being ignored.
+    kernels::set_isa(kernels::isa_from_environment());
     for (const app::Command& c : commands)
       if (c.cli->parsed()) return c.run();
   } catch (const std::bad_alloc&) {

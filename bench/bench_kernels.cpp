@@ -55,6 +55,7 @@
 #include "cuda/sparse.h"
 #include "kernels/csr.h"
 #include "kernels/gemm.h"
+#include "kernels/isa.h"
 #include "kernels/onednn.h"
 #include "kernels/sparse_cpu.h"
 
@@ -534,6 +535,9 @@ int bench_kernels(const KernelBenchOptions& o) {
   ST_CHECK(on_cpu || on_cuda, "--device: give cpu, cuda or cpu,cuda");
   // First, before any work: is there a GPU worth timing?
   const std::string gpu_name = on_cuda ? gpu::require_timing_device("bench kernels --device cuda") : "";
+  if (on_cpu)
+    std::printf("CPU rows: %d threads, cpu kernels %s, oneDNN %s\n", o.threads,
+                kernels::isa_name(kernels::active_isa()), kernels::onednn_isa_name().c_str());
   omp_set_num_threads(o.threads);
   std::vector<LinearShape> shapes;
   for (const LinearShape& s : kShapes)

@@ -24,6 +24,8 @@
 #include "bench/bench.h"
 #include "bench/cuda_timing.h"
 #include "core/ops.h"
+#include "kernels/isa.h"
+#include "kernels/onednn.h"
 #include "core/optim.h"
 #include "experiment/config.h"
 #include "experiment/finite.h"
@@ -155,7 +157,9 @@ int bench_train(const TrainBenchOptions& o) {
   };
   // "(batch 64, 2 threads, backend onednn)" on the cpu, "(batch 64, cuda: NVIDIA H100 ...)" on a GPU.
   const std::string where = on_cuda ? "cuda: " + gpu_name
-                                    : std::to_string(o.threads) + " threads, backend " + dense_backend_name(o.backend);
+                                    : std::to_string(o.threads) + " threads, backend " + dense_backend_name(o.backend) +
+                                          ", cpu kernels " + kernels::isa_name(kernels::active_isa()) +
+                                          ", oneDNN " + kernels::onednn_isa_name();
   if (!o.sparsities.empty()) {
     std::printf("%-10s %8s", "model", "sparsity");
     std::vector<int> widths;  // of the numbers below each title: 14, wider under "cusparse ..."

@@ -26,6 +26,7 @@
 #include "experiment/run_folder.h"
 #include "experiment/run_summary.h"
 #include "experiment/setup.h"
+#include "kernels/isa.h"
 #include "pruning/csr_switch.h"
 #include "pruning/hooks.h"
 #include "pruning/pruner.h"
@@ -371,7 +372,8 @@ pruning::CsrSwitchOptions Training::csr_switch_options() const {
 
 void Training::print_header() const {
   if (options_.quiet) return;
-  std::string where = std::to_string(threads_) + " threads";
+  std::string where = std::to_string(threads_) + " threads, cpu kernels " +
+                      kernels::isa_name(kernels::active_isa());
   if (on_device_) {
     const cuda::DeviceInfo info = cuda::device_info();
     where += " | cuda: " + (info.emulated ? std::string("CPU emulator") : info.name);

@@ -11,20 +11,16 @@
 // thread count grows.
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_conv.cpp.
 #include "kernels/conv.h"
+#include "kernels/isa_table.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
-#include "kernels/gemm.h"
-
-namespace st::kernels {
+namespace st::kernels::ST_ISA_NS {
 namespace {
 
 bool is_pointwise(const Conv2dShape& s) {
@@ -41,16 +37,6 @@ int batch_threads(const Conv2dShape& s) {
 
 // First and one-past-last image of thread t out of nt (static, contiguous chunks).
 inline int chunk_begin(int n, int t, int nt) { return static_cast<int>(static_cast<long long>(n) * t / nt); }
-
-#if defined(__AVX512F__)
-// Lanes [lo, hi) ∩ [0, 16) of a 16-float vector.
-inline __mmask16 lane_mask(int lo, int hi) {
-  lo = std::max(lo, 0);
-  hi = std::min(hi, 16);
-  if (hi <= lo) return 0;
-  return static_cast<__mmask16>(((1u << (hi - lo)) - 1u) << lo);
-}
-#endif
 
 inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -73,8 +59,8 @@ void im2col(const Conv2dShape& s, const float* in, float* cols, size_t ld) {
         const float* plane = in + static_cast<size_t>(c) * s.H * s.W;
         int ow_lo, ow_hi;
         valid_ow_range(s, kw, ow_lo, ow_hi);
-#if defined(__AVX512F__)
-        const __mmask16 row_lanes = lane_mask(0, OW), row_valid = row_lanes & lane_mask(ow_lo, ow_hi);
+#if defined(ST_HAVE_SIMD)
+        const vmask row_lanes = lanes(0, OW), row_valid = lanes(std::max(ow_lo, 0), std::min(ow_hi, OW));
 #endif
         for (int oh = 0; oh < OH; ++oh) {
           float* out = row + static_cast<size_t>(oh) * OW;
@@ -84,16 +70,16 @@ void im2col(const Conv2dShape& s, const float* in, float* cols, size_t ld) {
             continue;
           }
           const float* src = plane + static_cast<size_t>(ih) * s.W - s.pad_w + kw;
-#if defined(__AVX512F__)
-          if (s.stride_w == 1 && OW <= 16) {  // the common small-map case: one masked vector
-            _mm512_mask_storeu_ps(out, row_lanes, _mm512_maskz_loadu_ps(row_valid, src));
+#if defined(ST_HAVE_SIMD)
+          if (s.stride_w == 1 && OW <= VL) {  // the common small-map case: one masked vector
+            vstoreu(out, row_lanes, vloadu(row_valid, src));
             continue;
           }
           if (s.stride_w == 1) {  // rows are short (8–28 floats): masked vectors, no libc calls
-            for (int ow = 0; ow < OW; ow += 16) {
-              const __mmask16 lanes = lane_mask(0, OW - ow);
-              const __mmask16 valid = lanes & lane_mask(ow_lo - ow, ow_hi - ow);
-              _mm512_mask_storeu_ps(out + ow, lanes, _mm512_maskz_loadu_ps(valid, src + ow));
+            for (int ow = 0; ow < OW; ow += VL) {
+              const vmask all = lanes(OW - ow);
+              const vmask valid = lanes(std::max(ow_lo - ow, 0), std::min(ow_hi, OW) - ow);
+              vstoreu(out + ow, all, vloadu(valid, src + ow));
             }
             continue;
           }
@@ -108,27 +94,27 @@ void col2im(const Conv2dShape& s, const float* cols, float* in, size_t ld) {
   const int OH = s.OH(), OW = s.OW();
   if (ld == 0) ld = static_cast<size_t>(OH) * OW;
   std::fill(in, in + static_cast<size_t>(s.C) * s.H * s.W, 0.0f);
-#if defined(__AVX512F__)
-  if (s.stride_w == 1 && s.W <= 16 && OW <= 16) {
+#if defined(ST_HAVE_SIMD)
+  if (s.stride_w == 1 && s.W <= VL && OW <= VL) {
     // Small maps: each input row is one vector; sum its KW shifted column rows in a register and
     // store once. (Accumulating row by row in memory would reload what was just stored with a
     // one-float shift, which defeats store-to-load forwarding.) Same (kh, kw) order as below.
-    const __mmask16 w_lanes = lane_mask(0, s.W);
+    const int Wd = s.W;
     for (int c = 0; c < s.C; ++c)
       for (int kh = 0; kh < s.KH; ++kh)
         for (int oh = 0; oh < OH; ++oh) {
           const int ih = oh * s.stride_h - s.pad_h + kh;
           if (ih < 0 || ih >= s.H) continue;
           float* dst = in + (static_cast<size_t>(c) * s.H + ih) * s.W;
-          __m512 acc = _mm512_maskz_loadu_ps(w_lanes, dst);
+          vf acc = vloadu(lanes(Wd), dst);
           for (int kw = 0; kw < s.KW; ++kw) {
             const float* src = cols + ((static_cast<size_t>(c) * s.KH + kh) * s.KW + kw) * ld +
                                static_cast<size_t>(oh) * OW;
             const int shift = s.pad_w - kw;  // input column iw reads output column iw + shift
-            const __mmask16 m = w_lanes & lane_mask(-shift, OW - shift);
-            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, src + shift));
+            const vmask m = lanes(std::max(-shift, 0), std::min(Wd, OW - shift));
+            acc = vadd(acc, vloadu(m, src + shift));
           }
-          _mm512_mask_storeu_ps(dst, w_lanes, acc);
+          vstoreu(dst, lanes(Wd), acc);
         }
     return;
   }
@@ -145,12 +131,11 @@ void col2im(const Conv2dShape& s, const float* cols, float* in, size_t ld) {
           if (ih < 0 || ih >= s.H) continue;
           const float* src = row + static_cast<size_t>(oh) * OW;
           float* dst = plane + static_cast<size_t>(ih) * s.W - s.pad_w + kw;
-#if defined(__AVX512F__)
+#if defined(ST_HAVE_SIMD)
           if (s.stride_w == 1) {
-            for (int ow = ow_lo; ow < ow_hi; ow += 16) {
-              const __mmask16 m = lane_mask(0, ow_hi - ow);
-              const __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + ow), _mm512_maskz_loadu_ps(m, src + ow));
-              _mm512_mask_storeu_ps(dst + ow, m, sum);
+            for (int ow = ow_lo; ow < ow_hi; ow += VL) {
+              const vmask m = lanes(ow_hi - ow);
+              vstoreu(dst + ow, m, vadd(vloadu(m, dst + ow), vloadu(m, src + ow)));
             }
             continue;
           }
@@ -158,14 +143,6 @@ void col2im(const Conv2dShape& s, const float* cols, float* in, size_t ld) {
           for (int ow = ow_lo; ow < ow_hi; ++ow) dst[ow * s.stride_w] += src[ow];
         }
       }
-}
-
-size_t conv2d_workspace_floats(const Conv2dShape& s) {
-  const size_t threads = static_cast<size_t>(std::max(1, omp_get_max_threads()));
-  const size_t cols = is_pointwise(s) ? 0 : col_rows(s) * col_cols(s);
-  const size_t partial_dw = static_cast<size_t>(s.OC) * col_rows(s);
-  const size_t partial_db = static_cast<size_t>(s.OC);
-  return threads * (cols + partial_dw + partial_db);
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y,
@@ -183,7 +160,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
         float* yn = y + n * y_image;
         const float* colsn = xn;
         if (cols_size) {
-          im2col(s, xn, cols);
+          ST_ISA_NS::im2col(s, xn, cols, 0);
           colsn = cols;
         }
         sgemm(false, false, s.OC, P, K, 1.0f, w, K, colsn, P, 0.0f, yn, P);
@@ -212,7 +189,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
         float* dxn = dx + n * x_image;
         float* colsn = cols_size ? cols : dxn;
         sgemm(true, false, K, P, s.OC, 1.0f, w, K, dy + n * y_image, P, 0.0f, colsn, P);
-        if (cols_size) col2im(s, cols, dxn);
+        if (cols_size) ST_ISA_NS::col2im(s, cols, dxn, 0);
       }
     }
   });
@@ -242,7 +219,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
         const float* dyn = dy + n * y_image;
         const float* colsn = xn;
         if (cols_size) {
-          im2col(s, xn, cols);
+          ST_ISA_NS::im2col(s, xn, cols, 0);
           colsn = cols;
         }
         sgemm(false, true, s.OC, K, P, 1.0f, dyn, P, colsn, P, n == n0 ? 0.0f : 1.0f, pdw, K);
@@ -273,4 +250,18 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   }
 }
 
+}  // namespace st::kernels::ST_ISA_NS
+
+#if defined(ST_ISA_GENERIC)  // no vector code: defined once, in the generic copy
+namespace st::kernels {
+
+size_t conv2d_workspace_floats(const Conv2dShape& s) {
+  const size_t threads = static_cast<size_t>(std::max(1, omp_get_max_threads()));
+  const size_t cols = ST_ISA_NS::is_pointwise(s) ? 0 : ST_ISA_NS::col_rows(s) * ST_ISA_NS::col_cols(s);
+  const size_t partial_dw = static_cast<size_t>(s.OC) * ST_ISA_NS::col_rows(s);
+  const size_t partial_db = static_cast<size_t>(s.OC);
+  return threads * (cols + partial_dw + partial_db);
+}
+
 }  // namespace st::kernels
+#endif

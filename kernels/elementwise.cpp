@@ -4,6 +4,7 @@
 // and adds the chunk results in chunk order, so a fixed thread count gives fixed bits.
 // Reference: kernels/reference.cpp (softmax_xent); tests: tests/kernels/test_elementwise.cpp.
 #include "kernels/elementwise.h"
+#include "kernels/isa_table.h"
 #include "kernels/parallel.h"
 
 #include <omp.h>
@@ -12,7 +13,7 @@
 #include <cassert>
 #include <cmath>
 
-namespace st::kernels {
+namespace st::kernels::ST_ISA_NS {
 namespace {
 
 constexpr int64_t kParallelMinElems = 1 << 16;
@@ -180,4 +181,4 @@ void argmax_rows(int rows, int cols, const float* x, int32_t* out) {
   });
 }
 
-}  // namespace st::kernels
+}  // namespace st::kernels::ST_ISA_NS

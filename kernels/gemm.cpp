@@ -15,8 +15,9 @@
 // Small problems (< 96³ multiply-adds) and calls from inside a parallel region run on one thread.
 // Reference: kernels/reference.cpp (ref::sgemm). Tests: tests/kernels/test_gemm.cpp.
 #include "kernels/gemm.h"
-#include "kernels/avx512.h"
+#include "kernels/isa_table.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 
 #include <omp.h>
 
@@ -27,23 +28,22 @@
 #include <memory>
 #include <vector>
 
-#if defined(__AVX512F__)
-// GCC 12 flags the intrinsics' internal _mm512_undefined_ps() as maybe-uninitialized (a known
-// false positive, fixed in GCC 13); silence it for this file only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#endif
-
-namespace st::kernels {
+namespace st::kernels::ST_ISA_NS {
 namespace {
 
+#if defined(ST_HAVE_SIMD) && !defined(__AVX512F__)
+// AVX2: 16 ymm registers hold a 6×16 tile (12 accumulators, 2 B vectors, 1 broadcast).
+constexpr int MR = 6;    // micro-tile rows (A values broadcast per k)
+constexpr int NR = 16;   // micro-tile cols (two 8-float vectors of B per k)
+#define ST_GEMM_MC_DEFAULT 120
+#else
 constexpr int MR = 8;    // micro-tile rows (A values broadcast per k)
 constexpr int NR = 32;   // micro-tile cols (two 16-float vectors of B per k)
+#define ST_GEMM_MC_DEFAULT 128
+#endif
 #ifndef ST_GEMM_KC  // overridable only for tuning experiments
 #define ST_GEMM_KC 256
-#define ST_GEMM_MC 128
+#define ST_GEMM_MC ST_GEMM_MC_DEFAULT
 #define ST_GEMM_NC 512
 #endif
 constexpr int KC = ST_GEMM_KC;  // depth of a packed block: B micro-panel KC×NR = 32 KiB fits L1
@@ -73,22 +73,25 @@ PackBuffers& pack_buffers() {
   return buffers;
 }
 
-#if defined(__AVX512F__)
-// dst[kk·ld_dst + i] = rows[i][k0 + kk] for i < STORE_ROWS (16 or 8), kk < 16: a 16×16 transpose
-// in registers, so packing reads whole cache lines and writes whole vectors instead of scalar
-// scatters. With STORE_ROWS == 8 only rows 0..7 are stored (an A micro-panel is 8 rows tall).
+#if defined(ST_HAVE_SIMD)
+// dst[kk·ld_dst + i] = rows[i][k0 + kk] for i < STORE_ROWS (VL, or 8 of AVX-512's 16), kk < VL:
+// a VL×VL transpose in registers, so packing reads whole cache lines and writes whole vectors
+// instead of scalar scatters. With STORE_ROWS == 8 only rows 0..7 are stored (an A micro-panel is
+// 8 rows tall).
 template <int STORE_ROWS>
-inline void transpose16x16_store(const float* const* rows, int k0, float* dst, int ld_dst) {
-  static_assert(STORE_ROWS == 16 || STORE_ROWS == 8, "a zmm or its lower ymm half");
-  __m512 r[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows[i] + k0);
-  transpose16(r);
-  for (int kk = 0; kk < 16; ++kk) {
+inline void transpose_store(const float* const* rows, int k0, float* dst, int ld_dst) {
+  vf r[VL];
+  for (int i = 0; i < VL; ++i) r[i] = vloadu(rows[i] + k0);
+  transpose(r);
+  for (int kk = 0; kk < VL; ++kk) {
     float* d = dst + kk * ld_dst;
-    if constexpr (STORE_ROWS == 16) {
-      _mm512_store_ps(d, r[kk]);
+    if constexpr (STORE_ROWS == VL) {
+      vstore(d, r[kk]);
     } else {
+#if defined(__AVX512F__)
+      static_assert(STORE_ROWS == 8, "a zmm or its lower ymm half");
       _mm256_store_ps(d, _mm512_castps512_ps256(r[kk]));
+#endif
     }
   }
 }
@@ -110,7 +113,7 @@ void pack_a(bool trans_a, const float* A, int lda, int i0, int mc, int p0, int k
 #if defined(__AVX512F__)
       static_assert(MR == 8, "the transpose stores 8-row panels");
       for (int i = MR; i < 16; ++i) src[i] = src[i - MR];  // loaded, then discarded
-      for (; k + 16 <= kc; k += 16) transpose16x16_store<8>(src, k, dst + k * MR, MR);
+      for (; k + 16 <= kc; k += 16) transpose_store<8>(src, k, dst + k * MR, MR);
 #endif
       for (; k < kc; ++k)
         for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i][k];
@@ -144,11 +147,10 @@ void pack_b(bool trans_b, const float* B, int ldb, int j0, int nc, int p0, int k
       for (int j = 0; j < NR; ++j)
         src[j] = j < nr ? B + static_cast<size_t>(j0 + jp + j) * ldb + p0 : kZeros;
       int k = 0;
-#if defined(__AVX512F__)
-      for (; k + 16 <= kc; k += 16) {
-        transpose16x16_store<16>(src, k, dst + k * NR, NR);
-        transpose16x16_store<16>(src + 16, k, dst + k * NR + 16, NR);
-      }
+#if defined(ST_HAVE_SIMD)
+      static_assert(NR % VL == 0, "whole vectors per micro-panel row");
+      for (; k + VL <= kc; k += VL)
+        for (int jb = 0; jb < NR; jb += VL) transpose_store<VL>(src + jb, k, dst + k * NR + jb, NR);
 #endif
       for (; k < kc; ++k)
         for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j][k];
@@ -170,6 +172,7 @@ inline void store_tile_scalar(const float* acc, int mr, int nr, float alpha, flo
   }
 }
 
+#if !defined(ST_HAVE_SIMD)
 // Portable micro-kernel: fixed trip counts so g++ keeps acc in vector registers.
 void micro_kernel_generic(int kc, const float* __restrict Ap, const float* __restrict Bp, int mr,
                           int nr, float alpha, float beta, float* C, int ldc) {
@@ -182,6 +185,8 @@ void micro_kernel_generic(int kc, const float* __restrict Ap, const float* __res
   }
   store_tile_scalar(acc, mr, nr, alpha, beta, C, ldc);
 }
+
+#endif
 
 #if defined(__AVX512F__)
 // MR×32 tile in 16 zmm accumulators; A values are broadcast from the packed panel.
@@ -228,6 +233,44 @@ void micro_kernel_avx512(int kc, const float* __restrict Ap, const float* __rest
     }
     _mm512_mask_storeu_ps(c, m0, r0);
     _mm512_mask_storeu_ps(c + 16, m1, r1);
+  }
+}
+#endif
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// MR×16 tile (6×16) in 12 ymm accumulators; A values are broadcast from the packed panel.
+void micro_kernel_avx2(int kc, const float* __restrict Ap, const float* __restrict Bp, int mr,
+                       int nr, float alpha, float beta, float* C, int ldc) {
+  __m256 c[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(Ap + i);
+      c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+  const __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
+  const vmask m0 = lanes(nr), m1 = lanes(nr - 8);
+  for (int i = 0; i < mr; ++i) {
+    float* cr = C + static_cast<size_t>(i) * ldc;
+    __m256 r0 = _mm256_mul_ps(valpha, c[i][0]), r1 = _mm256_mul_ps(valpha, c[i][1]);
+    if (beta != 0.0f) {
+      r0 = _mm256_fmadd_ps(vbeta, vloadu(m0, cr), r0);
+      r1 = _mm256_fmadd_ps(vbeta, vloadu(m1, cr + 8), r1);
+    }
+    if (nr == NR) {
+      _mm256_storeu_ps(cr, r0);
+      _mm256_storeu_ps(cr + 8, r1);
+    } else {
+      vstoreu(cr, m0, r0);
+      vstoreu(cr + 8, m1, r1);
+    }
   }
 }
 #endif
@@ -378,16 +421,11 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
            const float* B, int ldb, float beta, float* C, int ldc) {
 #if defined(__AVX512F__)
   sgemm_impl(micro_kernel_avx512, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#elif defined(__AVX2__)
+  sgemm_impl(micro_kernel_avx2, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #else
   sgemm_impl(micro_kernel_generic, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
 
-namespace detail {
-void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-                    int lda, const float* B, int ldb, float beta, float* C, int ldc) {
-  sgemm_impl(micro_kernel_generic, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-}  // namespace detail
-
-}  // namespace st::kernels
+}  // namespace st::kernels::ST_ISA_NS

@@ -12,11 +12,4 @@ namespace st::kernels {
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
 
-namespace detail {
-// The same blocked GEMM with the portable (auto-vectorized) micro-kernel instead of the AVX-512
-// one, so tests cover the fallback path on machines that would otherwise never run it.
-void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-                    int lda, const float* B, int ldb, float beta, float* C, int ldc);
-}  // namespace detail
-
 }  // namespace st::kernels

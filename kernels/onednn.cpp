@@ -55,6 +55,32 @@ dnnl::stream& cpu_stream() {
     if (st_status_ != dnnl_success) fail(where, dnnl_status2str(st_status_), __FILE__, __LINE__); \
   } while (0)
 
+}  // namespace
+
+void limit_onednn_isa(Isa isa) {
+  if (std::getenv("DNNL_MAX_CPU_ISA")) return;
+  // The status is ignored on purpose: after oneDNN's first primitive the cap cannot change.
+  (void)dnnl::set_max_cpu_isa(isa == Isa::avx512 ? dnnl::cpu_isa::all
+                              : isa == Isa::avx2 ? dnnl::cpu_isa::avx2
+                                                 : dnnl::cpu_isa::sse41);
+}
+
+std::string onednn_isa_name() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
+}
+
+namespace {
+
 memory::desc plain_md(const memory::dims& dims, Tag tag) { return memory::desc(dims, Dt::f32, tag); }
 
 // A memory object whose buffer is the caller's pointer, bound at each call.

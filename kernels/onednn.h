@@ -10,9 +10,18 @@
 // Reference: kernels/reference.h. Tests: tests/kernels/test_onednn.cpp.
 #pragma once
 #include <memory>
+#include <string>
+
 #include "kernels/conv.h"
+#include "kernels/isa.h"
 
 namespace st::kernels {
+
+// Caps oneDNN's own instruction set at `isa`'s level (sse41 for generic) unless DNNL_MAX_CPU_ISA is
+// set. oneDNN accepts this only before its first primitive, so only the first call can take effect.
+void limit_onednn_isa(Isa isa);
+// oneDNN's effective instruction set, e.g. "avx512_core" or "avx2".
+std::string onednn_isa_name();
 
 class OnednnLinear {
  public:

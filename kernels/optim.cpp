@@ -2,12 +2,13 @@
 // One pass over memory per step; the mask is applied in the same pass, so a pruned weight and its
 // state are zeroed without a second sweep. Tests: tests/kernels/test_optim.cpp.
 #include "kernels/optim.h"
+#include "kernels/isa_table.h"
 #include "kernels/parallel.h"
 
 #include <cassert>
 #include <cmath>
 
-namespace st::kernels {
+namespace st::kernels::ST_ISA_NS {
 namespace {
 constexpr int64_t kParallelMinElems = 1 << 15;
 }
@@ -81,6 +82,20 @@ void sgd_update(int64_t n, float* w, const float* g, float* momentum_buf, float 
   });
 }
 
+void adam_update(int64_t n, float* w, const float* g, float* m, float* v, float lr, float beta1,
+                 float beta2, float eps, float weight_decay, bool decoupled, int64_t step,
+                 const uint8_t* mask) {
+  const AdamRule r{adam_constants(lr, beta1, beta2, weight_decay, decoupled, step), beta1, beta2, eps};
+  parallel_range(n, worth_parallel(n, kParallelMinElems), [&](int64_t i0, int64_t i1) {
+    adam_range(i0, i1, w, g, m, v, r, mask);
+  });
+}
+
+}  // namespace st::kernels::ST_ISA_NS
+
+#if defined(ST_ISA_GENERIC)  // no vector code: defined once, in the generic copy
+namespace st::kernels {
+
 AdamConstants adam_constants(float lr, float beta1, float beta2, float weight_decay, bool decoupled,
                              int64_t step) {
   assert(step >= 1);
@@ -96,13 +111,5 @@ AdamConstants adam_constants(float lr, float beta1, float beta2, float weight_de
   return c;
 }
 
-void adam_update(int64_t n, float* w, const float* g, float* m, float* v, float lr, float beta1,
-                 float beta2, float eps, float weight_decay, bool decoupled, int64_t step,
-                 const uint8_t* mask) {
-  const AdamRule r{adam_constants(lr, beta1, beta2, weight_decay, decoupled, step), beta1, beta2, eps};
-  parallel_range(n, worth_parallel(n, kParallelMinElems), [&](int64_t i0, int64_t i1) {
-    adam_range(i0, i1, w, g, m, v, r, mask);
-  });
-}
-
 }  // namespace st::kernels
+#endif

@@ -6,15 +6,16 @@
 // writes only its own planes, which keeps backward's scatter race-free and deterministic.
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_pool.cpp.
 #include "kernels/pool.h"
-#include "kernels/avx512.h"
+#include "kernels/isa_table.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cstddef>
 
 
-namespace st::kernels {
+namespace st::kernels::ST_ISA_NS {
 namespace {
 
 // Parallel only when there is enough work to beat the fork/join cost.
@@ -34,7 +35,7 @@ void max_pool2x2_plane(int H, int W, int OH, int OW, const float* in, float* out
     const float* r1 = r0 + W;
     for (int ow0 = 0; ow0 < OW; ow0 += 16) {
       const int n = std::min(16, OW - ow0);
-      const __mmask16 m0 = low_mask(2 * n), m1 = low_mask(2 * n - 16);
+      const __mmask16 m0 = lanes(2 * n), m1 = lanes(2 * n - 16);
       const __m512 t0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow0), t1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow0 + 16);
       const __m512 u0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow0), u1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow0 + 16);
       const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
@@ -51,9 +52,44 @@ void max_pool2x2_plane(int H, int W, int OH, int OW, const float* in, float* out
       gt = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ);
       best = _mm512_mask_blend_ps(gt, best, d);
       bi = _mm512_mask_blend_epi32(gt, bi, _mm512_add_epi32(ia, _mm512_set1_epi32(W + 1)));
-      const __mmask16 mo = low_mask(n);
+      const __mmask16 mo = lanes(n);
       _mm512_mask_storeu_ps(out + static_cast<size_t>(oh) * OW + ow0, mo, best);
       _mm512_mask_storeu_epi32(arg + static_cast<size_t>(oh) * OW + ow0, mo, bi);
+    }
+  }
+}
+#elif defined(ST_HAVE_SIMD)
+// The same with 8 outputs at a time: shuffles split 16 input floats into even and odd columns.
+void max_pool2x2_plane(int H, int W, int OH, int OW, const float* in, float* out, int32_t* arg) {
+  (void)H;
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  auto split = [](__m256 lo, __m256 hi, __m256& ev, __m256& od) {
+    ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+    od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+  };
+  auto take = [](__m256 cand, __m256i cand_i, __m256& best, __m256i& bi) {
+    const __m256 gt = _mm256_cmp_ps(cand, best, _CMP_GT_OQ);
+    best = _mm256_blendv_ps(best, cand, gt);
+    bi = _mm256_blendv_epi8(bi, cand_i, _mm256_castps_si256(gt));
+  };
+  for (int oh = 0; oh < OH; ++oh) {
+    const float* r0 = in + static_cast<size_t>(2 * oh) * W;
+    const float* r1 = r0 + W;
+    for (int ow0 = 0; ow0 < OW; ow0 += 8) {
+      const int n = std::min(8, OW - ow0);
+      const vmask m0 = lanes(2 * n), m1 = lanes(2 * n - 8);
+      __m256 a, b, c, d;
+      split(vloadu(m0, r0 + 2 * ow0), vloadu(m1, r0 + 2 * ow0 + 8), a, b);
+      split(vloadu(m0, r1 + 2 * ow0), vloadu(m1, r1 + 2 * ow0 + 8), c, d);
+      const __m256i ia = _mm256_add_epi32(_mm256_set1_epi32(2 * oh * W + 2 * ow0), even);
+      __m256 best = a;
+      __m256i bi = ia;
+      take(b, _mm256_add_epi32(ia, _mm256_set1_epi32(1)), best, bi);
+      take(c, _mm256_add_epi32(ia, _mm256_set1_epi32(W)), best, bi);
+      take(d, _mm256_add_epi32(ia, _mm256_set1_epi32(W + 1)), best, bi);
+      const vmask mo = lanes(n);
+      vstoreu(out + static_cast<size_t>(oh) * OW + ow0, mo, best);
+      _mm256_maskstore_epi32(arg + static_cast<size_t>(oh) * OW + ow0, mo, bi);
     }
   }
 }
@@ -65,7 +101,7 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
   const int OH = s.OH(), OW = s.OW();
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
-#if defined(__AVX512F__)
+#if defined(ST_HAVE_SIMD)
   if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0) {
     const int H = s.H, W = s.W;
     parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
@@ -152,4 +188,4 @@ void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx) {
   });
 }
 
-}  // namespace st::kernels
+}  // namespace st::kernels::ST_ISA_NS

@@ -5,14 +5,16 @@
 //   dx:       scatter_row: dy's vector at (oc, p) is added into dxp at base(p) + off(k); threads
 //             own disjoint batch lanes.
 //   dW:       16 nonzeros of a row at a time keep 16 vector partial sums over all pixels and
-//             lanes (one FMA per loaded input vector), reduced once by hsum16.
+//             lanes (one FMA per loaded input vector), reduced once by hsum (kernels/simd.h).
 // Pixel-major order (every output channel of one pixel, then the next pixel): one pixel's window
 // (C·KH·KW positions) stays in L1/L2 for all output channels, and the next pixel's window overlaps
 // it. Channel-major order swept the whole input (2 MB on SimpleCNN's conv2) once per output
 // channel: pixel-major made SimpleCNN's CSR step 1.3× faster. The padded input is KH·KW times
 // smaller than im2col's columns.
 #include "kernels/sparse_conv.h"
+#include "kernels/isa_table.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 #include "kernels/sparse_cpu.h"
 #include "kernels/sparse_rows.h"
 
@@ -22,7 +24,7 @@
 #include <string>
 #include <vector>
 
-namespace st::kernels {
+namespace st::kernels::ST_ISA_NS {
 namespace {
 constexpr int64_t kParallelMinElems = 1 << 15;
 using namespace detail;
@@ -52,7 +54,7 @@ int64_t split_pixel_rows(const std::vector<int32_t>& rp, int OC, int P, int t, i
   return first_reaching(units, cost(units) * t / T, cost);
 }
 
-#if defined(__AVX512F__)
+#if defined(ST_HAVE_SIMD)
 
 void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, const float* xp,
                   float* y, int64_t u0, int64_t u1) {
@@ -64,7 +66,7 @@ void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, 
   for (int n0 = 0; n0 < N; n0 += kChunk) {
     const int n = std::min(kChunk, N - n0);
     const auto fn = pick_spmm(n);
-    const __mmask16 tail = low_mask(n % 16);
+    const vmask tail = lanes(n % VL);
     for (int64_t u = u0; u < u1; ++u) {
       const int p = static_cast<int>(u / W.rows), oc = static_cast<int>(u % W.rows);
       fn(off, va, rp[oc], rp[oc + 1], k_last, xp + base(p) * N + n0, static_cast<size_t>(N),
@@ -83,7 +85,7 @@ void backward_data_lanes(const Conv2dShape& s, const CsrMatrix& W, const int32_t
   for (int c0 = n0; c0 < n1; c0 += kChunk) {
     const int n = std::min(kChunk, n1 - c0);
     const auto fn = pick_scatter(n);
-    const __mmask16 tail = low_mask(n % 16);
+    const vmask tail = lanes(n % VL);
     for (int p = 0; p < P; ++p) {
       float* dst = dxp + base(p) * N + c0;
       for (int oc = 0; oc < W.rows; ++oc)
@@ -94,27 +96,26 @@ void backward_data_lanes(const Conv2dShape& s, const CsrMatrix& W, const int32_t
   }
 }
 
-// d[i] += Σ_p Σ_lanes dy[p, lanes]·xp[base(p) + off[i], lanes] for i < cnt; one chunk of ≤ 128
-// lanes (dy0 and xp0 point at the chunk's first lane; rows are N floats apart).
+// d[i] += Σ_p Σ_lanes dy[p, lanes]·xp[base(p) + off[i], lanes] for i < cnt (≤ VL); one chunk of
+// ≤ kChunk lanes (dy0 and xp0 point at the chunk's first lane; rows are N floats apart).
 template <int NV, bool TAIL>
 void wgrad_chunk(const int32_t* off, int cnt, int P, const PixelBase& base, const float* dy0,
-                 const float* xp0, size_t N, __m512* d, __mmask16 tail) {
-  __m512 acc[16];
-  for (int i = 0; i < 16; ++i) acc[i] = d[i];
+                 const float* xp0, size_t N, vf* d, vmask tail) {
+  vf acc[VL];
+  for (int i = 0; i < VL; ++i) acc[i] = d[i];
   for (int p = 0; p < P; ++p) {
     const float* dyr = dy0 + static_cast<size_t>(p) * N;
     const float* xb = xp0 + static_cast<size_t>(base(p)) * N;
-    __m512 xv[NV];
+    vf xv[NV];
     for (int v = 0; v < NV; ++v) xv[v] = load_v<NV, TAIL>(dyr, v, tail);
-    for (int i = 0; i < 16; ++i) {
+    for (int i = 0; i < VL; ++i) {
       if (i < cnt) {
         const float* xr = xb + static_cast<size_t>(off[i]) * N;
-        for (int v = 0; v < NV; ++v)
-          acc[i] = _mm512_fmadd_ps(xv[v], load_v<NV, TAIL>(xr, v, tail), acc[i]);
+        for (int v = 0; v < NV; ++v) acc[i] = vfmadd(xv[v], load_v<NV, TAIL>(xr, v, tail), acc[i]);
       }
     }
   }
-  for (int i = 0; i < 16; ++i) d[i] = acc[i];
+  for (int i = 0; i < VL; ++i) d[i] = acc[i];
 }
 
 template <int NV, bool TAIL>
@@ -130,19 +131,19 @@ void backward_weights_rows(const Conv2dShape& s, const CsrMatrix& W, const int32
   const int32_t* rp = W.row_ptr.data();
   for (int oc = r0; oc < r1; ++oc) {
     const float* dyrow = dy + int64_t(oc) * P * N;
-    for (int32_t k = rp[oc]; k < rp[oc + 1]; k += 16) {
-      const int cnt = std::min<int32_t>(16, rp[oc + 1] - k);
-      __m512 d[16];
-      for (int i = 0; i < 16; ++i) d[i] = _mm512_setzero_ps();
+    for (int32_t k = rp[oc]; k < rp[oc + 1]; k += VL) {
+      const int cnt = std::min<int32_t>(VL, rp[oc + 1] - k);
+      vf d[VL];
+      for (int i = 0; i < VL; ++i) d[i] = vzero();
       for (int n0 = 0; n0 < N; n0 += kChunk) {
         const int n = std::min(kChunk, N - n0);
         const auto fn = pick_nv<WgradChunk>(n);
-        fn(off + k, cnt, P, base, dyrow + n0, xp + n0, static_cast<size_t>(N), d, low_mask(n % 16));
+        fn(off + k, cnt, P, base, dyrow + n0, xp + n0, static_cast<size_t>(N), d, lanes(n % VL));
       }
-      __m512 sums = hsum16(d);
-      const __mmask16 m = low_mask(cnt);
-      if (accumulate) sums = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dw + k), sums);
-      _mm512_mask_storeu_ps(dw + k, m, sums);
+      vf sums = hsum(d);
+      const vmask m = lanes(cnt);
+      if (accumulate) sums = vadd(vloadu(m, dw + k), sums);
+      vstoreu(dw + k, m, sums);
     }
   }
 }
@@ -208,16 +209,6 @@ void check_weight(const Conv2dShape& s, const CsrMatrix& W, const char* fn) {
 }
 
 }  // namespace
-
-void conv_offsets(const Conv2dShape& s, const CsrMatrix& W, std::vector<int32_t>& off) {
-  check_weight(s, W, "conv_offsets");
-  const int Hp = padded_h(s), Wp = padded_w(s), khw = s.KH * s.KW;
-  off.resize(static_cast<size_t>(W.nnz()));
-  for (int64_t k = 0; k < W.nnz(); ++k) {
-    const int col = W.col_idx[k], c = col / khw, kh = (col % khw) / s.KW, kw = col % s.KW;
-    off[k] = (c * Hp + kh) * Wp + kw;
-  }
-}
 
 void csr_conv_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
                       const float* xp, float* y) {
@@ -326,7 +317,7 @@ void im2col_batch(const Conv2dShape& s, const float* x, float* cols) {
   const int64_t P = int64_t(s.OH()) * s.OW(), K = int64_t(s.C) * s.KH * s.KW, NP = P * s.N;
   const int64_t in_sz = int64_t(s.C) * s.H * s.W;
   parallel_for(s.N, worth_parallel(K * NP, kParallelMinElems), [=](int64_t n) {
-    im2col(s, x + n * in_sz, cols + n * P, static_cast<size_t>(NP));
+    ST_ISA_NS::im2col(s, x + n * in_sz, cols + n * P, static_cast<size_t>(NP));
   });
 }
 
@@ -334,7 +325,7 @@ void col2im_batch(const Conv2dShape& s, const float* cols, float* dx) {
   const int64_t P = int64_t(s.OH()) * s.OW(), K = int64_t(s.C) * s.KH * s.KW, NP = P * s.N;
   const int64_t in_sz = int64_t(s.C) * s.H * s.W;
   parallel_for(s.N, worth_parallel(K * NP, kParallelMinElems), [=](int64_t n) {
-    col2im(s, cols + n * P, dx + n * in_sz, static_cast<size_t>(NP));
+    ST_ISA_NS::col2im(s, cols + n * P, dx + n * in_sz, static_cast<size_t>(NP));
   });
 }
 
@@ -358,4 +349,20 @@ void nchw_to_cnp(int C, int N, int P, const float* y, float* a) {
   });
 }
 
+}  // namespace st::kernels::ST_ISA_NS
+
+#if defined(ST_ISA_GENERIC)  // no vector code: defined once, in the generic copy
+namespace st::kernels {
+
+void conv_offsets(const Conv2dShape& s, const CsrMatrix& W, std::vector<int32_t>& off) {
+  ST_ISA_NS::check_weight(s, W, "conv_offsets");
+  const int Hp = padded_h(s), Wp = padded_w(s), khw = s.KH * s.KW;
+  off.resize(static_cast<size_t>(W.nnz()));
+  for (int64_t k = 0; k < W.nnz(); ++k) {
+    const int col = W.col_idx[k], c = col / khw, kh = (col % khw) / s.KW, kw = col % s.KW;
+    off[k] = (c * Hp + kh) * Wp + kw;
+  }
+}
+
 }  // namespace st::kernels
+#endif

@@ -28,8 +28,9 @@
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_sparse.cpp.
 // Bench: bench/bench_kernels.cpp.
 #include "kernels/sparse_cpu.h"
-#include "kernels/avx512.h"
+#include "kernels/isa_table.h"
 #include "kernels/parallel.h"
+#include "kernels/simd.h"
 #include "kernels/sparse_rows.h"
 
 #include <omp.h>
@@ -40,19 +41,12 @@
 #include <cstdint>
 #include <vector>
 
-#if defined(__AVX512F__)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive in the intrinsics
-#endif
-#include <immintrin.h>
-#endif
-
-namespace st::kernels {
+namespace st::kernels::ST_ISA_NS {
 namespace {
 
 using namespace detail;
 
-#if defined(__AVX512F__)
+#if defined(ST_HAVE_SIMD)
 
 // Rows [r0, r1) of C = A·B + beta·C; c0 points at row r0 of C (leading dimension ldc).
 void spmm_rows(const CsrMatrix& A, int r0, int r1, const float* B, int N, float* c0, size_t ldc,
@@ -64,7 +58,7 @@ void spmm_rows(const CsrMatrix& A, int r0, int r1, const float* B, int N, float*
   for (int n0 = 0; n0 < N; n0 += kChunk) {
     const int n = std::min(kChunk, N - n0);
     const auto fn = pick_spmm(n);
-    const __mmask16 tail = low_mask(n % 16);
+    const vmask tail = lanes(n % VL);
     for (int r = r0; r < r1; ++r)
       fn(ci, va, rp[r], rp[r + 1], k_last, B + n0, static_cast<size_t>(N),
          c0 + static_cast<size_t>(r - r0) * ldc + n0, beta, tail);
@@ -72,104 +66,103 @@ void spmm_rows(const CsrMatrix& A, int r0, int r1, const float* B, int N, float*
 }
 
 // Column blocks [cb0, cb1) (of 16 columns) of at (cols, rows) = a (rows, cols)ᵀ + beta·at.
-// Each block walks down a's rows, so at's 16 rows are written as 16 sequential streams.
+// Each block walks down a's rows in VL×VL register transposes, so at's rows are written as
+// sequential streams.
 void transpose_blocks(int rows, int cols, const float* a, float* at, int cb0, int cb1,
                       float beta = 0.0f) {
-  const __m512 bv = _mm512_set1_ps(beta);
+  const vf bv = vset1(beta);
   // Walk along the shorter stride: a power-of-two stride of 4 KiB (e.g. 1024 floats) on the
   // strided side maps 16 lines into one L1 set and costs ~2× (measured on 1024-wide shapes).
   const bool rows_outer = rows < cols;
-  const int r_blocks = (rows + 15) / 16;
-  const int n_outer = rows_outer ? r_blocks : cb1 - cb0, n_inner = rows_outer ? cb1 - cb0 : r_blocks;
+  const int r_blocks = (rows + VL - 1) / VL;
+  const int c_lo = cb0 * 16, c_hi = std::min(cols, cb1 * 16);
+  const int c_blocks = c_lo < c_hi ? (c_hi - c_lo + VL - 1) / VL : 0;
+  const int n_outer = rows_outer ? r_blocks : c_blocks, n_inner = rows_outer ? c_blocks : r_blocks;
   for (int o = 0; o < n_outer; ++o) {
     for (int in = 0; in < n_inner; ++in) {
-      const int r0 = 16 * (rows_outer ? o : in), cb = cb0 + (rows_outer ? in : o);
-      const int nr = std::min(16, rows - r0);
-      const int c0 = cb * 16, nc = std::min(16, cols - c0);
-      const __mmask16 mc = low_mask(nc);
-      __m512 r[16];
-      for (int i = 0; i < 16; ++i) {
+      const int r0 = VL * (rows_outer ? o : in), c0 = c_lo + VL * (rows_outer ? in : o);
+      const int nr = std::min(VL, rows - r0);
+      const int nc = std::min(VL, c_hi - c0);
+      const vmask mc = lanes(nc);
+      vf r[VL];
+      for (int i = 0; i < VL; ++i) {
         const float* src = a + static_cast<size_t>(r0 + i) * cols + c0;
-        r[i] = i >= nr ? _mm512_setzero_ps() : nc == 16 ? _mm512_loadu_ps(src)
-                                                        : _mm512_maskz_loadu_ps(mc, src);
+        r[i] = i >= nr ? vzero() : nc == VL ? vloadu(src) : vloadu(mc, src);
       }
-      transpose16(r);
-      const __mmask16 mr = low_mask(nr);
+      transpose(r);
+      const vmask mr = lanes(nr);
       for (int j = 0; j < nc; ++j) {
         float* dst = at + static_cast<size_t>(c0 + j) * rows + r0;
-        __m512 v = r[j];
-        if (beta != 0.0f) v = _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(mr, dst), v);
-        if (nr == 16) _mm512_storeu_ps(dst, v);
-        else _mm512_mask_storeu_ps(dst, mr, v);
+        vf v = r[j];
+        if (beta != 0.0f) v = vfmadd(bv, vloadu(mr, dst), v);
+        if (nr == VL) vstoreu(dst, v);
+        else vstoreu(dst, mr, v);
       }
     }
   }
 }
 
-// out[k] (+)= dot(xrow, Y[cols[k], :]) for k in [k0, k1); N = 16·NV (last vector masked if TAIL).
+// out[k] (+)= dot(xrow, Y[cols[k], :]) for k in [k0, k1); N = VL·NV (last vector masked if TAIL).
+// VL nonzeros at a time give VL partial-sum vectors that one transpose-add tree reduces.
 template <int NV, bool TAIL>
 void sddmm_row(const int32_t* cols, int32_t k0, int32_t k1, int32_t k_last, const float* xrow,
-               const float* Y, size_t ldy, float* out, bool accumulate, __mmask16 tail) {
-  __m512 xv[NV];
+               const float* Y, size_t ldy, float* out, bool accumulate, vmask tail) {
+  vf xv[NV];
   for (int v = 0; v < NV; ++v) xv[v] = load_v<NV, TAIL>(xrow, v, tail);
-  for (int32_t k = k0; k < k1; k += 16) {
-    const int cnt = std::min<int32_t>(16, k1 - k);
-    __m512 d[16];
-    for (int i = 0; i < 16; ++i) {
+  for (int32_t k = k0; k < k1; k += VL) {
+    const int cnt = std::min<int32_t>(VL, k1 - k);
+    vf d[VL];
+    for (int i = 0; i < VL; ++i) {
       if (i < cnt) {
         const float* yr = Y + static_cast<size_t>(cols[k + i]) * ldy;
         if (kPrefetch > 0) {
           const float* p = Y + static_cast<size_t>(cols[std::min(k + i + kPrefetch, k_last)]) * ldy;
-          for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(p + 16 * v), _MM_HINT_T0);
+          for (int v = 0; v < NV; v += 64 / (4 * VL)) prefetch(p + VL * v);
         }
-        __m512 s0 = _mm512_mul_ps(xv[0], load_v<NV, TAIL>(yr, 0, tail));
-        __m512 s1 = _mm512_setzero_ps();
+        vf s0 = vmul(xv[0], load_v<NV, TAIL>(yr, 0, tail));
+        vf s1 = vzero();
         for (int v = 1; v < NV; ++v) {
-          if (v & 1) s1 = _mm512_fmadd_ps(xv[v], load_v<NV, TAIL>(yr, v, tail), s1);
-          else s0 = _mm512_fmadd_ps(xv[v], load_v<NV, TAIL>(yr, v, tail), s0);
+          if (v & 1) s1 = vfmadd(xv[v], load_v<NV, TAIL>(yr, v, tail), s1);
+          else s0 = vfmadd(xv[v], load_v<NV, TAIL>(yr, v, tail), s0);
         }
-        d[i] = _mm512_add_ps(s0, s1);
+        d[i] = vadd(s0, s1);
       } else {
-        d[i] = _mm512_setzero_ps();
+        d[i] = vzero();
       }
     }
-    __m512 sums = hsum16(d);
-    const __mmask16 m = low_mask(cnt);
-    if (accumulate) sums = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + k), sums);
-    _mm512_mask_storeu_ps(out + k, m, sums);
+    vf sums = hsum(d);
+    const vmask m = lanes(cnt);
+    if (accumulate) sums = vadd(vloadu(m, out + k), sums);
+    vstoreu(out + k, m, sums);
   }
 }
 
 // The same for any N (X's row re-read from L1 per nonzero).
 void sddmm_row_any(const int32_t* cols, int32_t k0, int32_t k1, const float* xrow,
                    const float* Y, int N, float* out, bool accumulate) {
-  const int full = N / 16;
-  const __mmask16 tail = low_mask(N % 16);
-  for (int32_t k = k0; k < k1; k += 16) {
-    const int cnt = std::min<int32_t>(16, k1 - k);
-    __m512 d[16];
-    for (int i = 0; i < 16; ++i) {
-      __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  const int full = N / VL;
+  const vmask tail = lanes(N % VL);
+  for (int32_t k = k0; k < k1; k += VL) {
+    const int cnt = std::min<int32_t>(VL, k1 - k);
+    vf d[VL];
+    for (int i = 0; i < VL; ++i) {
+      vf s0 = vzero(), s1 = vzero();
       if (i < cnt) {
         const float* yr = Y + static_cast<size_t>(cols[k + i]) * N;
         int v = 0;
         for (; v + 2 <= full; v += 2) {
-          s0 = _mm512_fmadd_ps(_mm512_loadu_ps(xrow + 16 * v), _mm512_loadu_ps(yr + 16 * v), s0);
-          s1 = _mm512_fmadd_ps(_mm512_loadu_ps(xrow + 16 * v + 16),
-                               _mm512_loadu_ps(yr + 16 * v + 16), s1);
+          s0 = vfmadd(vloadu(xrow + VL * v), vloadu(yr + VL * v), s0);
+          s1 = vfmadd(vloadu(xrow + VL * v + VL), vloadu(yr + VL * v + VL), s1);
         }
-        if (v < full)
-          s0 = _mm512_fmadd_ps(_mm512_loadu_ps(xrow + 16 * v), _mm512_loadu_ps(yr + 16 * v), s0);
-        if (N % 16)
-          s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, xrow + 16 * full),
-                               _mm512_maskz_loadu_ps(tail, yr + 16 * full), s1);
+        if (v < full) s0 = vfmadd(vloadu(xrow + VL * v), vloadu(yr + VL * v), s0);
+        if (N % VL) s1 = vfmadd(vloadu(tail, xrow + VL * full), vloadu(tail, yr + VL * full), s1);
       }
-      d[i] = _mm512_add_ps(s0, s1);
+      d[i] = vadd(s0, s1);
     }
-    __m512 sums = hsum16(d);
-    const __mmask16 m = low_mask(cnt);
-    if (accumulate) sums = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + k), sums);
-    _mm512_mask_storeu_ps(out + k, m, sums);
+    vf sums = hsum(d);
+    const vmask m = lanes(cnt);
+    if (accumulate) sums = vadd(vloadu(m, out + k), sums);
+    vstoreu(out + k, m, sums);
   }
 }
 
@@ -191,7 +184,7 @@ void sddmm_rows(const CsrMatrix& P, int r0, int r1, const float* X, const float*
   }
   const auto fn = pick_nv<SddmmRow>(N);
   const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(P.nnz() - 1, 0));
-  const __mmask16 tail = low_mask(N % 16);
+  const vmask tail = lanes(N % VL);
   for (int r = r0; r < r1; ++r)
     if (rp[r] < rp[r + 1])
       fn(ci, rp[r], rp[r + 1], k_last, X + static_cast<size_t>(r - r0) * N, Y, static_cast<size_t>(N), out,
@@ -207,7 +200,7 @@ void scatter_cols(const CsrMatrix& A, const float* B, int N, float* C, int n0, i
   for (int c0 = n0; c0 < n1; c0 += kChunk) {
     const int n = std::min(kChunk, n1 - c0);
     const auto fn = pick_scatter(n);
-    const __mmask16 tail = low_mask(n % 16);
+    const vmask tail = lanes(n % VL);
     for (int m = 0; m < A.rows; ++m)
       if (rp[m] < rp[m + 1])
         fn(ci, va, rp[m], rp[m + 1], B + static_cast<size_t>(m) * N + c0, C + c0,
@@ -217,29 +210,28 @@ void scatter_cols(const CsrMatrix& A, const float* B, int N, float* C, int n0, i
 
 
 // ---- x-stationary tile kernel for the Linear layout (y (B, OUT) = x (B, IN) · Wᵀ) ----
-// A tile of TB = 16·V batch rows of x is packed transposed, xtile (IN, TB): each nonzero W[o, k]
-// then costs V broadcast-FMAs with the TB floats at xtile[k]. 16 rows of W give 16×V vectors
-// (y[b0 : b0 + TB, o] for 16 o's) that register transposes turn into row pieces of y, so neither
+// A tile of TB = VL·V batch rows of x is packed transposed, xtile (IN, TB): each nonzero W[o, k]
+// then costs V broadcast-FMAs with the TB floats at xtile[k]. VL rows of W give VL×V vectors
+// (y[b0 : b0 + TB, o] for VL o's) that register transposes turn into row pieces of y, so neither
 // x nor y goes through a transposed copy in memory.
 
-// xtile (IN, ld) columns [c0, c0 + 16) = x[b0 : b0 + nb, :]ᵀ, lanes past nb zero.
-// Only k-blocks [kb0, kb1) (of 16) when given.
+// xtile (IN, ld) columns [c0, c0 + VL) = x[b0 : b0 + nb, :]ᵀ, lanes past nb zero.
+// Only k-blocks [kb0, kb1) (of VL) when given.
 void pack_tile(const float* x, int IN, int b0, int nb, float* xtile, int ld, int kb0 = 0,
                int kb1 = -1) {
-  if (kb1 < 0) kb1 = (IN + 15) / 16;
-  for (int k0 = 16 * kb0; k0 < std::min(IN, 16 * kb1); k0 += 16) {
-    const int nk = std::min(16, IN - k0);
-    const __mmask16 mk = low_mask(nk);
-    __m512 r[16];
-    for (int i = 0; i < 16; ++i)
-      r[i] = i < nb ? _mm512_maskz_loadu_ps(mk, x + static_cast<size_t>(b0 + i) * IN + k0)
-                    : _mm512_setzero_ps();
-    transpose16(r);
-    for (int j = 0; j < nk; ++j) _mm512_store_ps(xtile + static_cast<size_t>(k0 + j) * ld, r[j]);
+  if (kb1 < 0) kb1 = (IN + VL - 1) / VL;
+  for (int k0 = VL * kb0; k0 < std::min(IN, VL * kb1); k0 += VL) {
+    const int nk = std::min(VL, IN - k0);
+    const vmask mk = lanes(nk);
+    vf r[VL];
+    for (int i = 0; i < VL; ++i)
+      r[i] = i < nb ? vloadu(mk, x + static_cast<size_t>(b0 + i) * IN + k0) : vzero();
+    transpose(r);
+    for (int j = 0; j < nk; ++j) vstore(xtile + static_cast<size_t>(k0 + j) * ld, r[j]);
   }
 }
 
-// out[v] = Σ_k vals[k]·xtile[cols[k], 16v : 16v + 16] over [k0, k1). Nonzero i goes to partial
+// out[v] = Σ_k vals[k]·xtile[cols[k], VL·v : VL·v + VL] over [k0, k1). Nonzero i goes to partial
 // sum i % P; P·V = kChains independent FMA chains keep both FMA pipes busy through the 4-cycle
 // latency; the partials are added in a fixed order.
 #ifndef ST_SPMM_CHAINS
@@ -248,68 +240,68 @@ void pack_tile(const float* x, int IN, int b0, int nb, float* xtile, int ld, int
 constexpr int kChains = ST_SPMM_CHAINS;
 template <int V>
 inline void tile_row(const int32_t* cols, const float* vals, int32_t k0, int32_t k1,
-                     const float* xtile, __m512* out) {
+                     const float* xtile, vf* out) {
   constexpr int P = V >= kChains ? 1 : kChains / V;
-  constexpr size_t ld = 16 * V;
-  __m512 p[P][V];
+  constexpr size_t ld = VL * V;
+  vf p[P][V];
   for (int q = 0; q < P; ++q)
-    for (int v = 0; v < V; ++v) p[q][v] = _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) p[q][v] = vzero();
   int32_t k = k0;
   for (; k + P <= k1; k += P)
     for (int q = 0; q < P; ++q) {
-      const __m512 a = _mm512_set1_ps(vals[k + q]);
+      const vf a = vset1(vals[k + q]);
       const float* xr = xtile + ld * static_cast<size_t>(cols[k + q]);
-      for (int v = 0; v < V; ++v) p[q][v] = _mm512_fmadd_ps(a, _mm512_load_ps(xr + 16 * v), p[q][v]);
+      for (int v = 0; v < V; ++v) p[q][v] = vfmadd(a, vload(xr + VL * v), p[q][v]);
     }
   for (int q = 0; k + q < k1; ++q) {
-    const __m512 a = _mm512_set1_ps(vals[k + q]);
+    const vf a = vset1(vals[k + q]);
     const float* xr = xtile + ld * static_cast<size_t>(cols[k + q]);
-    for (int v = 0; v < V; ++v) p[q][v] = _mm512_fmadd_ps(a, _mm512_load_ps(xr + 16 * v), p[q][v]);
+    for (int v = 0; v < V; ++v) p[q][v] = vfmadd(a, vload(xr + VL * v), p[q][v]);
   }
   for (int v = 0; v < V; ++v) {  // pairwise tree over the P partials
     for (int width = P / 2; width >= 1; width /= 2)
-      for (int q = 0; q < width; ++q) p[q][v] = _mm512_add_ps(p[q][v], p[q + width][v]);
+      for (int q = 0; q < width; ++q) p[q][v] = vadd(p[q][v], p[q + width][v]);
     out[v] = p[0][v];
   }
 }
 
-// y[b0 : b0 + nb, o0 : o1] = (W[o0 : o1, :] · xtileᵀ)ᵀ + beta·y; o0 is a multiple of 16.
+// y[b0 : b0 + nb, o0 : o1] = (W[o0 : o1, :] · xtileᵀ)ᵀ + beta·y; o0 is a multiple of VL.
 template <int V>
-void tile_rows(const CsrMatrix& W, int o0, int o1, const float* xtile, int b0, int nb, float* y,
+void tile_rows(const CsrMatrix& Wm, int o0, int o1, const float* xtile, int b0, int nb, float* y,
                float beta) {
-  const int OUT = W.rows;
-  const int32_t* rp = W.row_ptr.data();
-  const int32_t* ci = W.col_idx.data();
-  const float* va = W.values.data();
-  const __m512 bv = _mm512_set1_ps(beta);
-  alignas(64) float rows_buf[V > 1 ? 16 * V * 16 : 1];
-  for (int g = o0; g < o1; g += 16) {
-    const int ng = std::min(16, o1 - g);
-    const __mmask16 mo = low_mask(ng);
-    __m512 acc[16];
+  const int OUT = Wm.rows;
+  const int32_t* rp = Wm.row_ptr.data();
+  const int32_t* ci = Wm.col_idx.data();
+  const float* va = Wm.values.data();
+  const vf bv = vset1(beta);
+  alignas(64) float rows_buf[V > 1 ? VL * V * VL : 1];
+  for (int g = o0; g < o1; g += VL) {
+    const int ng = std::min(VL, o1 - g);
+    const vmask mo = lanes(ng);
+    vf acc[VL];
     for (int v = 0; v < V; ++v) {
       if constexpr (V == 1) {
-        for (int i = 0; i < 16; ++i)
+        for (int i = 0; i < VL; ++i)
           if (i < ng) tile_row<1>(ci, va, rp[g + i], rp[g + i + 1], xtile, &acc[i]);
-          else acc[i] = _mm512_setzero_ps();
+          else acc[i] = vzero();
       } else {
         if (v == 0)
-          for (int i = 0; i < 16; ++i) {
-            __m512 r[V];
+          for (int i = 0; i < VL; ++i) {
+            vf r[V];
             if (i < ng) tile_row<V>(ci, va, rp[g + i], rp[g + i + 1], xtile, r);
-            else for (int w = 0; w < V; ++w) r[w] = _mm512_setzero_ps();
-            for (int w = 0; w < V; ++w) _mm512_store_ps(rows_buf + 16 * (w * 16 + i), r[w]);
+            else for (int w = 0; w < V; ++w) r[w] = vzero();
+            for (int w = 0; w < V; ++w) vstore(rows_buf + VL * (w * VL + i), r[w]);
           }
-        for (int i = 0; i < 16; ++i) acc[i] = _mm512_load_ps(rows_buf + 16 * (v * 16 + i));
+        for (int i = 0; i < VL; ++i) acc[i] = vload(rows_buf + VL * (v * VL + i));
       }
-      transpose16(acc);  // acc[j] = y[b0 + 16v + j, g : g + 16]
-      const int nbv = std::min(16, nb - 16 * v);
+      transpose(acc);  // acc[j] = y[b0 + VL·v + j, g : g + VL]
+      const int nbv = std::min(VL, nb - VL * v);
       for (int j = 0; j < nbv; ++j) {
-        float* dst = y + static_cast<size_t>(b0 + 16 * v + j) * OUT + g;
-        __m512 val = acc[j];
-        if (beta != 0.0f) val = _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(mo, dst), val);
-        if (ng == 16) _mm512_storeu_ps(dst, val);
-        else _mm512_mask_storeu_ps(dst, mo, val);
+        float* dst = y + static_cast<size_t>(b0 + VL * v + j) * OUT + g;
+        vf val = acc[j];
+        if (beta != 0.0f) val = vfmadd(bv, vloadu(mo, dst), val);
+        if (ng == VL) vstoreu(dst, val);
+        else vstoreu(dst, mo, val);
       }
     }
   }
@@ -322,11 +314,11 @@ float* aligned_scratch(std::vector<float>& v, size_t n) {
 }
 
 template <int V>
-void xwt_tiled(const CsrMatrix& W, const float* x, int batch, float* y, float beta) {
-  constexpr int TB = 16 * V;
-  const int OUT = W.rows, IN = W.cols;
+void xwt_tiled(const CsrMatrix& Wm, const float* x, int batch, float* y, float beta) {
+  constexpr int TB = VL * V;
+  const int OUT = Wm.rows, IN = Wm.cols;
   const int tiles = (batch + TB - 1) / TB;
-  const int T = threads_for((W.nnz() + OUT + IN) * static_cast<int64_t>(batch));
+  const int T = threads_for((Wm.nnz() + OUT + IN) * static_cast<int64_t>(batch));
   parallel_region(T, [&](int t, int nt) {
     // Work units: (batch tile, row chunk), tile-major. Whole tiles per thread when they divide
     // evenly (each thread packs only its own tiles); otherwise every tile is split into nt row
@@ -340,86 +332,90 @@ void xwt_tiled(const CsrMatrix& W, const float* x, int batch, float* y, float be
     for (int u = u0; u < u1; ++u) {
       const int tile = u / chunks, chunk = u % chunks;
       const int b0 = tile * TB, nb = std::min(TB, batch - b0);
-      const int r0 = std::min(OUT, 16 * split_units(W.row_ptr, OUT, 16, chunk, chunks));
-      const int r1 = std::min(OUT, 16 * split_units(W.row_ptr, OUT, 16, chunk + 1, chunks));
+      const int r0 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, chunk, chunks));
+      const int r1 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, chunk + 1, chunks));
       if (r0 >= r1) continue;
       if (packed != tile) {
         for (int v = 0; v < V; ++v)
-          pack_tile(x, IN, b0 + 16 * v, std::max(0, std::min(16, nb - 16 * v)), xtile + 16 * v, TB);
+          pack_tile(x, IN, b0 + VL * v, std::max(0, std::min(VL, nb - VL * v)), xtile + VL * v, TB);
         packed = tile;
       }
-      tile_rows<V>(W, r0, r1, xtile, b0, nb, y, beta);
+      tile_rows<V>(Wm, r0, r1, xtile, b0, nb, y, beta);
     }
   });
 }
 
 
-// out[k] (+)= Σ_lanes dyrow · xtile[cols[k]] over [k0, k1), for one tile of 32 batch rows: 16
-// nonzeros give 16 partial vectors that one transpose-add tree reduces (as csr_sddmm does).
+// out[k] (+)= Σ_lanes dyrow · xtile[cols[k]] over [k0, k1), for one tile of TB = 32 batch rows:
+// VL nonzeros give VL partial vectors that one transpose-add tree reduces (as csr_sddmm does).
+constexpr int kDyxTile = 32;
+constexpr int kDyxParts = kDyxTile / VL;  // vectors per tile line
 inline void sddmm_tile_row(const int32_t* cols, int32_t k0, int32_t k1, const float* dyrow,
                            const float* xtile, float* out, bool add) {
-  const __m512 d0 = _mm512_load_ps(dyrow), d1 = _mm512_load_ps(dyrow + 16);
-  for (int32_t k = k0; k < k1; k += 16) {
-    const int cnt = std::min<int32_t>(16, k1 - k);
-    __m512 d[16];
-    for (int i = 0; i < 16; ++i) {
+  vf dv[kDyxParts];
+  for (int h = 0; h < kDyxParts; ++h) dv[h] = vload(dyrow + VL * h);
+  for (int32_t k = k0; k < k1; k += VL) {
+    const int cnt = std::min<int32_t>(VL, k1 - k);
+    vf d[VL];
+    for (int i = 0; i < VL; ++i) {
       if (i < cnt) {
-        const float* xr = xtile + 32 * static_cast<size_t>(cols[k + i]);
-        d[i] = _mm512_fmadd_ps(d1, _mm512_load_ps(xr + 16), _mm512_mul_ps(d0, _mm512_load_ps(xr)));
+        const float* xr = xtile + kDyxTile * static_cast<size_t>(cols[k + i]);
+        vf s = vmul(dv[0], vload(xr));
+        for (int h = 1; h < kDyxParts; ++h) s = vfmadd(dv[h], vload(xr + VL * h), s);
+        d[i] = s;
       } else {
-        d[i] = _mm512_setzero_ps();
+        d[i] = vzero();
       }
     }
-    __m512 sums = hsum16(d);
-    const __mmask16 m = low_mask(cnt);
-    if (add) sums = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + k), sums);
-    _mm512_mask_storeu_ps(out + k, m, sums);
+    vf sums = hsum(d);
+    const vmask m = lanes(cnt);
+    if (add) sums = vadd(vloadu(m, out + k), sums);
+    vstoreu(out + k, m, sums);
   }
 }
 
 // dW at W's nonzeros (+)= (dyᵀ · x) there, in tiles of 32 batch rows (the SpMM's x-stationary
 // layout): each thread takes its rows (equal nnz) and, tile by tile, packs that tile of x
 // transposed (IN, 32) into its own buffer and walks its rows over it, so the tile it gathers from
-// (128 KiB at IN = 1024) stays in its L2. dy's 16-row × 32-batch pieces are transposed in
+// (128 KiB at IN = 1024) stays in its L2. dy's VL-row × 32-batch pieces are transposed in
 // registers on the way.
 // Every output adds the tiles' partial sums in tile order: deterministic for any thread count.
-void sddmm_dyx_tiled(const CsrMatrix& W, const float* dy, const float* x, int batch,
+void sddmm_dyx_tiled(const CsrMatrix& Wm, const float* dy, const float* x, int batch,
                      float* dw_values, bool accumulate) {
-  constexpr int TB = 32;
-  const int OUT = W.rows, IN = W.cols;
+  constexpr int TB = kDyxTile;
+  const int OUT = Wm.rows, IN = Wm.cols;
   const int tiles = (batch + TB - 1) / TB;
   const size_t tile_size = static_cast<size_t>(IN) * TB;
-  const int32_t* rp = W.row_ptr.data();
-  const int32_t* ci = W.col_idx.data();
-  const int T = threads_for((W.nnz() + OUT + IN) * static_cast<int64_t>(batch));
+  const int32_t* rp = Wm.row_ptr.data();
+  const int32_t* ci = Wm.col_idx.data();
+  const int T = threads_for((Wm.nnz() + OUT + IN) * static_cast<int64_t>(batch));
   parallel_region(T, [&](int t, int nt) {
     // Each thread packs every tile itself, one at a time, into its own buffer: the pack is cheap
     // next to the gathers, and no barrier or cross-core copy of a shared packed x is needed
     // (sharing one made 2 threads barely faster than 1 on LeNet-sized layers).
     static thread_local std::vector<float> tile_buf;
     float* xtile = aligned_scratch(tile_buf, tile_size);
-    const int r0 = std::min(OUT, 16 * split_units(W.row_ptr, OUT, 16, t, nt));
-    const int r1 = std::min(OUT, 16 * split_units(W.row_ptr, OUT, 16, t + 1, nt));
-    alignas(64) float dyblk[16 * TB];
+    const int r0 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, t, nt));
+    const int r1 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, t + 1, nt));
+    alignas(64) float dyblk[VL * TB];
     for (int tile = 0; tile < tiles; ++tile) {
       if (r0 >= r1) break;
-      for (int h = 0; h < 2; ++h) {
-        const int b0 = tile * TB + 16 * h;
-        pack_tile(x, IN, b0, std::max(0, std::min(16, batch - b0)), xtile + 16 * h, TB);
+      for (int h = 0; h < kDyxParts; ++h) {
+        const int b0 = tile * TB + VL * h;
+        pack_tile(x, IN, b0, std::max(0, std::min(VL, batch - b0)), xtile + VL * h, TB);
       }
       const bool add = accumulate || tile > 0;
-      for (int g = r0; g < r1; g += 16) {
-        const int ng = std::min(16, r1 - g);
+      for (int g = r0; g < r1; g += VL) {
+        const int ng = std::min(VL, r1 - g);
         if (rp[g] == rp[g + ng]) continue;
-        const __mmask16 mg = low_mask(ng);
-        for (int h = 0; h < 2; ++h) {  // dyblk[i][16h + j] = dy[b0 + j, g + i]
-          const int b0 = tile * TB + 16 * h, nb = std::max(0, std::min(16, batch - b0));
-          __m512 r[16];
-          for (int i = 0; i < 16; ++i)
-            r[i] = i < nb ? _mm512_maskz_loadu_ps(mg, dy + static_cast<size_t>(b0 + i) * OUT + g)
-                          : _mm512_setzero_ps();
-          transpose16(r);
-          for (int i = 0; i < 16; ++i) _mm512_store_ps(dyblk + TB * i + 16 * h, r[i]);
+        const vmask mg = lanes(ng);
+        for (int h = 0; h < kDyxParts; ++h) {  // dyblk[i][VL·h + j] = dy[b0 + j, g + i]
+          const int b0 = tile * TB + VL * h, nb = std::max(0, std::min(VL, batch - b0));
+          vf r[VL];
+          for (int i = 0; i < VL; ++i)
+            r[i] = i < nb ? vloadu(mg, dy + static_cast<size_t>(b0 + i) * OUT + g) : vzero();
+          transpose(r);
+          for (int i = 0; i < VL; ++i) vstore(dyblk + TB * i + VL * h, r[i]);
         }
         for (int i = 0; i < ng; ++i)
           sddmm_tile_row(ci, rp[g + i], rp[g + i + 1], dyblk + TB * i, xtile, dw_values, add);
@@ -538,10 +534,12 @@ void csr_sddmm(const CsrMatrix& P, const float* X, const float* Y, int N, float*
 
 void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta) {
   if (batch == 0 || W.rows == 0) return;
-#if defined(__AVX512F__)
-  // 32-row tiles: one index/broadcast per 2 FMAs and the tile (IN × 128 B) still fits L2 at
-  // IN = 4096; 16- and 64-row tiles measured slower at 1024² and 4096² (90–99% sparsity).
-  if (batch > 16) xwt_tiled<2>(W, x, batch, y, beta);
+#if defined(ST_HAVE_SIMD)
+  // 32-row tiles: one index/broadcast per 2 zmm FMAs (4 ymm) and the tile (IN × 128 B) still fits
+  // L2 at IN = 4096; 16- and 64-row tiles measured slower at 1024² and 4096² (90–99% sparsity).
+  // Small batches take the narrowest tile that holds them.
+  if (batch > 16) xwt_tiled<32 / VL>(W, x, batch, y, beta);
+  else if (VL == 8 && batch > 8) xwt_tiled<2>(W, x, batch, y, beta);
   else xwt_tiled<1>(W, x, batch, y, beta);
 #else
   const int OUT = W.rows, IN = W.cols;
@@ -563,7 +561,7 @@ void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float
 }
 
 void csr_spmm_dyw(const CsrMatrix& Wt, const float* dy, int batch, float* dx, float beta) {
-  csr_spmm_xwt(Wt, dy, batch, dx, beta);
+  ST_ISA_NS::csr_spmm_xwt(Wt, dy, batch, dx, beta);
 }
 
 void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batch,
@@ -573,7 +571,7 @@ void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batc
     if (!accumulate) std::fill_n(dw_values, W.nnz(), 0.0f);
     return;
   }
-#if defined(__AVX512F__)
+#if defined(ST_HAVE_SIMD)
   sddmm_dyx_tiled(W, dy, x, batch, dw_values, accumulate);
 #else
   const int OUT = W.rows, IN = W.cols;
@@ -595,4 +593,4 @@ void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batc
 #endif
 }
 
-}  // namespace st::kernels
+}  // namespace st::kernels::ST_ISA_NS

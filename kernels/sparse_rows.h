@@ -1,10 +1,11 @@
 // kernels/sparse_rows.h — row-level CSR building blocks shared by the CPU sparse kernels
 // (kernels/sparse_cpu.cpp: the matrix products; kernels/sparse_conv.cpp: the direct convolution).
 //   threads_for / split_units / even_split: the static, deterministic thread partition
-//   spmm_row<NV, TAIL>:    c (16·NV floats) = Σ_k vals[k]·B[cols[k]·ldb : +16·NV] + beta·c
-//   scatter_row<NV, TAIL>: C[cols[k]·ldc : +16·NV] += vals[k]·brow
-//   hsum16:                16 horizontal sums in one vector (transpose-add tree)
-// Internal to kernels/: not part of any public kernel contract.
+//   spmm_row<NV, TAIL>:    c (VL·NV floats) = Σ_k vals[k]·B[cols[k]·ldb : +VL·NV] + beta·c
+//   scatter_row<NV, TAIL>: C[cols[k]·ldc : +VL·NV] += vals[k]·brow
+// VL is the vector width of the instruction set being compiled (kernels/simd.h): 16 floats for
+// AVX-512, 8 for AVX2; a row slice of up to kChunk = 8·VL floats stays in registers.
+// Internal to kernels/, compiled once per instruction set (kernels/isa.h).
 #pragma once
 #include <omp.h>
 
@@ -14,23 +15,20 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/avx512.h"
+#include "kernels/simd.h"
 
-#if defined(__AVX512F__)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive in the intrinsics
-#endif
-#include <immintrin.h>
-#endif
-
-namespace st::kernels::detail {
+namespace st::kernels::ST_ISA_NS::detail {
 
 // Multiply-adds below which one thread wins. Measured on the 2-vCPU machine: with 1 << 15 a sparse
 // LeNet-300 step (fc1 at 95%: 0.75 M) ran 2x slower on 2 threads than on 1; 1 << 21 also kept
 // (1024, 1024, 128) at 99% (1.3 M) on one thread, at half the speed of two.
 constexpr int64_t kParallelMinWork = 1 << 20;
 constexpr int64_t kRowCost = 2;                // per-row overhead, in nonzeros, for the split
-constexpr int kChunk = 128;                    // most columns of C held in registers per row pass
+#if defined(ST_HAVE_SIMD)
+constexpr int kChunk = 8 * VL;                  // most columns of C held in registers per row pass
+#else
+constexpr int kChunk = 128;
+#endif
 
 inline int threads_for(int64_t work) {
   if (omp_in_parallel() || work < kParallelMinWork) return 1;
@@ -72,45 +70,27 @@ inline float* scratch(std::vector<float>& v, size_t n) {
   return v.data();
 }
 
-#if defined(__AVX512F__)
+#if defined(ST_HAVE_SIMD)
 
-// Lane i of the result = horizontal sum of d[i]: a transpose-add tree, 45 ops for 16 sums.
-inline __m512 hsum16(const __m512 d[16]) {
-  __m512 s[8], q[4], p[2];
-  for (int i = 0; i < 8; ++i)
-    s[i] = _mm512_add_ps(_mm512_unpacklo_ps(d[2 * i], d[2 * i + 1]),
-                         _mm512_unpackhi_ps(d[2 * i], d[2 * i + 1]));
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(s[2 * i]), b = _mm512_castps_pd(s[2 * i + 1]);
-    q[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
-                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
-  }
-  for (int i = 0; i < 2; ++i)
-    p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0x88),
-                         _mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0xDD));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(p[0], p[1], 0x88),
-                       _mm512_shuffle_f32x4(p[0], p[1], 0xDD));
+template <int NV, bool TAIL>
+inline vf load_v(const float* p, int v, vmask tail) {
+  if (TAIL && v == NV - 1) return vloadu(tail, p + VL * v);
+  return vloadu(p + VL * v);
 }
 
 template <int NV, bool TAIL>
-inline __m512 load_v(const float* p, int v, __mmask16 tail) {
-  if (TAIL && v == NV - 1) return _mm512_maskz_loadu_ps(tail, p + 16 * v);
-  return _mm512_loadu_ps(p + 16 * v);
-}
-
-template <int NV, bool TAIL>
-inline void store_v(float* p, int v, __mmask16 tail, __m512 x) {
-  if (TAIL && v == NV - 1) _mm512_mask_storeu_ps(p + 16 * v, tail, x);
-  else _mm512_storeu_ps(p + 16 * v, x);
+inline void store_v(float* p, int v, vmask tail, vf x) {
+  if (TAIL && v == NV - 1) vstoreu(p + VL * v, tail, x);
+  else vstoreu(p + VL * v, x);
 }
 
 // The instance of a row kernel K<NV, TAIL> (a struct whose static `fn` points at the function
-// template's instance) for a slice of n in [1, 128] columns: NV = ⌈n / 16⌉ vectors, the last one
-// masked when n is not a multiple of 16. Every CSR kernel dispatches its row width through this.
+// template's instance) for a slice of n in [1, 8·VL] columns: NV = ⌈n / VL⌉ vectors, the last one
+// masked when n is not a multiple of VL. Every CSR kernel dispatches its row width through this.
 template <template <int, bool> class K>
 inline std::remove_const_t<decltype(K<1, false>::fn)> pick_nv(int n) {
-  const bool tail = n % 16 != 0;
-  switch ((n + 15) / 16) {
+  const bool tail = n % VL != 0;
+  switch ((n + VL - 1) / VL) {
     case 1: return tail ? K<1, true>::fn : K<1, false>::fn;
     case 2: return tail ? K<2, true>::fn : K<2, false>::fn;
     case 3: return tail ? K<3, true>::fn : K<3, false>::fn;
@@ -122,7 +102,7 @@ inline std::remove_const_t<decltype(K<1, false>::fn)> pick_nv(int n) {
   }
 }
 
-// c (16·NV floats, the last vector masked by `tail` when TAIL) = Σ_k vals[k]·B[cols[k], :] + beta·c
+// c (VL·NV floats, the last vector masked by `tail` when TAIL) = Σ_k vals[k]·B[cols[k], :] + beta·c
 #ifndef ST_SPMM_PREFETCH
 #define ST_SPMM_PREFETCH 8
 #endif
@@ -130,42 +110,42 @@ constexpr int kPrefetch = ST_SPMM_PREFETCH;  // nonzeros ahead whose B row is pr
 
 template <int NV, bool TAIL>
 inline void spmm_row(const int32_t* cols, const float* vals, int32_t k0, int32_t k1, int32_t k_last,
-              const float* B, size_t ldb, float* c, float beta, __mmask16 tail) {
+              const float* B, size_t ldb, float* c, float beta, vmask tail) {
   constexpr int S = NV <= 2 ? 4 : NV <= 4 ? 2 : 1;  // independent accumulator sets
-  __m512 acc[S][NV];
+  vf acc[S][NV];
   for (int s = 0; s < S; ++s)
-    for (int v = 0; v < NV; ++v) acc[s][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) acc[s][v] = vzero();
   int32_t k = k0;
   for (; k + S <= k1; k += S) {
     for (int s = 0; s < S; ++s) {
       const float* b = B + static_cast<size_t>(cols[k + s]) * ldb;
       if (kPrefetch > 0) {  // B's rows are scattered: the hardware prefetcher cannot guess them
         const float* p = B + static_cast<size_t>(cols[std::min(k + s + kPrefetch, k_last)]) * ldb;
-        for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(p + 16 * v), _MM_HINT_T0);
+        for (int v = 0; v < NV; v += 64 / (4 * VL)) prefetch(p + VL * v);
       }
-      const __m512 a = _mm512_set1_ps(vals[k + s]);
+      const vf a = vset1(vals[k + s]);
       for (int v = 0; v < NV; ++v)
-        acc[s][v] = _mm512_fmadd_ps(a, load_v<NV, TAIL>(b, v, tail), acc[s][v]);
+        acc[s][v] = vfmadd(a, load_v<NV, TAIL>(b, v, tail), acc[s][v]);
     }
   }
   for (; k < k1; ++k) {
     const float* b = B + static_cast<size_t>(cols[k]) * ldb;
     if (kPrefetch > 0) {
       const float* p = B + static_cast<size_t>(cols[std::min(k + kPrefetch, k_last)]) * ldb;
-      for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(p + 16 * v), _MM_HINT_T0);
+      for (int v = 0; v < NV; v += 64 / (4 * VL)) prefetch(p + VL * v);
     }
-    const __m512 a = _mm512_set1_ps(vals[k]);
+    const vf a = vset1(vals[k]);
     for (int v = 0; v < NV; ++v)
-      acc[0][v] = _mm512_fmadd_ps(a, load_v<NV, TAIL>(b, v, tail), acc[0][v]);
+      acc[0][v] = vfmadd(a, load_v<NV, TAIL>(b, v, tail), acc[0][v]);
   }
   for (int s = 1; s < S; ++s)
-    for (int v = 0; v < NV; ++v) acc[0][v] = _mm512_add_ps(acc[0][v], acc[s][v]);
+    for (int v = 0; v < NV; ++v) acc[0][v] = vadd(acc[0][v], acc[s][v]);
   if (beta == 0.0f) {
     for (int v = 0; v < NV; ++v) store_v<NV, TAIL>(c, v, tail, acc[0][v]);
   } else {
-    const __m512 bv = _mm512_set1_ps(beta);
+    const vf bv = vset1(beta);
     for (int v = 0; v < NV; ++v)
-      store_v<NV, TAIL>(c, v, tail, _mm512_fmadd_ps(bv, load_v<NV, TAIL>(c, v, tail), acc[0][v]));
+      store_v<NV, TAIL>(c, v, tail, vfmadd(bv, load_v<NV, TAIL>(c, v, tail), acc[0][v]));
   }
 }
 
@@ -175,17 +155,17 @@ struct SpmmRow {
 };
 inline auto pick_spmm(int n) { return pick_nv<SpmmRow>(n); }
 
-// C[cols[k], :] += vals[k]·brow for k in [k0, k1) (16·NV columns, last vector masked if TAIL).
+// C[cols[k], :] += vals[k]·brow for k in [k0, k1) (VL·NV columns, last vector masked if TAIL).
 template <int NV, bool TAIL>
 inline void scatter_row(const int32_t* cols, const float* vals, int32_t k0, int32_t k1,
-                 const float* brow, float* C, size_t ldc, __mmask16 tail) {
-  __m512 bv[NV];
+                 const float* brow, float* C, size_t ldc, vmask tail) {
+  vf bv[NV];
   for (int v = 0; v < NV; ++v) bv[v] = load_v<NV, TAIL>(brow, v, tail);
   for (int32_t k = k0; k < k1; ++k) {
     float* c = C + static_cast<size_t>(cols[k]) * ldc;
-    const __m512 a = _mm512_set1_ps(vals[k]);
+    const vf a = vset1(vals[k]);
     for (int v = 0; v < NV; ++v)
-      store_v<NV, TAIL>(c, v, tail, _mm512_fmadd_ps(a, bv[v], load_v<NV, TAIL>(c, v, tail)));
+      store_v<NV, TAIL>(c, v, tail, vfmadd(a, bv[v], load_v<NV, TAIL>(c, v, tail)));
   }
 }
 
@@ -195,6 +175,6 @@ struct ScatterRow {
 };
 inline auto pick_scatter(int n) { return pick_nv<ScatterRow>(n); }
 
-#endif  // __AVX512F__
+#endif  // ST_HAVE_SIMD
 
-}  // namespace st::kernels::detail
+}  // namespace st::kernels::ST_ISA_NS::detail

@@ -4,9 +4,10 @@
 //                             → jr (NR-wide B micro-panel, stays in L1) → ir (MR-tall A micro-panel)
 // Packing turns all four transpose cases into one layout, pads edges with zeros (so the
 // micro-kernel never branches on shape inside its k loop) and keeps panels 64-byte aligned.
-// Micro-kernel: AVX-512 intrinsics (an 8×32 tile in 16 zmm accumulators; packing transposes
-// 16×16 blocks in registers) when __AVX512F__ is defined, otherwise a fixed-size loop nest that
-// g++ auto-vectorizes for whatever ISA it targets.
+// Compiled once per instruction set (kernels/isa.h). Micro-kernel: AVX-512 (an 8×32 tile in 16
+// zmm accumulators; packing transposes 16×16 blocks in registers), AVX2 (a 6×16 tile in 12 ymm;
+// B packing transposes 8×8 blocks), or, for plain x86-64, a fixed-size loop nest that g++
+// auto-vectorizes.
 // Threads: C is cut into a tm×tn grid of tiles of whole micro-panels; each thread packs its own
 // A and B panels (no barriers, no atomics). Every C element is summed over k in the same order
 // (KC blocks in order, k in order inside a block) whatever the tiling, so results are bitwise

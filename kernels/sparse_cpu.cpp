@@ -1,30 +1,34 @@
 // kernels/sparse_cpu.cpp — CSR kernels for sparse layers (see kernels/sparse_cpu.h for shapes).
-//   csr_spmm:   one CSR row at a time; the row's slice of C (≤ 128 floats = 8 zmm) stays in
-//               registers while A's nonzeros stream by: broadcast value, FMA with B's row.
-//               N > 128 runs in 128-column chunks (chunk outer, so B's slice is reused across
-//               rows); N % 16 != 0 ends in a masked vector. Short slices (≤ 4 zmm) keep 2–4
+// Compiled once per instruction set (kernels/isa.h); VL is the vector width (16 floats with
+// AVX-512, 8 with AVX2), figures below are for AVX-512 unless said.
+//   csr_spmm:   one CSR row at a time; the row's slice of C (≤ 8 vectors: 128 floats in 8 zmm)
+//               stays in registers while A's nonzeros stream by: broadcast value, FMA with B's
+//               row. Wider N runs in such chunks (chunk outer, so B's slice is reused across
+//               rows); N % VL != 0 ends in a masked vector. Short slices (≤ 4 vectors) keep 2–4
 //               independent accumulator sets so FMA latency does not bound them.
 //               B's rows are gathered at random, so the row of the nonzero 8 ahead is prefetched
 //               (−25% at 90–99% sparsity, measured).
 //   csr_spmm_xwt: the Linear forward in batch-major layout, x-stationary: 32 batch rows of x are
 //               packed transposed into a tile (IN, 32) (128 B per k, in L2 up to IN = 4096); each
-//               nonzero W[o, k] is one broadcast and 2 FMAs with the tile's line k; 16 rows of W
-//               give 16×2 vectors that register transposes write straight into y's rows. No
-//               transposed copy of x or y goes through memory (at 99% sparsity those copies cost
-//               as much as the product). W is streamed once per tile. Batch ≤ 16: 16-row tiles.
+//               nonzero W[o, k] is one broadcast and 2 FMAs (4 with AVX2) with the tile's line k;
+//               VL rows of W give VL×(32/VL) vectors that register transposes write straight into
+//               y's rows. No transposed copy of x or y goes through memory (at 99% sparsity those
+//               copies cost as much as the product). W is streamed once per tile. Small batches
+//               take VL-row (or 16-row) tiles.
 //               Threads take whole tiles when they divide evenly, else (tile, row chunk) units.
 //               (The row-at-a-time kernel on a transposed x, below, was 1.3–1.7× slower.)
 //   csr_spmm_t: C = Aᵀ·B scatters: for each row m of A, B's row (in registers) is added into the
 //               C rows named by A's columns. Threads own disjoint column slices of C, so there
 //               are no atomics and each C element is summed in A's row order.
-//   csr_sddmm:  X's row (≤ 128 floats) stays in registers; 16 nonzeros at a time produce 16
-//               partial-sum vectors that one transpose-add tree reduces into one vector of 16
+//   csr_sddmm:  X's row (≤ 8 vectors) stays in registers; VL nonzeros at a time produce VL
+//               partial-sum vectors that one transpose-add tree reduces into one vector of VL
 //               dot products (3 ops per nonzero instead of a full horizontal sum each).
 //   csr_sddmm_dyx: the same reduction on the xwt tiles: x packed once into (IN, 32) tiles, the
-//               threads' rows walked tile by tile (the gathered tile stays in L2), dy's 16×32
+//               threads' rows walked tile by tile (the gathered tile stays in L2), dy's VL×32
 //               pieces transposed in registers; outputs add the tiles' partials in tile order.
 // Threads: contiguous row ranges of equal cost (nnz + 2·rows), found by binary search on row_ptr
 // (static, deterministic, and the sum order of every output never depends on the split).
+// Without AVX2 the portable loops at the end of the file run (transposed copies + row kernels).
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_sparse.cpp.
 // Bench: bench/bench_kernels.cpp.
 #include "kernels/sparse_cpu.h"

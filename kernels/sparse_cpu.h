@@ -1,4 +1,5 @@
-// kernels/sparse_cpu.h — CSR kernels for sparse layers (OpenMP, AVX-512 when compiled for it).
+// kernels/sparse_cpu.h — CSR kernels for sparse layers (OpenMP; AVX-512, AVX2 or portable loops,
+// whichever instruction set is active: kernels/isa.h).
 // Core products; the N dimension is contiguous (row-major dense operands):
 //   csr_spmm:   C (M, N) = A_csr (M, K) · B (K, N)                    + beta·C
 //   csr_spmm_t: C (K, N) = A_csrᵀ (K, M) · B (M, N)                   + beta·C

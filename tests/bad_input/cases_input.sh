@@ -100,4 +100,15 @@ refused "a 50 MB value is not echoed whole" 1 "data.dataset|50000000 bytes" "$bi
 [ "$(wc -c <"$tmp/out")" -lt 2000 ] && ok || fail "the 50 MB value came back in a $(wc -c <"$tmp/out")-byte message"
 rm -f "$tmp/long_string.json"
 
+# The kernels' instruction set: a typo or a set this CPU lacks stops the command before it starts.
+refused "an unknown SPARSETRAIN_ISA" 1 "SPARSETRAIN_ISA|\"avx3\"|expected avx512, avx2 or generic" \
+  env SPARSETRAIN_ISA=avx3 "$bin" train "$cfg"
+if grep -q avx512f /proc/cpuinfo; then
+  skip "SPARSETRAIN_ISA naming a set this CPU lacks" "this CPU runs every set"
+else
+  refused "SPARSETRAIN_ISA naming a set this CPU lacks" 1 "SPARSETRAIN_ISA=avx512|this CPU cannot run" \
+    env SPARSETRAIN_ISA=avx512 "$bin" train "$cfg"
+fi
+accepted "SPARSETRAIN_ISA=generic" env SPARSETRAIN_ISA=generic "$bin" device
+
 finish

@@ -59,10 +59,9 @@ bool isa_supported(Isa isa) {
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512cd") && isa_supported(Isa::avx2);
-    case Isa::avx2:  // x86-64-v3
+    case Isa::avx2:  // x86-64-v3 (its F16C, LZCNT and MOVBE come with AVX2 on every such CPU)
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-             __builtin_cpu_supports("f16c") && __builtin_cpu_supports("movbe");
+             __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
     default: return true;
   }
 }

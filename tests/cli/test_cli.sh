@@ -95,6 +95,9 @@ expect_error "diverging run stops with a clear error" "training diverged" "$bin"
 # checkpoint resumes and evaluates on the other device.
 expect_ok "device" "$bin" device
 contains "device names the backend" "cuda backend:" "$tmp/out"
+contains "device names the CPU kernels' instruction set" "cpu kernels: " "$tmp/out"
+SPARSETRAIN_ISA=generic "$bin" device >"$tmp/dev_generic" 2>&1
+contains "SPARSETRAIN_ISA picks the CPU kernels" "cpu kernels: generic" "$tmp/dev_generic"
 env -u SPARSETRAIN_CUDA_EMULATION "$bin" device >"$tmp/dev_plain" 2>&1
 if grep -q "^device: none" "$tmp/dev_plain"; then
   expect_error "cuda without a device" 'asks for device "cuda"' env -u SPARSETRAIN_CUDA_EMULATION \

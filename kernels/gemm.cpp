@@ -159,6 +159,7 @@ void pack_b(bool trans_b, const float* B, int ldb, int j0, int nc, int p0, int k
   }
 }
 
+#if !defined(ST_HAVE_SIMD)
 // C[0:mr, 0:nr] = alpha · acc + beta · C   (beta == 0: C is not read).
 inline void store_tile_scalar(const float* acc, int mr, int nr, float alpha, float beta, float* C,
                               int ldc) {
@@ -173,7 +174,6 @@ inline void store_tile_scalar(const float* acc, int mr, int nr, float alpha, flo
   }
 }
 
-#if !defined(ST_HAVE_SIMD)
 // Portable micro-kernel: fixed trip counts so g++ keeps acc in vector registers.
 void micro_kernel_generic(int kc, const float* __restrict Ap, const float* __restrict Bp, int mr,
                           int nr, float alpha, float beta, float* C, int ldc) {

@@ -19,21 +19,14 @@ const KernelTable& table_of(Isa isa) {
   }
 }
 
-struct Active {
-  std::atomic<const KernelTable*> table{nullptr};
-  std::atomic<int> isa{-1};
-};
-Active& active() {
-  static Active a;
-  return a;
-}
+// The active set's table; null until the first kernel call or set_isa.
+std::atomic<const KernelTable*> active_table{nullptr};
 
 void activate(Isa isa) {
   if (!isa_supported(isa))
     throw std::invalid_argument(std::string("this CPU cannot run the ") + isa_name(isa) +
                                 " kernels (it supports: " + isa_summary() + ")");
-  active().isa.store(static_cast<int>(isa));
-  active().table.store(&table_of(isa));
+  active_table.store(&table_of(isa));
   if (isa != best_isa()) limit_onednn_isa(isa);
 }
 
@@ -92,18 +85,20 @@ std::string isa_summary() {
 }
 
 Isa active_isa() {
-  active_kernels();
-  return static_cast<Isa>(active().isa.load());
+  const KernelTable* t = &active_kernels();
+  for (Isa isa : {Isa::avx512, Isa::avx2})
+    if (t == &table_of(isa)) return isa;
+  return Isa::generic;
 }
 
 void set_isa(Isa isa) { activate(isa); }
 
 const KernelTable& active_kernels() {
-  const KernelTable* t = active().table.load(std::memory_order_acquire);
+  const KernelTable* t = active_table.load(std::memory_order_acquire);
   if (t) return *t;
   static const bool once = (activate(isa_from_environment()), true);
   (void)once;
-  return *active().table.load();
+  return *active_table.load();
 }
 
 // ---- the public kernels: one call through the table each ----

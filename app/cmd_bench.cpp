@@ -98,10 +98,34 @@ Command add_bench_width(CLI::App& bench_cmd) {
   return {cmd, [bw] { return bench::bench_width(*bw); }};
 }
 
+Command add_bench_distributed(CLI::App& bench_cmd) {
+  auto bd = std::make_shared<bench::DistributedBenchOptions>();
+  auto* cmd = bench_cmd.add_subcommand(
+      "distributed", "Data-parallel training per sparsity on the launched ranks (mpirun -np N ...): "
+                     "samples/s, exchange time and bytes per step, and a multi-node scaling model");
+  cmd->add_option("--model", bd->model, "lenet300 | lenet5 | simplecnn | mlp (with --hidden)")
+      ->check(CLI::IsMember({"lenet300", "lenet5", "simplecnn", "mlp"}));
+  cmd->add_option("--hidden", bd->hidden, "mlp: hidden widths (e.g. 10000,10000)")->delimiter(',')->check(kPositive);
+  cmd->add_option("--sparsity", bd->sparsities, "Sparsities (0 = dense), e.g. 0,0.9,0.95,0.99")
+      ->delimiter(',')
+      ->check(CLI::Range(0.0, 0.999));
+  cmd->add_option("--batch", bd->batch, "Global batch size")->check(kPositive);
+  cmd->add_option("--steps", bd->steps, "Steps per epoch (two epochs, the second timed)")->check(kPositive);
+  cmd->add_option("--threads", bd->threads, "OpenMP threads per rank")->check(kPositive);
+  cmd->add_option("--micro-batches", bd->micro_batches, "Parts per batch (0 = one per rank)")->check(kNonNegative);
+  cmd->add_option("--link-gbps", bd->link_gbps, "Scaling model: link speed in Gbit/s")->check(CLI::PositiveNumber);
+  cmd->add_option("--latency-us", bd->latency_us, "Scaling model: seconds per message, in µs")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--nodes", bd->nodes, "Scaling model: node counts")->delimiter(',')->check(CLI::Range(2, 1 << 20));
+  return {cmd, [bd] {
+            ST_CHECK(bd->model != "mlp" || !bd->hidden.empty(), "bench distributed --model mlp needs --hidden");
+            return bench::bench_distributed(*bd);
+          }};
+}
+
 std::vector<Command> add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Benchmarks (medians after warm-up)");
   cmd->require_subcommand(1);
-  return {add_bench_train(*cmd), add_bench_kernels(*cmd), add_bench_width(*cmd)};
+  return {add_bench_train(*cmd), add_bench_kernels(*cmd), add_bench_width(*cmd), add_bench_distributed(*cmd)};
 }
 
 }  // namespace st::app

@@ -8,6 +8,7 @@
 #include "app/cli.h"
 #include "app/openmp_defaults.h"
 #include "core/check.h"
+#include "distributed/communicator.h"
 #include "experiment/json_errors.h"
 #include "kernels/isa.h"
 
@@ -99,6 +100,19 @@ int parse_command_line(CLI::App& cli, int argc, char** argv) {
   return -1;
 }
 
+// A failed command's end. In a job of several ranks the message names the rank, and the whole job
+// stops (MPI_Abort): the other ranks would otherwise wait for this one forever.
+int fail(const std::string& message) {
+  distributed::Communicator* comm = distributed::world_if_started();
+  if (comm && comm->size() > 1) {
+    std::fprintf(stderr, "error (rank %d of %d): %s\n", comm->rank(), comm->size(), message.c_str());
+    std::fflush(stderr);
+    comm->abort(1);
+  }
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  return 1;
+}
+
 // Runs the parsed command; every exception becomes one "error: ..." line and exit code 1.
 int run_parsed(const std::vector<app::Command>& commands) {
   try {
@@ -107,13 +121,10 @@ int run_parsed(const std::vector<app::Command>& commands) {
     for (const app::Command& c : commands)
       if (c.cli->parsed()) return c.run();
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "error: out of memory: the model, the batch or the dataset does not fit in "
-                         "this machine's memory (make model sizes, train.batch_size or the dataset "
-                         "smaller)\n");
-    return 1;
+    return fail("out of memory: the model, the batch or the dataset does not fit in this machine's memory "
+                "(make model sizes, train.batch_size or the dataset smaller)");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    return fail(e.what());
   }
   return 0;
 }

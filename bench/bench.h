@@ -61,4 +61,21 @@ struct WidthBenchOptions {
 // bench/bench_width.cpp.
 int bench_width(const WidthBenchOptions& options);
 
+struct DistributedBenchOptions {
+  std::string model = "lenet5";  // lenet300 | lenet5 | simplecnn | mlp (with hidden)
+  std::vector<int> hidden;       // mlp: hidden widths
+  std::vector<double> sparsities{0, 0.9, 0.95, 0.99};  // 0 = dense (also gives the bound's biases)
+  int batch = 64;          // the global batch (split over the parts)
+  int steps = 100;         // per epoch; the second of two epochs is timed
+  int threads = 1;         // per rank
+  int micro_batches = 0;   // 0 = one part per rank
+  double link_gbps = 10, latency_us = 20;  // the scaling model's network
+  std::vector<int> nodes{8, 64};
+};
+
+// Data-parallel training per sparsity as the trainer runs it on the launched ranks (samples/s,
+// compute and exchange time, bytes per step against the bound), and a weak-scaling model from
+// those figures; see bench/bench_distributed.cpp.
+int bench_distributed(const DistributedBenchOptions& options);
+
 }  // namespace st::bench

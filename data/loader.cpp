@@ -37,17 +37,23 @@ int64_t Loader::num_batches() const {
     return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
 }
 
-int Loader::next(float* x, int32_t* y) {
+int Loader::next(float* x, int32_t* y) { return next_parts(0, 1, 1, x, y); }
+
+int Loader::next_parts(int first, int last, int parts, float* x, int32_t* y) {
+    if (parts < 1 || first < 0 || last < first || last > parts)
+        throw std::runtime_error("Loader::next_parts: parts [" + std::to_string(first) + ", " +
+                                 std::to_string(last) + ") of " + std::to_string(parts));
     const int64_t n = int64_t(order_.size());
     const int64_t remaining = n - cursor_;
     if (remaining <= 0 || (drop_last_ && remaining < batch_size_)) return 0;
     const int b = int(std::min<int64_t>(batch_size_, remaining));
+    const int lo = part_begin(b, first, parts), hi = part_begin(b, last, parts);
     const int64_t numel = dataset_->sample_numel();
     const float* images = dataset_->images.data();
-    for (int i = 0; i < b; ++i) {
+    for (int i = lo; i < hi; ++i) {
         const int64_t s = order_[size_t(cursor_ + i)];
-        std::copy(images + s * numel, images + (s + 1) * numel, x + i * numel);
-        y[i] = dataset_->labels[size_t(s)];
+        std::copy(images + s * numel, images + (s + 1) * numel, x + (i - lo) * numel);
+        y[i - lo] = dataset_->labels[size_t(s)];
     }
     cursor_ += b;
     return b;

@@ -22,6 +22,11 @@ public:
 
     void start_epoch(int epoch);
     int next(float* x, int32_t* y);
+    // The next batch like next() (returns its size b, 0 once the epoch is exhausted), but copies
+    // only its samples [part_begin(b, first, parts), part_begin(b, last, parts)) into x and y: the
+    // parts [first, last) of the batch split into `parts` (a rank of a data-parallel job reads
+    // only its share of every batch, in the single-process order).
+    int next_parts(int first, int last, int parts, float* x, int32_t* y);
 
     int64_t num_batches() const;   // per epoch; the last one may be partial unless drop_last
     int batch_size() const { return batch_size_; }
@@ -40,5 +45,11 @@ private:
     int64_t cursor_ = 0;
     std::vector<int64_t> order_;
 };
+
+// Where part k of a batch of n samples split into `parts` starts: k*n/parts (part sizes differ by at
+// most one; a part is empty only when parts > n).
+inline int part_begin(int n, int k, int parts) {
+    return static_cast<int>(static_cast<int64_t>(n) * k / parts);
+}
 
 }  // namespace st::data

@@ -116,6 +116,12 @@ struct TrainConfig {
   int epochs = 10;            // >= 1
   int batch_size = 64;        // >= 1
   int eval_batch_size = 1000; // >= 1
+  // >= 0, <= batch_size. Each batch is split into this many parts (micro-batches) whose gradients
+  // are summed as one left fold in part order (distributed/communicator.h ordered_sum); the ranks of
+  // `mpirun -np N` each compute a contiguous run of parts, so N must divide it. 0 = one part per
+  // rank (a resume on another number of ranks then sums differently; a number keeps the weights
+  // independent of the rank count).
+  int micro_batches = 0;
 };
 
 // All keys are accepted for every type (a sweep may switch the type by override); each optimizer

@@ -353,6 +353,10 @@ const KeyTable<Config>& config_keys() {
 
     add(int_key<Config>("train.epochs", [](auto& c) -> auto& { return c.train.epochs; }, 1, "training epochs (fine-tune epochs come on top)"));
     add(int_key<Config>("train.batch_size", [](auto& c) -> auto& { return c.train.batch_size; }, 1, "training batch size"));
+    add(int_key<Config>("train.micro_batches", [](auto& c) -> auto& { return c.train.micro_batches; }, 0,
+                        "parts each batch's gradient is computed in and summed in a fixed order; 0 = one per rank "
+                        "(`mpirun -np N`). Runs with the same value give the same weights bit for bit on any "
+                        "number of ranks that divides it"));
     add(int_key<Config>("train.eval_batch_size", [](auto& c) -> auto& { return c.train.eval_batch_size; }, 1, "evaluation batch size"));
 
     add(choice_key<Config>("optimizer.type", [](auto& c) -> auto& { return c.optimizer.type; }, kOptimizers, "the update rule (every key below is accepted for every type)"));
@@ -401,6 +405,10 @@ void check_rules(const Config& c) {
   if (o.nesterov && o.momentum == 0) fail_key("optimizer.nesterov = true needs optimizer.momentum > 0 (momentum is 0)");
   if (o.nesterov && o.dampening != 0)
     fail_key("optimizer.nesterov = true needs optimizer.dampening = 0 (dampening is " + number_text(o.dampening) + ")");
+  if (c.train.micro_batches > c.train.batch_size)
+    fail_key("train.micro_batches = " + std::to_string(c.train.micro_batches) +
+             " must be at most train.batch_size = " + std::to_string(c.train.batch_size) +
+             " (every part of a batch needs a sample)");
   if (c.lr_schedule.warmup_epochs >= c.train.epochs)
     fail_key("lr_schedule.warmup_epochs = " + std::to_string(c.lr_schedule.warmup_epochs) +
              " must be less than train.epochs = " + std::to_string(c.train.epochs));

@@ -320,6 +320,8 @@ void train_one_point(SweepRun& run, size_t k) {
   RunOptions options;
   options.run_dir = p.run_dir;
   options.quiet = run.options.quiet;
+  static distributed::SingleProcess one_process;  // a point trains on this process alone
+  options.comm = &one_process;
   if (resuming) options.resume_dir = p.run_dir;
   try {
     run.options.train(p.config, options);
@@ -370,6 +372,14 @@ std::pair<int, int> parse_shard(const std::string& text) {
   if (index < 0 || count < 1 || index >= count)
     throw ConfigError("--shard " + excerpt(text) + ": expected I/N with 0 <= I < N (e.g. --shard 0/4 ... --shard 3/4)");
   return {index, count};
+}
+
+void write_sweep_curve(const SweepConfig& sweep) {
+  const SweepOptions defaults;
+  SweepRun run{sweep, defaults, {}, {}, {}, {}, {}};
+  resolve_run(run);
+  read_finished(run);
+  write_curve(run);
 }
 
 SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {

@@ -127,6 +127,9 @@ struct SweepReport {
 
 SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options = {});
 
+// The curve files from every point finished so far (after the ranks of an MPI sweep are done).
+void write_sweep_curve(const SweepConfig& sweep);
+
 // "I/N" (--shard) -> (I, N); throws ConfigError unless 0 <= I < N.
 std::pair<int, int> parse_shard(const std::string& text);
 

@@ -18,6 +18,7 @@
 #include "core/optim.h"
 #include "cuda/runtime.h"
 #include "data/loader.h"
+#include "distributed/communicator.h"
 #include "experiment/atomic_file.h"
 #include "experiment/checkpoint.h"
 #include "experiment/finite.h"
@@ -59,6 +60,13 @@ nlohmann::json metrics_json(const EpochMetrics& m) {
   j["samples_per_second"] = m.samples_per_second;
   j["phase"] = m.phase;
   if (m.peak_resident_bytes >= 0) j["peak_resident_bytes"] = m.peak_resident_bytes;
+  if (m.ranks > 0) {
+    j["ranks"] = m.ranks;
+    j["micro_batches"] = m.parts;
+    j["exchange_bytes_per_step"] = m.exchange_bytes_per_step;
+    j["exchange_seconds"] = m.exchange_seconds;
+    j["exchange_payload_bytes"] = m.exchange_payload_bytes;
+  }
   for (const auto& [k, v] : m.pruning.items()) j[k] = v;
   return j;
 }
@@ -128,7 +136,7 @@ std::vector<nlohmann::json> read_metrics(const std::string& path, double& best_v
 }
 
 // summary.json and the closing lines on screen, over every epoch of the run.
-void write_summary(const Config& config, models::Model& model, int threads, const RunPaths& files,
+void write_summary(const Config& config, models::Model& model, int threads, int ranks, const RunPaths& files,
                    const TrainResult& result, bool quiet) {
   double best_val = -1;
   const std::vector<nlohmann::json> metrics = read_metrics(files.metrics, best_val);
@@ -149,6 +157,7 @@ void write_summary(const Config& config, models::Model& model, int threads, cons
   s["nonzeros"] = final_report.nonzeros;
   s["macs_remaining"] = final_report.macs;
   s["threads"] = threads;
+  s["ranks"] = ranks;
   s["device"] = to_string(config.device);
   s["seconds_this_process"] = result.total_seconds;
   write_file_atomic(files.summary, s.dump(2) + "\n");
@@ -192,7 +201,13 @@ void start_writing(const Config& config, const RunPaths& files, bool resuming, i
 struct EpochTotals {
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
+  int64_t steps = 0;
   float lr = 0;  // of the last step
+  // A batch in parts: this rank's time in the gradient sum (ordered_sum, waiting included) and the
+  // bytes it sent there.
+  double exchange_seconds = 0;
+  int64_t exchange_bytes = 0;
+  int64_t payload_bytes = 0;  // what one step sums: the gradient floats and two slots per part (last step)
 };
 
 // One run, from its config to its summary, in the stages it goes through: set-up (config -> data,
@@ -201,8 +216,10 @@ struct EpochTotals {
 // hooks_ (pruning/hooks.h), which keeps CSR execution suspended around them.
 class Training {
  public:
-  Training(const Config& config, const RunOptions& options, const std::string& run_dir, bool resuming)
-      : config_(config), options_(options), files_(run_dir), resuming_(resuming) {}
+  Training(const Config& config, const RunOptions& options, const std::string& run_dir, bool resuming,
+           distributed::Communicator& comm)
+      : config_(config), options_(options), files_(run_dir), resuming_(resuming), comm_(comm),
+        writer_(comm.rank() == 0), quiet_(options.quiet || comm.rank() != 0) {}
   TrainResult run();
 
  private:
@@ -218,9 +235,17 @@ class Training {
   void prepare_batches();
   void start_pruner_and_csr();
   void print_parameter_bytes();
+  void plan_parts();
   // Epoch and step.
   void run_epoch(int epoch);
   void step(int epoch, int64_t b, EpochTotals& totals);
+  void step_in_parts(int epoch, int64_t b, EpochTotals& totals);
+  void seed_dropout(int k);
+  int64_t gradient_floats() const;
+  void gather_gradients(float* out) const;
+  void scatter_gradients(const float* in);
+  void check_ranks_agree(const std::string& when);
+  void check_ranks_agree_if_masks_changed(int epoch);
   Variable loss_of(Variable& logits, const Tensor& x, const Tensor& y);
   float lr_at(int epoch, int64_t b) const;
   bool finetune(int epoch) const { return epoch >= config_.train.epochs; }
@@ -243,6 +268,9 @@ class Training {
   const RunOptions& options_;
   const RunPaths files_;
   const bool resuming_;
+  distributed::Communicator& comm_;
+  const bool writer_;  // rank 0: the one process that writes the run folder and prints
+  const bool quiet_;   // no output on screen: --quiet, or not rank 0
   bool sparse_start_ = false;  // a fresh run whose pruned layers start sparse (pruning::starts_sparse)
   std::optional<RunFolderLock> lock_;
   int threads_ = 0;
@@ -269,6 +297,16 @@ class Training {
   std::unique_ptr<TrainBatches> score_batches_;
   int start_epoch_ = 0, total_epochs_ = 0, last_epoch_ = 0;
   int64_t global_step_ = 0;
+  // A batch in parts (train.micro_batches, ranks): this rank computes parts [part_first_,
+  // part_last_) of parts_, each part's gradient into its own buffer (its loss and correct count in
+  // two slots per part after the gradients), then all parts are summed in order (ordered_sum).
+  bool in_parts_ = false;
+  int parts_ = 1, part_first_ = 0, part_last_ = 1;
+  std::vector<float> x_parts_;
+  std::vector<int32_t> y_parts_;
+  std::vector<std::vector<float>> part_grads_;
+  std::vector<float> grad_total_;
+  int64_t mask_versions_ = -1;  // the sum of the parameters' mask versions at the last rank check
   TrainResult result_;
 };
 
@@ -286,7 +324,7 @@ TrainResult Training::run() {
 // ---- Set-up ------------------------------------------------------------------------------------
 
 void Training::set_up() {
-  hold_run_folder(files_, resuming_, lock_);
+  if (writer_) hold_run_folder(files_, resuming_, lock_);
   check_memory(config_);  // a model or dataset too big for the machine: refused, naming its keys
   apply_process_settings_and_device();
   build_data_and_model();
@@ -300,7 +338,37 @@ void Training::set_up() {
   prepare_batches();
   start_pruner_and_csr();
   print_parameter_bytes();
-  start_writing(config_, files_, resuming_, start_epoch_, lock_);
+  plan_parts();
+  if (comm_.size() > 1) {
+    check_ranks_agree("at the start");
+    comm_.barrier();  // every rank is set up: only now may rank 0 write
+  }
+  if (writer_) start_writing(config_, files_, resuming_, start_epoch_, lock_);
+}
+
+// How a batch is split: train.micro_batches parts (0: one per rank), each rank a contiguous run of
+// them. One part on one rank is the plain step.
+void Training::plan_parts() {
+  const int ranks = comm_.size(), rank = comm_.rank();
+  parts_ = config_.train.micro_batches > 0 ? config_.train.micro_batches : ranks;
+  ST_CHECK(parts_ <= config_.train.batch_size, "train.micro_batches = 0 means one part per rank, but ", ranks,
+           " ranks are more than train.batch_size = ", config_.train.batch_size);
+  ST_CHECK(parts_ % ranks == 0, "train.micro_batches = ", parts_, " cannot be split evenly over ", ranks,
+           " ranks: use a multiple of the rank count (or 0, one per rank)");
+  in_parts_ = parts_ > 1 || ranks > 1;
+  part_first_ = rank * (parts_ / ranks);
+  part_last_ = part_first_ + parts_ / ranks;
+  if (!in_parts_) return;
+  ST_CHECK(!on_device_, "device \"cuda\" trains a batch in one part on one process: set train.micro_batches "
+                        "to 0 or 1 and run a single rank (or use device \"cpu\")");
+  ST_CHECK(ranks == 1 || !csr_->options().timed, "sparse.threshold \"auto\" times each layer on each rank, "
+           "so ranks could execute a layer differently: give sparse.threshold a number when running ", ranks, " ranks");
+  const int64_t sample = shape_numel(input_);
+  const int local = data::part_begin(config_.train.batch_size, part_last_, parts_) -
+                    data::part_begin(config_.train.batch_size, part_first_, parts_) + 1;
+  x_parts_.resize(static_cast<size_t>(local * sample));
+  y_parts_.resize(static_cast<size_t>(local));
+  part_grads_.resize(static_cast<size_t>(part_last_ - part_first_));
 }
 
 // First: a device that is missing fails here, before the run folder is touched.
@@ -308,7 +376,7 @@ void Training::apply_process_settings_and_device() {
   threads_ = apply_process_settings(config_);
   device_ = config_.device;
   on_device_ = device_ != st::Device::cpu;
-  tty_ = !options_.quiet && isatty(fileno(stdout));
+  tty_ = !quiet_ && isatty(fileno(stdout));
 }
 
 void Training::build_data_and_model() {
@@ -371,7 +439,7 @@ pruning::CsrSwitchOptions Training::csr_switch_options() const {
 }
 
 void Training::print_header() const {
-  if (options_.quiet) return;
+  if (quiet_) return;
   std::string where = std::to_string(threads_) + " threads, cpu kernels " +
                       kernels::isa_name(kernels::active_isa());
   if (on_device_) {
@@ -387,6 +455,11 @@ void Training::print_header() const {
               "data %s)\n", bytes_text(memory.total()).c_str(), bytes_text(memory.parameter_bytes).c_str(),
               bytes_text(memory.activation_bytes).c_str(), bytes_text(memory.dataset_bytes).c_str());
   if (resuming_) std::printf("resuming after epoch %d\n", start_epoch_);
+  if (comm_.size() > 1 || config_.train.micro_batches > 1) {
+    const int parts = config_.train.micro_batches > 0 ? config_.train.micro_batches : comm_.size();
+    std::printf("data parallel: %d rank%s over %s, each batch of %d in %d parts summed in a fixed order\n",
+                comm_.size(), comm_.size() == 1 ? "" : "s", comm_.transport().c_str(), config_.train.batch_size, parts);
+  }
   std::fflush(stdout);
 }
 
@@ -433,6 +506,7 @@ void Training::print_parameter_bytes() {
     weights += p->numel();
     kept += p->kept();
   }
+  if (quiet_) return;
   std::printf("parameters: %lld of %lld weights nonzero; held %s with gradients and optimizer state (dense: %s)\n",
               static_cast<long long>(kept), static_cast<long long>(weights), bytes_text(held).c_str(),
               bytes_text(dense).c_str());
@@ -446,14 +520,19 @@ void Training::run_epoch(int epoch) {
   model_->set_training(true);
   loader_->start_epoch(epoch);
   log_switches(hooks_->epoch_begin(epoch), epoch);
+  check_ranks_agree_if_masks_changed(epoch);
   EpochTotals totals;
   Progress progress(tty_, epoch + 1, total_epochs_, batches_);
   for (int64_t b = 0; b < batches_; ++b) {
-    step(epoch, b, totals);
+    if (in_parts_)
+      step_in_parts(epoch, b, totals);
+    else
+      step(epoch, b, totals);
     progress.update(b + 1, totals.loss_sum / totals.seen, static_cast<double>(totals.correct) / totals.seen);
   }
   end_epoch_weights(epoch);
   log_switches(hooks_->epoch_end(epoch), epoch);
+  if (comm_.size() > 1) check_ranks_agree("after epoch " + std::to_string(epoch + 1));
   const EpochMetrics m = epoch_metrics(epoch, totals, seconds_since(t_epoch));
   progress.finish();
   report_epoch(epoch, m);
@@ -482,6 +561,149 @@ void Training::step(int epoch, int64_t b, EpochTotals& totals) {
   totals.lr = lr_at(epoch, b);
   optimizer_->step(totals.lr);
   check_step_finite(epoch, b);
+}
+
+// One optimizer step on batch `b` of `epoch`, the batch in parts: each of this rank's parts runs
+// forward and backward on its own (its loss scaled by its share of the batch), its gradients land in
+// a buffer of their own, and ordered_sum adds every rank's parts in part order, so the summed
+// gradient has the same bits on any number of ranks. The per-part losses and correct counts travel
+// in the same buffer (a slot each, zero in every other part), so every rank ends with the same epoch
+// totals. Dropout draws from a stream seeded by (seed, step, part), not by what ran before.
+void Training::step_in_parts(int epoch, int64_t b, EpochTotals& totals) {
+  const int n = loader_->next_parts(part_first_, part_last_, parts_, x_parts_.data(), y_parts_.data());
+  global_step_ = static_cast<int64_t>(epoch) * batches_ + b;
+  hooks_->begin_step(epoch, global_step_);  // a step whose pruner hook acts runs densely
+  const int64_t grads = gradient_floats(), count = grads + 2 * int64_t{parts_};
+  const int64_t sample = shape_numel(input_);
+  const int base = data::part_begin(n, part_first_, parts_);
+  std::vector<const float*> parts;
+  for (int k = part_first_; k < part_last_; ++k) {
+    std::vector<float>& g = part_grads_[static_cast<size_t>(k - part_first_)];
+    g.resize(static_cast<size_t>(count));  // grows only when a mask change adds nonzeros
+    std::fill(g.begin() + grads, g.end(), 0.f);
+    parts.push_back(g.data());
+    const int lo = data::part_begin(n, k, parts_), m = data::part_begin(n, k + 1, parts_) - lo;
+    if (m == 0) {  // more parts than samples in a short last batch
+      std::fill(g.begin(), g.begin() + grads, 0.f);
+      continue;
+    }
+    std::copy_n(x_parts_.data() + (lo - base) * sample, m * sample, x_buf_.f32());
+    std::copy_n(y_parts_.data() + (lo - base), m, y_buf_.i32());
+    const Tensor x = x_buf_.leading(m), y = y_buf_.leading(m);
+    seed_dropout(k);
+    Variable logits = model_->forward(Variable(x));
+    Variable loss = loss_of(logits, x, y);
+    g[static_cast<size_t>(grads + 2 * k)] = loss.value().item();
+    g[static_cast<size_t>(grads + 2 * k + 1)] = static_cast<float>(count_correct(logits.value(), y));
+    optimizer_->zero_grad();
+    loss.backward(Tensor::full({1}, static_cast<float>(m) / static_cast<float>(n)));
+    gather_gradients(g.data());
+  }
+  seed_dropout(parts_);  // every rank leaves the step with the same stream state (the checkpoint's)
+  grad_total_.resize(static_cast<size_t>(count));
+  const auto t_exchange = Clock::now();
+  const int64_t bytes_before = comm_.bytes_sent();
+  distributed::ordered_sum(comm_, parts, count, grad_total_.data());
+  totals.exchange_seconds += seconds_since(t_exchange);
+  totals.exchange_bytes += comm_.bytes_sent() - bytes_before;
+  ++totals.steps;
+  totals.payload_bytes = count * 4;
+  for (int k = 0; k < parts_; ++k) {
+    const float loss_value = grad_total_[static_cast<size_t>(grads + 2 * k)];
+    const int m = data::part_begin(n, k + 1, parts_) - data::part_begin(n, k, parts_);
+    if (m == 0) continue;
+    ST_CHECK(std::isfinite(loss_value), "training diverged: the loss is ", loss_value, " at epoch ", epoch + 1,
+             ", step ", b + 1, " (part ", k + 1, " of ", parts_, "; lower optimizer.lr, or add lr_schedule.warmup_epochs)");
+    totals.loss_sum += static_cast<double>(loss_value) * m;
+    totals.correct += static_cast<int64_t>(grad_total_[static_cast<size_t>(grads + 2 * k + 1)]);
+    totals.seen += m;
+  }
+  scatter_gradients(grad_total_.data());
+  log_switches(hooks_->end_step(), epoch);  // after backward, before the optimizer step
+  check_ranks_agree_if_masks_changed(epoch);
+  totals.lr = lr_at(epoch, b);
+  optimizer_->step(totals.lr);
+  check_step_finite(epoch, b);
+}
+
+// The dropout stream of part k of this step (k = parts_: the state after the step).
+void Training::seed_dropout(int k) {
+  model_->dropout_rng().seed_with(config_.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(global_step_ + 1)) ^
+                                  (0xbf58476d1ce4e5b9ULL * static_cast<uint64_t>(k + 1)));
+}
+
+// The gradient floats of one step, in parameter order: a sparse weight's nonzeros, a dense
+// parameter's every entry (an unset one none).
+int64_t Training::gradient_floats() const {
+  int64_t n = 0;
+  for (const Parameter* p : params_) n += p->sparse() ? p->csr->nnz() : p->dense() ? p->numel() : 0;
+  return n;
+}
+
+// The parameters' gradients, in gradient_floats() order, into `out` (a missing gradient as zeros).
+void Training::gather_gradients(float* out) const {
+  for (const Parameter* p : params_) {
+    if (p->unset()) continue;
+    const Variable& v = p->sparse() ? p->csr->values : p->var;
+    const int64_t n = p->sparse() ? p->csr->nnz() : p->numel();
+    if (v.has_grad())
+      std::copy_n(v.grad().f32(), n, out);
+    else
+      std::fill_n(out, n, 0.f);
+    out += n;
+  }
+}
+
+// The summed gradients back into the parameters' gradients.
+void Training::scatter_gradients(const float* in) {
+  for (Parameter* p : params_) {
+    if (p->unset()) continue;
+    Variable& v = p->sparse() ? p->csr->values : p->var;
+    const int64_t n = p->sparse() ? p->csr->nnz() : p->numel();
+    if (!v.has_grad()) v.grad() = p->sparse() ? Tensor({n}) : Tensor(p->shape);
+    std::copy_n(in, n, v.grad().f32());
+    in += n;
+  }
+}
+
+// Every rank must hold the same model: the same initial weights, the same pruning decisions (each
+// rank decides from the same weights and summed gradients), the same weights after every step.
+// Compares a checksum of each parameter (values, and the sparse structure or the mask) across the
+// ranks; a mismatch stops every rank, naming the first parameter that differs.
+void Training::check_ranks_agree(const std::string& when) {
+  std::vector<uint64_t> mine;
+  for (const Parameter* p : params_) {
+    uint64_t h = distributed::checksum(nullptr, 0);
+    if (p->sparse()) {
+      const kernels::CsrMatrix& w = p->csr->w;
+      h = distributed::checksum(p->csr->values.value().f32(), p->csr->nnz() * 4, h);
+      h = distributed::checksum(w.row_ptr.data(), static_cast<int64_t>(w.row_ptr.size()) * 4, h);
+      h = distributed::checksum(w.col_idx.data(), static_cast<int64_t>(w.col_idx.size()) * 4, h);
+    } else if (p->dense()) {
+      h = distributed::checksum(p->var.value().f32(), p->numel() * 4, h);
+      if (p->mask.defined()) h = distributed::checksum(p->mask.u8(), p->numel(), h);
+    }
+    mine.push_back(h);
+  }
+  std::vector<uint64_t> all(mine.size() * static_cast<size_t>(comm_.size()));
+  comm_.allgather(mine.data(), static_cast<int64_t>(mine.size() * sizeof(uint64_t)), all.data());
+  for (int r = 1; r < comm_.size(); ++r)
+    for (size_t i = 0; i < mine.size(); ++i)
+      ST_CHECK(all[r * mine.size() + i] == all[i], "rank ", r, " holds a different ", params_[i]->name,
+               " than rank 0 ", when, ": the ranks no longer train one model (a different build, data "
+               "file or thread count on some host?)");
+  mask_versions_ = 0;
+  for (const Parameter* p : params_) mask_versions_ += p->mask_version;
+}
+
+// After a pruner hook: the ranks are compared again when any mask changed.
+void Training::check_ranks_agree_if_masks_changed(int epoch) {
+  if (comm_.size() == 1) return;
+  int64_t versions = 0;
+  for (const Parameter* p : params_) versions += p->mask_version;
+  if (versions != mask_versions_)
+    check_ranks_agree("after the mask change in epoch " + std::to_string(epoch + 1) + " (step " +
+                      std::to_string(global_step_ + 1) + ")");
 }
 
 // Cross-entropy, or with a teacher the distillation loss (the teacher runs after the student).
@@ -525,6 +747,18 @@ EpochMetrics Training::epoch_metrics(int epoch, const EpochTotals& totals, doubl
   m.epoch_seconds = train_seconds;
   m.samples_per_second = totals.seen / train_seconds;
   m.peak_resident_bytes = peak_resident_bytes();
+  if (in_parts_) {
+    // Every rank's bytes, summed; rank 0's exchange time.
+    std::vector<int64_t> bytes(static_cast<size_t>(comm_.size()));
+    comm_.allgather(&totals.exchange_bytes, sizeof(int64_t), bytes.data());
+    int64_t all = 0;
+    for (int64_t b : bytes) all += b;
+    m.ranks = comm_.size();
+    m.parts = parts_;
+    m.exchange_bytes_per_step = static_cast<double>(all) / std::max<int64_t>(totals.steps, 1);
+    m.exchange_seconds = totals.exchange_seconds;
+    m.exchange_payload_bytes = totals.payload_bytes;
+  }
   return m;
 }
 
@@ -543,27 +777,29 @@ void Training::add_pruning_report(EpochMetrics& m) {
 
 void Training::evaluate_splits(EpochMetrics& m) {
   if (data_.validation.size > 0) {
-    EvalResult v = evaluate(*model_, data_.validation, config_.train.eval_batch_size);
+    EvalResult v = evaluate(*model_, data_.validation, config_.train.eval_batch_size, &comm_);
     m.val_loss = v.loss;
     m.val_accuracy = v.accuracy;
     result_.best_val_accuracy = std::max(result_.best_val_accuracy, v.accuracy);
   }
-  EvalResult t = evaluate(*model_, data_.test, config_.train.eval_batch_size);
+  EvalResult t = evaluate(*model_, data_.test, config_.train.eval_batch_size, &comm_);
   m.test_loss = t.loss;
   m.test_accuracy = t.accuracy;
 }
 
 // One metrics.jsonl line, the checkpoint when due, one line on screen.
 void Training::report_epoch(int epoch, const EpochMetrics& m) {
-  append_line(files_.metrics, metrics_json(m).dump());
-  checkpoint_if_due(epoch);
+  if (writer_) {
+    append_line(files_.metrics, metrics_json(m).dump());
+    checkpoint_if_due(epoch);
+  }
   print_epoch(m);
   result_.epochs.push_back(m);
   result_.final_test_accuracy = m.test_accuracy;
 }
 
 void Training::print_epoch(const EpochMetrics& m) const {
-  if (options_.quiet) return;
+  if (quiet_) return;
   std::printf("epoch %d/%d%s  loss %.4f  train %.2f%%", m.epoch, total_epochs_,
               finetune(m.epoch - 1) ? " (finetune)" : "", m.train_loss, 100 * m.train_accuracy);
   if (m.val_accuracy >= 0) std::printf("  val %.2f%%", 100 * m.val_accuracy);
@@ -587,7 +823,8 @@ void Training::checkpoint_if_due(int epoch) {
 // The summary, once the run has reached its last epoch.
 void Training::finish(Clock::time_point t_start) {
   result_.total_seconds = seconds_since(t_start);
-  if (last_epoch_ == total_epochs_) write_summary(config_, *model_, threads_, files_, result_, options_.quiet);
+  if (writer_ && last_epoch_ == total_epochs_)
+    write_summary(config_, *model_, threads_, comm_.size(), files_, result_, quiet_);
 }
 
 // ---- CSR switches ------------------------------------------------------------------------------
@@ -595,7 +832,7 @@ void Training::finish(Clock::time_point t_start) {
 // Each switch on screen and in the epoch's "switches" list of metrics.jsonl.
 void Training::log_switches(const std::vector<pruning::CsrSwitchEvent>& events, int epoch) {
   for (const auto& e : events) {
-    if (!options_.quiet) std::printf("%s\n", e.message().c_str());
+    if (!quiet_) std::printf("%s\n", e.message().c_str());
     switches_.push_back({{"layer", e.layer},
                          {"to", e.to_csr ? "csr" : "dense"},
                          {"sparsity", e.sparsity},
@@ -603,12 +840,13 @@ void Training::log_switches(const std::vector<pruning::CsrSwitchEvent>& events, 
                          {"step", global_step_},
                          {"reason", e.why}});
   }
-  if (!events.empty() && !options_.quiet) std::fflush(stdout);
+  if (!events.empty() && !quiet_) std::fflush(stdout);
 }
 
 }  // namespace
 
-EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batch_size) {
+EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batch_size,
+                    distributed::Communicator* comm) {
   NoGradGuard no_grad;
   model.set_training(false);
   data::Loader loader(dataset, batch_size, /*shuffle=*/false, 0);
@@ -617,17 +855,40 @@ EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batc
   Tensor x_buf({batch_size, sample[0], sample[1], sample[2]});
   Tensor y_buf({batch_size}, DType::i32);
   const Tensor x_dev = x_buf.to(model.device()), y_dev = y_buf.to(model.device());
-  EvalResult r;
-  double loss_sum = 0;
-  int64_t correct = 0;
-  for (int n; (n = loader.next(x_buf.f32(), y_buf.i32())) > 0;) {
+  // Over several ranks each scores a contiguous run of the batches; the per-batch sums are gathered
+  // and added in batch order, as one process adds them.
+  const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+  const int64_t batches = loader.num_batches();
+  const int64_t first = batches * rank / ranks, last = batches * (rank + 1) / ranks;
+  std::vector<double> sums(static_cast<size_t>(2 * batches), 0.0);  // per batch: loss × n, correct
+  for (int64_t b = 0; b < batches; ++b) {
+    if (b < first || b >= last) {
+      loader.next_parts(0, 0, 1, nullptr, nullptr);  // another rank's batch: skipped, not copied
+      continue;
+    }
+    const int n = loader.next(x_buf.f32(), y_buf.i32());
     Tensor x = x_dev.leading(n), y = y_dev.leading(n);
     x.copy_from(x_buf.leading(n));
     y.copy_from(y_buf.leading(n));
     Variable logits = model.forward(Variable(x));
-    loss_sum += static_cast<double>(softmax_cross_entropy(logits, y).value().item()) * n;
-    correct += count_correct(logits.value(), y_buf.leading(n));
-    r.samples += n;
+    sums[static_cast<size_t>(2 * b)] = static_cast<double>(softmax_cross_entropy(logits, y).value().item()) * n;
+    sums[static_cast<size_t>(2 * b + 1)] = static_cast<double>(count_correct(logits.value(), y_buf.leading(n)));
+  }
+  std::vector<double> all = sums;
+  if (ranks > 1) {
+    all.resize(sums.size() * static_cast<size_t>(ranks));
+    comm->allgather(sums.data(), static_cast<int64_t>(sums.size() * sizeof(double)), all.data());
+  }
+  EvalResult r;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    int owner = 0;
+    while (b >= batches * (owner + 1) / ranks) ++owner;
+    const double* s = all.data() + static_cast<size_t>(owner) * sums.size();
+    loss_sum += s[2 * b];
+    correct += static_cast<int64_t>(s[2 * b + 1]);
+    r.samples += std::min<int64_t>(batch_size, dataset.size - b * batch_size);
   }
   model.set_training(true);
   if (r.samples) {
@@ -647,8 +908,11 @@ Config on_device_of(Config config, const RunOptions& options) {
 TrainResult train(const Config& config_in, const RunOptions& options) {
   const Config config = on_device_of(config_in, options);
   ST_CHECK(options.resume_dir.empty(), "train: use resume() to continue a run");
-  const std::string dir = options.run_dir.empty() ? new_run_dir(config.output.dir, config.name) : options.run_dir;
-  return Training(config, options, dir, /*resuming=*/false).run();
+  distributed::Communicator& comm = options.comm ? *options.comm : distributed::world();
+  // Rank 0 names the folder (its clock), every rank uses that name.
+  const std::string dir = distributed::broadcast_string(
+      comm, options.run_dir.empty() ? new_run_dir(config.output.dir, config.name) : options.run_dir, 0);
+  return Training(config, options, dir, /*resuming=*/false, comm).run();
 }
 
 TrainResult resume(const std::string& run_dir, const RunOptions& options) {
@@ -656,7 +920,7 @@ TrainResult resume(const std::string& run_dir, const RunOptions& options) {
   ST_CHECK(fs::exists(files.config), run_dir, ": not a run folder (no ", kConfigFileName, ")");
   ST_CHECK(fs::exists(files.checkpoint), run_dir, ": no ", kCheckpointFileName, " to resume from");
   const Config config = on_device_of(load_config(files.config), options);
-  return Training(config, options, run_dir, /*resuming=*/true).run();
+  return Training(config, options, run_dir, /*resuming=*/true, options.comm ? *options.comm : distributed::world()).run();
 }
 
 }  // namespace st::experiment

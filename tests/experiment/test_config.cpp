@@ -211,7 +211,7 @@ TEST_CASE("config: defaults are filled for every optional key") {
     for (const char* key : {"name", "seed", "threads", "device", "backend"}) CHECK(j.contains(key));
     CHECK(j["data"].size() == 5);          // dataset, dir, validation, normalize, shuffle (no synthetic for mnist)
     CHECK(j["model"].size() == 3);         // arch, init, dropout (no hidden/layers for lenet5)
-    CHECK(j["train"].size() == 3);
+    CHECK(j["train"].size() == 4);         // epochs, batch_size, micro_batches, eval_batch_size
     CHECK(j["optimizer"].size() == 9);
     CHECK(j["lr_schedule"].size() == 5);
     CHECK(j["output"].size() == 2);

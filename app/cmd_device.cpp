@@ -3,6 +3,7 @@
 
 #include "app/cli.h"
 #include "cuda/runtime.h"
+#include "distributed/communicator.h"
 #include "kernels/isa.h"
 #include "kernels/onednn.h"
 
@@ -15,6 +16,10 @@ int run_device() {
               "oneDNN: %s\n",
               kernels::isa_name(kernels::active_isa()), kernels::isa_summary().c_str(),
               kernels::onednn_isa_name().c_str());
+  std::printf("distributed: %s; this process is 1 of %d launched rank%s\n",
+              distributed::built_with_mpi() ? "built with MPI (mpirun -np N sparsetrain train|sweep ...)"
+                                            : "built without MPI (one process; install libopenmpi-dev and rebuild)",
+              distributed::launched_ranks(), distributed::launched_ranks() == 1 ? "" : "s");
   const cuda::DeviceInfo info = cuda::device_info();
   std::printf("cuda backend: %s\n", cuda::emulated() ? "CPU emulator (built without nvcc)" : "nvcc-built");
   if (!info.available) {

@@ -71,6 +71,11 @@ refused "a batch too big for memory" 1 "train.batch_size|bytes" "$bin" train "$c
   --run-dir "$tmp/scratch/big"
 refused "a dataset too big for memory" 1 "data.synthetic|bytes" "$bin" train "$cfg" \
   --set data.synthetic.train=2000000000 --set data.synthetic.height=1000 --run-dir "$tmp/scratch/big"
+refused "more micro-batches than samples in a batch" 1 "train.micro_batches = 65|train.batch_size = 64" \
+  "$bin" train "$cfg" --set train.micro_batches=65 --set train.batch_size=64 --run-dir "$tmp/scratch/parts"
+refused "negative micro-batches" 1 "train.micro_batches" "$bin" train "$cfg" --set train.micro_batches=-1 \
+  --run-dir "$tmp/scratch/parts"
+refused "bench distributed --model mlp without --hidden" 1 "--hidden" "$bin" bench distributed --model mlp
 refused "a misspelled command" 1 'unknown command "trian"|did you mean "train"' "$bin" trian "$cfg"
 refused "a misspelled bench command" 1 'unknown command "kernel"|did you mean "kernels"' "$bin" bench kernel
 refused "a misspelled option" 1 'unknown option "--sparsityy" for "bench train"|did you mean "--sparsity"' \

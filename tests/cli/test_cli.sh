@@ -68,7 +68,7 @@ expect_ok "resume" "$bin" train --resume "$part" --quiet
 expect_error "resume with a config" "--resume" "$bin" train "$cfg" --resume "$part"
 
 # --help on every command
-for c in "" train eval info export sweep device "bench train" "bench kernels"; do
+for c in "" train eval info export sweep device "bench train" "bench kernels" "bench distributed"; do
   # shellcheck disable=SC2086
   expect_ok "help $c" "$bin" $c --help
 done
@@ -96,6 +96,7 @@ expect_error "diverging run stops with a clear error" "training diverged" "$bin"
 expect_ok "device" "$bin" device
 contains "device names the backend" "cuda backend:" "$tmp/out"
 contains "device names the CPU kernels' instruction set" "cpu kernels: " "$tmp/out"
+contains "device says whether MPI is built in" "distributed: built with" "$tmp/out"
 SPARSETRAIN_ISA=generic "$bin" device >"$tmp/dev_generic" 2>&1
 contains "SPARSETRAIN_ISA picks the CPU kernels" "cpu kernels: generic" "$tmp/dev_generic"
 env -u SPARSETRAIN_CUDA_EMULATION "$bin" device >"$tmp/dev_plain" 2>&1

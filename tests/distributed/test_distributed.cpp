@@ -70,7 +70,7 @@ TEST_CASE("ordered_sum in one process is the left fold of the parts, and the gro
   CHECK(one.bytes_sent() == 0);
 }
 
-TEST_CASE("ordered_sum over the job's ranks equals one process's fold, bit for bit (several chunks)") {
+TEST_CASE("ordered_sum over the job's ranks equals one process's fold, bit for bit") {
   Communicator& comm = world();
   INFO("ranks: ", comm.size(), " over ", comm.transport());
   // Fewer floats than ranks (empty slices), a few, and many; parts spread 1, 2 or 3 per rank.

@@ -122,7 +122,7 @@ int bench_distributed(const DistributedBenchOptions& o) {
   const double dense_payload = points.front().sparsity == 0 ? points.front().payload : 0;
   for (const Point& p : points) {
     const std::string bound = other >= 0 ? std::to_string(static_cast<int64_t>(1.1 * p.density * 4.0 * p.weights + other)) : "-";
-    std::printf("| %.2f | %.4f | %.0f | %.3f | %.3f | %.0f | %s | %s | %.0f |\n", p.sparsity, p.density,
+    std::printf("| %.3f | %.4f | %.0f | %.3f | %.3f | %.0f | %s | %s | %.0f |\n", p.sparsity, p.density,
                 p.samples_per_second, p.compute_ms, p.exchange_ms, p.payload,
                 dense_payload > 0 ? (std::to_string(p.payload / dense_payload).substr(0, 6)).c_str() : "-",
                 bound.c_str(), p.wire);
@@ -145,7 +145,7 @@ int bench_distributed(const DistributedBenchOptions& o) {
   for (const Point& p : points) {
     const double per_sample = p.compute_ms * 1e-3 / (static_cast<double>(o.batch) / comm.size());
     const double compute = per_sample * o.batch;
-    std::printf("| %.2f | %.2f |", p.sparsity, 1e3 * compute);
+    std::printf("| %.3f | %.2f |", p.sparsity, 1e3 * compute);
     for (int n : o.nodes) {
       const double x = model_exchange_seconds(p.payload, n, bps, latency);
       std::printf(" %.2f | %.0f | %.0f%% |", 1e3 * x, n * o.batch / (compute + x), 100 * compute / (compute + x));

@@ -24,9 +24,9 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(config sweep idx safetensors)
 
 scripts/install_deps.sh fuzz
-# The readers never touch a GPU: no nvcc backend.
+# The readers never touch a GPU or another rank: no nvcc backend, no MPI.
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++-14 \
-  -DSPARSETRAIN_FUZZ=ON -DSPARSETRAIN_TESTS=OFF -DSPARSETRAIN_CUDA=OFF >/dev/null
+  -DSPARSETRAIN_FUZZ=ON -DSPARSETRAIN_TESTS=OFF -DSPARSETRAIN_CUDA=OFF -DSPARSETRAIN_MPI=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
 
 export ASAN_OPTIONS=detect_leaks=1

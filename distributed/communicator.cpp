@@ -72,6 +72,7 @@ void ordered_sum(Communicator& comm, const std::vector<const float*>& local_part
   auto add = [](float* acc, const float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) acc[i] = acc[i] + x[i];
   };
+  if (count == 0) return;  // (empty buffers may be null pointers)
   // Rank 0's parts fold in place into `out`: the fold's first k terms, for every slice.
   if (rank == 0) {
     std::memcpy(out, local_parts[0], static_cast<size_t>(count) * 4);
@@ -101,7 +102,7 @@ void ordered_sum(Communicator& comm, const std::vector<const float*>& local_part
   comm.wait_all();
   // The fold of this slice, in rank order.
   float* acc = out + begin;
-  if (rank != 0) std::memcpy(acc, slot(0, 0), static_cast<size_t>(n) * 4);
+  if (rank != 0 && n > 0) std::memcpy(acc, slot(0, 0), static_cast<size_t>(n) * 4);
   for (int from = 1; from < size; ++from)
     for (size_t p = 0; p < k; ++p) add(acc, from == rank ? local_parts[p] + begin : slot(from, p), n);
   comm.allgather_slices(out, bounds);

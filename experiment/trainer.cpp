@@ -244,6 +244,7 @@ class Training {
   int64_t gradient_floats() const;
   void gather_gradients(float* out) const;
   void scatter_gradients(const float* in);
+  void check_ranks_run_alike();
   void check_ranks_agree(const std::string& when);
   void check_ranks_agree_if_masks_changed(int epoch);
   Variable loss_of(Variable& logits, const Tensor& x, const Tensor& y);
@@ -340,6 +341,7 @@ void Training::set_up() {
   print_parameter_bytes();
   plan_parts();
   if (comm_.size() > 1) {
+    check_ranks_run_alike();
     check_ranks_agree("at the start");
     comm_.barrier();  // every rank is set up: only now may rank 0 write
   }
@@ -663,6 +665,30 @@ void Training::scatter_gradients(const float* in) {
     if (!v.has_grad()) v.grad() = p->sparse() ? Tensor({n}) : Tensor(p->shape);
     std::copy_n(in, n, v.grad().f32());
     in += n;
+  }
+}
+
+// The ranks compute the same bits only with the same config, threads and CPU kernels (each
+// instruction set sums in its own order): a difference stops the job at the start, naming it.
+void Training::check_ranks_run_alike() {
+  struct Setup {
+    uint64_t config;
+    int32_t threads, isa;
+  };
+  const std::string config = to_json(config_).dump();
+  const Setup mine{distributed::checksum(config.data(), static_cast<int64_t>(config.size())), threads_,
+                   static_cast<int32_t>(kernels::active_isa())};
+  std::vector<Setup> all(static_cast<size_t>(comm_.size()));
+  comm_.allgather(&mine, sizeof mine, all.data());
+  for (int r = 1; r < comm_.size(); ++r) {
+    const Setup& o = all[static_cast<size_t>(r)];
+    ST_CHECK(o.config == all[0].config, "rank ", r, " read a different config than rank 0 (config file or "
+             "--set differ between hosts?)");
+    ST_CHECK(o.threads == all[0].threads, "rank ", r, " runs ", o.threads, " threads and rank 0 runs ", all[0].threads,
+             ": the ranks sum in different orders; give every rank the same count (config key \"threads\")");
+    ST_CHECK(o.isa == all[0].isa, "rank ", r, " runs the ", kernels::isa_name(static_cast<kernels::Isa>(o.isa)),
+             " CPU kernels and rank 0 the ", kernels::isa_name(static_cast<kernels::Isa>(all[0].isa)),
+             " ones, which sum in different orders: set SPARSETRAIN_ISA to a set every host runs");
   }
 }
 

@@ -74,6 +74,20 @@ mpi 3 "$bin" train "$tmp/gradual.json" --run-dir "$tmp/refused" -q >"$tmp/out" 2
 if [ $? -ne 0 ] && grep -qF "train.micro_batches = 2 cannot be split evenly over 3 ranks" "$tmp/out" &&
    [ ! -e "$tmp/refused" ]; then ok; else fail "3 ranks for 2 parts: not refused cleanly"; cat "$tmp/out"; fi
 
+# Ranks that would sum differently are refused at the start, naming the difference (MPMD launches:
+# rank 1 gets another config, or other CPU kernels).
+mpmd() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  mpirun --allow-run-as-root --oversubscribe --bind-to none -np 1 "$bin" train "$tmp/gradual.json" -q --run-dir "$1" \
+  : -np 1 "${@:2}" "$bin" train "$tmp/gradual.json" -q --run-dir "$1" "${extra[@]}" >"$tmp/out" 2>&1; }
+extra=(--set optimizer.lr=0.1)
+mpmd "$tmp/refused_config" env
+if grep -qF "rank 1 read a different config than rank 0" "$tmp/out" && [ ! -e "$tmp/refused_config" ]; then ok
+else fail "ranks with different configs: not refused"; cat "$tmp/out"; fi
+extra=()
+mpmd "$tmp/refused_isa" env SPARSETRAIN_ISA=generic
+if grep -qF "rank 1 runs the generic CPU kernels" "$tmp/out" && [ ! -e "$tmp/refused_isa" ]; then ok
+else fail "ranks with different CPU kernels: not refused"; cat "$tmp/out"; fi
+
 # Sweeps: 2 ranks share the points; each point equals the plain sweep's, and the curves list the same points.
 cat >"$tmp/sweep.json" <<JSON
 {

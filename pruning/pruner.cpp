@@ -8,6 +8,7 @@
 #include "pruning/distribution.h"
 #include "pruning/granularity.h"
 #include "pruning/l1.h"
+#include "pruning/select.h"
 #include "pruning/sparse_pattern.h"
 
 namespace st::pruning {
@@ -143,13 +144,15 @@ namespace {
 int64_t drop_smallest(Parameter& p, std::vector<uint8_t>& m, double fraction, const OptimizerState* st) {
   const int64_t n = p.mask.numel();
   const float* w = p.var.value().f32();
-  std::vector<std::pair<double, int64_t>> active;
-  for (int64_t i = 0; i < n; ++i)
-    if (m[i]) active.emplace_back(std::abs(w[i]), i);
-  const int64_t k = std::llround(fraction * active.size());
-  if (k <= 0 || static_cast<int64_t>(active.size()) == n) return 0;
-  std::nth_element(active.begin(), active.begin() + (k - 1), active.end());
-  for (int64_t i = 0; i < k; ++i) m[active[i].second] = 0;
+  int64_t active = 0;
+  for (int64_t i = 0; i < n; ++i) active += m[i] != 0;
+  const int64_t k = std::llround(fraction * static_cast<double>(active));
+  if (k <= 0 || active == n) return 0;
+  std::vector<int64_t> dropped;
+  dropped.reserve(static_cast<size_t>(k));
+  select_k(n, k, /*largest=*/false, [&](int64_t i) { return w[i]; }, [&](int64_t i) { return m[i] != 0; },
+           [&](int64_t i) { dropped.push_back(i); });
+  for (int64_t i : dropped) m[i] = 0;
   set_mask(p, m, st);
   return k;
 }
@@ -202,11 +205,11 @@ void Pruner::rigl_update(double fraction) {
     std::vector<uint8_t> m(p.mask.u8(), p.mask.u8() + n);
     const int64_t k = drop_smallest(p, m, fraction, st);
     if (k == 0) continue;
-    std::vector<std::pair<double, int64_t>> grow;
-    for (int64_t i = 0; i < n; ++i)
-      if (!m[i]) grow.emplace_back(-std::abs(g[i]), i);  // largest |g| first
-    std::nth_element(grow.begin(), grow.begin() + (k - 1), grow.end());
-    for (int64_t i = 0; i < k; ++i) m[grow[i].second] = 1;
+    std::vector<int64_t> grow;  // the k largest |g| where nothing is kept now
+    grow.reserve(static_cast<size_t>(k));
+    select_k(n, k, /*largest=*/true, [&](int64_t i) { return g[i]; }, [&](int64_t i) { return m[i] == 0; },
+             [&](int64_t i) { grow.push_back(i); });
+    for (int64_t i : grow) m[i] = 1;
     set_mask(p, m, st);  // regrow at weight 0, state 0
   }
 }

@@ -7,6 +7,10 @@
 //       ST_LAUNCH(grid, 256, 0, s, gemm_tile<float, 4>)(a, b, c, n);
 //   ST_DYNAMIC_SHARED(type, name);
 //       `type* name` pointing at the launch's dynamic shared memory (16-byte aligned).
+//   ST_SHARED_POISON(array);
+//       right after every static `__shared__` array: in the emulator the array is filled with
+//       0xFF bytes (NaN floats) at the start of every block, so a block reading it before writing
+//       it sees garbage, as on a GPU, not the previous block's values. Nothing under nvcc.
 //   ST_CUDA_CHECK(call);        throws std::runtime_error naming the call, file:line and the error
 //   ST_CUDA_CHECK_LAUNCH();     checks cudaGetLastError() right after a launch
 //   ST_CUSPARSE_CHECK(call);    the same for cuSPARSE calls (needs <cusparse.h> where it is used)
@@ -26,6 +30,8 @@
 #define ST_DYNAMIC_SHARED(type, name)                                  \
   extern __shared__ __align__(16) unsigned char st_dynamic_smem_raw[]; \
   type* name = reinterpret_cast<type*>(st_dynamic_smem_raw)
+
+#define ST_SHARED_POISON(array) ((void)0)
 
 #else
 

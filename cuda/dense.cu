@@ -132,6 +132,8 @@ __global__ void sgemm_tiled(GemmArgs g) {
   constexpr int bk = GemmTile<TILE>::bk, lanes_n = TILE / kMicro;
   __shared__ __align__(16) float As[bk][TILE + kSmemPad];
   __shared__ __align__(16) float Bs[bk][TILE + kSmemPad];
+  ST_SHARED_POISON(As);
+  ST_SHARED_POISON(Bs);
   const float* __restrict__ A = g.A;
   const float* __restrict__ B = g.B;
   const int tid = static_cast<int>(threadIdx.x);
@@ -275,6 +277,7 @@ __device__ __forceinline__ double warp_sum(double v) {
 // shared slots are not guarded against a second call).
 __device__ double block_sum(double v) {
   __shared__ double warp_partial[kWarps];
+  ST_SHARED_POISON(warp_partial);
   const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
   v = warp_sum(v);
   if (lane == 0) warp_partial[warp] = v;
@@ -361,6 +364,7 @@ __global__ void dropout_apply_kernel(int64_t n, const float* x, const uint8_t* _
 __global__ void bias_grad_rows_kernel(int rows, int cols, const float* __restrict__ dy, float* db,
                                       bool accumulate) {
   __shared__ double partial[kWarps][33];
+  ST_SHARED_POISON(partial);
   const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
   const int c = static_cast<int>(blockIdx.x) * 32 + lane;
   double acc = 0.0;

@@ -5,8 +5,8 @@
 // allocator (core/allocator.cpp): training allocates the same sizes every step, so from the
 // second step on no cudaMalloc (which synchronizes the device) happens. Reuse needs no event:
 // every kernel and copy runs on the one stream, so work on a reused block is ordered after the
-// previous owner's.
-// Tests: tests/cuda/test_runtime.cpp.
+// previous owner's. The emulator's strict mode turns the caching off (bypass_cache below).
+// Tests: tests/cuda/test_runtime.cpp, tests/cuda/test_emu_checks.cpp.
 #include "cuda/compat.h"
 
 #include <mutex>
@@ -59,10 +59,15 @@ DeviceInfo query_device() {
   return info;
 }
 
+struct Block {
+  size_t size;  // rounded
+  bool cached;  // goes to a free list when freed (false: cudaFree at once)
+};
+
 struct Allocator {
   std::mutex mu;
   std::unordered_map<size_t, std::vector<void*>> free_lists;
-  std::unordered_map<void*, size_t> in_use;  // catches double frees and wrong sizes
+  std::unordered_map<void*, Block> in_use;  // catches double frees and wrong sizes
   DeviceAllocatorStats stats;
   size_t obtained = 0;  // bytes currently obtained from cudaMalloc
 };
@@ -134,28 +139,41 @@ void* stream() {
   return s;
 }
 
+// The emulator's strict mode checks every allocation's bounds with guards right after the bytes
+// asked for; a block rounded up to 256 bytes and reused would hide an overrun (and a stale value),
+// so there each block is its own exact-size cudaMalloc, freed by device_free.
+bool bypass_cache() {
+#if defined(ST_CUDA_EMULATION)
+  return st::emu::strict();
+#else
+  return false;
+#endif
+}
+
 void* device_alloc(size_t bytes) {
   if (bytes == 0) return nullptr;
   size_t size = rounded(bytes);
+  const bool cached = !bypass_cache();
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mu);
   void* p = nullptr;
   auto it = a.free_lists.find(size);
-  if (it != a.free_lists.end() && !it->second.empty()) {
+  if (cached && it != a.free_lists.end() && !it->second.empty()) {
     p = it->second.back();
     it->second.pop_back();
     a.stats.cached_reuses++;
     a.stats.bytes_cached -= size;
   } else {
-    cudaError_t err = cudaMalloc(&p, size);
+    const size_t ask = cached ? size : bytes;
+    cudaError_t err = cudaMalloc(&p, ask);
     if (err == cudaErrorMemoryAllocation) {  // cached blocks of other sizes may make room
       (void)cudaGetLastError();
       release_locked(a);
-      err = cudaMalloc(&p, size);
+      err = cudaMalloc(&p, ask);
     }
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
-      throw std::runtime_error("cuda::device_alloc: cudaMalloc of " + std::to_string(size) +
+      throw std::runtime_error("cuda::device_alloc: cudaMalloc of " + std::to_string(ask) +
                                " bytes failed: " + cudaGetErrorString(err) + " (" +
                                std::to_string(a.obtained) + " bytes already allocated)");
     }
@@ -163,7 +181,7 @@ void* device_alloc(size_t bytes) {
     a.obtained += size;
     if (a.obtained > a.stats.peak_bytes) a.stats.peak_bytes = a.obtained;
   }
-  a.in_use[p] = size;
+  a.in_use[p] = Block{size, cached};
   a.stats.bytes_in_use += size;
   return p;
 }
@@ -178,12 +196,18 @@ void device_free(void* ptr, size_t bytes) {
     throw std::logic_error(
         "cuda::device_free: pointer not allocated by device_alloc (or freed "
         "twice)");
-  if (it->second != size)
+  if (it->second.size != size)
     throw std::logic_error("cuda::device_free: freed with " + std::to_string(bytes) +
-                           " bytes, allocated with " + std::to_string(it->second));
+                           " bytes, allocated with " + std::to_string(it->second.size));
+  const bool cached = it->second.cached;
   a.in_use.erase(it);
-  a.free_lists[size].push_back(ptr);
   a.stats.bytes_in_use -= size;
+  if (!cached) {
+    a.obtained -= size;
+    ST_CUDA_CHECK(cudaFree(ptr));
+    return;
+  }
+  a.free_lists[size].push_back(ptr);
   a.stats.bytes_cached += size;
 }
 

@@ -31,7 +31,9 @@ void enable_emulation(bool on = true);
 
 // Device memory, 256-byte aligned. Freed blocks go to per-size free lists and are handed out
 // again, so after the first training step no cudaMalloc happens. device_free must be given the
-// size the block was allocated with. device_alloc(0) returns nullptr.
+// size the block was allocated with. device_alloc(0) returns nullptr. In the emulator's strict
+// mode (SPARSETRAIN_EMU_STRICT=1, docs/cuda.md) nothing is cached: each block is an exact-size
+// cudaMalloc between guard zones, and device_free returns it with cudaFree.
 void* device_alloc(size_t bytes);
 void device_free(void* ptr, size_t bytes);
 

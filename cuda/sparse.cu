@@ -134,6 +134,8 @@ __global__ void csr_spmm_kernel(int rows, int N, int row_blocks, const int32_t* 
   constexpr int R = kThreads / S, CH = kSpmmStage<S>;
   __shared__ int32_t s_col[R][CH];
   __shared__ float s_val[R][CH];
+  ST_SHARED_POISON(s_col);
+  ST_SHARED_POISON(s_val);
   const int slot = static_cast<int>(threadIdx.x) / S, lane = static_cast<int>(threadIdx.x) % S;
   const int block_row = static_cast<int>(blockIdx.x) % row_blocks;
   const int tile = static_cast<int>(blockIdx.x) / row_blocks;
@@ -246,6 +248,7 @@ __global__ void csr_sddmm_kernel(int rows, int N, int row_blocks, int chunks, in
                                  float* __restrict__ partial, int64_t nnz) {
   constexpr int R = kThreads / S, G = kSddmmGroups, CH = S * G;
   __shared__ int32_t s_col[R][CH];
+  ST_SHARED_POISON(s_col);
   const int slot = static_cast<int>(threadIdx.x) / S, lane = static_cast<int>(threadIdx.x) % S;
   const int block_row = static_cast<int>(blockIdx.x) % row_blocks;
   const int rest = static_cast<int>(blockIdx.x) / row_blocks;

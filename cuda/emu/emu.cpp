@@ -4,19 +4,24 @@
 //               switching from the stopping fiber straight to the next ready one.
 //               The thread completing a barrier releases the others and keeps running, so a
 //               barrier costs one switch per waiting thread. Empty queue with live threads left
-//               = deadlock, reported with who waits where.
+//               = deadlock, reported with who waits where. Under the reverse and random
+//               schedules the fibers a barrier releases (the completing one included) are queued
+//               in the schedule's order, and the completing one waits for its turn.
+//   strict memory: guard zones around every cudaMalloc block, checked after each launch.
 //   context switch: a 16-instruction x86-64 switch of the callee-saved registers (kernels do not
 //               change MXCSR or the x87 control word, and saving them cost half the switch);
 //               ucontext's swapcontext makes two sigprocmask syscalls per switch. Other
 //               architectures fall back to ucontext.
-// Tests: tests/cuda/test_emu.cpp.
+// Tests: tests/cuda/test_emu.cpp, tests/cuda/test_emu_checks.cpp.
 #include "cuda/emu/emu.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -253,6 +258,24 @@ std::string hex(unsigned v) {
   return buf;
 }
 
+// splitmix64: a small seeded generator whose sequence is the same on every platform.
+uint64_t next_random(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Puts ids[0, n) (given in ascending order) in the schedule's order.
+template <class T>
+void apply_order(const Schedule& sched, uint64_t& rng, T* ids, size_t n) {
+  if (sched.order == Schedule::reverse) {
+    std::reverse(ids, ids + n);
+  } else if (sched.order == Schedule::random) {
+    for (size_t i = n; i > 1; --i) std::swap(ids[i - 1], ids[next_random(rng) % i]);
+  }
+}
+
 struct Scheduler {
   const LaunchSpec* spec = nullptr;
   std::string kernel;
@@ -275,6 +298,43 @@ struct Scheduler {
   std::exception_ptr error;
   std::vector<unsigned char> smem;
   StackPool stacks;
+  Schedule sched;
+  uint64_t rng = 0;
+  std::vector<unsigned> batch;  // fibers released together, put in the schedule's order
+  struct SharedArray {
+    unsigned char* p;
+    size_t bytes;
+  };
+  std::vector<SharedArray> shared_arrays;  // ST_SHARED_POISON'd arrays of this launch
+
+  // Queues the fibers in `batch` (ascending) in the schedule's order.
+  void push_batch() {
+    apply_order(sched, rng, batch.data(), batch.size());
+    for (unsigned i : batch) push(i);
+    batch.clear();
+  }
+
+  // Under reverse/random a barrier's last arrival is queued with the fibers it released: it goes
+  // on at once only when the schedule puts it first, otherwise it waits for its turn.
+  void take_turn() {
+    Fiber* f = current;
+    if (f->state != State::kReady) return;  // forward: it kept running
+    if (queue[q_head] == f->linear) {
+      pop();
+      f->state = State::kRunning;
+      return;
+    }
+    switch_between(f->ctx, next_context(), false);
+    resumed();
+  }
+
+  void register_shared(void* p, size_t bytes) {
+    auto* c = static_cast<unsigned char*>(p);
+    for (const SharedArray& a : shared_arrays)
+      if (a.p == c) return;
+    shared_arrays.push_back(SharedArray{c, bytes});
+    std::memset(c, 0xFF, bytes);  // nobody in this block has reached the array yet
+  }
 
   void push(unsigned i) {
     fibers[i].state = State::kReady;
@@ -353,13 +413,16 @@ struct Scheduler {
                  : block_op == 2 ? (block_count == static_cast<int>(block_arrived))
                  : block_op == 3 ? (block_count > 0)
                                  : 0;
+    const bool forward = sched.order == Schedule::forward;
     for (unsigned i = 0; i < nthreads; ++i) {
-      if (fibers[i].state == State::kBlockWait) {
-        fibers[i].block_result = result;
-        push(i);
+      Fiber& f = fibers[i];
+      bool running_here = &f == current && f.state == State::kRunning;
+      if (f.state == State::kBlockWait || running_here) {
+        f.block_result = result;
+        if (!running_here || !forward) batch.push_back(i);
       }
     }
-    if (current && current->state == State::kRunning) current->block_result = result;
+    push_batch();
     block_arrived = 0;
     block_count = 0;
     block_op = -1;
@@ -381,6 +444,7 @@ struct Scheduler {
     block_count += pred != 0;
     if (block_arrived == live) {
       release_block();
+      take_turn();
     } else {
       park(State::kBlockWait);
     }
@@ -442,8 +506,9 @@ struct Scheduler {
           r.valid = false;
       }
       f.result = r;
-      if (&f != current) push(base + l);
+      if (&f != current || sched.order != Schedule::forward) batch.push_back(base + l);
     }
+    push_batch();
   }
 
   // Completes every group of warp w whose live lanes have all arrived.
@@ -488,6 +553,7 @@ struct Scheduler {
     if ((group->mask & warp.live & ~group->arrived) == 0) {
       f->state = State::kRunning;
       complete_group(w, static_cast<size_t>(group - warp.groups.data()));
+      take_turn();
     } else {
       park(State::kWarpWait);
     }
@@ -550,6 +616,7 @@ struct Scheduler {
       f.result = WarpResult{0, true};
       queue[i] = i;
     }
+    apply_order(sched, rng, queue.data(), nthreads);
     q_head = 0;
     q_size = nthreads;
     live = nthreads;
@@ -562,6 +629,7 @@ struct Scheduler {
       warps[w].groups.clear();
     }
     if (!smem.empty()) std::memset(smem.data(), 0xFF, smem.size());
+    for (const SharedArray& a : shared_arrays) std::memset(a.p, 0xFF, a.bytes);
 
     // Returns when no fiber is ready (all returned, or a deadlock) or a kernel threw.
     switch_between(home, next_context(), false);
@@ -585,8 +653,11 @@ struct Scheduler {
     if (deadlock) throw std::runtime_error("emulator: " + report);
   }
 
-  void run(const LaunchSpec& s) {
+  void run(const LaunchSpec& s, const Schedule& order) {
     spec = &s;
+    sched = order;
+    rng = order.seed;
+    shared_arrays.clear();
     kernel = s.name ? s.name : "kernel";
     nthreads = s.block.x * s.block.y * s.block.z;
     fibers.assign(nthreads, Fiber{});
@@ -600,12 +671,22 @@ struct Scheduler {
     smem.assign(s.smem, 0);
     blockDim = s.block;
     gridDim = s.grid;
-    for (unsigned z = 0; z < s.grid.z; ++z)
-      for (unsigned y = 0; y < s.grid.y; ++y)
-        for (unsigned x = 0; x < s.grid.x; ++x) {
-          blockIdx = uint3{x, y, z};
-          run_block();
-        }
+    const uint64_t gx = s.grid.x, gxy = gx * s.grid.y, nblocks = gxy * s.grid.z;
+    auto run_linear = [&](uint64_t b) {
+      blockIdx = uint3{static_cast<unsigned>(b % gx), static_cast<unsigned>(b % gxy / gx),
+                       static_cast<unsigned>(b / gxy)};
+      run_block();
+    };
+    if (sched.order == Schedule::forward) {
+      for (uint64_t b = 0; b < nblocks; ++b) run_linear(b);
+    } else if (sched.order == Schedule::reverse) {
+      for (uint64_t b = nblocks; b-- > 0;) run_linear(b);
+    } else {
+      std::vector<uint64_t> order(nblocks);
+      for (uint64_t b = 0; b < nblocks; ++b) order[b] = b;
+      apply_order(sched, rng, order.data(), order.size());
+      for (uint64_t b : order) run_linear(b);
+    }
   }
 };
 
@@ -626,15 +707,120 @@ cudaError_t record(cudaError_t e) {
 }
 
 // ---- device state --------------------------------------------------------------------------
+// A strict allocation is [front guard | the bytes asked for | back guard up to the block's end].
+constexpr size_t kGuardBytes = 256;  // the front guard; keeps the start 256-byte aligned
+constexpr unsigned char kGuardFill = 0xFD;
+constexpr unsigned char kPoisonFill = 0xFF;  // NaN floats, -1 integers
+
+struct Allocation {
+  size_t bytes = 0;              // asked for
+  unsigned char* base = nullptr;  // what std::free takes
+  size_t block = 0;              // bytes from base (strict: both guards included)
+  bool guarded = false;
+};
+
+#if defined(ST_EMU_ASAN)
+inline void asan_guard(unsigned char* p, size_t n, bool poison) {
+  if (poison)
+    ASAN_POISON_MEMORY_REGION(p, n);
+  else
+    ASAN_UNPOISON_MEMORY_REGION(p, n);
+}
+#else
+inline void asan_guard(unsigned char*, size_t, bool) {}
+#endif
+
+// Poisons (for ASan) or unpoisons both guards of a strict allocation.
+void set_guards_poisoned(const Allocation& a, bool poison) {
+  unsigned char* end = a.base + kGuardBytes + a.bytes;
+  asan_guard(a.base, kGuardBytes, poison);
+  asan_guard(end, a.block - kGuardBytes - a.bytes, poison);
+}
+
+void fill_guards(const Allocation& a) {
+  unsigned char* end = a.base + kGuardBytes + a.bytes;
+  std::memset(a.base, kGuardFill, kGuardBytes);
+  std::memset(end, kGuardFill, a.block - kGuardBytes - a.bytes);
+}
+
+// "" when both guards are intact; otherwise what was damaged ("write past the end of a 1000-byte
+// allocation"), with the guard refilled so that one bug is reported once.
+std::string check_guards(const Allocation& a) {
+  set_guards_poisoned(a, false);
+  const unsigned char* end = a.base + kGuardBytes + a.bytes;
+  const size_t back = a.block - kGuardBytes - a.bytes;
+  std::string damage;
+  for (size_t i = 0; i < back && damage.empty(); ++i)
+    if (end[i] != kGuardFill)
+      damage = "write past the end of a " + std::to_string(a.bytes) + "-byte allocation";
+  for (size_t i = kGuardBytes; i-- > 0 && damage.empty();)
+    if (a.base[i] != kGuardFill)
+      damage = "write before the start of a " + std::to_string(a.bytes) + "-byte allocation";
+  if (!damage.empty()) fill_guards(a);
+  set_guards_poisoned(a, true);
+  return damage;
+}
+
 struct Device {
   std::mutex mu;
-  int enabled = -1;                         // -1: not decided yet (read the environment)
-  std::map<uintptr_t, size_t> allocations;  // device allocations: start -> bytes
+  int enabled = -1;  // -1: not decided yet (read the environment)
+  bool env_read = false;  // SPARSETRAIN_EMU_SCHEDULE and SPARSETRAIN_EMU_STRICT
+  Schedule schedule;
+  bool strict = false;
+  size_t guarded = 0;      // strict allocations alive
+  std::string last_kernel;  // the kernel that ran last, for guard reports
+  std::map<uintptr_t, Allocation> allocations;  // device allocations by start address
   Stats stats;
 };
 Device& device() {
   static Device* d = new Device();  // leaked: memory may be freed during static destruction
   return *d;
+}
+
+void read_environment_locked(Device& d) {
+  const char* sched = std::getenv("SPARSETRAIN_EMU_SCHEDULE");
+  const char* strict = std::getenv("SPARSETRAIN_EMU_STRICT");
+  Schedule parsed;
+  if (sched && *sched) parsed = parse_schedule(sched, "SPARSETRAIN_EMU_SCHEDULE");
+  std::string s = strict ? strict : "";
+  if (!s.empty() && s != "0" && s != "1")
+    throw std::invalid_argument("emulator: SPARSETRAIN_EMU_STRICT=\"" + s +
+                                "\" is not a strictness; accepted values: 1 (strict memory "
+                                "checks) and 0 or unset (off)");
+  d.schedule = parsed;
+  d.strict = s == "1";
+  d.env_read = true;
+}
+
+void require_environment_locked(Device& d) {
+  if (!d.env_read) read_environment_locked(d);
+}
+
+// The first damage to the guards of the strict allocations ("" if none); all are checked and
+// refilled.
+std::string damaged_guards_locked(Device& d) {
+  std::string first;
+  if (d.guarded == 0) return first;
+  for (auto& [start, a] : d.allocations) {
+    if (!a.guarded) continue;
+    std::string damage = check_guards(a);
+    if (first.empty()) first = damage;
+  }
+  return first;
+}
+
+// Damage found outside a launch happened in the kernel that ran last or in host code after it
+// (writing through a device pointer, which only the emulator lets it do).
+[[noreturn]] void throw_outside_launch(const Device& d, const std::string& damage,
+                                       const char* found_by) {
+  throw std::runtime_error("emulator: " + damage + " in " +
+                           (d.last_kernel.empty() ? std::string("host code") : d.last_kernel) +
+                           " (found by " + found_by + ")");
+}
+
+void check_guards_outside_launch(Device& d, const char* found_by) {
+  std::string damage = damaged_guards_locked(d);
+  if (!damage.empty()) throw_outside_launch(d, damage, found_by);
 }
 
 bool device_enabled_locked(Device& d) {
@@ -651,12 +837,13 @@ bool is_device_range(Device& d, const void* p, size_t bytes) {
   auto it = d.allocations.upper_bound(a);
   if (it == d.allocations.begin()) return false;
   --it;
-  return a >= it->first && a + bytes <= it->first + std::max<size_t>(it->second, 1);
+  return a >= it->first && a + bytes <= it->first + std::max<size_t>(it->second.bytes, 1);
 }
 
 }  // namespace
 
 void run_launch(const LaunchSpec& spec) {
+  Schedule order;
   if (t_running)
     throw std::logic_error(std::string("emulator: ") + spec.name +
                            " launched from inside a kernel (dynamic parallelism is not emulated)");
@@ -667,6 +854,8 @@ void run_launch(const LaunchSpec& spec) {
       record(cudaErrorNoDevice);
       return;
     }
+    require_environment_locked(d);
+    order = d.schedule;
     d.stats.launches++;
   }
   const dim3 g = spec.grid, b = spec.block;
@@ -691,9 +880,28 @@ void run_launch(const LaunchSpec& spec) {
       blockIdx = uint3{0, 0, 0};
     }
   } reset;
-  s.run(spec);
-  std::lock_guard<std::mutex> dlock(device().mu);
-  device().stats.blocks += 1ull * g.x * g.y * g.z;
+  std::string kernel = spec.name ? spec.name : "kernel";
+  try {
+    s.run(spec, order);
+  } catch (...) {
+    // The kernel's own error is the report; guards it damaged too are refilled unreported, so
+    // that the next launch is not blamed for them.
+    Device& d = device();
+    std::lock_guard<std::mutex> dlock(d.mu);
+    d.last_kernel = kernel;
+    (void)damaged_guards_locked(d);
+    throw;
+  }
+  Device& d = device();
+  std::lock_guard<std::mutex> dlock(d.mu);
+  d.stats.blocks += 1ull * g.x * g.y * g.z;
+  d.last_kernel = kernel;
+  std::string damage = damaged_guards_locked(d);
+  if (!damage.empty()) throw std::runtime_error("emulator: " + damage + " in " + kernel);
+}
+
+void register_shared(void* p, size_t bytes) {
+  running("ST_SHARED_POISON").register_shared(p, bytes);
 }
 
 unsigned char* dynamic_shared() {
@@ -729,6 +937,65 @@ Stats stats() {
   detail::Device& d = detail::device();
   std::lock_guard<std::mutex> lock(d.mu);
   return d.stats;
+}
+
+Schedule parse_schedule(const char* text, const char* source) {
+  const std::string t = text ? text : "";
+  Schedule s;
+  if (t == "forward") return s;
+  if (t == "reverse") {
+    s.order = Schedule::reverse;
+    return s;
+  }
+  const std::string prefix = "random:";
+  const std::string seed = t.compare(0, prefix.size(), prefix) == 0 ? t.substr(prefix.size()) : "";
+  if (!seed.empty() && seed.size() <= 20 &&
+      seed.find_first_not_of("0123456789") == std::string::npos) {
+    errno = 0;
+    unsigned long long v = std::strtoull(seed.c_str(), nullptr, 10);
+    if (errno == 0) {
+      s.order = Schedule::random;
+      s.seed = v;
+      return s;
+    }
+  }
+  throw std::invalid_argument(std::string("emulator: ") + source + "=\"" + t +
+                              "\" is not a schedule; accepted values: forward (the default), "
+                              "reverse, random:SEED (SEED a decimal unsigned integer)");
+}
+
+Schedule schedule() {
+  detail::Device& d = detail::device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::require_environment_locked(d);
+  return d.schedule;
+}
+
+void set_schedule(Schedule s) {
+  detail::Device& d = detail::device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::require_environment_locked(d);  // so a later first launch does not overwrite s
+  d.schedule = s;
+}
+
+bool strict() {
+  detail::Device& d = detail::device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::require_environment_locked(d);
+  return d.strict;
+}
+
+void set_strict(bool on) {
+  detail::Device& d = detail::device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::require_environment_locked(d);
+  d.strict = on;
+}
+
+void reload_environment() {
+  detail::Device& d = detail::device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::read_environment_locked(d);
 }
 
 // ---- host API ------------------------------------------------------------------------------
@@ -860,6 +1127,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int dev) {
 
 cudaError_t cudaDeviceSynchronize() {
   ST_EMU_REQUIRE_DEVICE();
+  detail::check_guards_outside_launch(d, "cudaDeviceSynchronize");
   return cudaSuccess;
 }
 
@@ -872,7 +1140,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   ST_EMU_REQUIRE_DEVICE();
   if (!free_bytes || !total_bytes) return record(cudaErrorInvalidValue);
   size_t used = 0;
-  for (auto& [p, n] : d.allocations) used += n;
+  for (auto& [p, a] : d.allocations) used += a.bytes;
   *total_bytes = physical_memory();
   *free_bytes = *total_bytes > used ? *total_bytes - used : 0;
   return cudaSuccess;
@@ -883,10 +1151,26 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   if (!ptr) return record(cudaErrorInvalidValue);
   *ptr = nullptr;
   if (bytes == 0) return cudaSuccess;
-  size_t size = (bytes + 255) / 256 * 256;  // cudaMalloc's alignment
-  void* p = std::aligned_alloc(256, size);
-  if (!p) return record(cudaErrorMemoryAllocation);
-  d.allocations[reinterpret_cast<uintptr_t>(p)] = bytes;
+  detail::require_environment_locked(d);
+  const bool strict = d.strict;
+  // Strict: the back guard takes the rounding and at least kGuardBytes more.
+  const size_t extra = strict ? 2 * detail::kGuardBytes + 255 : 255;
+  if (bytes > SIZE_MAX - extra) return record(cudaErrorMemoryAllocation);
+  detail::Allocation a;
+  a.bytes = bytes;
+  a.block = (bytes + extra) / 256 * 256;  // cudaMalloc's alignment
+  a.base = static_cast<unsigned char*>(std::aligned_alloc(256, a.block));
+  if (!a.base) return record(cudaErrorMemoryAllocation);
+  a.guarded = strict;
+  unsigned char* p = a.base;
+  if (strict) {
+    p = a.base + detail::kGuardBytes;
+    std::memset(p, detail::kPoisonFill, bytes);
+    detail::fill_guards(a);
+    detail::set_guards_poisoned(a, true);
+    d.guarded++;
+  }
+  d.allocations[reinterpret_cast<uintptr_t>(p)] = a;
   d.stats.mallocs++;
   *ptr = p;
   return cudaSuccess;
@@ -897,9 +1181,17 @@ cudaError_t cudaFree(void* ptr) {
   if (!ptr) return cudaSuccess;
   auto it = d.allocations.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == d.allocations.end()) return record(cudaErrorInvalidValue);
+  const detail::Allocation a = it->second;
   d.allocations.erase(it);
   d.stats.frees++;
-  std::free(ptr);
+  std::string damage;
+  if (a.guarded) {
+    damage = detail::check_guards(a);
+    detail::set_guards_poisoned(a, false);  // the block goes back to malloc
+    d.guarded--;
+  }
+  std::free(a.base);
+  if (!damage.empty()) detail::throw_outside_launch(d, damage, "cudaFree");
   return cudaSuccess;
 }
 
@@ -977,6 +1269,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
   ST_EMU_REQUIRE_DEVICE();
+  detail::check_guards_outside_launch(d, "cudaStreamSynchronize");
   return cudaSuccess;
 }
 

@@ -3,27 +3,37 @@
 // reference) on machines with no GPU. Not a simulator of performance: a checker of semantics.
 //
 //   Launch  ST_LAUNCH(grid, block, smem, stream, kernel)(args...) runs the grid synchronously,
-//           one block at a time (x fastest, then y, then z), in a fixed order: deterministic, and
-//           `__shared__` can be plain `static` storage. The stream is ignored (everything is
-//           synchronous). Bad configurations are reported through cudaGetLastError like CUDA.
+//           one block at a time, so `__shared__` can be plain `static` storage. The stream is
+//           ignored (everything is synchronous). Bad configurations are reported through
+//           cudaGetLastError like CUDA.
 //   Threads each thread of a block is a cooperative fiber on the launching OS thread (own 128 KiB
 //           stack, pooled). Fibers switch only at barriers, so plain read-modify-write is atomic.
+//   Order   the schedule (SPARSETRAIN_EMU_SCHEDULE or set_schedule) orders the threads resumed in
+//           each barrier phase and the grid's blocks: forward (default; thread index order, blocks
+//           x fastest, then y, z), reverse, or random:SEED (seeded shuffles). Every order is
+//           deterministic; a kernel missing a barrier usually gives different results across them.
 //   Barriers __syncthreads() waits for every live (not yet returned) thread of the block; threads
 //           arriving at different __syncthreads calls (source lines) are reported as divergent.
 //           Warp operations wait for the live lanes named in their mask (warp = linear thread
 //           id / 32; the last warp may be partial). A barrier nobody can complete (divergent
 //           __syncthreads, a lane stuck elsewhere) throws "emulator: deadlock in <kernel>: ...".
 //   Errors  an exception thrown by a kernel ends the launch and is rethrown by it.
-//   Poison  dynamic shared memory starts each block filled with 0xFF bytes (NaN floats), and a
-//           shuffle reading a lane that does not exist, has returned or is outside the mask
-//           returns NaN / 0xDEADBEEF..., so kernels that read what CUDA leaves undefined fail.
+//   Poison  dynamic shared memory, and every static `__shared__` array marked with
+//           ST_SHARED_POISON, starts each block filled with 0xFF bytes (NaN floats); a shuffle
+//           reading a lane that does not exist, has returned or is outside the mask returns NaN /
+//           0xDEADBEEF..., so kernels that read what CUDA leaves undefined fail.
+//   Strict  (SPARSETRAIN_EMU_STRICT=1 or set_strict) cudaMalloc gives exact-size, 0xFF-filled
+//           blocks between guard zones, checked after every launch, by cudaFree and by the
+//           synchronize calls: an overrun throws "emulator: write past the end of a N-byte
+//           allocation in <kernel>". Under AddressSanitizer the guards are poisoned too, so
+//           out-of-bounds reads are reported where they happen.
 //
 // The device exists only when emulation is switched on (SPARSETRAIN_CUDA_EMULATION=1, or
 // st::emu::set_enabled(true)); otherwise cudaGetDeviceCount and every launch and allocation fail
 // with cudaErrorNoDevice, like a machine without a GPU.
 // Host API functions live in namespace st::emu::api (pulled into the global namespace by using
 // declarations), so their symbols never collide with the real cudart's.
-// Tests: tests/cuda/test_emu.cpp.
+// Tests: tests/cuda/test_emu.cpp, tests/cuda/test_emu_checks.cpp.
 #pragma once
 
 #include <math.h>
@@ -161,6 +171,61 @@ namespace st::emu {
 bool enabled();
 void set_enabled(bool on);
 
+// The order in which the emulator runs a block's threads and a grid's blocks. forward: thread
+// index order within each barrier phase (the thread completing a barrier goes on first), blocks x
+// fastest, then y, z. reverse: highest thread index first in every phase, last block first.
+// random: a shuffle seeded by `seed`, drawn again for every phase and every launch's block order
+// (each launch starts from the seed, so a launch's order does not depend on earlier launches).
+// Correct kernels give the same results under every order; one missing a barrier usually does not.
+struct Schedule {
+  enum Order { forward, reverse, random };
+  Order order = forward;
+  uint64_t seed = 0;  // random only
+};
+// "forward", "reverse" or "random:SEED" (SEED a decimal unsigned integer); anything else throws
+// std::invalid_argument naming `source` (the variable or function the text came from) and the
+// accepted values.
+Schedule parse_schedule(const char* text, const char* source);
+// Initially SPARSETRAIN_EMU_SCHEDULE (forward when unset), read at the first launch.
+Schedule schedule();
+void set_schedule(Schedule s);
+
+// Strict memory mode. Initially SPARSETRAIN_EMU_STRICT=1 (unset or 0: off; anything else throws).
+// cudaMalloc then returns exactly the bytes asked for (256-byte aligned start) between guard zones,
+// filled with 0xFF bytes; guards are checked at the end of every launch, by cudaFree and by
+// cudaDeviceSynchronize / cudaStreamSynchronize, and a damaged one throws "emulator: write past
+// the end of a N-byte allocation in <kernel>" (or "before the start"). The backend's caching
+// allocator (cuda/runtime.cu) hands each block out once, so the guard sits right after the
+// bytes asked for. Under AddressSanitizer the guards are also poisoned: an out-of-bounds read or
+// write is reported where it happens.
+bool strict();
+void set_strict(bool on);
+
+// Reads SPARSETRAIN_EMU_SCHEDULE and SPARSETRAIN_EMU_STRICT again (for tests of the variables).
+void reload_environment();
+
+// For tests: a schedule, or a strictness, for one scope; the previous one is restored on exit.
+class ScopedSchedule {
+ public:
+  explicit ScopedSchedule(Schedule s) : saved_(schedule()) { set_schedule(s); }
+  ~ScopedSchedule() { set_schedule(saved_); }
+  ScopedSchedule(const ScopedSchedule&) = delete;
+  ScopedSchedule& operator=(const ScopedSchedule&) = delete;
+
+ private:
+  Schedule saved_;
+};
+class ScopedStrict {
+ public:
+  explicit ScopedStrict(bool on) : saved_(strict()) { set_strict(on); }
+  ~ScopedStrict() { set_strict(saved_); }
+  ScopedStrict(const ScopedStrict&) = delete;
+  ScopedStrict& operator=(const ScopedStrict&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // Counters for tests: device allocations made, launches run, blocks run.
 struct Stats {
   size_t mallocs = 0;
@@ -184,6 +249,9 @@ struct LaunchSpec {
 void run_launch(const LaunchSpec& spec);
 
 unsigned char* dynamic_shared();
+// ST_SHARED_POISON: the static __shared__ array [p, p + bytes) is filled with 0xFF bytes now (the
+// first time in a launch) and at the start of every later block of the launch.
+void register_shared(void* p, size_t bytes);
 
 enum class WarpOp : int { sync, shfl, up, down, bfly, ballot, any, all };
 struct WarpResult {
@@ -355,6 +423,8 @@ using st::emu::api::cudaStreamWaitEvent;
       .bind([&](auto&... st_emu_kernel_args) { __VA_ARGS__(st_emu_kernel_args...); })
 #define ST_DYNAMIC_SHARED(type, name) \
   type* name = reinterpret_cast<type*>(::st::emu::detail::dynamic_shared())
+// Right after a static __shared__ array: without it the array keeps the previous block's values.
+#define ST_SHARED_POISON(array) ::st::emu::detail::register_shared(&(array), sizeof(array))
 
 // ---- barriers and warp operations -----------------------------------------------------------
 // Macros, so each barrier knows its source line: threads of a block meeting at different

@@ -50,6 +50,9 @@ TEST_CASE("cuda runtime: without emulation the emulated build has no device, and
 }
 
 TEST_CASE("cuda runtime: freed blocks are reused without a new cudaMalloc") {
+#if !defined(ST_CUDA_GPU_TESTS)
+  st::emu::ScopedStrict caching(false);  // strict mode bypasses the cache (test_emu_checks.cpp)
+#endif
   cuda::release_cache();
   cuda::DeviceAllocatorStats s0 = cuda::device_allocator_stats();
   void* a = cuda::device_alloc(1000);

@@ -12,10 +12,14 @@
 //       0xFF bytes (NaN floats) at the start of every block, so a block reading it before writing
 //       it sees garbage, as on a GPU, not the previous block's values. Nothing under nvcc.
 //   ST_CUDA_CHECK(call);        throws std::runtime_error naming the call, file:line and the error
-//   ST_CUDA_CHECK_LAUNCH();     checks cudaGetLastError() right after a launch
+//   ST_CUDA_CHECK_LAUNCH();     checks cudaGetLastError() right after a launch; with
+//                               SPARSETRAIN_CUDA_CHECKED=1 also synchronizes the device, so a kernel
+//                               that faults is reported at its own launch (file:line)
 //   ST_CUSPARSE_CHECK(call);    the same for cuSPARSE calls (needs <cusparse.h> where it is used)
 #pragma once
 
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -47,6 +51,20 @@ namespace st::cuda_detail {
                            std::to_string(line) + ": " + (message ? message : "unknown error"));
 }
 
+// SPARSETRAIN_CUDA_CHECKED=1 (read once; 0 or unset: off): every launch is followed by
+// cudaDeviceSynchronize, so an asynchronous fault (an illegal address, a trap) is reported at the
+// launch of the kernel that caused it instead of at a later, unrelated call. Slow; for debugging
+// and the GPU check (scripts/gpu_check.sh).
+inline bool checked_launches() {
+  static const bool on = [] {
+    const char* v = std::getenv("SPARSETRAIN_CUDA_CHECKED");
+    if (!v || !*v || std::strcmp(v, "0") == 0) return false;
+    if (std::strcmp(v, "1") == 0) return true;
+    throw std::invalid_argument(std::string("SPARSETRAIN_CUDA_CHECKED=\"") + v + "\": expected 1 or 0");
+  }();
+  return on;
+}
+
 }  // namespace st::cuda_detail
 
 // A failed call also sets the runtime's last error; it is cleared before throwing, so the next
@@ -61,7 +79,11 @@ namespace st::cuda_detail {
     }                                                                                       \
   } while (0)
 
-#define ST_CUDA_CHECK_LAUNCH() ST_CUDA_CHECK(cudaGetLastError())
+#define ST_CUDA_CHECK_LAUNCH()                                                                \
+  do {                                                                                        \
+    ST_CUDA_CHECK(cudaGetLastError());                                                        \
+    if (::st::cuda_detail::checked_launches()) ST_CUDA_CHECK(cudaDeviceSynchronize());        \
+  } while (0)
 
 // Expands to cuSPARSE names only where used, so defining it here costs nothing elsewhere.
 #define ST_CUSPARSE_CHECK(expr)                                                             \

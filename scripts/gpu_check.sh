@@ -5,8 +5,10 @@
 # step below, recording its command, exit code, seconds and last lines in results/gpu/report.md
 # (full output in results/gpu/<step>.log):
 #   device       `sparsetrain device` must name a real GPU (not "none", not the emulator)
-#   gpu_tests    test_cuda_gpu (the CUDA kernel cases, ctest -L gpu) with CUDA_LAUNCH_BLOCKING=1, so
-#                a fault is reported at the launch that caused it
+#   gpu_tests    test_cuda_gpu (the CUDA kernel cases, ctest -L gpu), each test case in a process of
+#                its own (a kernel fault poisons its CUDA context, so it must not fail the cases
+#                after it), with CUDA_LAUNCH_BLOCKING=1 and SPARSETRAIN_CUDA_CHECKED=1 (a fault is
+#                reported at the launch that caused it); the failing cases are listed
 #   memcheck, racecheck, synccheck, initcheck
 #                test_cuda_gpu under compute-sanitizer's four tools (--error-exitcode 1)
 #   train_cuda   2 epochs of LeNet-5 on MNIST on --device cuda, then the same on the cpu: both
@@ -73,7 +75,21 @@ if ! step device device_is_real; then
   exit 2
 fi
 tests="$build/test_cuda_gpu"
-step gpu_tests env CUDA_LAUNCH_BLOCKING=1 "$tests"
+# each_case: every test case of the GPU suite in its own process; fails when any case fails.
+each_case() {
+  local n bad=0 i
+  n=$("$tests" --count 2>/dev/null | sed -n 's/.*passing the current filters: *\([0-9]*\).*/\1/p')
+  [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "no test cases counted"; return 1; }
+  for ((i = 1; i <= n; i++)); do
+    if ! CUDA_LAUNCH_BLOCKING=1 SPARSETRAIN_CUDA_CHECKED=1 "$tests" --first="$i" --last="$i" >"$out/case_$i.log" 2>&1; then
+      bad=$((bad + 1))
+      echo "FAILED: case $i: $(grep -m1 'TEST CASE' -A1 "$out/case_$i.log" | tail -1)"
+    fi
+  done
+  echo "$n cases, $bad failed"
+  [ "$bad" -eq 0 ]
+}
+step gpu_tests each_case
 for tool in memcheck racecheck synccheck initcheck; do
   step "$tool" timeout 7200 "$sanitizer" --tool "$tool" --error-exitcode 1 "$tests"
 done

@@ -9,6 +9,9 @@
 #                its own (a kernel fault poisons its CUDA context, so it must not fail the cases
 #                after it), with CUDA_LAUNCH_BLOCKING=1 and SPARSETRAIN_CUDA_CHECKED=1 (a fault is
 #                reported at the launch that caused it); the failing cases are listed
+#   core_gpu, models_gpu, experiment_gpu
+#                the CUDA cases of the core, model and trainer suites (ops, optimizers, models, whole
+#                training runs, cuSPARSE layers) on the GPU against the CPU, plain and under memcheck
 #   memcheck, racecheck, synccheck, initcheck
 #                test_cuda_gpu under compute-sanitizer's four tools (--error-exitcode 1)
 #   train_cuda   2 epochs of LeNet-5 on MNIST on --device cuda, then the same on the cpu: both
@@ -90,6 +93,10 @@ each_case() {
   [ "$bad" -eq 0 ]
 }
 step gpu_tests each_case
+for suite in core models experiment; do
+  step "${suite}_gpu" env CUDA_LAUNCH_BLOCKING=1 "$build/test_${suite}_gpu"
+  step "${suite}_gpu_memcheck" timeout 7200 "$sanitizer" --tool memcheck --error-exitcode 1 "$build/test_${suite}_gpu"
+done
 for tool in memcheck racecheck synccheck initcheck; do
   step "$tool" timeout 7200 "$sanitizer" --tool "$tool" --error-exitcode 1 "$tests"
 done

@@ -20,6 +20,7 @@
 
 #include "cuda/compat.h"
 #include "cuda/runtime.h"
+#include "cuda_test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define ST_TEST_ASAN 1
@@ -40,26 +41,7 @@ namespace {
 
 using st::emu::Schedule;
 
-template <class T>
-struct DeviceArray {
-  T* ptr = nullptr;
-  size_t n = 0;
-  explicit DeviceArray(size_t count) : n(count) {
-    ST_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr), n * sizeof(T)));
-  }
-  explicit DeviceArray(const std::vector<T>& host) : DeviceArray(host.size()) {
-    ST_CUDA_CHECK(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  ~DeviceArray() { cudaFree(ptr); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  std::vector<T> get() const {
-    std::vector<T> host(n);
-    ST_CUDA_CHECK(cudaDeviceSynchronize());
-    ST_CUDA_CHECK(cudaMemcpy(host.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return host;
-  }
-};
+using st::cuda::test::DeviceArray;  // device_alloc: exact-size blocks in strict mode
 
 template <class F>
 std::string error_of(F&& f) {
@@ -155,11 +137,11 @@ TEST_CASE("emulator checks: a reduction missing __syncthreads is wrong under rev
   auto run = [&](Schedule order, bool broken) {
     st::emu::ScopedSchedule scope(order);
     if (broken)
-      ST_LAUNCH(blocks, threads, 0, nullptr, upsweep_sum_missing_sync_kernel)(dx.ptr, dout.ptr);
+      ST_LAUNCH(blocks, threads, 0, nullptr, upsweep_sum_missing_sync_kernel)(dx.get(), dout.get());
     else
-      ST_LAUNCH(blocks, threads, 0, nullptr, upsweep_sum_kernel)(dx.ptr, dout.ptr);
+      ST_LAUNCH(blocks, threads, 0, nullptr, upsweep_sum_kernel)(dx.get(), dout.get());
     ST_CUDA_CHECK_LAUNCH();
-    return dout.get();
+    return dout.download();
   };
   for (Schedule order : {Schedule{}, reverse(), random_seed(1), random_seed(12345)})
     CHECK(run(order, false) == want);
@@ -177,11 +159,11 @@ TEST_CASE("emulator checks: threads in each barrier phase and blocks follow the 
   auto ranks = [&](Schedule order) {
     st::emu::ScopedSchedule scope(order);
     DeviceArray<int> counters(3), phase0(threads), phase1(threads), block_rank(blocks);
-    ST_CUDA_CHECK(cudaMemset(counters.ptr, 0, 3 * sizeof(int)));
+    ST_CUDA_CHECK(cudaMemset(counters.get(), 0, 3 * sizeof(int)));
     ST_LAUNCH(blocks, threads, 0, nullptr, order_kernel)
-    (counters.ptr, phase0.ptr, phase1.ptr, block_rank.ptr);
+    (counters.get(), phase0.get(), phase1.get(), block_rank.get());
     ST_CUDA_CHECK_LAUNCH();
-    return std::vector<std::vector<int>>{phase0.get(), phase1.get(), block_rank.get()};
+    return std::vector<std::vector<int>>{phase0.download(), phase1.download(), block_rank.download()};
   };
   std::vector<int> up(threads), down(threads), bup(blocks), bdown(blocks);
   for (int i = 0; i < threads; ++i) {
@@ -277,9 +259,9 @@ TEST_CASE("emulator checks: a block reading static shared memory it never wrote 
   DeviceArray<float> dtable(table), dy(threads * blocks);
   for (Schedule order : {Schedule{}, reverse()}) {
     st::emu::ScopedSchedule scope(order);
-    ST_LAUNCH(blocks, threads, 0, nullptr, stale_table_kernel)(dtable.ptr, dy.ptr);
+    ST_LAUNCH(blocks, threads, 0, nullptr, stale_table_kernel)(dtable.get(), dy.get());
     ST_CUDA_CHECK_LAUNCH();
-    std::vector<float> y = dy.get();
+    std::vector<float> y = dy.download();
     for (int i = 0; i < threads * blocks; ++i) {
       const float v = y[static_cast<size_t>(i)];
       CAPTURE(i);
@@ -300,23 +282,23 @@ TEST_CASE("emulator checks: strict mode reports an off-by-one write past an allo
   {
     DeviceArray<float> y(n);
     std::string e = error_of([&] {
-      ST_LAUNCH(2, 128, 0, nullptr, fill_off_by_one_kernel)(n, 1.0f, y.ptr);
+      ST_LAUNCH(2, 128, 0, nullptr, fill_off_by_one_kernel)(n, 1.0f, y.get());
     });
     CHECK(e == "emulator: write past the end of a 1000-byte allocation in fill_off_by_one_kernel");
-    std::vector<float> got = y.get();  // the guard was repaired: reported once
+    std::vector<float> got = y.download();  // the guard was repaired: reported once
     CHECK(got[0] == 1.0f);
     CHECK(got[n - 1] == 1.0f);
-    e = error_of([&] { ST_LAUNCH(2, 128, 0, nullptr, fill_shifted_kernel)(n, 1, 2.0f, y.ptr); });
+    e = error_of([&] { ST_LAUNCH(2, 128, 0, nullptr, fill_shifted_kernel)(n, 1, 2.0f, y.get()); });
     CHECK(e == "emulator: write before the start of a 1000-byte allocation in fill_shifted_kernel");
-    ST_LAUNCH(2, 128, 0, nullptr, fill_shifted_kernel)(n, 0, 3.0f, y.ptr);  // the fixed bound
+    ST_LAUNCH(2, 128, 0, nullptr, fill_shifted_kernel)(n, 0, 3.0f, y.get());  // the fixed bound
     ST_CUDA_CHECK_LAUNCH();
-    CHECK(y.get()[n - 1] == 3.0f);
+    CHECK(y.download()[n - 1] == 3.0f);
   }
   {
     // Host code writing through a device pointer (possible only in the emulator) is found by
     // the next synchronization, which names the kernel that ran last.
     DeviceArray<unsigned char> bytes(100);
-    bytes.ptr[100] = 0;
+    bytes.get()[100] = 0;
     std::string e = error_of([] { ST_CUDA_CHECK(cudaDeviceSynchronize()); });
     CHECK(e == "emulator: write past the end of a 100-byte allocation in fill_shifted_kernel "
                "(found by cudaDeviceSynchronize)");
@@ -325,17 +307,17 @@ TEST_CASE("emulator checks: strict mode reports an off-by-one write past an allo
     // Without strict mode the same bug writes into cudaMalloc's rounding and goes unseen.
     st::emu::ScopedStrict lenient(false);
     DeviceArray<float> y(n);
-    ST_LAUNCH(2, 128, 0, nullptr, fill_off_by_one_kernel)(n, 1.0f, y.ptr);
+    ST_LAUNCH(2, 128, 0, nullptr, fill_off_by_one_kernel)(n, 1.0f, y.get());
     ST_CUDA_CHECK_LAUNCH();
-    CHECK(y.get()[n - 1] == 1.0f);
+    CHECK(y.download()[n - 1] == 1.0f);
   }
 }
 
 TEST_CASE("emulator checks: strict allocations are exact, poisoned and not cached") {
   st::emu::ScopedStrict strict(true);
   DeviceArray<float> fresh(3);
-  for (float v : fresh.get()) CHECK(v != v);  // 0xFF bytes: NaN
-  CHECK(reinterpret_cast<uintptr_t>(fresh.ptr) % 256 == 0);
+  for (float v : fresh.download()) CHECK(v != v);  // 0xFF bytes: NaN
+  CHECK(reinterpret_cast<uintptr_t>(fresh.get()) % 256 == 0);
 
   // device_alloc (cuda/runtime.h) hands every block out once: a freed block is cudaFree'd, and the
   // next one is a new exact-size allocation, so the guard follows the bytes asked for.

@@ -56,7 +56,8 @@ TEST_CASE("relu forward/backward, add, axpy, scale, fill, dropout") {
 }
 
 TEST_CASE("bias add and bias grad, rows (Linear) and channels (conv)") {
-  const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {64, 300, 1}, {64, 50, 64}, {3, 37, 1031}};
+  // 70 × 2500: the parallel path, over three column panels of bias_grad_rows (the last partial).
+  const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {64, 300, 1}, {64, 50, 64}, {3, 37, 1031}, {70, 2500, 1}};
   for (const auto& sh : shapes) {
     const int rows = sh[0], cols = sh[1], hw = sh[2];
     INFO(rows << "x" << cols << "x" << hw);

@@ -51,6 +51,16 @@ struct CsrWeight {
     std::shared_ptr<const std::vector<int32_t>> off;
   };
   ConvOffsets conv_offsets;
+  // The factors of the dense gradient dyᵀ·x of a Linear weight, for a step that regrows by
+  // gradient (RigL on a sparse layer, pruning::Pruner): while `capture` is set, every CPU backward
+  // appends its input x (rows × cols) and output gradient dy (rows × this->rows) in call order
+  // (micro-batch parts in order). Cleared when the regrowth has used them.
+  struct GradientFactors {
+    bool capture = false;
+    int64_t rows = 0;
+    std::vector<float> x, dy;
+  };
+  GradientFactors factors;
 
   CsrWeight() = default;
   CsrWeight(const CsrWeight&) = delete;  // owns the device mirror

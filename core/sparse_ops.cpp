@@ -87,6 +87,13 @@ struct SparseLinearNode : Node {
       Tensor& db = grad_slot(2, acc);
       kernels::bias_grad_rows(B, w->rows, dy.f32(), db.f32(), acc);
     }
+    if (w->factors.capture) {
+      CsrWeight::GradientFactors& f = w->factors;
+      const float* x = inputs[0].value().f32();
+      f.x.insert(f.x.end(), x, x + static_cast<size_t>(B) * w->cols);
+      f.dy.insert(f.dy.end(), dy.f32(), dy.f32() + static_cast<size_t>(B) * w->rows);
+      f.rows += B;
+    }
   }
   void backward_cuda(const Tensor& dy) {
     bool acc = false;

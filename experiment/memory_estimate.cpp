@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "distributed/communicator.h"
 #include "experiment/setup.h"
 #include "models/builder.h"
 #include "pruning/method.h"
@@ -63,8 +64,13 @@ MemoryEstimate estimate_memory(const Config& c) {
   const double state = c.optimizer.type == OptimizerType::sgd ? (c.optimizer.momentum > 0 ? 1 : 0) : 2;
   m.parameter_bytes = m.parameters * kFloat * (2 + state);
   m.dense_parameter_bytes = m.parameter_bytes;
-  // RigL's regrowth reads the dense gradient: its update steps make the layers dense for a while.
-  if (c.pruning && pruning::starts_sparse(*c.pruning) && c.pruning->method != pruning::Method::Rigl) {
+  // RigL regrows sparse Linear layers from the x and dy its update steps keep (pruning/pruner.h) on
+  // the CPU in one process; a sparse conv layer, CUDA or several ranks make those steps dense.
+  const auto layers = models::architecture_layers(model_spec(c), shape.num_classes);
+  const bool has_conv = std::any_of(layers.begin(), layers.end(), [](const models::LayerSpec& l) { return l.type == LayerType::conv2d; });
+  const bool rigl = c.pruning && c.pruning->method == pruning::Method::Rigl;
+  const bool rigl_sparse = rigl && !has_conv && c.device == Device::cpu && distributed::launched_ranks() <= 1;
+  if (c.pruning && pruning::starts_sparse(*c.pruning) && (!rigl || rigl_sparse)) {
     // The pruned layers start sparse: at least (1 - target) of the weights are nonzeros (erk/er
     // reach the target over every layer, layerwise/uniform over the pruned ones), each costing
     // kCsrBytesPerNonzero plus the optimizer's compact state; a layer left dense costs less per
@@ -73,6 +79,9 @@ MemoryEstimate estimate_memory(const Config& c) {
     const double sparse = nonzeros * (kCsrBytesPerNonzero + kFloat * state);
     const double dense = m.weights * kFloat * (2 + state);
     m.parameter_bytes = (m.parameters - m.weights) * kFloat * (2 + state) + std::min(sparse, dense);
+    // A RigL update: its candidates (at most 2 per dropped weight, 16 bytes each) and a gradient
+    // panel (16 MB) beside the layer; the kept x and dy are counted with the activations below.
+    if (rigl) m.parameter_bytes += nonzeros * c.pruning->schedule.drop_fraction * 32 + 16e6;
   }
   const bool synthetic = c.data.dataset == DatasetKind::synthetic;
   const double train = synthetic ? c.data.synthetic.train : 60000, test = synthetic ? c.data.synthetic.test : 10000;
@@ -80,6 +89,8 @@ MemoryEstimate estimate_memory(const Config& c) {
   // batch buffers take the size asked for, even beyond the split's).
   const double batch = std::max(c.train.batch_size, c.train.eval_batch_size);
   m.activation_bytes = per_sample * batch * kFloat * 2;
+  // A sparse RigL update step also keeps each sparse layer's input and output gradient.
+  if (rigl_sparse) m.activation_bytes = std::max(m.activation_bytes, per_sample * c.train.batch_size * kFloat * 4);
   m.dataset_bytes = (train + test) * (double(shape.channels) * shape.height * shape.width + 1) * kFloat;
   return m;
 }
@@ -134,7 +145,7 @@ void check_memory(const Config& c, double available) {
       const std::string method = std::string("pruning.method \"") + pruning::to_string(c.pruning->method) + "\"";
       const char* sparse_rule = "criterion \"random\", granularity \"element\" and a per-layer distribution (not \"global\")";
       if (c.pruning->method == pruning::Method::Rigl)
-        part += "; " + method + " reads the dense gradient at its updates (static and set build their layers sparse)";
+        part += "; " + method + " makes its layers dense at its updates with conv layers, on cuda or on several ranks (static and set build their layers sparse)";
       else if (pruning::make_method(c.pruning->method)->traits().sparse_from_start)
         part += "; " + method + " builds its layers sparse only with " + sparse_rule;
       else

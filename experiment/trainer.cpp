@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <numeric>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -402,6 +403,30 @@ void Training::build_pruner_and_teacher() {
     pcfg_ = *config_.pruning;
     pruner_ = std::make_unique<pruning::Pruner>(pcfg_, *model_, config_.seed);
     pruner_->set_optimizer(optimizer_.get());
+    // RigL regrows on sparse layers from the x and dy their backward keeps (on CUDA its steps run
+    // densely); on several ranks they are gathered in rank order, which is part order.
+    pruning::Pruner::FactorExchange exchange;
+    if (comm_.size() > 1)
+      exchange = [&comm = comm_](CsrWeight::GradientFactors& f, int in, int out) {
+        const int ranks = comm.size();
+        std::vector<int64_t> rows(static_cast<size_t>(ranks));
+        comm.allgather(&f.rows, sizeof f.rows, rows.data());
+        const int64_t most = *std::max_element(rows.begin(), rows.end());
+        auto gather = [&](std::vector<float>& v, int width) {
+          const size_t block = static_cast<size_t>(most) * static_cast<size_t>(width);
+          std::vector<float> mine(block, 0.0f), all(block * static_cast<size_t>(ranks));
+          std::copy(v.begin(), v.end(), mine.begin());
+          comm.allgather(mine.data(), static_cast<int64_t>(block * sizeof(float)), all.data());
+          v.clear();
+          for (int r = 0; r < ranks; ++r)
+            v.insert(v.end(), all.begin() + static_cast<ptrdiff_t>(block * r),
+                     all.begin() + static_cast<ptrdiff_t>(block * r + static_cast<size_t>(rows[r]) * width));
+        };
+        gather(f.x, in);
+        gather(f.dy, out);
+        f.rows = std::accumulate(rows.begin(), rows.end(), int64_t{0});
+      };
+    pruner_->set_sparse_regrowth(device_ == st::Device::cpu, std::move(exchange));
   }
   total_epochs_ = config_.train.epochs + (pruner_ ? pcfg_.finetune.epochs : 0);
   if (pruner_ && pcfg_.distill.enabled)

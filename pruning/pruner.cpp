@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/csr_weight.h"
+#include "kernels/gemm.h"
 #include "pruning/distribution.h"
 #include "pruning/granularity.h"
 #include "pruning/l1.h"
@@ -194,7 +195,72 @@ void Pruner::set_update(double fraction) {
   }
 }
 
+bool Pruner::regrows_on_sparse() const {
+  if (!sparse_regrowth_) return false;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Parameter& p = *layers_[l].weight;
+    if (eligible_[l] && p.sparse() && (p.shape.size() != 2 || p.csr->device != Device::cpu)) return false;
+  }
+  return true;
+}
+
+void Pruner::capture_gradient_factors() {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Parameter& p = *layers_[l].weight;
+    if (!eligible_[l] || !p.sparse()) continue;
+    p.csr->factors = {};
+    p.csr->factors.capture = true;
+  }
+}
+
+namespace {
+
+// Rows per panel of a layer's dense gradient in RigL's sparse regrowth: at most 4 Mi floats (16 MB)
+// and at least one row.
+constexpr int64_t kRegrowPanelFloats = int64_t{1} << 22;
+
+// RigL's update of one sparse Linear weight from the factors its backward captured: drop the
+// smallest |w|, regrow where |dyᵀ·x| is largest (panels of rows, pruning/sparse_pattern.h). The new
+// weight carries the kept values, the step's gradient (kept entries keep theirs, grown entries get
+// the dense gradient there, as on a dense mask) and, through the optimizer, the kept state.
+void rigl_update_sparse(Parameter& p, double fraction, Optimizer* optimizer, const Pruner::FactorExchange& exchange) {
+  CsrWeight& cw = *p.csr;
+  CsrWeight::GradientFactors f = std::move(cw.factors);
+  cw.factors = {};
+  if (!f.capture) return;  // not captured for this step (every rank alike)
+  if (exchange) exchange(f, cw.cols, cw.rows);
+  if (f.rows == 0) return;  // no backward ran since the capture: nothing to regrow by
+  const int OUT = cw.rows, IN = cw.cols, B = static_cast<int>(f.rows);
+  const int panel_rows = static_cast<int>(std::clamp<int64_t>(kRegrowPanelFloats / std::max(IN, 1), 1, std::max(OUT, 1)));
+  auto gradient = [&](int r0, int r1, float* out) {  // rows [r0, r1) of dyᵀ·x
+    kernels::sgemm(true, false, r1 - r0, IN, B, 1.0f, f.dy.data() + r0, OUT, f.x.data(), IN, 0.0f, out, IN);
+  };
+  if (optimizer) optimizer->state();  // the state follows the current pattern before it changes
+  std::vector<float> grown;
+  PatternChange change = drop_and_regrow_by_gradient(cw.w, fraction, panel_rows, gradient, &grown);
+  if (change.dropped == 0) return;
+  ST_ASSERT(cw.device == Device::cpu, "rigl_update: pruner hooks run on the host");
+  Tensor grad;
+  if (cw.values.has_grad()) {
+    grad = Tensor({static_cast<int64_t>(change.source.size())});
+    carry_over(change.source, cw.values.grad().f32(), grad.f32());
+    size_t next = 0;
+    for (size_t i = 0; i < change.source.size(); ++i)
+      if (change.source[i] < 0) grad.f32()[i] = grown[next++];
+  }
+  p.csr = make_csr_weight(std::move(change.w), p.shape, Device::cpu);
+  if (grad.defined()) p.csr->values.grad() = std::move(grad);
+  ++p.mask_version;
+  if (optimizer) optimizer->carry(p, change.source);
+}
+
+}  // namespace
+
 void Pruner::rigl_update(double fraction) {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Parameter& p = *layers_[l].weight;
+    if (eligible_[l] && p.sparse()) rigl_update_sparse(p, fraction, optimizer_, exchange_);
+  }
   const OptimizerState state = optimizer_state();
   const OptimizerState* st = state.empty() ? nullptr : &state;
   for (size_t l = 0; l < layers_.size(); ++l) {

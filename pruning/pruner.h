@@ -15,10 +15,12 @@
 // regrown weights start at 0). All epochs are 0-based and count train then fine-tune epochs.
 // Tests: tests/pruning/test_pruner.cpp, tests/pruning/test_methods.cpp, tests/experiment/test_pruning_trainer.cpp
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/csr_weight.h"
 #include "core/optim.h"
 #include "core/rng.h"
 #include "models/builder.h"
@@ -74,6 +76,21 @@ class Pruner {
   void prune_below(double threshold, int64_t pass);  // absolute-threshold target
   void set_update(double drop_fraction);   // SET: drop smallest |w|, regrow at random
   void rigl_update(double drop_fraction);  // RigL: drop smallest |w|, regrow largest |grad|
+  // RigL on sparse layers without making them dense: allowed by the trainer when the run is on
+  // the CPU in one process (set_sparse_regrowth), and possible when every eligible sparse layer is
+  // a Linear weight. A step that regrows so first calls capture_gradient_factors(): the backward
+  // then keeps each such layer's x and dy (CsrWeight::factors), from which rigl_update computes the
+  // dense gradient a panel of rows at a time. Otherwise the step runs densely (pruning/hooks.h).
+  // On several ranks each holds the rows of its own parts; `exchange` (set by the trainer) makes
+  // every rank's factors the whole batch's, rows in part order, so all ranks (and one process with
+  // the same micro-batches) regrow the same entries. Called once per layer on every rank alike.
+  using FactorExchange = std::function<void(CsrWeight::GradientFactors& f, int in, int out)>;
+  void set_sparse_regrowth(bool allowed, FactorExchange exchange = nullptr) {
+    sparse_regrowth_ = allowed;
+    exchange_ = std::move(exchange);
+  }
+  bool regrows_on_sparse() const;
+  void capture_gradient_factors();
   // Per layer, the mask that keeps the groups of `scores` the run's granularity and distribution
   // keep at `sparsity` (with `threshold`: the groups scoring at least `sparsity`, read as a
   // threshold); empty for a layer left alone.
@@ -113,6 +130,8 @@ class Pruner {
   Optimizer* optimizer_ = nullptr;
   int64_t steps_per_epoch_ = 1;
   bool started_sparse_ = false;
+  bool sparse_regrowth_ = false;
+  FactorExchange exchange_;
 };
 
 }  // namespace st::pruning

@@ -370,6 +370,80 @@ PatternChange drop_and_regrow_random(const kernels::CsrMatrix& w, double fractio
   return change_pattern(w, drop, grow);
 }
 
+PatternChange drop_and_regrow_by_gradient(const kernels::CsrMatrix& w, double fraction, int panel_rows,
+                                          const std::function<void(int, int, float*)>& gradient,
+                                          std::vector<float>* grown_grad) {
+  check_csr(w, "drop_and_regrow_by_gradient");
+  ST_CHECK(fraction >= 0.0 && fraction <= 1.0, "drop_and_regrow_by_gradient: fraction ", fraction,
+           " outside [0, 1]");
+  ST_CHECK(panel_rows >= 1, "drop_and_regrow_by_gradient: panel_rows ", panel_rows, " < 1");
+  const int64_t nnz = w.nnz();
+  const int64_t k = std::llround(fraction * static_cast<double>(nnz));
+  const uint64_t cols = static_cast<uint64_t>(w.cols);
+  PatternChange none;
+  if (k <= 0 || static_cast<uint64_t>(nnz) == static_cast<uint64_t>(w.rows) * cols) return none;
+  const std::vector<int64_t> drop = smallest_nonzeros(w, k);
+  std::vector<uint8_t> dropped(static_cast<size_t>(nnz), 0);
+  for (int64_t i : drop) dropped[static_cast<size_t>(i)] = 1;
+
+  // Bounded top-k: candidates ordered by |g| descending (the bits of |g|: NaN above +inf), then
+  // position ascending. Positions arrive in increasing order, so once the buffer has been cut to
+  // the best k, a later one must beat the k-th strictly.
+  struct Cand {
+    uint32_t rank;  // bits of |g|
+    uint64_t pos;
+    float g;
+  };
+  auto better = [](const Cand& a, const Cand& b) { return a.rank != b.rank ? a.rank > b.rank : a.pos < b.pos; };
+  std::vector<Cand> best;
+  best.reserve(static_cast<size_t>(2 * k));
+  bool cut = false;
+  uint32_t kth = 0;  // rank of the k-th best once cut
+  auto shrink = [&] {
+    std::nth_element(best.begin(), best.begin() + (k - 1), best.end(), better);
+    best.resize(static_cast<size_t>(k));
+    kth = std::min_element(best.begin(), best.end(), [](const Cand& a, const Cand& b) { return a.rank < b.rank; })->rank;
+    cut = true;
+  };
+  std::vector<float> panel(static_cast<size_t>(std::min(panel_rows, w.rows)) * cols);
+  for (int r0 = 0; r0 < w.rows; r0 += panel_rows) {
+    const int r1 = std::min(w.rows, r0 + panel_rows);
+    gradient(r0, r1, panel.data());
+    for (int r = r0; r < r1; ++r) {
+      const float* g = panel.data() + static_cast<size_t>(r - r0) * cols;
+      int32_t e = w.row_ptr[r];
+      const int32_t end = w.row_ptr[r + 1];
+      for (int c = 0; c < w.cols; ++c) {
+        if (e < end && w.col_idx[e] == c) {
+          if (!dropped[static_cast<size_t>(e++)]) continue;  // kept: not a candidate
+        }
+        float a = std::fabs(g[c]);
+        uint32_t rank;
+        std::memcpy(&rank, &a, sizeof rank);
+        rank &= 0x7fffffffu;
+        if (cut && rank <= kth) continue;
+        best.push_back({rank, static_cast<uint64_t>(r) * cols + static_cast<uint64_t>(c), g[c]});
+        if (best.size() == static_cast<size_t>(2 * k)) shrink();
+      }
+    }
+  }
+  if (best.size() > static_cast<size_t>(k)) shrink();
+  std::sort(best.begin(), best.end(), [](const Cand& a, const Cand& b) { return a.pos < b.pos; });
+  std::vector<std::pair<int, int>> grow;
+  grow.reserve(best.size());
+  for (const Cand& c : best) {
+    const uint64_t r = c.pos / cols;
+    grow.emplace_back(static_cast<int>(r), static_cast<int>(c.pos - r * cols));
+  }
+  PatternChange out = change_pattern(w, drop, grow);
+  out.dropped = k;
+  if (grown_grad) {
+    grown_grad->clear();
+    for (const Cand& c : best) grown_grad->push_back(c.g);
+  }
+  return out;
+}
+
 void carry_over(const std::vector<int64_t>& source, const float* old_values, float* out) {
   const size_t n = source.size();
   for (size_t k = 0; k < n; ++k) out[k] = source[k] >= 0 ? old_values[source[k]] : 0.0f;

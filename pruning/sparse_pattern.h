@@ -9,11 +9,14 @@
 //   change_pattern:         drop some nonzeros, add new positions; the new CSR and where each entry
 //                           came from
 //   drop_and_regrow_random: SET's update (Mocanu et al. 2018): drop the smallest, regrow as many at random
+//   drop_and_regrow_by_gradient: RigL's update (Evci et al. 2020): drop the smallest, regrow where
+//                           the dense gradient is largest, computed a panel of rows at a time
 //   carry_over:             moves per-nonzero arrays (values, optimizer state) onto a changed pattern
 // Every result is a function of the inputs and the Rng's state alone (same seed, same pattern).
 // Tests: tests/pruning/test_sparse_pattern.cpp
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -89,6 +92,21 @@ PatternChange change_pattern(const kernels::CsrMatrix& w, const std::vector<int6
 // O(nnz + k log nnz) expected.
 // Throws st::Error unless 0 ≤ fraction ≤ 1.
 PatternChange drop_and_regrow_random(const kernels::CsrMatrix& w, double fraction, Rng& rng);
+
+// RigL's update on the sparse form. k = round(fraction · nnz); the k nonzeros of smallest |value|
+// are dropped (smallest_nonzeros), and the k positions outside the kept entries (dropped ones
+// included, as on a dense mask) with the largest |G| are grown, ties to the lower position
+// r·cols + c, NaN counting as the largest (as pruning/select.h). G, the dense gradient, is never
+// held whole: gradient(r0, r1, out) writes its rows [r0, r1) to out (row-major, cols floats per
+// row) for panels of at most panel_rows rows in increasing order, and a bounded top-k keeps at most
+// 2k candidates. Fewer than k free positions: all are grown. grown_grad (when not null) receives G
+// at the grown positions in the new CSR's order (the entries whose source is -1).
+// Memory: panel_rows · cols floats + O(nnz); time O(rows · cols) for the scan (plus the panels).
+// A layer with no nonzero to drop or no free position (full) is left as it is: dropped = 0, w empty.
+// Throws st::Error unless 0 ≤ fraction ≤ 1 and panel_rows ≥ 1.
+PatternChange drop_and_regrow_by_gradient(const kernels::CsrMatrix& w, double fraction, int panel_rows,
+                                          const std::function<void(int r0, int r1, float* out)>& gradient,
+                                          std::vector<float>* grown_grad = nullptr);
 
 // out[k] = old_values[source[k]], or 0 where source[k] is -1, for k < source.size().
 void carry_over(const std::vector<int64_t>& source, const float* old_values, float* out);

@@ -48,7 +48,11 @@ class Rigl final : public PruningMethod {
     const int64_t t_end = p.step_of(s.end_epoch);
     if (step <= 0 || step % s.every_steps != 0 || step >= t_end) return {};
     const double fraction = cosine_drop(static_cast<double>(step), static_cast<double>(t_end), s.drop_fraction);
-    return [&p, fraction] { p.rigl_update(fraction); };
+    if (p.regrows_on_sparse()) {  // sparse layers stay sparse: their backward keeps x and dy
+      p.capture_gradient_factors();
+      return on_sparse([&p, fraction] { p.rigl_update(fraction); });
+    }
+    return [&p, fraction] { p.rigl_update(fraction); };  // the step runs densely
   }
 };
 

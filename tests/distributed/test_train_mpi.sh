@@ -2,7 +2,8 @@
 # Data-parallel training and sweeps under `mpirun -np 2` on this machine, against one process:
 #   - 2 ranks give the same checkpoint bytes as 1 rank with the same train.micro_batches (weights,
 #     optimizer state, RNG streams), for a dense config and for a pruned one (gradual magnitude
-#     pruning with dropout, mask changes and CSR switches; RigL with its dense-gradient regrowth);
+#     pruning with dropout, mask changes and CSR switches; RigL regrowing its CSR layers from the
+#     x and dy gathered from both ranks);
 #   - a run stopped on 2 ranks and resumed on 1, and the other way round, ends as the uninterrupted run;
 #   - an MPI sweep trains every point once, each point equal to the plain sweep's;
 #   - refusals: micro_batches that the ranks cannot share, and nothing written by a refused run.

@@ -650,6 +650,13 @@ TEST_CASE("memory estimate: a sparse start counts the nonzeros, not the dense ma
   // A criterion that needs dense weights (magnitude on the initial weights) starts dense too.
   raw["pruning"] = json::parse(R"({"method": "static", "target": 0.9999, "criterion": {"type": "magnitude"}})");
   CHECK(error_of([&] { check_memory(parse_config(raw), 24e9); }).find("criterion \"random\"") != std::string::npos);
-  raw["pruning"] = json::parse(R"({"method": "rigl", "target": 0.9999})");
-  CHECK(error_of([&] { check_memory(parse_config(raw), 24e9); }).find("dense gradient") != std::string::npos);
+  // RigL regrows sparse Linear layers in the sparse form (a gradient panel and its candidates)...
+  raw["pruning"] = json::parse(R"({"method": "rigl", "target": 0.9999, "distribution": {"type": "er"}})");
+  const MemoryEstimate r = estimate_memory(parse_config(raw));
+  CHECK(r.parameter_bytes < 1e9);
+  CHECK(r.parameter_bytes > m.parameter_bytes);  // plus the panel and the top-k candidates
+  CHECK_NOTHROW(check_memory(parse_config(raw), 24e9));
+  // ...but its update steps run densely on CUDA: refused there, saying why.
+  raw["device"] = "cuda";
+  CHECK(error_of([&] { check_memory(parse_config(raw), 24e9); }).find("makes its layers dense at its updates") != std::string::npos);
 }

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/check.h"
+#include "core/csr_weight.h"
 #include "core/optim.h"
 #include "experiment/pruning_keys.h"
 #include "pruning/pruner.h"
@@ -267,6 +268,135 @@ TEST_CASE("pruner: RigL regrows where the gradient is largest") {
   p.rigl_update(0.5);  // drop 1 (|2|), grow 1: the largest |g| among inactive {0, 1, 2} → index 2
   CHECK(mask_of(*m->parameters()[2]) == std::vector<uint8_t>{0, 0, 1, 1});
   CHECK(m->parameters()[2]->var.value().f32()[2] == 0.f);
+}
+
+namespace {
+
+// Small integers: dyᵀ·x sums them exactly in any order, so a dense and a panel-wise gradient agree
+// to the bit and so do the entries RigL picks.
+std::vector<float> small_ints(size_t n, uint64_t seed) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(static_cast<int>(r.below(7)) - 3);
+  return v;
+}
+
+// dyᵀ·x (OUT × IN) from dy (B × OUT) and x (B × IN).
+std::vector<float> dense_gradient(const std::vector<float>& dy, const std::vector<float>& x, int B, int OUT, int IN) {
+  std::vector<float> g(static_cast<size_t>(OUT) * IN, 0.f);
+  for (int b = 0; b < B; ++b)
+    for (int o = 0; o < OUT; ++o)
+      for (int i = 0; i < IN; ++i) g[size_t(o) * IN + i] += dy[size_t(b) * OUT + o] * x[size_t(b) * IN + i];
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("pruner: RigL on a sparse Linear regrows, keeps values, gradient and state as on its dense mask") {
+  auto a = mlp(6, 10, 4), b = mlp(6, 10, 4);
+  for (size_t i = 0; i < a->parameters().size(); ++i)
+    set_values(*b->parameters()[i], a->parameters()[i]->var.value().to_vector());
+  OptimizerOptions o;
+  o.momentum = 0.9f;
+  Optimizer oa(a->parameters(), o), ob(b->parameters(), o);
+  const char* text = R"({"method": "rigl", "target": 0.6, "distribution": {"type": "layerwise"}})";
+  Pruner pa(cfg(text), *a, 3), pb(cfg(text), *b, 3);
+  pa.set_optimizer(&oa);
+  pb.set_optimizer(&ob);
+  pa.on_start();
+  pb.on_start();
+  for (int s = 0; s < 3; ++s) {  // momentum builds up, identically
+    train_step(*a, oa, nullptr, 0, s);
+    train_step(*b, ob, nullptr, 0, s);
+  }
+  const int B = 5;
+  for (int l : {0, 2}) {
+    Parameter& pa_w = *a->parameters()[l];
+    Parameter& pb_w = *b->parameters()[l];
+    const int OUT = static_cast<int>(pa_w.shape[0]), IN = static_cast<int>(pa_w.shape[1]);
+    const std::vector<float> x = small_ints(size_t(B) * IN, 10 + l), dy = small_ints(size_t(B) * OUT, 20 + l);
+    const std::vector<float> g = dense_gradient(dy, x, B, OUT, IN);
+    pa_w.var.grad() = Tensor::from_vector({OUT, IN}, g);
+    to_sparse(pb_w);
+    REQUIRE(pb_w.sparse());
+    std::vector<float> gv;
+    const kernels::CsrMatrix& w = pb_w.csr->w;
+    for (int r = 0; r < w.rows; ++r)
+      for (int32_t k = w.row_ptr[r]; k < w.row_ptr[r + 1]; ++k) gv.push_back(g[size_t(r) * IN + w.col_idx[k]]);
+    pb_w.csr->values.grad() = Tensor::from_vector({static_cast<int64_t>(gv.size())}, gv);
+    pb_w.csr->factors.capture = true;
+    pb_w.csr->factors.rows = B;
+    pb_w.csr->factors.x = x;
+    pb_w.csr->factors.dy = dy;
+  }
+  const int64_t v0 = b->parameters()[0]->mask_version;
+  pa.rigl_update(0.3);
+  pb.rigl_update(0.3);
+  const auto sa = optimizer_state_by_param(oa), sb = optimizer_state_by_param(ob);
+  for (int l : {0, 2}) {
+    const Parameter& da = *a->parameters()[l];
+    const Parameter& sp = *b->parameters()[l];
+    CAPTURE(da.name);
+    REQUIRE(sp.sparse());  // regrown in the sparse form, never made dense
+    CHECK(sp.csr->factors.rows == 0);  // used up
+    CHECK(!sp.csr->factors.capture);
+    const kernels::CsrMatrix& w = sp.csr->w;
+    const std::vector<uint8_t> mask = mask_of(da);
+    std::vector<uint8_t> pattern(mask.size(), 0);
+    const int IN = w.cols;
+    const float* mom_b = sb.at(sp.name)[0]->f32();
+    const float* mom_a = sa.at(da.name)[0]->f32();
+    for (int r = 0; r < w.rows; ++r)
+      for (int32_t k = w.row_ptr[r]; k < w.row_ptr[r + 1]; ++k) {
+        const size_t pos = size_t(r) * IN + w.col_idx[k];
+        pattern[pos] = 1;
+        CHECK(w.values[k] == da.var.value().f32()[pos]);
+        CHECK(sp.csr->values.grad().f32()[k] == da.var.grad().f32()[pos]);
+        CHECK(mom_b[k] == mom_a[pos]);
+      }
+    CHECK(pattern == mask);
+    CHECK(count_kept(sp) == count_kept(da));
+  }
+  CHECK(b->parameters()[0]->mask_version > v0);
+}
+
+TEST_CASE("pruner: a RigL step on sparse layers keeps them sparse and captures what it needs") {
+  auto m = mlp(6, 12, 4);
+  OptimizerOptions o;
+  Optimizer opt(m->parameters(), o);
+  Pruner p(cfg(R"({"method": "rigl", "target": 0.6, "distribution": {"type": "layerwise"},
+                   "schedule": {"every_steps": 2, "end_epoch": 2}})", 2), *m, 5);
+  p.set_optimizer(&opt);
+  p.set_steps_per_epoch(10);
+  p.on_start();
+  for (int l : {0, 2}) to_sparse(*m->parameters()[l]);
+  CHECK(!p.regrows_on_sparse());  // not allowed until the trainer says so (CPU, one process)
+  CHECK(p.plan_step(0, 2).needs_dense());
+  p.set_sparse_regrowth(true);
+  REQUIRE(p.regrows_on_sparse());
+  CHECK(!p.plan_step(0, 1));  // not an update step
+  const int64_t nnz0 = count_kept(*m->parameters()[0]);
+  const std::vector<int32_t> cols0 = m->parameters()[0]->csr->w.col_idx;
+  Action act = p.plan_step(0, 2);
+  REQUIRE(act);
+  CHECK(!act.needs_dense());
+  CHECK(m->parameters()[0]->csr->factors.capture);
+  train_step(*m, opt, nullptr, 0, 2);  // the backward keeps x and dy (3 rows)
+  CHECK(m->parameters()[0]->csr->factors.rows == 3);
+  opt.zero_grad();
+  Tensor x = Tensor::from_vector({3, 6}, small_ints(18, 4));
+  softmax_cross_entropy(m->forward(Variable(x)), Tensor::from_vector({3}, std::vector<int32_t>{0, 1, 3})).backward();
+  act();
+  for (int l : {0, 2}) {
+    const Parameter& w = *m->parameters()[l];
+    REQUIRE(w.sparse());
+    CHECK(!w.var.value().defined());  // no dense twin
+    CHECK(!w.mask.defined());
+  }
+  CHECK(count_kept(*m->parameters()[0]) == nnz0);
+  CHECK(m->parameters()[0]->csr->w.col_idx != cols0);
+  opt.step(0.1f);  // the step after the change runs on the new pattern
+  // A sparse conv weight (or a layer on CUDA) is not regrown this way: such steps run densely.
 }
 
 TEST_CASE("pruner: the L1 term adds λ·sign(w); ADMM adds ρ(W − Z + U) and hard-prunes at the end") {

@@ -486,6 +486,109 @@ TEST_CASE("sparse pattern: drop_and_regrow_random regrows uniformly among the fr
   }
 }
 
+namespace {
+
+// The reference for drop_and_regrow_by_gradient: a dense G, every free position (not kept) sorted by
+// (|G| descending with NaN first, position ascending), the first k.
+std::vector<int64_t> top_free_positions(const CsrMatrix& w, const std::vector<int64_t>& drop,
+                                        const std::vector<float>& G, int64_t k) {
+  std::set<int64_t> kept = positions(w);
+  for (int64_t d : drop) kept.erase(int64_t{row_of(w, d)} * w.cols + w.col_idx[d]);
+  std::vector<int64_t> free;
+  for (int64_t p = 0; p < int64_t{w.rows} * w.cols; ++p)
+    if (!kept.count(p)) free.push_back(p);
+  auto key = [&](int64_t p) { return std::isnan(G[p]) ? std::numeric_limits<float>::infinity() * 2 : std::fabs(G[p]); };
+  std::stable_sort(free.begin(), free.end(), [&](int64_t a, int64_t b) {
+    const float ka = key(a), kb = key(b);
+    if (std::isnan(G[a]) != std::isnan(G[b])) return std::isnan(G[a]);
+    return ka > kb;
+  });
+  free.resize(std::min<size_t>(free.size(), static_cast<size_t>(k)));
+  std::sort(free.begin(), free.end());
+  return free;
+}
+
+// Every promise of drop_and_regrow_by_gradient for w, fraction and a dense G, with panels of p rows.
+void check_rigl_update(const CsrMatrix& w, double fraction, const std::vector<float>& G, int p) {
+  CAPTURE(fraction);
+  CAPTURE(p);
+  std::vector<std::pair<int, int>> panels;
+  auto gradient = [&](int r0, int r1, float* out) {
+    panels.emplace_back(r0, r1);
+    std::copy(G.begin() + int64_t{r0} * w.cols, G.begin() + int64_t{r1} * w.cols, out);
+  };
+  std::vector<float> grown;
+  const PatternChange pc = drop_and_regrow_by_gradient(w, fraction, p, gradient, &grown);
+  const int64_t nnz = w.nnz(), k = std::llround(fraction * nnz);
+  if (k == 0 || nnz == int64_t{w.rows} * w.cols) {
+    CHECK(pc.dropped == 0);
+    CHECK(panels.empty());  // nothing to do: no gradient computed
+    return;
+  }
+  // Panels: at most p rows each, in order, covering every row once.
+  REQUIRE(!panels.empty());
+  CHECK(panels.front().first == 0);
+  CHECK(panels.back().second == w.rows);
+  for (size_t i = 0; i < panels.size(); ++i) {
+    CHECK(panels[i].second - panels[i].first <= p);
+    if (i) CHECK(panels[i].first == panels[i - 1].second);
+  }
+  check_csr(pc.w);
+  CHECK(pc.dropped == k);
+  const std::vector<int64_t> drop = smallest_nonzeros(w, k);
+  const std::vector<int64_t> want = top_free_positions(w, drop, G, k);
+  CHECK(pc.w.nnz() == nnz - k + static_cast<int64_t>(want.size()));
+  std::vector<int64_t> got_grown;
+  std::vector<float> want_g;
+  size_t gi = 0;
+  for (int r = 0; r < pc.w.rows; ++r)
+    for (int32_t i = pc.w.row_ptr[r]; i < pc.w.row_ptr[r + 1]; ++i) {
+      const int64_t pos = int64_t{r} * w.cols + pc.w.col_idx[i];
+      if (pc.source[i] >= 0) {
+        REQUIRE(w.col_idx[pc.source[i]] == pc.w.col_idx[i]);
+        CHECK(pc.w.values[i] == w.values[pc.source[i]]);
+      } else {
+        CHECK(pc.w.values[i] == 0.0f);
+        got_grown.push_back(pos);
+        REQUIRE(gi < grown.size());
+        const float g = grown[gi++];
+        CHECK(((std::isnan(g) && std::isnan(G[pos])) || g == G[pos]));
+      }
+    }
+  CHECK(gi == grown.size());
+  CHECK(got_grown == want);
+}
+
+}  // namespace
+
+TEST_CASE("sparse pattern: drop_and_regrow_by_gradient regrows the largest |G| outside the kept entries") {
+  Rng prng(21);
+  for (int trial = 0; trial < 6; ++trial) {
+    CAPTURE(trial);
+    const int rows = 1 + static_cast<int>(prng.below(40)), cols = 1 + static_cast<int>(prng.below(50));
+    const int64_t n = int64_t{rows} * cols;
+    // Sparse, half full, nearly full (fewer free positions than k) and full patterns.
+    const int64_t nnz = trial == 5 ? n : std::max<int64_t>(1, n * (trial + 1) / 6);
+    CsrMatrix w = sample_pattern(rows, cols, nnz, prng);
+    init_by_fan_in(w, Init::kaiming_normal, prng, nullptr);
+    std::vector<float> G(static_cast<size_t>(n));
+    for (float& g : G) g = static_cast<float>(static_cast<int>(prng.below(9)) - 4);  // many ties, signs
+    if (trial == 2) G[static_cast<size_t>(n / 2)] = std::nanf("");
+    for (double f : {0.0, 0.1, 0.3, 1.0})
+      for (int p : {1, 3, rows})
+        check_rigl_update(w, f, G, p);
+  }
+  // A wide row through a small panel: the top-k buffer is cut many times.
+  CsrMatrix wide = sample_pattern(3, 5000, 300, prng);
+  init_by_fan_in(wide, Init::pytorch, prng, nullptr);
+  std::vector<float> G(15000);
+  for (size_t i = 0; i < G.size(); ++i) G[i] = static_cast<float>((i * 7919) % 1000) - 500.0f;
+  check_rigl_update(wide, 0.5, G, 1);
+  auto none = [](int, int, float*) {};
+  CHECK(error_of([&] { drop_and_regrow_by_gradient(wide, 1.5, 1, none); }).find("fraction 1.5") != std::string::npos);
+  CHECK(error_of([&] { drop_and_regrow_by_gradient(wide, 0.5, 0, none); }).find("panel_rows 0") != std::string::npos);
+}
+
 TEST_CASE("sparse pattern: timing at 333333×333333 with 13M nonzeros" * doctest::skip()) {
   // Wall and process CPU seconds of each step (all single-threaded).
   struct Timer {

@@ -33,7 +33,9 @@ void enable_emulation(bool on = true);
 // again, so after the first training step no cudaMalloc happens. device_free must be given the
 // size the block was allocated with. device_alloc(0) returns nullptr. In the emulator's strict
 // mode (SPARSETRAIN_EMU_STRICT=1, docs/cuda.md) nothing is cached: each block is an exact-size
-// cudaMalloc between guard zones, and device_free returns it with cudaFree.
+// cudaMalloc between guard zones, and device_free returns it with cudaFree. device_free throws
+// only for misuse (a pointer it did not hand out, a wrong size), never because the device has
+// faulted: it runs in destructors.
 void* device_alloc(size_t bytes);
 void device_free(void* ptr, size_t bytes);
 

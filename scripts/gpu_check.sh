@@ -4,6 +4,8 @@
 # is a failure here, never a pass. Builds <build-dir> with nvcc and the GPU suite, then runs each
 # step below, recording its command, exit code, seconds and last lines in results/gpu/report.md
 # (full output in results/gpu/<step>.log):
+#   build        nvcc and the GPU suite; ptxas's register and spill lines (-Xptxas=-v) in the log,
+#                and the kernels that spill listed in the report
 #   device       `sparsetrain device` must name a real GPU (not "none", not the emulator)
 #   gpu_tests    test_cuda_gpu (the CUDA kernel cases, ctest -L gpu), each test case in a process of
 #                its own (a kernel fault poisons its CUDA context, so it must not fail the cases
@@ -72,6 +74,21 @@ device_is_real() {
 scripts/install_deps.sh && scripts/fetch_data.sh || { echo "gpu_check: set-up failed" >&2; exit 1; }
 step build bash -c "cmake -S . -B '$build' -DCMAKE_BUILD_TYPE=Release -DSPARSETRAIN_TESTS=ON -DSPARSETRAIN_CUDA=ON \
   -DCMAKE_CUDA_COMPILER='$nvcc' >/dev/null && cmake --build '$build' -j$(nproc)" || { cat "$details" >>"$report"; exit 1; }
+# Register use and spills (st_cuda is built with -Xptxas=-v): every kernel that spills, per arch,
+# goes to the report; the lines are only there when the build compiled st_cuda in this run.
+{
+  echo
+  echo "## ptxas: kernels that spill registers"
+  echo
+  echo '```'
+  if grep -q "Used [0-9]* registers" "$out/build.log"; then
+    grep -B1 -E "(^|[^0-9])[1-9][0-9]* bytes spill (stores|loads)" "$out/build.log" |
+      grep -E "Function properties|spill" || echo "none"
+  else
+    echo "no ptxas output in $out/build.log (st_cuda was already built)"
+  fi
+  echo '```'
+} >>"$details"
 if ! step device device_is_real; then
   echo "gpu_check: the build sees no usable GPU (see $out/device.log): a driver too old for this CUDA runtime?" >&2
   cat "$details" >>"$report"

@@ -7,7 +7,13 @@
 //               = deadlock, reported with who waits where. Under the reverse and random
 //               schedules the fibers a barrier releases (the completing one included) are queued
 //               in the schedule's order, and the completing one waits for its turn.
-//   strict memory: guard zones around every cudaMalloc block, checked after each launch.
+//   strict memory: guard zones around every cudaMalloc block, checked after each launch; the
+//               blocks are mmap'ed and PROT_NONE whenever no launch or emulated copy runs.
+//   streams:    work on a non-default stream is queued (StreamWork) and run, in order, by whichever call
+//               synchronizes with it; a kernel that throws leaves the device faulted (sticky).
+//   race checker (ST_EMU_RACECHECK builds): the -fsanitize=thread hooks (__tsan_read4, ...) of
+//               the instrumented kernels land in RaceState::access, which keeps per byte the last
+//               write and two reads, stamped with (interval, thread, warp epoch).
 //   context switch: a 16-instruction x86-64 switch of the callee-saved registers (kernels do not
 //               change MXCSR or the x87 control word, and saving them cost half the switch);
 //               ucontext's swapcontext makes two sigprocmask syscalls per switch. Other
@@ -21,15 +27,19 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <exception>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #if !defined(__x86_64__) || defined(ST_EMU_UCONTEXT)
@@ -48,12 +58,19 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+// One queued operation of a stream: a launch, a copy, a fill, an event record or an event wait.
+struct StreamWork {
+  std::function<void()> run;
+};
 struct CUstream_st {
   unsigned flags = 0;
+  std::deque<StreamWork> queue;
 };
 struct CUevent_st {
   std::chrono::steady_clock::time_point time;
   bool recorded = false;
+  int pending = 0;                // records queued and not yet run
+  CUstream_st* stream = nullptr;  // where the last record was queued
 };
 
 namespace st::emu {
@@ -209,6 +226,12 @@ class StackPool {
 // ---- per-launch state ---------------------------------------------------------------------
 enum class State : uint8_t { kNew, kReady, kRunning, kBlockWait, kWarpWait, kDone };
 
+// Thrown by ST_SHARED_POISON when the launch's static plus dynamic shared memory is over the
+// limit: the launch fails with cudaErrorInvalidValue, as CUDA refuses it.
+struct SharedMemoryExceeded {
+  size_t static_bytes;
+};
+
 struct Fiber {
   Context ctx;
   char* stack = nullptr;
@@ -276,6 +299,203 @@ void apply_order(const Schedule& sched, uint64_t& rng, T* ids, size_t n) {
   }
 }
 
+struct SharedArray {  // a static __shared__ array registered by ST_SHARED_POISON
+  unsigned char* p;
+  size_t bytes;
+};
+
+// "global memory: byte 8 of a 1000-byte allocation" (defined with the device state below).
+std::string describe_device_address(uintptr_t a);
+
+// ---- the race checker -----------------------------------------------------------------------
+// Every byte a kernel touches gets a Cell: the last write and up to two reads by different
+// threads (enough that any later writer differs from one of them). A stamp packs the interval
+// (a counter bumped at every block start and every completed __syncthreads, never reset, so a
+// stamp from an earlier block or launch is recognisably old), the thread (linear id in the block)
+// and the thread's warp epoch (the __syncwarp calls it completed in this interval). Two accesses
+// race when they come from different threads in one interval of one block, unless they are lanes
+// of one warp separated by a __syncwarp naming both (a vector clock per lane over its warp's
+// lanes), or from two blocks of one launch (global memory; shared memory is per block).
+struct RaceState {
+  struct Cell {
+    uint64_t w, r1, r2;
+  };
+  static constexpr int kTidShift = 16, kIvShift = 26;
+  static constexpr size_t kPage = 4096;
+
+  uint64_t iv = 1;  // the current interval
+  uint64_t block_start = 1, launch_start = 1;
+  unsigned tid = 0;
+  uintptr_t stack_lo = 0;
+  size_t stack_bytes = 0;
+  std::vector<uint32_t> epoch;  // per thread, valid when epoch_iv matches
+  std::vector<uint64_t> epoch_iv;
+  std::vector<uint32_t> clock;  // per thread, 32 entries: its knowledge of its warp's lanes
+  std::vector<uint64_t> clock_iv;
+  std::vector<std::pair<uint64_t, uint3>> blocks;  // each block's first interval, run order
+  std::string kernel, report;
+  const std::vector<unsigned char>* smem = nullptr;
+  const std::vector<SharedArray>* arrays = nullptr;
+  std::unordered_map<uintptr_t, Cell*> pages;
+  uintptr_t last_page = ~uintptr_t{0};
+  Cell* last_cells = nullptr;
+
+  void begin_launch(unsigned nthreads, const std::string& name, const std::vector<unsigned char>* s,
+                    const std::vector<SharedArray>* a) {
+    kernel = name;
+    report.clear();
+    smem = s;
+    arrays = a;
+    epoch.assign(nthreads, 0);
+    epoch_iv.assign(nthreads, 0);
+    clock.assign(size_t{nthreads} * 32, 0);
+    clock_iv.assign(nthreads, 0);
+    blocks.clear();
+    launch_start = ++iv;
+    block_start = iv;
+  }
+  void begin_block(uint3 b) {
+    block_start = ++iv;
+    blocks.emplace_back(iv, b);
+  }
+  void barrier() { ++iv; }
+  // Shadow pages of finished launches only hold old stamps; past 2048 pages (192 MiB) they go.
+  void end_launch() {
+    if (pages.size() <= 2048) return;
+    for (auto& [page, cells] : pages) munmap(cells, kPage * sizeof(Cell));
+    pages.clear();
+    last_page = ~uintptr_t{0};
+    last_cells = nullptr;
+  }
+  void set_thread(unsigned t, const char* stack, size_t bytes) {
+    tid = t;
+    stack_lo = reinterpret_cast<uintptr_t>(stack);
+    stack_bytes = bytes;
+  }
+
+  uint32_t epoch_of(unsigned t) const { return epoch_iv[t] == iv ? epoch[t] : 0; }
+  uint32_t clock_of(unsigned t, unsigned lane) const {
+    return clock_iv[t] == iv ? clock[size_t{t} * 32 + lane] : 0;
+  }
+  // A __syncwarp completed by `lanes` of the warp starting at thread `base`: each lane learns
+  // what the others knew, and that they finished their current epoch.
+  void warp_sync(unsigned base, unsigned lanes) {
+    uint32_t joint[32] = {};
+    for (unsigned l = 0; l < 32; ++l) {
+      if (!(lanes >> l & 1u)) continue;
+      for (unsigned k = 0; k < 32; ++k) joint[k] = std::max(joint[k], clock_of(base + l, k));
+      joint[l] = std::max(joint[l], epoch_of(base + l) + 1);
+    }
+    for (unsigned l = 0; l < 32; ++l) {
+      if (!(lanes >> l & 1u)) continue;
+      const unsigned t = base + l;
+      std::memcpy(&clock[size_t{t} * 32], joint, sizeof joint);
+      clock_iv[t] = iv;
+      epoch[t] = std::min<uint32_t>(epoch_of(t) + 1, 0xFFFF);
+      epoch_iv[t] = iv;
+    }
+  }
+
+  uint64_t stamp() const {
+    return iv << kIvShift | uint64_t{tid} << kTidShift | epoch_of(tid);
+  }
+  static uint64_t iv_of(uint64_t s) { return s >> kIvShift; }
+  static unsigned tid_of(uint64_t s) { return static_cast<unsigned>(s >> kTidShift) & 1023u; }
+  static uint32_t epoch_in(uint64_t s) { return static_cast<uint32_t>(s & 0xFFFF); }
+
+  bool is_shared(uintptr_t a) const {
+    if (!smem->empty() && a - reinterpret_cast<uintptr_t>(smem->data()) < smem->size()) return true;
+    for (const SharedArray& arr : *arrays)
+      if (a - reinterpret_cast<uintptr_t>(arr.p) < arr.bytes) return true;
+    return false;
+  }
+  bool same_thread(uint64_t s) const { return iv_of(s) >= block_start && tid_of(s) == tid; }
+  // Whether the access stamped `s` is unordered with one by the current thread now.
+  bool concurrent(uint64_t s, uintptr_t a) const {
+    if (s == 0 || iv_of(s) < launch_start) return false;
+    if (iv_of(s) < block_start) return !is_shared(a);  // another block of this launch
+    if (tid_of(s) == tid || iv_of(s) != iv) return false;
+    const unsigned other = tid_of(s);
+    if (other / 32 == tid / 32 && clock_of(tid, other % 32) > epoch_in(s)) return false;
+    return true;
+  }
+
+  Cell* cell(uintptr_t a) {
+    const uintptr_t page = a / kPage;
+    if (page != last_page) {
+      Cell*& cells = pages[page];
+      if (!cells) {
+        void* m = mmap(nullptr, kPage * sizeof(Cell), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) throw std::bad_alloc();
+        cells = static_cast<Cell*>(m);
+      }
+      last_page = page;
+      last_cells = cells;
+    }
+    return last_cells + a % kPage;
+  }
+
+  void access(uintptr_t a, size_t n, bool write) {
+    if (!report.empty() || a - stack_lo < stack_bytes) return;
+    const uint64_t now = stamp();
+    for (size_t i = 0; i < n; ++i) {
+      Cell& c = *cell(a + i);
+      if (write) {
+        if (concurrent(c.w, a + i)) return race(c.w, true, true, a + i);
+        if (concurrent(c.r1, a + i)) return race(c.r1, false, true, a + i);
+        if (concurrent(c.r2, a + i)) return race(c.r2, false, true, a + i);
+        c.w = now;
+        c.r1 = c.r2 = 0;
+      } else {
+        if (concurrent(c.w, a + i)) return race(c.w, true, false, a + i);
+        if (c.r1 == 0 || same_thread(c.r1) || iv_of(c.r1) < launch_start) {
+          c.r1 = now;
+        } else {
+          c.r2 = c.r1;
+          c.r1 = now;
+        }
+      }
+    }
+  }
+
+  std::string where(uintptr_t a) const {
+    if (!smem->empty() && a - reinterpret_cast<uintptr_t>(smem->data()) < smem->size())
+      return "dynamic shared memory (byte " +
+             std::to_string(a - reinterpret_cast<uintptr_t>(smem->data())) + " of " +
+             std::to_string(smem->size()) + ")";
+    for (const SharedArray& arr : *arrays)
+      if (a - reinterpret_cast<uintptr_t>(arr.p) < arr.bytes)
+        return "shared memory (byte " + std::to_string(a - reinterpret_cast<uintptr_t>(arr.p)) +
+               " of a " + std::to_string(arr.bytes) + "-byte __shared__ array)";
+    return describe_device_address(a);
+  }
+  static std::string block_name(uint3 b) {
+    return "(" + std::to_string(b.x) + "," + std::to_string(b.y) + "," + std::to_string(b.z) + ")";
+  }
+  // The first race is kept; the scheduler throws it at the next barrier or at the block's end.
+  void race(uint64_t earlier, bool earlier_wrote, bool now_writes, uintptr_t a) {
+    const uint3 here = blocks.back().second;
+    std::string other = "thread " + std::to_string(tid_of(earlier));
+    std::string self = "thread " + std::to_string(tid);
+    std::string why;
+    if (iv_of(earlier) < block_start) {
+      auto it = std::upper_bound(blocks.begin(), blocks.end(), std::make_pair(iv_of(earlier), uint3{}),
+                                 [](const auto& x, const auto& y) { return x.first < y.first; });
+      other += " of block " + block_name(std::prev(it)->second);
+      self += " of block " + block_name(here);
+      why = "; blocks of one launch are not ordered";
+    } else if (tid_of(earlier) / 32 == tid / 32) {
+      why = " with no __syncthreads or __syncwarp between";
+    } else {
+      why = " with no __syncthreads between";
+    }
+    report = "emulator: race in " + kernel + " (block " + block_name(here) + "): " + other +
+             (earlier_wrote ? " wrote " : " read ") + where(a) + ", " + self +
+             (now_writes ? " wrote it" : " read it") + why;
+  }
+};
+
 struct Scheduler {
   const LaunchSpec* spec = nullptr;
   std::string kernel;
@@ -301,11 +521,16 @@ struct Scheduler {
   Schedule sched;
   uint64_t rng = 0;
   std::vector<unsigned> batch;  // fibers released together, put in the schedule's order
-  struct SharedArray {
-    unsigned char* p;
-    size_t bytes;
-  };
   std::vector<SharedArray> shared_arrays;  // ST_SHARED_POISON'd arrays of this launch
+  size_t static_smem = 0;                  // their bytes
+  size_t static_smem_limit = 0;            // the most static bytes this launch may use
+  RaceState race;
+  bool racing = false;  // the race checker is on for this launch
+
+  // A pending race report ends the launch at the next barrier (or the block's end).
+  void throw_race() {
+    if (racing && !race.report.empty()) throw std::runtime_error(race.report);
+  }
 
   // Queues the fibers in `batch` (ascending) in the schedule's order.
   void push_batch() {
@@ -332,6 +557,8 @@ struct Scheduler {
     auto* c = static_cast<unsigned char*>(p);
     for (const SharedArray& a : shared_arrays)
       if (a.p == c) return;
+    static_smem += bytes;
+    if (static_smem > static_smem_limit) throw SharedMemoryExceeded{static_smem};
     shared_arrays.push_back(SharedArray{c, bytes});
     std::memset(c, 0xFF, bytes);  // nobody in this block has reached the array yet
   }
@@ -386,6 +613,7 @@ struct Scheduler {
     f.state = State::kRunning;
     current = &f;
     threadIdx = f.tid;
+    if (racing) race.set_thread(f.linear, f.stack, kStackBytes);
     return f.ctx;
   }
 
@@ -426,9 +654,11 @@ struct Scheduler {
     block_arrived = 0;
     block_count = 0;
     block_op = -1;
+    if (racing) race.barrier();
   }
 
   int block_sync(int op, int pred, const char* file, int line) {
+    throw_race();
     if (block_arrived == 0) {
       block_file = file;
       block_line = line;
@@ -508,6 +738,7 @@ struct Scheduler {
       f.result = r;
       if (&f != current || sched.order != Schedule::forward) batch.push_back(base + l);
     }
+    if (racing && op == WarpOp::sync) race.warp_sync(base, lanes);
     push_batch();
   }
 
@@ -523,6 +754,7 @@ struct Scheduler {
   }
 
   WarpResult warp_op(WarpOp op, unsigned mask, uint64_t value, int arg, int width) {
+    throw_race();
     Fiber* f = current;
     unsigned w = f->linear / 32, lane = f->linear % 32;
     if (!(mask >> lane & 1u))
@@ -630,6 +862,7 @@ struct Scheduler {
     }
     if (!smem.empty()) std::memset(smem.data(), 0xFF, smem.size());
     for (const SharedArray& a : shared_arrays) std::memset(a.p, 0xFF, a.bytes);
+    if (racing) race.begin_block(blockIdx);
 
     // Returns when no fiber is ready (all returned, or a deadlock) or a kernel threw.
     switch_between(home, next_context(), false);
@@ -651,13 +884,17 @@ struct Scheduler {
       std::rethrow_exception(e);
     }
     if (deadlock) throw std::runtime_error("emulator: " + report);
+    throw_race();
   }
 
-  void run(const LaunchSpec& s, const Schedule& order) {
+  void run(const LaunchSpec& s, const Schedule& order, bool check_races, size_t static_limit) {
     spec = &s;
     sched = order;
     rng = order.seed;
     shared_arrays.clear();
+    static_smem = 0;
+    static_smem_limit = static_limit;
+    racing = check_races;
     kernel = s.name ? s.name : "kernel";
     nthreads = s.block.x * s.block.y * s.block.z;
     fibers.assign(nthreads, Fiber{});
@@ -671,6 +908,7 @@ struct Scheduler {
     smem.assign(s.smem, 0);
     blockDim = s.block;
     gridDim = s.grid;
+    if (racing) race.begin_launch(nthreads, kernel, &smem, &shared_arrays);
     const uint64_t gx = s.grid.x, gxy = gx * s.grid.y, nblocks = gxy * s.grid.z;
     auto run_linear = [&](uint64_t b) {
       blockIdx = uint3{static_cast<unsigned>(b % gx), static_cast<unsigned>(b % gxy / gx),
@@ -691,9 +929,14 @@ struct Scheduler {
 };
 
 std::mutex g_launch_mutex;  // launches from several OS threads take turns (shared memory is static)
+// Held while any queued or immediate work runs, so that a stream's work runs in order even when
+// several OS threads synchronize at once (recursive: an event wait runs another stream's work).
+std::recursive_mutex g_exec_mutex;
 Scheduler* g_scheduler = nullptr;
 thread_local Scheduler* t_running = nullptr;  // the scheduler of the launch running on this thread
 thread_local cudaError_t t_last_error = cudaSuccess;
+thread_local RaceState* t_race = nullptr;     // the race checker of the launch running here
+bool g_instrumented = false;                  // an instrumented kernel file called __tsan_init
 
 Scheduler& running(const char* what) {
   if (!t_running)
@@ -707,15 +950,19 @@ cudaError_t record(cudaError_t e) {
 }
 
 // ---- device state --------------------------------------------------------------------------
-// A strict allocation is [front guard | the bytes asked for | back guard up to the block's end].
+// A strict allocation is [front guard | the bytes asked for | back guard up to the block's end],
+// in a mapping of its own that is PROT_NONE while no launch or emulated copy runs.
 constexpr size_t kGuardBytes = 256;  // the front guard; keeps the start 256-byte aligned
 constexpr unsigned char kGuardFill = 0xFD;
 constexpr unsigned char kPoisonFill = 0xFF;  // NaN floats, -1 integers
+constexpr size_t kDefaultSharedBytes = 48 * 1024;  // per block, without an opt-in
+constexpr size_t kOptinSharedBytes = 163 * 1024;   // sm_80's most, with cudaFuncSetAttribute
 
 struct Allocation {
   size_t bytes = 0;              // asked for
-  unsigned char* base = nullptr;  // what std::free takes
+  unsigned char* base = nullptr;  // what std::free (or munmap) takes
   size_t block = 0;              // bytes from base (strict: both guards included)
+  size_t mapped = 0;             // strict: the mapping's length (a whole number of pages)
   bool guarded = false;
 };
 
@@ -764,12 +1011,19 @@ std::string check_guards(const Allocation& a) {
 struct Device {
   std::mutex mu;
   int enabled = -1;  // -1: not decided yet (read the environment)
-  bool env_read = false;  // SPARSETRAIN_EMU_SCHEDULE and SPARSETRAIN_EMU_STRICT
+  bool env_read = false;  // SPARSETRAIN_EMU_SCHEDULE, _STRICT and _RACECHECK
   Schedule schedule;
   bool strict = false;
+  bool racecheck = false;
   size_t guarded = 0;      // strict allocations alive
+  int access_depth = 0;    // launches and copies running: strict blocks are readable meanwhile
   std::string last_kernel;  // the kernel that ran last, for guard reports
   std::map<uintptr_t, Allocation> allocations;  // device allocations by start address
+  std::map<uintptr_t, size_t> pinned;           // cudaMallocHost blocks by start address
+  std::vector<CUstream_st*> streams;            // alive, in creation order
+  cudaError_t sticky = cudaSuccess;  // set by a kernel fault, cleared by cudaDeviceReset
+  std::map<const void*, size_t> static_smem;  // per kernel: static shared bytes seen so far
+  std::map<const void*, int> max_dynamic_smem;  // per kernel: the opt-in of cudaFuncSetAttribute
   Stats stats;
 };
 Device& device() {
@@ -777,18 +1031,25 @@ Device& device() {
   return *d;
 }
 
+// 1 / 0 / unset (off); anything else throws naming the variable.
+bool read_switch(const char* name, const char* what) {
+  const char* v = std::getenv(name);
+  std::string s = v ? v : "";
+  if (!s.empty() && s != "0" && s != "1")
+    throw std::invalid_argument(std::string("emulator: ") + name + "=\"" + s + "\" is not a " +
+                                what + "; accepted values: 1 (on) and 0 or unset (off)");
+  return s == "1";
+}
+
 void read_environment_locked(Device& d) {
   const char* sched = std::getenv("SPARSETRAIN_EMU_SCHEDULE");
-  const char* strict = std::getenv("SPARSETRAIN_EMU_STRICT");
   Schedule parsed;
   if (sched && *sched) parsed = parse_schedule(sched, "SPARSETRAIN_EMU_SCHEDULE");
-  std::string s = strict ? strict : "";
-  if (!s.empty() && s != "0" && s != "1")
-    throw std::invalid_argument("emulator: SPARSETRAIN_EMU_STRICT=\"" + s +
-                                "\" is not a strictness; accepted values: 1 (strict memory "
-                                "checks) and 0 or unset (off)");
+  const bool strict = read_switch("SPARSETRAIN_EMU_STRICT", "strictness");
+  const bool race = read_switch("SPARSETRAIN_EMU_RACECHECK", "race checker switch");
   d.schedule = parsed;
-  d.strict = s == "1";
+  d.strict = strict;
+  d.racecheck = race;
   d.env_read = true;
 }
 
@@ -796,11 +1057,30 @@ void require_environment_locked(Device& d) {
   if (!d.env_read) read_environment_locked(d);
 }
 
+// Strict blocks become readable and writable for a launch or an emulated copy, and PROT_NONE
+// again when the last one ends, so host code dereferencing a device pointer faults (below).
+void protect_locked(Device& d, bool on) {
+  for (auto& [start, a] : d.allocations)
+    if (a.mapped) mprotect(a.base, a.mapped, on ? PROT_NONE : PROT_READ | PROT_WRITE);
+}
+void begin_access_locked(Device& d) {
+  if (d.access_depth++ == 0 && d.guarded) protect_locked(d, false);
+}
+void end_access_locked(Device& d) {
+  if (--d.access_depth == 0 && d.guarded) protect_locked(d, true);
+}
+struct DeviceAccess {  // the caller holds d.mu
+  Device& d;
+  explicit DeviceAccess(Device& dev) : d(dev) { begin_access_locked(d); }
+  ~DeviceAccess() { end_access_locked(d); }
+};
+
 // The first damage to the guards of the strict allocations ("" if none); all are checked and
 // refilled.
 std::string damaged_guards_locked(Device& d) {
   std::string first;
   if (d.guarded == 0) return first;
+  DeviceAccess access(d);
   for (auto& [start, a] : d.allocations) {
     if (!a.guarded) continue;
     std::string damage = check_guards(a);
@@ -809,8 +1089,8 @@ std::string damaged_guards_locked(Device& d) {
   return first;
 }
 
-// Damage found outside a launch happened in the kernel that ran last or in host code after it
-// (writing through a device pointer, which only the emulator lets it do).
+// Damage found outside a launch happened in the kernel that ran last or in an emulated copy
+// after it.
 [[noreturn]] void throw_outside_launch(const Device& d, const std::string& damage,
                                        const char* found_by) {
   throw std::runtime_error("emulator: " + damage + " in " +
@@ -831,73 +1111,264 @@ bool device_enabled_locked(Device& d) {
   return d.enabled == 1;
 }
 
-// Whether [p, p + bytes) lies inside one device allocation.
-bool is_device_range(Device& d, const void* p, size_t bytes) {
+// The allocation holding [p, p + bytes), or null.
+const Allocation* find_allocation(Device& d, const void* p, size_t bytes) {
   auto a = reinterpret_cast<uintptr_t>(p);
   auto it = d.allocations.upper_bound(a);
-  if (it == d.allocations.begin()) return false;
+  if (it == d.allocations.begin()) return nullptr;
   --it;
-  return a >= it->first && a + bytes <= it->first + std::max<size_t>(it->second.bytes, 1);
+  if (a >= it->first && a + bytes <= it->first + std::max<size_t>(it->second.bytes, 1))
+    return &it->second;
+  return nullptr;
+}
+bool is_device_range(Device& d, const void* p, size_t bytes) {
+  return find_allocation(d, p, bytes) != nullptr;
+}
+bool is_pinned(Device& d, const void* p) {
+  auto a = reinterpret_cast<uintptr_t>(p);
+  auto it = d.pinned.upper_bound(a);
+  if (it == d.pinned.begin()) return false;
+  --it;
+  return a < it->first + it->second;
+}
+
+std::string describe_device_address(uintptr_t a) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  auto it = d.allocations.upper_bound(a);
+  if (it != d.allocations.begin()) {
+    --it;
+    if (a - it->first < std::max<size_t>(it->second.bytes, 1))
+      return "global memory (byte " + std::to_string(a - it->first) + " of a " +
+             std::to_string(it->second.bytes) + "-byte allocation)";
+  }
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "memory at %p", reinterpret_cast<void*>(a));
+  return buf;
+}
+
+// ---- host dereferences of device memory (strict mode) ----------------------------------------
+struct sigaction g_previous_segv;
+// Runs on the faulting thread; the device lock may be held, so the map is read without it (the
+// process is about to die anyway). A fault inside a strict block is reported, then the default
+// action kills the process; any other fault goes to the handler that was there before.
+void on_segv(int sig, siginfo_t* info, void* uctx) {
+  auto a = reinterpret_cast<uintptr_t>(info->si_addr);
+  Device& d = device();
+  for (auto& [start, al] : d.allocations) {
+    auto base = reinterpret_cast<uintptr_t>(al.base);
+    if (!al.mapped || a < base || a >= base + al.mapped) continue;
+    char msg[256];
+    int n = std::snprintf(msg, sizeof msg,
+                          "emulator: host code dereferenced device memory at %p (byte %lld of a "
+                          "%zu-byte allocation); device memory is only reachable through kernels "
+                          "and cudaMemcpy (SPARSETRAIN_EMU_STRICT=1)\n",
+                          info->si_addr, static_cast<long long>(a - start), al.bytes);
+    if (n > 0) (void)!write(2, msg, static_cast<size_t>(std::min<int>(n, sizeof msg - 1)));
+    signal(SIGSEGV, SIG_DFL);  // the access faults again and the process dies of SIGSEGV
+    return;
+  }
+  if (g_previous_segv.sa_flags & SA_SIGINFO) {
+    g_previous_segv.sa_sigaction(sig, info, uctx);
+  } else if (g_previous_segv.sa_handler == SIG_DFL || g_previous_segv.sa_handler == SIG_IGN) {
+    signal(SIGSEGV, SIG_DFL);
+  } else {
+    g_previous_segv.sa_handler(sig);
+  }
+}
+// At every strict cudaMalloc: a test framework may have put its own handler back meanwhile.
+void install_segv_handler() {
+  struct sigaction current;
+  if (sigaction(SIGSEGV, nullptr, &current) != 0) return;
+  if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == on_segv) return;
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_segv;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &g_previous_segv);
+}
+
+// ---- streams ---------------------------------------------------------------------------------
+// A kernel that threw (an emulator check, a kernel's own exception) leaves the device faulted like
+// a GPU after an illegal address: queued work is dropped and every later call returns
+// cudaErrorLaunchFailure until cudaDeviceReset.
+void fault(Device& d) {
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.sticky = cudaErrorLaunchFailure;
+  for (CUstream_st* s : d.streams) s->queue.clear();
+}
+
+// Runs `s`'s queued work in order, up to `until`'s pending record if given. The caller holds
+// g_exec_mutex and not d.mu.
+void drain(Device& d, CUstream_st* s, CUevent_st* until = nullptr) {
+  for (;;) {
+    StreamWork w;
+    {
+      std::lock_guard<std::mutex> lock(d.mu);
+      if (s->queue.empty() || (until && until->pending == 0)) return;
+      w = std::move(s->queue.front());
+      s->queue.pop_front();
+    }
+    try {
+      w.run();
+    } catch (...) {
+      fault(d);
+      throw;
+    }
+  }
+}
+
+// Every stream's queue (all: cudaDeviceSynchronize, cudaFree), or only the blocking streams'
+// (what work on the legacy default stream waits for).
+void drain_streams(Device& d, bool blocking_only) {
+  std::vector<CUstream_st*> streams;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    for (CUstream_st* s : d.streams)
+      if (!blocking_only || !(s->flags & cudaStreamNonBlocking)) streams.push_back(s);
+  }
+  for (CUstream_st* s : streams) drain(d, s);
+}
+
+bool stream_alive_locked(Device& d, cudaStream_t s) {
+  return !s || std::find(d.streams.begin(), d.streams.end(), s) != d.streams.end();
+}
+
+// Runs `work` now (the legacy default stream: after the blocking streams' queued work) or queues
+// it on `stream`. The caller holds no lock.
+void submit(Device& d, cudaStream_t stream, std::function<void()> work) {
+  std::lock_guard<std::recursive_mutex> exec(g_exec_mutex);
+  if (stream) {
+    std::lock_guard<std::mutex> lock(d.mu);
+    stream->queue.push_back(StreamWork{std::move(work)});
+    return;
+  }
+  drain_streams(d, true);
+  try {
+    work();
+  } catch (...) {
+    fault(d);
+    throw;
+  }
+}
+
+// The most dynamic shared memory a launch of `func` may ask for, given its static bytes.
+size_t dynamic_limit_locked(Device& d, const void* func, size_t static_bytes) {
+  auto it = d.max_dynamic_smem.find(func);
+  if (it != d.max_dynamic_smem.end())
+    return std::min<size_t>(static_cast<size_t>(it->second), kOptinSharedBytes - std::min(static_bytes, kOptinSharedBytes));
+  return kDefaultSharedBytes - std::min(static_bytes, kDefaultSharedBytes);
+}
+
+void execute_launch(const LaunchSpec& spec) {
+  Schedule order;
+  bool race = false;
+  size_t static_limit = 0;
+  {
+    Device& d = device();
+    std::lock_guard<std::mutex> lock(d.mu);
+    order = d.schedule;
+    race = d.racecheck;
+    // Static shared memory plus the launch's dynamic bytes must fit the kernel's limit.
+    const size_t total = d.max_dynamic_smem.count(spec.func) ? kOptinSharedBytes : kDefaultSharedBytes;
+    static_limit = total - std::min(spec.smem, total);
+    d.stats.launches++;
+  }
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  if (!g_scheduler) g_scheduler = new Scheduler();  // leaked with its stack pool, on purpose
+  Scheduler& s = *g_scheduler;
+  t_running = &s;
+  if (race) t_race = &s.race;
+  Device& d = device();
+  {
+    std::lock_guard<std::mutex> dlock(d.mu);
+    begin_access_locked(d);
+  }
+  struct Reset {
+    Scheduler& s;
+    Device& d;
+    ~Reset() {
+      t_running = nullptr;
+      t_race = nullptr;
+      s.race.end_launch();
+      threadIdx = uint3{0, 0, 0};
+      blockIdx = uint3{0, 0, 0};
+      std::lock_guard<std::mutex> dlock(d.mu);
+      end_access_locked(d);
+    }
+  } reset{s, d};
+  std::string kernel = spec.name ? spec.name : "kernel";
+  try {
+    s.run(spec, order, race, static_limit);
+  } catch (const SharedMemoryExceeded& e) {
+    std::lock_guard<std::mutex> dlock(d.mu);
+    size_t& known = d.static_smem[spec.func];
+    known = std::max(known, e.static_bytes);
+    record(cudaErrorInvalidValue);
+    return;
+  } catch (...) {
+    // The kernel's own error is the report; guards it damaged too are refilled unreported, so
+    // that the next launch is not blamed for them.
+    std::lock_guard<std::mutex> dlock(d.mu);
+    d.last_kernel = kernel;
+    (void)damaged_guards_locked(d);
+    throw;
+  }
+  std::lock_guard<std::mutex> dlock(d.mu);
+  size_t& known = d.static_smem[spec.func];
+  known = std::max(known, s.static_smem);
+  d.stats.blocks += 1ull * spec.grid.x * spec.grid.y * spec.grid.z;
+  d.last_kernel = kernel;
+  std::string damage = damaged_guards_locked(d);
+  if (!damage.empty()) throw std::runtime_error("emulator: " + damage + " in " + kernel);
 }
 
 }  // namespace
 
-void run_launch(const LaunchSpec& spec) {
-  Schedule order;
+void submit_launch(const LaunchSpec& spec, std::shared_ptr<void> keep) {
   if (t_running)
     throw std::logic_error(std::string("emulator: ") + spec.name +
                            " launched from inside a kernel (dynamic parallelism is not emulated)");
+  Device& d = device();
   {
-    Device& d = device();
     std::lock_guard<std::mutex> lock(d.mu);
     if (!device_enabled_locked(d)) {
       record(cudaErrorNoDevice);
       return;
     }
     require_environment_locked(d);
-    order = d.schedule;
-    d.stats.launches++;
-  }
-  const dim3 g = spec.grid, b = spec.block;
-  unsigned long long threads = 1ull * b.x * b.y * b.z;
-  if (b.x == 0 || b.y == 0 || b.z == 0 || g.x == 0 || g.y == 0 || g.z == 0 || b.x > 1024 ||
-      b.y > 1024 || b.z > 64 || threads > 1024 || g.x > 2147483647u || g.y > 65535 || g.z > 65535) {
-    record(cudaErrorInvalidConfiguration);
-    return;
-  }
-  if (spec.smem > 48 * 1024) {  // the default dynamic shared memory limit of every target
-    record(cudaErrorInvalidValue);
-    return;
-  }
-  std::lock_guard<std::mutex> lock(g_launch_mutex);
-  if (!g_scheduler) g_scheduler = new Scheduler();  // leaked with its stack pool, on purpose
-  Scheduler& s = *g_scheduler;
-  t_running = &s;
-  struct Reset {
-    ~Reset() {
-      t_running = nullptr;
-      threadIdx = uint3{0, 0, 0};
-      blockIdx = uint3{0, 0, 0};
+    if (d.sticky) {
+      record(d.sticky);
+      return;
     }
-  } reset;
-  std::string kernel = spec.name ? spec.name : "kernel";
-  try {
-    s.run(spec, order);
-  } catch (...) {
-    // The kernel's own error is the report; guards it damaged too are refilled unreported, so
-    // that the next launch is not blamed for them.
-    Device& d = device();
-    std::lock_guard<std::mutex> dlock(d.mu);
-    d.last_kernel = kernel;
-    (void)damaged_guards_locked(d);
-    throw;
+    if (!stream_alive_locked(d, spec.stream)) {
+      record(cudaErrorInvalidResourceHandle);
+      return;
+    }
+    if (d.racecheck && !g_instrumented)
+      throw std::logic_error(
+          "emulator: the race checker (SPARSETRAIN_EMU_RACECHECK=1) is on, but no kernel of this "
+          "program was compiled for it (-fsanitize=thread and the st_cuda_emu_race library)");
+    const dim3 g = spec.grid, b = spec.block;
+    unsigned long long threads = 1ull * b.x * b.y * b.z;
+    if (b.x == 0 || b.y == 0 || b.z == 0 || g.x == 0 || g.y == 0 || g.z == 0 || b.x > 1024 ||
+        b.y > 1024 || b.z > 64 || threads > 1024 || g.x > 2147483647u || g.y > 65535 ||
+        g.z > 65535) {
+      record(cudaErrorInvalidConfiguration);
+      return;
+    }
+    // Static shared bytes are known once the kernel has run (ST_SHARED_POISON counts them); the
+    // first launch of a kernel over the limit fails when its first thread declares the array.
+    auto known = d.static_smem.find(spec.func);
+    const size_t static_bytes = known == d.static_smem.end() ? 0 : known->second;
+    if (spec.smem > dynamic_limit_locked(d, spec.func, static_bytes)) {
+      record(cudaErrorInvalidValue);
+      return;
+    }
   }
-  Device& d = device();
-  std::lock_guard<std::mutex> dlock(d.mu);
-  d.stats.blocks += 1ull * g.x * g.y * g.z;
-  d.last_kernel = kernel;
-  std::string damage = damaged_guards_locked(d);
-  if (!damage.empty()) throw std::runtime_error("emulator: " + damage + " in " + kernel);
+  LaunchSpec copy = spec;
+  submit(d, spec.stream, [copy, keep] { execute_launch(copy); });
 }
 
 void register_shared(void* p, size_t bytes) {
@@ -992,6 +1463,22 @@ void set_strict(bool on) {
   d.strict = on;
 }
 
+bool racecheck() {
+  detail::Device& d = detail::device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::require_environment_locked(d);
+  return d.racecheck;
+}
+
+void set_racecheck(bool on) {
+  detail::Device& d = detail::device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::require_environment_locked(d);
+  d.racecheck = on;
+}
+
+bool racecheck_available() { return detail::g_instrumented; }
+
 void reload_environment() {
   detail::Device& d = detail::device();
   std::lock_guard<std::mutex> lock(d.mu);
@@ -1057,13 +1544,24 @@ const char* cudaGetErrorName(cudaError_t err) {
   return "cudaErrorUnknown";
 }
 
+// Sticky: after a kernel fault every call that needs the device's context reports it.
 cudaError_t cudaGetLastError() {
   cudaError_t e = detail::t_last_error;
   detail::t_last_error = cudaSuccess;
+  if (e == cudaSuccess) {
+    detail::Device& d = device();
+    std::lock_guard<std::mutex> lock(d.mu);
+    e = d.sticky;
+  }
   return e;
 }
 
-cudaError_t cudaPeekAtLastError() { return detail::t_last_error; }
+cudaError_t cudaPeekAtLastError() {
+  if (detail::t_last_error != cudaSuccess) return detail::t_last_error;
+  detail::Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  return d.sticky;
+}
 
 cudaError_t cudaGetDeviceCount(int* count) {
   ST_EMU_REQUIRE_DEVICE();  // like the real runtime, *count is left unwritten on error
@@ -1092,7 +1590,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int dev) {
   std::snprintf(prop->name, sizeof prop->name, "%s", "sparsetrain CPU emulator");
   prop->totalGlobalMem = physical_memory();
   prop->sharedMemPerBlock = 48 * 1024;
-  prop->sharedMemPerBlockOptin = 48 * 1024;
+  prop->sharedMemPerBlockOptin = detail::kOptinSharedBytes;
   prop->regsPerBlock = 65536;
   prop->warpSize = 32;
   prop->maxThreadsPerBlock = 1024;
@@ -1120,24 +1618,52 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int dev) {
     case cudaDevAttrMultiProcessorCount: *value = 4; break;
     case cudaDevAttrComputeCapabilityMajor: *value = 8; break;
     case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+      *value = static_cast<int>(detail::kOptinSharedBytes);
+      break;
     default: return record(cudaErrorInvalidValue);
   }
   return cudaSuccess;
 }
 
+// The prologue of calls that use the device's context: a faulted device refuses them.
+#define ST_EMU_REQUIRE_CONTEXT()   \
+  ST_EMU_REQUIRE_DEVICE();         \
+  if (d.sticky) return record(d.sticky)
+
+// Usable from calls that must not hold the lock while queued work runs.
+cudaError_t context_error(detail::Device& d) {
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (!detail::device_enabled_locked(d)) return cudaErrorNoDevice;
+  detail::require_environment_locked(d);
+  return d.sticky;
+}
+
 cudaError_t cudaDeviceSynchronize() {
-  ST_EMU_REQUIRE_DEVICE();
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
+  {
+    std::lock_guard<std::recursive_mutex> exec(detail::g_exec_mutex);
+    detail::drain_streams(d, false);
+  }
+  std::lock_guard<std::mutex> lock(d.mu);
   detail::check_guards_outside_launch(d, "cudaDeviceSynchronize");
   return cudaSuccess;
 }
 
+// Clears a fault and drops queued work. Unlike CUDA's, it keeps every allocation, stream, event
+// and kernel attribute (the backend's caching allocator holds blocks across tests).
 cudaError_t cudaDeviceReset() {
+  std::lock_guard<std::recursive_mutex> exec(detail::g_exec_mutex);
   ST_EMU_REQUIRE_DEVICE();
+  d.sticky = cudaSuccess;
+  for (CUstream_st* s : d.streams) s->queue.clear();
+  detail::t_last_error = cudaSuccess;
   return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-  ST_EMU_REQUIRE_DEVICE();
+  ST_EMU_REQUIRE_CONTEXT();
   if (!free_bytes || !total_bytes) return record(cudaErrorInvalidValue);
   size_t used = 0;
   for (auto& [p, a] : d.allocations) used += a.bytes;
@@ -1147,7 +1673,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
-  ST_EMU_REQUIRE_DEVICE();
+  ST_EMU_REQUIRE_CONTEXT();
   if (!ptr) return record(cudaErrorInvalidValue);
   *ptr = nullptr;
   if (bytes == 0) return cudaSuccess;
@@ -1155,12 +1681,20 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   const bool strict = d.strict;
   // Strict: the back guard takes the rounding and at least kGuardBytes more.
   const size_t extra = strict ? 2 * detail::kGuardBytes + 255 : 255;
-  if (bytes > SIZE_MAX - extra) return record(cudaErrorMemoryAllocation);
+  if (bytes > SIZE_MAX - extra - detail::page_size()) return record(cudaErrorMemoryAllocation);
   detail::Allocation a;
   a.bytes = bytes;
   a.block = (bytes + extra) / 256 * 256;  // cudaMalloc's alignment
-  a.base = static_cast<unsigned char*>(std::aligned_alloc(256, a.block));
-  if (!a.base) return record(cudaErrorMemoryAllocation);
+  if (strict) {
+    // A mapping of its own, so that it can be made unreachable from the host.
+    a.mapped = (a.block + detail::page_size() - 1) / detail::page_size() * detail::page_size();
+    void* m = mmap(nullptr, a.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return record(cudaErrorMemoryAllocation);
+    a.base = static_cast<unsigned char*>(m);
+  } else {
+    a.base = static_cast<unsigned char*>(std::aligned_alloc(256, a.block));
+    if (!a.base) return record(cudaErrorMemoryAllocation);
+  }
   a.guarded = strict;
   unsigned char* p = a.base;
   if (strict) {
@@ -1169,6 +1703,8 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     detail::fill_guards(a);
     detail::set_guards_poisoned(a, true);
     d.guarded++;
+    detail::install_segv_handler();
+    if (d.access_depth == 0) mprotect(a.base, a.mapped, PROT_NONE);
   }
   d.allocations[reinterpret_cast<uintptr_t>(p)] = a;
   d.stats.mallocs++;
@@ -1176,34 +1712,50 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   return cudaSuccess;
 }
 
+// Synchronizes the device first, like CUDA's.
 cudaError_t cudaFree(void* ptr) {
-  ST_EMU_REQUIRE_DEVICE();
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
   if (!ptr) return cudaSuccess;
+  {
+    std::lock_guard<std::recursive_mutex> exec(detail::g_exec_mutex);
+    detail::drain_streams(d, false);
+  }
+  std::lock_guard<std::mutex> lock(d.mu);
   auto it = d.allocations.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == d.allocations.end()) return record(cudaErrorInvalidValue);
   const detail::Allocation a = it->second;
-  d.allocations.erase(it);
-  d.stats.frees++;
   std::string damage;
   if (a.guarded) {
+    if (a.mapped) mprotect(a.base, a.mapped, PROT_READ | PROT_WRITE);
     damage = detail::check_guards(a);
-    detail::set_guards_poisoned(a, false);  // the block goes back to malloc
+    detail::set_guards_poisoned(a, false);  // the memory goes back to the system
     d.guarded--;
   }
-  std::free(a.base);
+  d.allocations.erase(it);
+  d.stats.frees++;
+  if (a.mapped)
+    munmap(a.base, a.mapped);
+  else
+    std::free(a.base);
   if (!damage.empty()) detail::throw_outside_launch(d, damage, "cudaFree");
   return cudaSuccess;
 }
 
 cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
-  ST_EMU_REQUIRE_DEVICE();
+  ST_EMU_REQUIRE_CONTEXT();
   if (!ptr) return record(cudaErrorInvalidValue);
-  *ptr = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
-  return *ptr ? cudaSuccess : record(cudaErrorMemoryAllocation);
+  const size_t size = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  *ptr = std::aligned_alloc(256, size);
+  if (!*ptr) return record(cudaErrorMemoryAllocation);
+  d.pinned[reinterpret_cast<uintptr_t>(*ptr)] = size;
+  return cudaSuccess;
 }
 
 cudaError_t cudaFreeHost(void* ptr) {
-  ST_EMU_REQUIRE_DEVICE();
+  ST_EMU_REQUIRE_CONTEXT();
+  if (!ptr) return cudaSuccess;
+  if (!d.pinned.erase(reinterpret_cast<uintptr_t>(ptr))) return record(cudaErrorInvalidValue);
   std::free(ptr);
   return cudaSuccess;
 }
@@ -1224,104 +1776,324 @@ cudaError_t check_copy(detail::Device& d, void* dst, const void* src, size_t byt
   if (src_dev != detail::is_device_range(d, src, bytes)) return cudaErrorInvalidValue;
   return cudaSuccess;
 }
+
+// The copy or fill itself, with strict blocks reachable for its duration.
+void device_memmove(void* dst, const void* src, size_t bytes) {
+  detail::Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::DeviceAccess access(d);
+  std::memmove(dst, src, bytes);
+}
+void device_memset(void* dst, int value, size_t bytes) {
+  detail::Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  detail::DeviceAccess access(d);
+  std::memset(dst, value, bytes);
+}
+
+// Queues or runs a copy with CUDA's host synchronization: from pageable host memory the source
+// is staged at the call (it may be reused at once); into pageable host memory the call returns
+// once the data has arrived; to or from cudaMallocHost memory, and device to device, it is
+// queued like a kernel.
+cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                 cudaStream_t stream) {
+  detail::Device& d = device();
+  bool src_pageable = false, dst_pageable = false;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (!detail::device_enabled_locked(d)) return record(cudaErrorNoDevice);
+    if (d.sticky) return record(d.sticky);
+    if (!detail::stream_alive_locked(d, stream)) return record(cudaErrorInvalidResourceHandle);
+    cudaError_t e = check_copy(d, dst, src, bytes, kind);
+    if (e != cudaSuccess) return record(e);
+    if (bytes == 0) return cudaSuccess;
+    src_pageable = !detail::is_device_range(d, src, bytes) && !detail::is_pinned(d, src);
+    dst_pageable = !detail::is_device_range(d, dst, bytes) && !detail::is_pinned(d, dst);
+  }
+  if (dst_pageable && stream) {  // runs after the stream's queued work, before returning
+    std::lock_guard<std::recursive_mutex> exec(detail::g_exec_mutex);
+    detail::drain(d, stream);
+    stream = nullptr;
+  }
+  if (src_pageable && stream) {
+    auto staged = std::make_shared<std::vector<unsigned char>>(
+        static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
+    detail::submit(d, stream, [dst, staged] { device_memmove(dst, staged->data(), staged->size()); });
+  } else {
+    detail::submit(d, stream, [dst, src, bytes] { device_memmove(dst, src, bytes); });
+  }
+  return cudaSuccess;
+}
+
+cudaError_t fill(void* dst, int value, size_t bytes, cudaStream_t stream) {
+  detail::Device& d = device();
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (!detail::device_enabled_locked(d)) return record(cudaErrorNoDevice);
+    if (d.sticky) return record(d.sticky);
+    if (!detail::stream_alive_locked(d, stream)) return record(cudaErrorInvalidResourceHandle);
+    if (bytes == 0) return cudaSuccess;
+    if (!detail::is_device_range(d, dst, bytes)) return record(cudaErrorInvalidValue);
+  }
+  detail::submit(d, stream, [dst, value, bytes] { device_memset(dst, value, bytes); });
+  return cudaSuccess;
+}
 }  // namespace
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  ST_EMU_REQUIRE_DEVICE();
-  cudaError_t e = check_copy(d, dst, src, bytes, kind);
-  if (e != cudaSuccess) return record(e);
-  if (bytes) std::memmove(dst, src, bytes);
-  return cudaSuccess;
+  return copy(dst, src, bytes, kind, nullptr);
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+                            cudaStream_t stream) {
+  return copy(dst, src, bytes, kind, stream);
 }
 
-cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
-  ST_EMU_REQUIRE_DEVICE();
-  if (bytes == 0) return cudaSuccess;
-  if (!detail::is_device_range(d, dst, bytes)) return record(cudaErrorInvalidValue);
-  std::memset(dst, value, bytes);
-  return cudaSuccess;
-}
+cudaError_t cudaMemset(void* dst, int value, size_t bytes) { return fill(dst, value, bytes, nullptr); }
 
-cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
-  return cudaMemset(dst, value, bytes);
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
+  return fill(dst, value, bytes, stream);
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, 0); }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
-  ST_EMU_REQUIRE_DEVICE();
-  if (!stream) return record(cudaErrorInvalidValue);
-  *stream = new CUstream_st{flags};
+  ST_EMU_REQUIRE_CONTEXT();
+  if (!stream || (flags & ~unsigned{cudaStreamNonBlocking})) return record(cudaErrorInvalidValue);
+  *stream = new CUstream_st();
+  (*stream)->flags = flags;
+  d.streams.push_back(*stream);
   return cudaSuccess;
 }
 
+// Its queued work runs first (CUDA lets it finish after the call returns).
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  ST_EMU_REQUIRE_DEVICE();
-  if (!stream) return record(cudaErrorInvalidResourceHandle);
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
+  std::lock_guard<std::recursive_mutex> exec(detail::g_exec_mutex);
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (!stream || !detail::stream_alive_locked(d, stream))
+      return record(cudaErrorInvalidResourceHandle);
+  }
+  detail::drain(d, stream);
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.streams.erase(std::find(d.streams.begin(), d.streams.end(), stream));
   delete stream;
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
-  ST_EMU_REQUIRE_DEVICE();
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
+  {
+    std::lock_guard<std::recursive_mutex> exec(detail::g_exec_mutex);
+    {
+      std::lock_guard<std::mutex> lock(d.mu);
+      if (!detail::stream_alive_locked(d, stream)) return record(cudaErrorInvalidResourceHandle);
+    }
+    if (stream)
+      detail::drain(d, stream);
+    else
+      detail::drain_streams(d, true);  // the legacy default stream waits for the blocking ones
+  }
+  std::lock_guard<std::mutex> lock(d.mu);
   detail::check_guards_outside_launch(d, "cudaStreamSynchronize");
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned) {
-  ST_EMU_REQUIRE_DEVICE();
-  return event ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+namespace {
+// Runs the event's stream up to its last queued record.
+void wait_event(detail::Device& d, cudaEvent_t event) {
+  std::lock_guard<std::recursive_mutex> exec(detail::g_exec_mutex);
+  CUstream_st* s = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (event->pending) s = event->stream;
+  }
+  if (s) detail::drain(d, s, event);
+}
+}  // namespace
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
+  if (!event) return record(cudaErrorInvalidResourceHandle);
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (!detail::stream_alive_locked(d, stream)) return record(cudaErrorInvalidResourceHandle);
+  }
+  detail::submit(d, stream, [&d, event] { wait_event(d, event); });
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
-  ST_EMU_REQUIRE_DEVICE();
+  ST_EMU_REQUIRE_CONTEXT();
   if (!event) return record(cudaErrorInvalidValue);
   *event = new CUevent_st();
   return cudaSuccess;
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  ST_EMU_REQUIRE_DEVICE();
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
   if (!event) return record(cudaErrorInvalidResourceHandle);
+  wait_event(d, event);  // a queued record still refers to it
   delete event;
   return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
-  ST_EMU_REQUIRE_DEVICE();
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
   if (!event) return record(cudaErrorInvalidResourceHandle);
-  event->time = std::chrono::steady_clock::now();
-  event->recorded = true;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (!detail::stream_alive_locked(d, stream)) return record(cudaErrorInvalidResourceHandle);
+    event->pending++;
+    event->stream = stream;
+  }
+  detail::submit(d, stream, [&d, event] {
+    std::lock_guard<std::mutex> lock(d.mu);
+    event->time = std::chrono::steady_clock::now();
+    event->recorded = true;
+    event->pending--;
+  });
   return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-  ST_EMU_REQUIRE_DEVICE();
-  return event ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
+  if (!event) return record(cudaErrorInvalidResourceHandle);
+  wait_event(d, event);
+  return cudaSuccess;
 }
 
+// Runs the event's stream up to the event and reports it complete: nothing else would make the
+// queue progress, so a loop polling with cudaEventQuery would never end on cudaErrorNotReady.
 cudaError_t cudaEventQuery(cudaEvent_t event) {
-  ST_EMU_REQUIRE_DEVICE();
-  return event ? cudaSuccess : record(cudaErrorInvalidResourceHandle);
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
+  if (!event) return record(cudaErrorInvalidResourceHandle);
+  wait_event(d, event);
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
-  ST_EMU_REQUIRE_DEVICE();
+  ST_EMU_REQUIRE_CONTEXT();
   if (!ms) return record(cudaErrorInvalidValue);
   if (!start || !end) return record(cudaErrorInvalidResourceHandle);
+  if (start->pending || end->pending) return record(cudaErrorNotReady);
   if (!start->recorded || !end->recorded) return record(cudaErrorInvalidResourceHandle);
   *ms = std::chrono::duration<float, std::milli>(end->time - start->time).count();
   return cudaSuccess;
 }
 
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  ST_EMU_REQUIRE_CONTEXT();
+  if (!func) return record(cudaErrorInvalidValue);
+  if (attr == cudaFuncAttributePreferredSharedMemoryCarveout)
+    return value >= -1 && value <= 100 ? cudaSuccess : record(cudaErrorInvalidValue);
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return record(cudaErrorInvalidValue);
+  auto known = d.static_smem.find(func);
+  const size_t static_bytes = known == d.static_smem.end() ? 0 : known->second;
+  if (value < 0 || static_cast<size_t>(value) + static_bytes > detail::kOptinSharedBytes)
+    return record(cudaErrorInvalidValue);
+  d.max_dynamic_smem[func] = value;
+  return cudaSuccess;
+}
+
+#undef ST_EMU_REQUIRE_CONTEXT
 #undef ST_EMU_REQUIRE_DEVICE
 }  // namespace api
 
 }  // namespace st::emu
+
+// ---- the race checker's runtime ----------------------------------------------------------------
+// Kernel files compiled with -fsanitize=thread (and linked without libtsan) call these for every
+// load and store; outside a checked launch they return at once. Atomic operations of instrumented
+// host code (std::atomic, shared_ptr counts) are done for real and not recorded. This runtime is
+// only in st_cuda_emu_race, so it never meets the real ThreadSanitizer.
+#if defined(ST_EMU_RACECHECK)
+namespace {
+using st::emu::detail::t_race;
+inline void race_access(const volatile void* p, size_t n, bool write) {
+  if (st::emu::detail::RaceState* r = t_race)
+    r->access(reinterpret_cast<uintptr_t>(p), n, write);
+}
+}  // namespace
+
+extern "C" {
+void __tsan_init() { st::emu::detail::g_instrumented = true; }
+void __tsan_func_entry(void*) {}
+void __tsan_func_exit() {}
+void __tsan_vptr_update(void**, void*) {}
+void __tsan_vptr_read(void**) {}
+void __tsan_read_range(void* p, unsigned long n) { race_access(p, n, false); }
+void __tsan_write_range(void* p, unsigned long n) { race_access(p, n, true); }
+#define ST_EMU_TSAN_ACCESS(n)                                                        \
+  void __tsan_read##n(void* p) { race_access(p, n, false); }                         \
+  void __tsan_write##n(void* p) { race_access(p, n, true); }                         \
+  void __tsan_unaligned_read##n(void* p) { race_access(p, n, false); }               \
+  void __tsan_unaligned_write##n(void* p) { race_access(p, n, true); }               \
+  void __tsan_volatile_read##n(void* p) { race_access(p, n, false); }                \
+  void __tsan_volatile_write##n(void* p) { race_access(p, n, true); }                \
+  void __tsan_unaligned_volatile_read##n(void* p) { race_access(p, n, false); }      \
+  void __tsan_unaligned_volatile_write##n(void* p) { race_access(p, n, true); }
+ST_EMU_TSAN_ACCESS(1)
+ST_EMU_TSAN_ACCESS(2)
+ST_EMU_TSAN_ACCESS(4)
+ST_EMU_TSAN_ACCESS(8)
+ST_EMU_TSAN_ACCESS(16)
+#undef ST_EMU_TSAN_ACCESS
+
+#define ST_EMU_TSAN_ATOMIC(bits, T)                                                            \
+  T __tsan_atomic##bits##_load(const volatile T* a, int) {                                     \
+    return __atomic_load_n(a, __ATOMIC_SEQ_CST);                                               \
+  }                                                                                            \
+  void __tsan_atomic##bits##_store(volatile T* a, T v, int) {                                  \
+    __atomic_store_n(a, v, __ATOMIC_SEQ_CST);                                                  \
+  }                                                                                            \
+  T __tsan_atomic##bits##_exchange(volatile T* a, T v, int) {                                  \
+    return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST);                                        \
+  }                                                                                            \
+  T __tsan_atomic##bits##_fetch_add(volatile T* a, T v, int) {                                 \
+    return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST);                                         \
+  }                                                                                            \
+  T __tsan_atomic##bits##_fetch_sub(volatile T* a, T v, int) {                                 \
+    return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST);                                         \
+  }                                                                                            \
+  T __tsan_atomic##bits##_fetch_and(volatile T* a, T v, int) {                                 \
+    return __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST);                                         \
+  }                                                                                            \
+  T __tsan_atomic##bits##_fetch_or(volatile T* a, T v, int) {                                  \
+    return __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST);                                          \
+  }                                                                                            \
+  T __tsan_atomic##bits##_fetch_xor(volatile T* a, T v, int) {                                 \
+    return __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST);                                         \
+  }                                                                                            \
+  T __tsan_atomic##bits##_fetch_nand(volatile T* a, T v, int) {                                \
+    return __atomic_fetch_nand(a, v, __ATOMIC_SEQ_CST);                                        \
+  }                                                                                            \
+  int __tsan_atomic##bits##_compare_exchange_strong(volatile T* a, T* c, T v, int, int) {      \
+    return __atomic_compare_exchange_n(a, c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);    \
+  }                                                                                            \
+  int __tsan_atomic##bits##_compare_exchange_weak(volatile T* a, T* c, T v, int, int) {        \
+    return __atomic_compare_exchange_n(a, c, v, true, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);     \
+  }                                                                                            \
+  T __tsan_atomic##bits##_compare_exchange_val(volatile T* a, T c, T v, int, int) {            \
+    __atomic_compare_exchange_n(a, &c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);          \
+    return c;                                                                                  \
+  }
+ST_EMU_TSAN_ATOMIC(8, unsigned char)
+ST_EMU_TSAN_ATOMIC(16, unsigned short)
+ST_EMU_TSAN_ATOMIC(32, unsigned)
+ST_EMU_TSAN_ATOMIC(64, unsigned long long)
+#undef ST_EMU_TSAN_ATOMIC
+void __tsan_atomic_thread_fence(int) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+void __tsan_atomic_signal_fence(int) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+}  // extern "C"
+#endif  // ST_EMU_RACECHECK

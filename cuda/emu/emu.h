@@ -2,10 +2,21 @@
 // file when nvcc is not the compiler. It lets every CUDA kernel run (and be tested against the CPU
 // reference) on machines with no GPU. Not a simulator of performance: a checker of semantics.
 //
-//   Launch  ST_LAUNCH(grid, block, smem, stream, kernel)(args...) runs the grid synchronously,
-//           one block at a time, so `__shared__` can be plain `static` storage. The stream is
-//           ignored (everything is synchronous). Bad configurations are reported through
-//           cudaGetLastError like CUDA.
+//   Launch  ST_LAUNCH(grid, block, smem, stream, kernel)(args...) validates like CUDA (block size,
+//           grid size, static + dynamic shared memory against 48 KiB or the kernel's
+//           cudaFuncSetAttribute opt-in; errors through cudaGetLastError), then runs the grid one
+//           block at a time, so `__shared__` can be plain `static` storage.
+//   Streams work on the legacy default stream (nullptr) runs at the call, after the queued work
+//           of every blocking stream. Launches, copies, fills and event records on a created
+//           stream are queued and run in order when something synchronizes with that stream
+//           (cudaStreamSynchronize, cudaDeviceSynchronize, cudaEventSynchronize, cudaFree,
+//           cudaStreamWaitEvent's target, a legacy-stream call unless the stream is
+//           cudaStreamNonBlocking). Copies keep CUDA's host synchronization: a pageable source is
+//           staged at the call, a pageable destination is written before the call returns.
+//   Faults  an exception thrown by a kernel (its own, or an emulator check) is rethrown by the call
+//           that ran it, drops all queued work, and is sticky: every later call that uses the
+//           device returns cudaErrorLaunchFailure until cudaDeviceReset (which, unlike CUDA's,
+//           keeps allocations, streams and events).
 //   Threads each thread of a block is a cooperative fiber on the launching OS thread (own 128 KiB
 //           stack, pooled). Fibers switch only at barriers, so plain read-modify-write is atomic.
 //   Order   the schedule (SPARSETRAIN_EMU_SCHEDULE or set_schedule) orders the threads resumed in
@@ -17,7 +28,6 @@
 //           Warp operations wait for the live lanes named in their mask (warp = linear thread
 //           id / 32; the last warp may be partial). A barrier nobody can complete (divergent
 //           __syncthreads, a lane stuck elsewhere) throws "emulator: deadlock in <kernel>: ...".
-//   Errors  an exception thrown by a kernel ends the launch and is rethrown by it.
 //   Poison  dynamic shared memory, and every static `__shared__` array marked with
 //           ST_SHARED_POISON, starts each block filled with 0xFF bytes (NaN floats); a shuffle
 //           reading a lane that does not exist, has returned or is outside the mask returns NaN /
@@ -25,8 +35,19 @@
 //   Strict  (SPARSETRAIN_EMU_STRICT=1 or set_strict) cudaMalloc gives exact-size, 0xFF-filled
 //           blocks between guard zones, checked after every launch, by cudaFree and by the
 //           synchronize calls: an overrun throws "emulator: write past the end of a N-byte
-//           allocation in <kernel>". Under AddressSanitizer the guards are poisoned too, so
-//           out-of-bounds reads are reported where they happen.
+//           allocation in <kernel>". Each block is a mapping of its own, PROT_NONE while no
+//           launch or emulated copy runs: host code dereferencing a device pointer dies of SIGSEGV
+//           after "emulator: host code dereferenced device memory at ...". Under
+//           AddressSanitizer the guards are poisoned too, so out-of-bounds reads are reported
+//           where they happen.
+//   Races   (SPARSETRAIN_EMU_RACECHECK=1 or set_racecheck; only in the st_cuda_emu_race build,
+//           whose kernel files are compiled with -fsanitize=thread and whose emu.cpp implements
+//           the instrumentation's hooks) every byte of shared and global memory a kernel touches
+//           remembers its last writer and readers; an access by another thread with no
+//           __syncthreads between (for lanes of one warp: no __syncwarp naming both), or by
+//           another block of the launch (global memory), throws "emulator: race in <kernel>
+//           (block (x,y,z)): thread A wrote <where>, thread B read it ...", whatever the schedule.
+//           Atomics and thread stacks are exempt.
 //
 // The device exists only when emulation is switched on (SPARSETRAIN_CUDA_EMULATION=1, or
 // st::emu::set_enabled(true)); otherwise cudaGetDeviceCount and every launch and allocation fail
@@ -43,6 +64,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -136,6 +158,12 @@ enum cudaDeviceAttr {
   cudaDevAttrMultiProcessorCount = 16,
   cudaDevAttrComputeCapabilityMajor = 75,
   cudaDevAttrComputeCapabilityMinor = 76,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+};
+
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+  cudaFuncAttributePreferredSharedMemoryCarveout = 9,
 };
 
 struct CUstream_st;
@@ -194,14 +222,28 @@ void set_schedule(Schedule s);
 // cudaMalloc then returns exactly the bytes asked for (256-byte aligned start) between guard zones,
 // filled with 0xFF bytes; guards are checked at the end of every launch, by cudaFree and by
 // cudaDeviceSynchronize / cudaStreamSynchronize, and a damaged one throws "emulator: write past
-// the end of a N-byte allocation in <kernel>" (or "before the start"). The backend's caching
+// the end of a N-byte allocation in <kernel>" (or "before the start"). Blocks are unreadable
+// from the host (PROT_NONE) except during launches and emulated copies. The backend's caching
 // allocator (cuda/runtime.cu) hands each block out once, so the guard sits right after the
 // bytes asked for. Under AddressSanitizer the guards are also poisoned: an out-of-bounds read or
 // write is reported where it happens.
 bool strict();
 void set_strict(bool on);
 
-// Reads SPARSETRAIN_EMU_SCHEDULE and SPARSETRAIN_EMU_STRICT again (for tests of the variables).
+// The race checker. Initially SPARSETRAIN_EMU_RACECHECK=1 (unset or 0: off; anything else
+// throws). Needs kernels compiled with -fsanitize=thread and linked with the checker's runtime
+// (the st_cuda_emu_race library: racecheck_available()); a launch with the checker on in any
+// other build throws. Within a block, a byte written by one thread and read or written by another
+// with no __syncthreads between (or, for lanes of one warp, no __syncwarp naming both), or
+// written by one block and touched by another block of the same launch (global memory), throws
+// "emulator: race in <kernel> (block (x,y,z)): thread A wrote ..., thread B read it ...".
+// Atomics and each thread's own stack are exempt.
+bool racecheck();
+void set_racecheck(bool on);
+bool racecheck_available();
+
+// Reads SPARSETRAIN_EMU_SCHEDULE, SPARSETRAIN_EMU_STRICT and SPARSETRAIN_EMU_RACECHECK again (for
+// tests of the variables).
 void reload_environment();
 
 // For tests: a schedule, or a strictness, for one scope; the previous one is restored on exit.
@@ -226,6 +268,17 @@ class ScopedStrict {
   bool saved_;
 };
 
+class ScopedRacecheck {
+ public:
+  explicit ScopedRacecheck(bool on) : saved_(racecheck()) { set_racecheck(on); }
+  ~ScopedRacecheck() { set_racecheck(saved_); }
+  ScopedRacecheck(const ScopedRacecheck&) = delete;
+  ScopedRacecheck& operator=(const ScopedRacecheck&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // Counters for tests: device allocations made, launches run, blocks run.
 struct Stats {
   size_t mallocs = 0;
@@ -244,9 +297,19 @@ struct LaunchSpec {
   const char* name;
   void (*body)(void* ctx);
   void* ctx;
+  cudaStream_t stream;
+  const void* func;  // the kernel's address: the key of cudaFuncSetAttribute
 };
-// Validates, then runs every block; errors go to cudaGetLastError, exceptions propagate.
-void run_launch(const LaunchSpec& spec);
+// Validates like CUDA (errors go to cudaGetLastError); then runs every block now (the legacy
+// default stream, after the blocking streams' queued work) or queues the launch on its stream.
+// `keep` owns spec.ctx until the launch has run. Kernel exceptions propagate from whichever call
+// runs the launch.
+void submit_launch(const LaunchSpec& spec, std::shared_ptr<void> keep);
+
+template <class F>
+const void* kernel_address(F* f) {
+  return reinterpret_cast<const void*>(f);
+}
 
 unsigned char* dynamic_shared();
 // ST_SHARED_POISON: the static __shared__ array [p, p + bytes) is filled with 0xFF bytes now (the
@@ -286,8 +349,9 @@ T shuffle(WarpOp op, unsigned mask, T var, int arg, int width) {
 }  // namespace detail
 
 // ST_LAUNCH(...) = launch_config(...).bind(<generic lambda calling the kernel>)(args...).
-// The arguments are copied once into a tuple (CUDA passes kernel arguments by value) and every
-// thread calls the kernel with its own copies of them.
+// The arguments are copied once into a tuple (CUDA passes kernel arguments by value; the tuple
+// outlives the call when the launch is queued on a stream) and every thread calls the kernel with
+// its own copies of them.
 template <class F>
 class BoundLaunch {
  public:
@@ -295,17 +359,18 @@ class BoundLaunch {
   template <class... A>
   void operator()(A&&... args) const {
     struct Ctx {
-      const F* f;
+      F f;
       std::tuple<std::decay_t<A>...> params;
-    } ctx{&f_, std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)};
+    };
+    auto ctx = std::make_shared<Ctx>(Ctx{f_, std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)});
     detail::LaunchSpec spec = spec_;
-    spec.ctx = &ctx;
+    spec.ctx = ctx.get();
     spec.body = [](void* p) {
       Ctx& c = *static_cast<Ctx*>(p);
       auto copies = c.params;  // by value per thread, like kernel parameters
-      std::apply(*c.f, copies);
+      std::apply(c.f, copies);
     };
-    detail::run_launch(spec);
+    detail::submit_launch(spec, std::move(ctx));
   }
 
  private:
@@ -315,10 +380,9 @@ class BoundLaunch {
 
 class launch_config {
  public:
-  launch_config(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, const char* name)
-      : spec_{grid, block, smem, name, nullptr, nullptr} {
-    (void)stream;
-  }
+  launch_config(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, const char* name,
+                const void* func)
+      : spec_{grid, block, smem, name, nullptr, nullptr, stream, func} {}
   template <class F>
   BoundLaunch<F> bind(F f) const {
     return BoundLaunch<F>(spec_, f);
@@ -363,6 +427,12 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value);
+
+template <class T>
+cudaError_t cudaFuncSetAttribute(T* entry, cudaFuncAttribute attr, int value) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(entry), attr, value);
+}
 
 template <class T>
 cudaError_t cudaMalloc(T** ptr, size_t bytes) {
@@ -394,6 +464,7 @@ using st::emu::api::cudaEventQuery;
 using st::emu::api::cudaEventRecord;
 using st::emu::api::cudaEventSynchronize;
 using st::emu::api::cudaFree;
+using st::emu::api::cudaFuncSetAttribute;
 using st::emu::api::cudaFreeHost;
 using st::emu::api::cudaGetDevice;
 using st::emu::api::cudaGetDeviceCount;
@@ -419,8 +490,9 @@ using st::emu::api::cudaStreamWaitEvent;
 
 // ---- launch macros (same meaning as under nvcc, see cuda/compat.h) -------------------------
 #define ST_LAUNCH(grid, block, smem, stream, ...)                                         \
-  ::st::emu::launch_config(grid, block, smem, stream, #__VA_ARGS__)                       \
-      .bind([&](auto&... st_emu_kernel_args) { __VA_ARGS__(st_emu_kernel_args...); })
+  ::st::emu::launch_config(grid, block, smem, stream, #__VA_ARGS__,                       \
+                           ::st::emu::detail::kernel_address(__VA_ARGS__))                \
+      .bind([=](auto&... st_emu_kernel_args) { __VA_ARGS__(st_emu_kernel_args...); })
 #define ST_DYNAMIC_SHARED(type, name) \
   type* name = reinterpret_cast<type*>(::st::emu::detail::dynamic_shared())
 // Right after a static __shared__ array: without it the array keeps the previous block's values.
@@ -481,19 +553,26 @@ inline void __threadfence_block() {}
 inline void __threadfence_system() {}
 
 // ---- atomics: fibers share one OS thread and switch only at barriers, so these are atomic ----
+// In the race checker's build (-fsanitize=thread) they are neither instrumented nor inlined into
+// instrumented code: atomics never race.
+#if defined(__SANITIZE_THREAD__)
+#define ST_EMU_ATOMIC_FN __attribute__((no_sanitize_thread, noinline)) inline
+#else
+#define ST_EMU_ATOMIC_FN inline
+#endif
 #define ST_EMU_ATOMIC(T, name, expr)   \
-  inline T name(T* address, T val) {   \
+  ST_EMU_ATOMIC_FN T name(T* address, T val) {   \
     T old = *address;                  \
     *address = (expr);                 \
     return old;                        \
   }
 // Signed adds wrap like the hardware (no UB on overflow).
-inline int atomicAdd(int* a, int v) {
+ST_EMU_ATOMIC_FN int atomicAdd(int* a, int v) {
   int old = *a;
   *a = static_cast<int>(static_cast<unsigned>(old) + static_cast<unsigned>(v));
   return old;
 }
-inline int atomicSub(int* a, int v) {
+ST_EMU_ATOMIC_FN int atomicSub(int* a, int v) {
   int old = *a;
   *a = static_cast<int>(static_cast<unsigned>(old) - static_cast<unsigned>(v));
   return old;
@@ -528,7 +607,7 @@ ST_EMU_ATOMIC(unsigned, atomicInc, old >= val ? 0u : old + 1u)
 ST_EMU_ATOMIC(unsigned, atomicDec, (old == 0u || old > val) ? val : old - 1u)
 #undef ST_EMU_ATOMIC
 #define ST_EMU_ATOMIC_CAS(T)                       \
-  inline T atomicCAS(T* address, T compare, T val) { \
+  ST_EMU_ATOMIC_FN T atomicCAS(T* address, T compare, T val) { \
     T old = *address;                              \
     if (old == compare) *address = val;            \
     return old;                                    \
@@ -538,6 +617,7 @@ ST_EMU_ATOMIC_CAS(unsigned)
 ST_EMU_ATOMIC_CAS(unsigned long long)
 ST_EMU_ATOMIC_CAS(unsigned short)
 #undef ST_EMU_ATOMIC_CAS
+#undef ST_EMU_ATOMIC_FN
 
 // ---- loads and intrinsics --------------------------------------------------------------------
 template <class T>

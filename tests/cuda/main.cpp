@@ -11,6 +11,31 @@
 
 #include "cuda/runtime.h"
 
+#if !defined(ST_CUDA_GPU_TESTS)
+#include "cuda/compat.h"
+
+namespace {
+// A kernel fault leaves the emulated device faulted until cudaDeviceReset, as a GPU's context
+// stays broken: reset after every test case, so one case's fault does not fail the next ones.
+struct ResetEmulatedDevice : doctest::IReporter {
+  explicit ResetEmulatedDevice(const doctest::ContextOptions&) {}
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_run_end(const doctest::TestRunStats&) override {}
+  void test_case_start(const doctest::TestCaseData&) override {}
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats&) override { (void)cudaDeviceReset(); }
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+DOCTEST_REGISTER_LISTENER("reset_emulated_device", 1, ResetEmulatedDevice);
+}  // namespace
+#endif
+
 int main(int argc, char** argv) {
   if (st::cuda::emulated()) st::cuda::enable_emulation();
   st::cuda::DeviceInfo info = st::cuda::device_info();

@@ -551,11 +551,20 @@ TEST_CASE("emulator: divergent __syncthreads and deadlocks are reported, never h
   // The first block to run: (0,0,0) in the forward schedule, another one under reverse/random.
   CHECK(e.find("emulator: divergent __syncthreads in divergent_sync_kernel (block (") == 0);
   CHECK(e.find("test_emu.cpp:") != std::string::npos);
+  // A fault is sticky, as on a GPU: every later call fails until the device is reset.
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  CHECK(cudaMemset(out.ptr, 0, 4) == cudaErrorLaunchFailure);
+  ST_LAUNCH(1, 32, 0, nullptr, deadlock_kernel)(out.ptr);  // refused, not run
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  CHECK(cudaDeviceReset() == cudaSuccess);
+  CHECK(cudaGetLastError() == cudaSuccess);
 
   e = error_of([&] { ST_LAUNCH(1, 32, 0, nullptr, deadlock_kernel)(out.ptr); });
   CHECK(e.find("emulator: deadlock in deadlock_kernel (block (0,0,0))") == 0);
   CHECK(e.find("31 threads wait at __syncthreads") != std::string::npos);
   CHECK(e.find("__syncwarp") != std::string::npos);
+  CHECK(cudaDeviceReset() == cudaSuccess);
 
   // The emulator is usable after both.
   std::vector<int> x{1, 2, 3, 4, 5};
@@ -570,11 +579,13 @@ TEST_CASE("emulator: an exception thrown in a kernel propagates out of the launc
   DeviceArray<int> out(4 * 64);
   std::string e = error_of([&] { ST_LAUNCH(4, 64, 0, nullptr, throwing_kernel)(out.ptr); });
   CHECK(e == "boom from a kernel");
+  CHECK(cudaDeviceReset() == cudaSuccess);
   std::vector<int> got = out.get();
   CHECK(got[0] == 1);       // blocks 0 and 1 ran
   CHECK(got[3 * 64] == 0);  // block 3 never started
   e = error_of([&] { ST_LAUNCH(4, 64, 0, nullptr, throwing_kernel)(out.ptr); });
   CHECK(e == "boom from a kernel");  // the next launch starts clean and fails the same way
+  CHECK(cudaDeviceReset() == cudaSuccess);
 }
 
 TEST_CASE("emulator: undefined values are poisoned, misuse is an error") {
@@ -588,6 +599,7 @@ TEST_CASE("emulator: undefined values are poisoned, misuse is an error") {
   }
   std::string e = error_of([&] { ST_LAUNCH(1, 32, 0, nullptr, bad_mask_kernel)(out.ptr); });
   CHECK(e.find("emulator: bad warp mask in bad_mask_kernel") == 0);
+  CHECK(cudaDeviceReset() == cudaSuccess);
 
   ST_LAUNCH(1, 8, 8 * sizeof(float), nullptr, read_dynamic_shared_kernel)(out.ptr);
   CHECK(out.get()[7] != out.get()[7]);

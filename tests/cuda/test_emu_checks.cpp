@@ -5,13 +5,26 @@
 //       documented;
 //   ST_SHARED_POISON: a block reading a static __shared__ table only block 0 wrote reads NaN;
 //   strict memory (SPARSETRAIN_EMU_STRICT): an off-by-one tail write throws, naming the kernel;
-//       fresh allocations are poisoned; device_alloc no longer caches.
+//       fresh allocations are poisoned; device_alloc no longer caches; a host read through a
+//       device pointer kills the process (in a child here) with a report;
+//   the race checker (SPARSETRAIN_EMU_RACECHECK, test_cuda_race only): the reduction missing its
+//       __syncthreads is reported under every order, one missing __syncwarp too, two blocks
+//       writing one word too, atomics are not;
+//   launch limits: static + dynamic shared memory over 48 KiB (or the kernel's opt-in) and
+//       blocks over 1024 threads fail the launch through cudaGetLastError;
+//   streams: queued work runs at the synchronizing call; host code reading a stream's result
+//       without synchronizing reads stale data; a fault in queued work is sticky until
+//       cudaDeviceReset.
 // Each test sets the mode it needs for its own scope, so it passes whatever mode ctest runs the
 // whole suite in. Emulator only: test_cuda_gpu compiles this file to nothing.
 #if !defined(ST_CUDA_GPU_TESTS)
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
@@ -29,6 +42,13 @@
 #define ST_TEST_ASAN 1
 #endif
 #endif
+// The race checker needs this file and the kernels compiled for it (test_cuda_race).
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kRacecheck = true;
+#else
+constexpr bool kRacecheck = false;
+#endif
+
 #if defined(ST_TEST_ASAN)
 // Strict guards are poisoned for AddressSanitizer, which stops the process at a guard write
 // before the emulator's check can report it: the guard-write cases cannot run there.
@@ -123,6 +143,49 @@ __global__ void fill_shifted_kernel(int n, int shift, float value, float* y) {
   if (i < n) y[i - shift] = value;
 }
 
+// The reduction of upsweep_sum_kernel over a warp with __syncwarp between levels; BROKEN when
+// `synced` is false (the lanes of one warp are not in lockstep either).
+__global__ void warp_upsweep_kernel(const int* x, int* out, bool synced) {
+  __shared__ int s[32];
+  ST_SHARED_POISON(s);
+  const unsigned t = threadIdx.x;
+  s[t] = x[t];
+  for (unsigned stride = 1; stride < 32; stride *= 2) {
+    if (synced) __syncwarp();
+    if ((t + 1) % (2 * stride) == 0) s[t] += s[t - stride];
+  }
+  if (t == 31) *out = s[t];
+}
+
+// Every block counts into counters[0] with atomicAdd (fine), and every block also writes
+// flags[0] (BROKEN when `racy`: blocks of one launch are not ordered).
+__global__ void block_counter_kernel(int* counters, int* flags, bool racy) {
+  atomicAdd(&counters[0], 1);
+  if (threadIdx.x == 0) flags[racy ? 0 : blockIdx.x] = static_cast<int>(blockIdx.x);
+}
+
+// y[i] = 2·x[i] with 40 KiB of static shared memory (as a big tile would take).
+__global__ void big_static_shared_kernel(const float* x, float* y) {
+  __shared__ float tile[10 * 1024];
+  ST_SHARED_POISON(tile);
+  ST_DYNAMIC_SHARED(float, extra);
+  tile[threadIdx.x] = x[threadIdx.x];
+  if (threadIdx.x == 0) extra[0] = 0.f;
+  __syncthreads();
+  y[threadIdx.x] = 2.f * tile[threadIdx.x];
+}
+
+// y[i] = value for i in [0, n).
+__global__ void fill_kernel(int n, float value, float* y) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) y[i] = value;
+}
+
+__global__ void throw_kernel(int* y) {
+  if (threadIdx.x == 3) throw std::runtime_error("kernel fault");
+  y[threadIdx.x] = 1;
+}
+
 }  // namespace
 
 // ---- schedules --------------------------------------------------------------------------------
@@ -134,6 +197,7 @@ TEST_CASE("emulator checks: a reduction missing __syncthreads is wrong under rev
   std::vector<int> want(blocks, 0);
   for (size_t i = 0; i < x.size(); ++i) want[i / threads] += x[i];
   DeviceArray<int> dx(x), dout(blocks);
+  st::emu::ScopedRacecheck off(false);  // it would stop the broken kernel (the next test case)
   auto run = [&](Schedule order, bool broken) {
     st::emu::ScopedSchedule scope(order);
     if (broken)
@@ -225,11 +289,15 @@ TEST_CASE("emulator checks: schedules from the API and from SPARSETRAIN_EMU_SCHE
         unsetenv(name);
     }
   };
-  std::string e, e_strict;
+  std::string e, e_strict, e_race;
   Schedule from_env;
-  bool strict_from_env = false;
+  bool strict_from_env = false, race_from_env = true;
   {
-    SavedVariable schedule_var("SPARSETRAIN_EMU_SCHEDULE"), strict_var("SPARSETRAIN_EMU_STRICT");
+    SavedVariable schedule_var("SPARSETRAIN_EMU_SCHEDULE"), strict_var("SPARSETRAIN_EMU_STRICT"),
+        race_var("SPARSETRAIN_EMU_RACECHECK");
+    setenv("SPARSETRAIN_EMU_RACECHECK", "yes", 1);
+    e_race = error_of([] { st::emu::reload_environment(); });
+    setenv("SPARSETRAIN_EMU_RACECHECK", "0", 1);
     setenv("SPARSETRAIN_EMU_SCHEDULE", "sideways", 1);
     e = error_of([] { st::emu::reload_environment(); });
     setenv("SPARSETRAIN_EMU_STRICT", "yes", 1);
@@ -239,6 +307,7 @@ TEST_CASE("emulator checks: schedules from the API and from SPARSETRAIN_EMU_SCHE
     st::emu::reload_environment();
     from_env = st::emu::schedule();
     strict_from_env = st::emu::strict();
+    race_from_env = st::emu::racecheck();
   }
   st::emu::reload_environment();
   CHECK(e ==
@@ -248,6 +317,9 @@ TEST_CASE("emulator checks: schedules from the API and from SPARSETRAIN_EMU_SCHE
   CHECK(e_strict.find("accepted values: 1") != std::string::npos);
   CHECK(from_env.order == Schedule::reverse);
   CHECK(strict_from_env);
+  CHECK_FALSE(race_from_env);
+  CHECK(e_race == "emulator: SPARSETRAIN_EMU_RACECHECK=\"yes\" is not a race checker switch; "
+                 "accepted values: 1 (on) and 0 or unset (off)");
 }
 
 // ---- static shared memory ---------------------------------------------------------------------
@@ -285,23 +357,16 @@ TEST_CASE("emulator checks: strict mode reports an off-by-one write past an allo
       ST_LAUNCH(2, 128, 0, nullptr, fill_off_by_one_kernel)(n, 1.0f, y.get());
     });
     CHECK(e == "emulator: write past the end of a 1000-byte allocation in fill_off_by_one_kernel");
+    CHECK(cudaDeviceReset() == cudaSuccess);  // the fault is sticky
     std::vector<float> got = y.download();  // the guard was repaired: reported once
     CHECK(got[0] == 1.0f);
     CHECK(got[n - 1] == 1.0f);
     e = error_of([&] { ST_LAUNCH(2, 128, 0, nullptr, fill_shifted_kernel)(n, 1, 2.0f, y.get()); });
     CHECK(e == "emulator: write before the start of a 1000-byte allocation in fill_shifted_kernel");
+    CHECK(cudaDeviceReset() == cudaSuccess);
     ST_LAUNCH(2, 128, 0, nullptr, fill_shifted_kernel)(n, 0, 3.0f, y.get());  // the fixed bound
     ST_CUDA_CHECK_LAUNCH();
     CHECK(y.download()[n - 1] == 3.0f);
-  }
-  {
-    // Host code writing through a device pointer (possible only in the emulator) is found by
-    // the next synchronization, which names the kernel that ran last.
-    DeviceArray<unsigned char> bytes(100);
-    bytes.get()[100] = 0;
-    std::string e = error_of([] { ST_CUDA_CHECK(cudaDeviceSynchronize()); });
-    CHECK(e == "emulator: write past the end of a 100-byte allocation in fill_shifted_kernel "
-               "(found by cudaDeviceSynchronize)");
   }
   {
     // Without strict mode the same bug writes into cudaMalloc's rounding and goes unseen.
@@ -357,6 +422,245 @@ TEST_CASE("emulator checks: strict allocations are exact, poisoned and not cache
   st::cuda::device_free(lenient_block, 512);
   CHECK(st::cuda::device_allocator_stats().bytes_cached == 512);  // only the lenient one
   st::cuda::release_cache();
+}
+
+// ---- the race checker ---------------------------------------------------------------------------
+
+TEST_CASE("emulator checks: the race checker finds a missing __syncthreads in every order" *
+          doctest::skip(!kRacecheck)) {
+  REQUIRE(st::emu::racecheck_available());
+  st::emu::ScopedRacecheck on(true);
+  const int threads = 256, blocks = 2;
+  std::vector<int> x(threads * blocks, 1);
+  DeviceArray<int> dx(x), dout(blocks);
+  for (Schedule order : {Schedule{}, reverse(), random_seed(1), random_seed(99)}) {
+    st::emu::ScopedSchedule scope(order);
+    ST_LAUNCH(blocks, threads, 0, nullptr, upsweep_sum_kernel)(dx.get(), dout.get());
+    ST_CUDA_CHECK_LAUNCH();
+    CHECK(dout.download() == std::vector<int>(blocks, threads));
+    std::string e = error_of([&] {
+      ST_LAUNCH(blocks, threads, 0, nullptr, upsweep_sum_missing_sync_kernel)(dx.get(), dout.get());
+    });
+    CAPTURE(e);
+    // Which pair is found first depends on the order; that it is found does not.
+    CHECK(e.find("emulator: race in upsweep_sum_missing_sync_kernel (block (") == 0);
+    CHECK(e.find("of a 1024-byte __shared__ array)") != std::string::npos);
+    CHECK(e.find(" with no __syncthreads") != std::string::npos);
+    CHECK(cudaDeviceReset() == cudaSuccess);
+  }
+  // The forward order, where the broken kernel's result is right: the earliest pair.
+  std::string e = error_of([&] {
+    ST_LAUNCH(1, threads, 0, nullptr, upsweep_sum_missing_sync_kernel)(dx.get(), dout.get());
+  });
+  CHECK(e == "emulator: race in upsweep_sum_missing_sync_kernel (block (0,0,0)): thread 0 wrote "
+             "shared memory (byte 0 of a 1024-byte __shared__ array), thread 1 read it with no "
+             "__syncthreads or __syncwarp between");
+  CHECK(cudaDeviceReset() == cudaSuccess);
+}
+
+TEST_CASE("emulator checks: the race checker honours __syncwarp and exempts atomics" *
+          doctest::skip(!kRacecheck)) {
+  st::emu::ScopedRacecheck on(true);
+  std::vector<int> x(32);
+  for (int i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = i;
+  DeviceArray<int> dx(x), dout(1), counters(1), flags(4);
+  for (Schedule order : {Schedule{}, reverse()}) {
+    st::emu::ScopedSchedule scope(order);
+    ST_LAUNCH(1, 32, 0, nullptr, warp_upsweep_kernel)(dx.get(), dout.get(), true);
+    ST_CUDA_CHECK_LAUNCH();
+    CHECK(dout.download()[0] == 31 * 32 / 2);
+    std::string e = error_of([&] {
+      ST_LAUNCH(1, 32, 0, nullptr, warp_upsweep_kernel)(dx.get(), dout.get(), false);
+    });
+    CHECK(e.find("emulator: race in warp_upsweep_kernel (block (0,0,0)): thread ") == 0);
+    CHECK(e.find("with no __syncthreads or __syncwarp between") != std::string::npos);
+    CHECK(cudaDeviceReset() == cudaSuccess);
+
+    ST_CUDA_CHECK(cudaMemset(counters.get(), 0, sizeof(int)));
+    ST_LAUNCH(4, 64, 0, nullptr, block_counter_kernel)(counters.get(), flags.get(), false);
+    ST_CUDA_CHECK_LAUNCH();
+    CHECK(counters.download()[0] == 4 * 64);
+    e = error_of([&] {
+      ST_LAUNCH(4, 64, 0, nullptr, block_counter_kernel)(counters.get(), flags.get(), true);
+    });
+    CAPTURE(e);
+    CHECK(e.find("emulator: race in block_counter_kernel (block (") == 0);
+    CHECK(e.find("thread 0 of block (") != std::string::npos);
+    CHECK(e.find("wrote global memory (byte 0 of a 16-byte allocation)") != std::string::npos);
+    CHECK(e.find("blocks of one launch are not ordered") != std::string::npos);
+    CHECK(cudaDeviceReset() == cudaSuccess);
+  }
+}
+
+TEST_CASE("emulator checks: the race checker is off or missing outside its build") {
+  if (kRacecheck) {
+    CHECK(st::emu::racecheck_available());
+    return;
+  }
+  CHECK_FALSE(st::emu::racecheck_available());
+  st::emu::ScopedRacecheck on(true);
+  DeviceArray<float> y(4);
+  std::string e = error_of([&] { ST_LAUNCH(1, 4, 0, nullptr, fill_kernel)(4, 1.f, y.get()); });
+  CHECK(e.find("emulator: the race checker (SPARSETRAIN_EMU_RACECHECK=1) is on, but no kernel") == 0);
+}
+
+// ---- launch resources ---------------------------------------------------------------------------
+
+TEST_CASE("emulator checks: shared memory and block size limits fail the launch like CUDA") {
+  std::vector<float> x(64, 1.5f);
+  DeviceArray<float> dx(x), dy(64);
+  // 40 KiB static + 4 KiB dynamic fits the default 48 KiB; 40 + 16 does not.
+  ST_LAUNCH(1, 64, 4096, nullptr, big_static_shared_kernel)(dx.get(), dy.get());
+  CHECK(cudaGetLastError() == cudaSuccess);
+  CHECK(dy.download() == std::vector<float>(64, 3.f));
+  ST_LAUNCH(1, 64, 16384, nullptr, big_static_shared_kernel)(dx.get(), dy.get());
+  CHECK(cudaGetLastError() == cudaErrorInvalidValue);
+  ST_LAUNCH(1, 64, 49 * 1024, nullptr, fill_kernel)(64, 0.f, dy.get());
+  CHECK(cudaGetLastError() == cudaErrorInvalidValue);
+  ST_LAUNCH(1, 1025, 0, nullptr, fill_kernel)(64, 0.f, dy.get());
+  CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+  CHECK(dy.download() == std::vector<float>(64, 3.f));  // none of them ran
+  CHECK(cudaGetLastError() == cudaSuccess);  // not sticky
+
+  // The opt-in: up to 163 KiB (sm_80) with cudaFuncAttributeMaxDynamicSharedMemorySize.
+  int optin = 0;
+  CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0) == cudaSuccess);
+  CHECK(optin == 163 * 1024);
+  CHECK(cudaFuncSetAttribute(fill_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin + 1) ==
+        cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  CHECK(cudaFuncSetAttribute(big_static_shared_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             16384) == cudaSuccess);
+  ST_LAUNCH(1, 64, 16384, nullptr, big_static_shared_kernel)(dx.get(), dy.get());
+  CHECK(cudaGetLastError() == cudaSuccess);
+  ST_LAUNCH(1, 64, 16385, nullptr, big_static_shared_kernel)(dx.get(), dy.get());
+  CHECK(cudaGetLastError() == cudaErrorInvalidValue);  // over its own opt-in
+}
+
+// ---- streams and faults -------------------------------------------------------------------------
+
+TEST_CASE("emulator checks: work on a stream runs at the synchronizing call, in order") {
+  const int n = 300;
+  DeviceArray<float> y(std::vector<float>(n, 0.f));
+  cudaStream_t s = nullptr;
+  ST_CUDA_CHECK(cudaStreamCreate(&s));
+  cudaEvent_t after_first = nullptr;
+  ST_CUDA_CHECK(cudaEventCreate(&after_first));
+  float* pinned = nullptr;
+  ST_CUDA_CHECK(cudaMallocHost(&pinned, n * sizeof(float)));
+  const st::emu::Stats before = st::emu::stats();
+  ST_LAUNCH(2, 256, 0, s, fill_kernel)(n, 1.f, y.get());
+  ST_CUDA_CHECK_LAUNCH();  // checks the configuration; the launch itself is queued...
+  ST_CUDA_CHECK(cudaEventRecord(after_first, s));
+  ST_LAUNCH(2, 256, 0, s, fill_kernel)(n, 2.f, y.get());
+  ST_CUDA_CHECK(cudaMemcpyAsync(pinned, y.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+  if (!st::cuda_detail::checked_launches()) {
+    CHECK(st::emu::stats().launches == before.launches);  // ...unless launches are checked
+    ST_CUDA_CHECK(cudaEventSynchronize(after_first));    // runs the queue up to the event
+    CHECK(st::emu::stats().launches == before.launches + 1);
+  }
+  ST_CUDA_CHECK(cudaStreamSynchronize(s));
+  CHECK(st::emu::stats().launches == before.launches + 2);
+  CHECK(std::vector<float>(pinned, pinned + n) == std::vector<float>(n, 2.f));
+  ST_CUDA_CHECK(cudaFreeHost(pinned));
+  ST_CUDA_CHECK(cudaEventDestroy(after_first));
+  ST_CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+// BROKEN host code: the result of a kernel queued on a stream is read without synchronizing with
+// that stream. On a GPU it usually reads the old values, sometimes the new ones; the emulator runs
+// the kernel only when something synchronizes, so the bug shows every time.
+TEST_CASE("emulator checks: a missing stream synchronization reads stale results") {
+  const int n = 64;
+  DeviceArray<float> y(std::vector<float>(n, 0.f));
+  cudaStream_t s = nullptr;
+  ST_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  float* pinned = nullptr;
+  ST_CUDA_CHECK(cudaMallocHost(&pinned, n * sizeof(float)));
+  std::fill(pinned, pinned + n, -1.f);
+  auto launch = [&] {
+    ST_LAUNCH(1, n, 0, s, fill_kernel)(n, 5.f, y.get());
+    ST_CUDA_CHECK(cudaGetLastError());  // not ST_CUDA_CHECK_LAUNCH: that may synchronize
+  };
+  // 1. An asynchronous copy into pinned memory, read before cudaStreamSynchronize.
+  launch();
+  ST_CUDA_CHECK(cudaMemcpyAsync(pinned, y.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+  CHECK(pinned[0] == -1.f);  // BROKEN: nothing has arrived yet
+  ST_CUDA_CHECK(cudaStreamSynchronize(s));
+  CHECK(pinned[0] == 5.f);   // fixed
+  // 2. A synchronous copy on the legacy default stream, which does not wait for a non-blocking
+  //    stream.
+  ST_CUDA_CHECK(cudaMemset(y.get(), 0, n * sizeof(float)));
+  launch();
+  std::vector<float> host(n);
+  ST_CUDA_CHECK(cudaMemcpy(host.data(), y.get(), n * sizeof(float), cudaMemcpyDeviceToHost));
+  CHECK(host[0] == 0.f);  // BROKEN
+  ST_CUDA_CHECK(cudaStreamSynchronize(s));
+  ST_CUDA_CHECK(cudaMemcpy(host.data(), y.get(), n * sizeof(float), cudaMemcpyDeviceToHost));
+  CHECK(host[0] == 5.f);  // fixed
+  ST_CUDA_CHECK(cudaFreeHost(pinned));
+  ST_CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+TEST_CASE("emulator checks: a fault in queued work surfaces at the synchronizing call and sticks") {
+  DeviceArray<int> y(std::vector<int>(8, 0));
+  cudaStream_t s = nullptr;
+  ST_CUDA_CHECK(cudaStreamCreate(&s));
+  ST_LAUNCH(1, 8, 0, s, throw_kernel)(y.get());
+  CHECK(cudaGetLastError() == cudaSuccess);  // queued, not run
+  ST_LAUNCH(1, 8, 0, s, fill_kernel)(8, 1.f, reinterpret_cast<float*>(y.get()));
+  std::string e = error_of([&] { ST_CUDA_CHECK(cudaStreamSynchronize(s)); });
+  CHECK(e == "kernel fault");
+  std::vector<int> host(8, -1);
+  CHECK(cudaMemcpy(host.data(), y.get(), 8 * sizeof(int), cudaMemcpyDeviceToHost) ==
+        cudaErrorLaunchFailure);
+  CHECK(cudaStreamSynchronize(s) == cudaErrorLaunchFailure);  // the rest of the queue is dropped
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  CHECK(cudaDeviceReset() == cudaSuccess);
+  ST_CUDA_CHECK(cudaMemcpy(host.data(), y.get(), 8 * sizeof(int), cudaMemcpyDeviceToHost));
+  CHECK(std::count(host.begin(), host.end(), 0x3f800000) == 0);  // the fill (1.f) never ran
+  ST_CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+// Runs `f` in a child process; returns its stderr and how it ended.
+template <class F>
+std::pair<std::string, int> in_child(F&& f) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], 2);
+    f();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {out, status};
+}
+
+TEST_CASE("emulator checks: in strict mode the host cannot dereference device memory" *
+          doctest::skip(kAsan)) {
+  st::emu::ScopedStrict strict(true);
+  DeviceArray<float> y(std::vector<float>(100, 1.f));
+  auto [err, status] = in_child([&] {
+    volatile float v = y.get()[3];  // BROKEN: a device pointer read on the host
+    (void)v;
+  });
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGSEGV);
+  CHECK(err.find("emulator: host code dereferenced device memory at ") == 0);
+  CHECK(err.find("(byte 12 of a 400-byte allocation)") != std::string::npos);
+  // Kernels and copies still reach it.
+  ST_LAUNCH(1, 100, 0, nullptr, fill_kernel)(100, 4.f, y.get());
+  ST_CUDA_CHECK_LAUNCH();
+  CHECK(y.download() == std::vector<float>(100, 4.f));
 }
 
 #endif  // !ST_CUDA_GPU_TESTS

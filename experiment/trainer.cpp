@@ -4,13 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <numeric>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <vector>
 
@@ -408,19 +408,15 @@ void Training::build_pruner_and_teacher() {
     pruning::Pruner::FactorExchange exchange;
     if (comm_.size() > 1)
       exchange = [&comm = comm_](CsrWeight::GradientFactors& f, int in, int out) {
-        const int ranks = comm.size();
-        std::vector<int64_t> rows(static_cast<size_t>(ranks));
+        std::vector<int64_t> rows(static_cast<size_t>(comm.size()));
         comm.allgather(&f.rows, sizeof f.rows, rows.data());
-        const int64_t most = *std::max_element(rows.begin(), rows.end());
-        auto gather = [&](std::vector<float>& v, int width) {
-          const size_t block = static_cast<size_t>(most) * static_cast<size_t>(width);
-          std::vector<float> mine(block, 0.0f), all(block * static_cast<size_t>(ranks));
-          std::copy(v.begin(), v.end(), mine.begin());
-          comm.allgather(mine.data(), static_cast<int64_t>(block * sizeof(float)), all.data());
-          v.clear();
-          for (int r = 0; r < ranks; ++r)
-            v.insert(v.end(), all.begin() + static_cast<ptrdiff_t>(block * r),
-                     all.begin() + static_cast<ptrdiff_t>(block * r + static_cast<size_t>(rows[r]) * width));
+        auto gather = [&](std::vector<float>& v, int width) {  // each rank's rows into place
+          std::vector<int64_t> bounds(1, 0);
+          for (int64_t n : rows) bounds.push_back(bounds.back() + n * width);
+          std::vector<float> all(static_cast<size_t>(bounds.back()));
+          std::copy(v.begin(), v.end(), all.begin() + bounds[static_cast<size_t>(comm.rank())]);
+          comm.allgather_slices(all.data(), bounds);
+          v = std::move(all);
         };
         gather(f.x, in);
         gather(f.dy, out);

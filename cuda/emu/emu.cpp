@@ -11,6 +11,9 @@
 //               blocks are mmap'ed and PROT_NONE whenever no launch or emulated copy runs.
 //   streams:    work on a non-default stream is queued (StreamWork) and run, in order, by whichever call
 //               synchronizes with it; a kernel that throws leaves the device faulted (sticky).
+//               Strict mode: a cudaMallocHost block is mmap'ed too, and while a cudaMemcpyAsync
+//               into it (from it) is queued its pages are PROT_NONE (PROT_READ), so host code
+//               that reads (writes) it before synchronizing faults and is reported.
 //   race checker (ST_EMU_RACECHECK builds): the -fsanitize=thread hooks (__tsan_read4, ...) of
 //               the instrumented kernels land in RaceState::access, which keeps per byte the last
 //               write and two reads, stamped with (interval, thread, warp epoch).
@@ -65,6 +68,7 @@ struct StreamWork {
 struct CUstream_st {
   unsigned flags = 0;
   std::deque<StreamWork> queue;
+  std::string last_kernel;  // the last launch queued on it, for reports of queued copies
 };
 struct CUevent_st {
   std::chrono::steady_clock::time_point time;
@@ -1008,6 +1012,25 @@ std::string check_guards(const Allocation& a) {
   return damage;
 }
 
+// A cudaMallocHost block. Strict: a mapping of its own (starting at the block), so that the pages
+// under a queued asynchronous copy can be taken from the host until the copy has run.
+struct PinnedBlock {
+  size_t bytes = 0;   // asked for
+  size_t size = 0;    // usable: bytes rounded up to 256
+  size_t mapped = 0;  // strict: the mapping's length (whole pages); 0: aligned_alloc
+  bool protected_ = false;  // some of its pages are not readable and writable now
+};
+// A cudaMemcpyAsync queued on a stream into (or from) a strict pinned block, not yet run.
+struct PendingCopy {
+  uint64_t id = 0;
+  uintptr_t block = 0;           // the pinned block's start
+  uintptr_t begin = 0, end = 0;  // the block's bytes the copy writes (into) or reads (from)
+  bool into = false;
+  size_t bytes = 0;
+  CUstream_st* stream = nullptr;
+  std::string kernel;  // the last launch queued on the stream before the copy; "" if none
+};
+
 struct Device {
   std::mutex mu;
   int enabled = -1;  // -1: not decided yet (read the environment)
@@ -1019,7 +1042,10 @@ struct Device {
   int access_depth = 0;    // launches and copies running: strict blocks are readable meanwhile
   std::string last_kernel;  // the kernel that ran last, for guard reports
   std::map<uintptr_t, Allocation> allocations;  // device allocations by start address
-  std::map<uintptr_t, size_t> pinned;           // cudaMallocHost blocks by start address
+  std::map<uintptr_t, PinnedBlock> pinned;      // cudaMallocHost blocks by start address
+  std::vector<PendingCopy> pending_copies;      // strict: queued copies into / from pinned blocks
+  uint64_t next_copy_id = 1;
+  size_t pinned_protected = 0;                  // pinned blocks with protected pages
   std::vector<CUstream_st*> streams;            // alive, in creation order
   cudaError_t sticky = cudaSuccess;  // set by a kernel fault, cleared by cudaDeviceReset
   std::map<const void*, size_t> static_smem;  // per kernel: static shared bytes seen so far
@@ -1063,11 +1089,59 @@ void protect_locked(Device& d, bool on) {
   for (auto& [start, a] : d.allocations)
     if (a.mapped) mprotect(a.base, a.mapped, on ? PROT_NONE : PROT_READ | PROT_WRITE);
 }
+// The pages of strict pinned blocks that a queued copy writes become PROT_NONE, those it only
+// reads PROT_READ, so that host code touching them before synchronizing faults (on_segv reports
+// it). armed = false: every pinned block readable and writable (emulated work runs, or nothing is
+// queued any more).
+void protect_pinned_locked(Device& d, bool armed) {
+  if (d.pinned_protected == 0 && (!armed || d.pending_copies.empty())) return;
+  const size_t page = page_size();
+  std::vector<int> prot;
+  for (auto& [start, b] : d.pinned) {
+    if (!b.mapped) continue;
+    prot.clear();
+    if (armed) {
+      for (const PendingCopy& c : d.pending_copies) {
+        if (c.block != start) continue;
+        if (prot.empty()) prot.assign(b.mapped / page, PROT_READ | PROT_WRITE);
+        const size_t last = (c.end - start + page - 1) / page;
+        for (size_t i = (c.begin - start) / page; i < last && i < prot.size(); ++i)
+          prot[i] = c.into ? PROT_NONE : (prot[i] & PROT_READ);
+      }
+    }
+    auto* base = reinterpret_cast<unsigned char*>(start);
+    if (prot.empty()) {
+      if (b.protected_) {
+        mprotect(base, b.mapped, PROT_READ | PROT_WRITE);
+        b.protected_ = false;
+        d.pinned_protected--;
+      }
+      continue;
+    }
+    for (size_t i = 0; i < prot.size();) {  // one call per run of pages alike
+      size_t j = i + 1;
+      while (j < prot.size() && prot[j] == prot[i]) ++j;
+      mprotect(base + i * page, (j - i) * page, prot[i]);
+      i = j;
+    }
+    if (!b.protected_) {
+      b.protected_ = true;
+      d.pinned_protected++;
+    }
+  }
+}
+
 void begin_access_locked(Device& d) {
-  if (d.access_depth++ == 0 && d.guarded) protect_locked(d, false);
+  if (d.access_depth++ == 0) {
+    if (d.guarded) protect_locked(d, false);
+    protect_pinned_locked(d, false);
+  }
 }
 void end_access_locked(Device& d) {
-  if (--d.access_depth == 0 && d.guarded) protect_locked(d, true);
+  if (--d.access_depth == 0) {
+    if (d.guarded) protect_locked(d, true);
+    protect_pinned_locked(d, true);
+  }
 }
 struct DeviceAccess {  // the caller holds d.mu
   Device& d;
@@ -1124,12 +1198,46 @@ const Allocation* find_allocation(Device& d, const void* p, size_t bytes) {
 bool is_device_range(Device& d, const void* p, size_t bytes) {
   return find_allocation(d, p, bytes) != nullptr;
 }
-bool is_pinned(Device& d, const void* p) {
+// The pinned block holding p, or d.pinned.end().
+std::map<uintptr_t, PinnedBlock>::iterator find_pinned(Device& d, const void* p) {
   auto a = reinterpret_cast<uintptr_t>(p);
   auto it = d.pinned.upper_bound(a);
-  if (it == d.pinned.begin()) return false;
+  if (it == d.pinned.begin()) return d.pinned.end();
   --it;
-  return a < it->first + it->second;
+  return a < it->first + it->second.size ? it : d.pinned.end();
+}
+bool is_pinned(Device& d, const void* p) { return find_pinned(d, p) != d.pinned.end(); }
+
+// Strict: records a copy about to be queued on `stream` into (or from) [p, p + bytes) when that is
+// a mapped pinned block, and takes its pages from the host; returns the record's id (0: none).
+uint64_t add_pending_copy_locked(Device& d, CUstream_st* stream, const void* p, size_t bytes,
+                                 bool into) {
+  auto it = find_pinned(d, p);
+  if (!d.strict || it == d.pinned.end() || !it->second.mapped) return 0;
+  PendingCopy c;
+  c.id = d.next_copy_id++;
+  c.block = it->first;
+  c.begin = reinterpret_cast<uintptr_t>(p);
+  c.end = std::min(c.begin + bytes, it->first + it->second.mapped);
+  c.into = into;
+  c.bytes = bytes;
+  c.stream = stream;
+  c.kernel = stream->last_kernel;
+  d.pending_copies.push_back(std::move(c));
+  return d.pending_copies.back().id;
+}
+// The copy has run (or was dropped): its pages go back to the host at the end of the access.
+void retire_pending_copy_locked(Device& d, uint64_t id) {
+  if (id == 0) return;
+  auto& v = d.pending_copies;
+  v.erase(std::remove_if(v.begin(), v.end(), [id](const PendingCopy& c) { return c.id == id; }),
+          v.end());
+  if (d.access_depth == 0) protect_pinned_locked(d, true);
+}
+// Queued work was dropped (a fault, cudaDeviceReset): nothing is pending any more.
+void drop_pending_copies_locked(Device& d) {
+  d.pending_copies.clear();
+  protect_pinned_locked(d, false);
 }
 
 std::string describe_device_address(uintptr_t a) {
@@ -1149,12 +1257,65 @@ std::string describe_device_address(uintptr_t a) {
 
 // ---- host dereferences of device memory (strict mode) ----------------------------------------
 struct sigaction g_previous_segv;
+
+// 1: the faulting access was a write, 0: a read, -1: not known on this platform.
+int fault_is_write(void* uctx) {
+#if defined(__x86_64__) && defined(__linux__) && defined(REG_ERR)
+  const auto* uc = static_cast<const ucontext_t*>(uctx);
+  return (uc->uc_mcontext.gregs[REG_ERR] & 2) ? 1 : 0;  // the page fault's error code: W bit
+#else
+  (void)uctx;
+  return -1;
+#endif
+}
+
+// A fault at `a`: false unless it lies in a protected pinned block. There, a host access that
+// conflicts with a queued copy is reported and the handler lets the process die at the retry;
+// any other (bytes outside the copy that share a page with it, or a read of a copy's source on a
+// page another copy writes) opens the page just enough for the access to go on.
+bool pinned_fault(Device& d, uintptr_t a, void* addr, void* uctx) {
+  for (auto& [start, b] : d.pinned) {
+    if (!b.protected_ || a < start || a >= start + b.mapped) continue;
+    const int is_write = fault_is_write(uctx);
+    const PendingCopy* hit = nullptr;
+    for (const PendingCopy& c : d.pending_copies) {
+      if (c.block != start || a < c.begin || a >= c.end) continue;
+      if (c.into) {  // any access: a read sees stale data, a write is overwritten by the copy
+        hit = &c;
+        break;
+      }
+      if (is_write != 0 && !hit) hit = &c;  // reading a copy's source is fine
+    }
+    if (!hit) {
+      const uintptr_t page = a / page_size() * page_size();
+      mprotect(reinterpret_cast<void*>(page), page_size(),
+               is_write == 0 ? PROT_READ : PROT_READ | PROT_WRITE);
+      return true;
+    }
+    const char* what = is_write == 1 ? "write to" : is_write == 0 ? "read of" : "access to";
+    char msg[640];
+    int n = std::snprintf(
+        msg, sizeof msg,
+        "emulator: host %s pinned memory at %p (byte %lld of a %zu-byte cudaMallocHost block) "
+        "while a %zu-byte cudaMemcpyAsync %s it is queued on stream %p%s%.200s and not yet "
+        "synchronized (missing cudaStreamSynchronize/cudaEventSynchronize?)\n",
+        what, addr, static_cast<long long>(a - start), b.bytes, hit->bytes,
+        hit->into ? "into" : "from", static_cast<void*>(hit->stream),
+        hit->kernel.empty() ? "" : " after kernel ", hit->kernel.c_str());
+    if (n > 0) (void)!write(2, msg, static_cast<size_t>(std::min<int>(n, sizeof msg - 1)));
+    signal(SIGSEGV, SIG_DFL);  // the access faults again and the process dies of SIGSEGV
+    return true;
+  }
+  return false;
+}
+
 // Runs on the faulting thread; the device lock may be held, so the map is read without it (the
 // process is about to die anyway). A fault inside a strict block is reported, then the default
 // action kills the process; any other fault goes to the handler that was there before.
 void on_segv(int sig, siginfo_t* info, void* uctx) {
   auto a = reinterpret_cast<uintptr_t>(info->si_addr);
   Device& d = device();
+  if (d.pinned_protected && pinned_fault(d, a, info->si_addr, uctx)) return;
   for (auto& [start, al] : d.allocations) {
     auto base = reinterpret_cast<uintptr_t>(al.base);
     if (!al.mapped || a < base || a >= base + al.mapped) continue;
@@ -1197,6 +1358,7 @@ void fault(Device& d) {
   std::lock_guard<std::mutex> lock(d.mu);
   d.sticky = cudaErrorLaunchFailure;
   for (CUstream_st* s : d.streams) s->queue.clear();
+  drop_pending_copies_locked(d);
 }
 
 // Runs `s`'s queued work in order, up to `until`'s pending record if given. The caller holds
@@ -1366,6 +1528,7 @@ void submit_launch(const LaunchSpec& spec, std::shared_ptr<void> keep) {
       record(cudaErrorInvalidValue);
       return;
     }
+    if (spec.stream) spec.stream->last_kernel = spec.name ? spec.name : "kernel";
   }
   LaunchSpec copy = spec;
   submit(d, spec.stream, [copy, keep] { execute_launch(copy); });
@@ -1658,6 +1821,7 @@ cudaError_t cudaDeviceReset() {
   ST_EMU_REQUIRE_DEVICE();
   d.sticky = cudaSuccess;
   for (CUstream_st* s : d.streams) s->queue.clear();
+  detail::drop_pending_copies_locked(d);
   detail::t_last_error = cudaSuccess;
   return cudaSuccess;
 }
@@ -1742,21 +1906,52 @@ cudaError_t cudaFree(void* ptr) {
   return cudaSuccess;
 }
 
+// Strict: a mapping of its own, whose pages a queued cudaMemcpyAsync into (from) it makes
+// PROT_NONE (PROT_READ) until the copy runs (protect_pinned_locked, on_segv).
 cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
   ST_EMU_REQUIRE_CONTEXT();
   if (!ptr) return record(cudaErrorInvalidValue);
-  const size_t size = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
-  *ptr = std::aligned_alloc(256, size);
+  detail::require_environment_locked(d);
+  if (bytes > SIZE_MAX - 255 - detail::page_size()) return record(cudaErrorMemoryAllocation);
+  detail::PinnedBlock b;
+  b.bytes = bytes;
+  b.size = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  if (d.strict) {
+    b.mapped = (b.size + detail::page_size() - 1) / detail::page_size() * detail::page_size();
+    void* m = mmap(nullptr, b.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *ptr = m == MAP_FAILED ? nullptr : m;
+    detail::install_segv_handler();
+  } else {
+    *ptr = std::aligned_alloc(256, b.size);
+  }
   if (!*ptr) return record(cudaErrorMemoryAllocation);
-  d.pinned[reinterpret_cast<uintptr_t>(*ptr)] = size;
+  d.pinned[reinterpret_cast<uintptr_t>(*ptr)] = b;
   return cudaSuccess;
 }
 
+// Synchronizes the device first, like CUDA's: queued copies into or from the block run.
 cudaError_t cudaFreeHost(void* ptr) {
-  ST_EMU_REQUIRE_CONTEXT();
+  detail::Device& d = device();
+  if (cudaError_t e = context_error(d)) return record(e);
   if (!ptr) return cudaSuccess;
-  if (!d.pinned.erase(reinterpret_cast<uintptr_t>(ptr))) return record(cudaErrorInvalidValue);
-  std::free(ptr);
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (!d.pinned.count(reinterpret_cast<uintptr_t>(ptr))) return record(cudaErrorInvalidValue);
+  }
+  {
+    std::lock_guard<std::recursive_mutex> exec(detail::g_exec_mutex);
+    detail::drain_streams(d, false);
+  }
+  std::lock_guard<std::mutex> lock(d.mu);
+  auto it = d.pinned.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == d.pinned.end()) return record(cudaErrorInvalidValue);  // freed meanwhile
+  const detail::PinnedBlock b = it->second;
+  if (b.protected_) d.pinned_protected--;
+  d.pinned.erase(it);
+  if (b.mapped)
+    munmap(ptr, b.mapped);
+  else
+    std::free(ptr);
   return cudaSuccess;
 }
 
@@ -1777,11 +1972,15 @@ cudaError_t check_copy(detail::Device& d, void* dst, const void* src, size_t byt
   return cudaSuccess;
 }
 
-// The copy or fill itself, with strict blocks reachable for its duration.
-void device_memmove(void* dst, const void* src, size_t bytes) {
+// The copy or fill itself, with strict blocks reachable for its duration. A queued copy's
+// records of pinned pages it uses (into, from) are retired: the host gets the pages back after it.
+void device_memmove(void* dst, const void* src, size_t bytes, uint64_t into = 0,
+                    uint64_t from = 0) {
   detail::Device& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
   detail::DeviceAccess access(d);
+  detail::retire_pending_copy_locked(d, into);
+  detail::retire_pending_copy_locked(d, from);
   std::memmove(dst, src, bytes);
 }
 void device_memset(void* dst, int value, size_t bytes) {
@@ -1818,9 +2017,30 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
   if (src_pageable && stream) {
     auto staged = std::make_shared<std::vector<unsigned char>>(
         static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
-    detail::submit(d, stream, [dst, staged] { device_memmove(dst, staged->data(), staged->size()); });
+    uint64_t into = 0;
+    {
+      std::lock_guard<std::mutex> lock(d.mu);
+      into = detail::add_pending_copy_locked(d, stream, dst, bytes, true);  // host to host
+      if (into) detail::install_segv_handler();
+      if (into && d.access_depth == 0) detail::protect_pinned_locked(d, true);
+    }
+    detail::submit(d, stream, [dst, staged, into] {
+      device_memmove(dst, staged->data(), staged->size(), into);
+    });
   } else {
-    detail::submit(d, stream, [dst, src, bytes] { device_memmove(dst, src, bytes); });
+    // Strict: until the queued copy runs, the host must not touch a pinned destination, nor
+    // write a pinned source.
+    uint64_t into = 0, from = 0;
+    if (stream) {
+      std::lock_guard<std::mutex> lock(d.mu);
+      into = detail::add_pending_copy_locked(d, stream, dst, bytes, true);
+      from = detail::add_pending_copy_locked(d, stream, src, bytes, false);
+      if (into || from) detail::install_segv_handler();
+      if ((into || from) && d.access_depth == 0) detail::protect_pinned_locked(d, true);
+    }
+    detail::submit(d, stream, [dst, src, bytes, into, from] {
+      device_memmove(dst, src, bytes, into, from);
+    });
   }
   return cudaSuccess;
 }

@@ -10,7 +10,7 @@
 //           of every blocking stream. Launches, copies, fills and event records on a created
 //           stream are queued and run in order when something synchronizes with that stream
 //           (cudaStreamSynchronize, cudaDeviceSynchronize, cudaEventSynchronize, cudaFree,
-//           cudaStreamWaitEvent's target, a legacy-stream call unless the stream is
+//           cudaFreeHost, cudaStreamWaitEvent's target, a legacy-stream call unless the stream is
 //           cudaStreamNonBlocking). Copies keep CUDA's host synchronization: a pageable source is
 //           staged at the call, a pageable destination is written before the call returns.
 //   Faults  an exception thrown by a kernel (its own, or an emulator check) is rethrown by the call
@@ -37,9 +37,14 @@
 //           synchronize calls: an overrun throws "emulator: write past the end of a N-byte
 //           allocation in <kernel>". Each block is a mapping of its own, PROT_NONE while no
 //           launch or emulated copy runs: host code dereferencing a device pointer dies of SIGSEGV
-//           after "emulator: host code dereferenced device memory at ...". Under
-//           AddressSanitizer the guards are poisoned too, so out-of-bounds reads are reported
-//           where they happen.
+//           after "emulator: host code dereferenced device memory at ...". cudaMallocHost blocks
+//           are mappings too: while a cudaMemcpyAsync into one is queued on a stream, the pages
+//           it writes are PROT_NONE (PROT_READ for the pages a queued copy reads from one), so
+//           host code reading the destination (writing the source) before synchronizing dies of
+//           SIGSEGV after "emulator: host read of pinned memory at ... while a N-byte
+//           cudaMemcpyAsync into it is queued on stream S after kernel K and not yet synchronized
+//           (missing cudaStreamSynchronize/cudaEventSynchronize?)". Under AddressSanitizer the
+//           guards are poisoned too, so out-of-bounds reads are reported where they happen.
 //   Races   (SPARSETRAIN_EMU_RACECHECK=1 or set_racecheck; only in the st_cuda_emu_race build,
 //           whose kernel files are compiled with -fsanitize=thread and whose emu.cpp implements
 //           the instrumentation's hooks) every byte of shared and global memory a kernel touches
@@ -223,7 +228,11 @@ void set_schedule(Schedule s);
 // filled with 0xFF bytes; guards are checked at the end of every launch, by cudaFree and by
 // cudaDeviceSynchronize / cudaStreamSynchronize, and a damaged one throws "emulator: write past
 // the end of a N-byte allocation in <kernel>" (or "before the start"). Blocks are unreadable
-// from the host (PROT_NONE) except during launches and emulated copies. The backend's caching
+// from the host (PROT_NONE) except during launches and emulated copies. cudaMallocHost blocks
+// are mmap'ed as well: the bytes of a cudaMemcpyAsync queued into one are unreadable (of one
+// queued from one, unwritable) from the host until the copy runs; such an access is reported
+// ("emulator: host read of pinned memory ..." / "host write to ...", naming the stream and the
+// kernel queued before the copy) and the process dies of SIGSEGV. The backend's caching
 // allocator (cuda/runtime.cu) hands each block out once, so the guard sits right after the
 // bytes asked for. Under AddressSanitizer the guards are also poisoned: an out-of-bounds read or
 // write is reported where it happens.

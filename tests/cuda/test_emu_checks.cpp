@@ -13,8 +13,10 @@
 //   launch limits: static + dynamic shared memory over 48 KiB (or the kernel's opt-in) and
 //       blocks over 1024 threads fail the launch through cudaGetLastError;
 //   streams: queued work runs at the synchronizing call; host code reading a stream's result
-//       without synchronizing reads stale data; a fault in queued work is sticky until
-//       cudaDeviceReset.
+//       without synchronizing reads stale data, and in strict mode the read of the pinned
+//       destination of a queued cudaMemcpyAsync (or a write into a queued copy's pinned source)
+//       kills the process (in a child here) with a report naming the stream and the kernel; a
+//       fault in queued work is sticky until cudaDeviceReset.
 // Each test sets the mode it needs for its own scope, so it passes whatever mode ctest runs the
 // whole suite in. Emulator only: test_cuda_gpu compiles this file to nothing.
 #if !defined(ST_CUDA_GPU_TESTS)
@@ -26,6 +28,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -569,8 +572,11 @@ TEST_CASE("emulator checks: work on a stream runs at the synchronizing call, in 
 
 // BROKEN host code: the result of a kernel queued on a stream is read without synchronizing with
 // that stream. On a GPU it usually reads the old values, sometimes the new ones; the emulator runs
-// the kernel only when something synchronizes, so the bug shows every time.
+// the kernel only when something synchronizes, so the bug shows every time. (Strict mode reports
+// the read of the pinned destination instead: "in strict mode a missing stream synchronization
+// before reading pinned memory is reported", below.)
 TEST_CASE("emulator checks: a missing stream synchronization reads stale results") {
+  st::emu::ScopedStrict lenient(false);
   const int n = 64;
   DeviceArray<float> y(std::vector<float>(n, 0.f));
   cudaStream_t s = nullptr;
@@ -661,6 +667,113 @@ TEST_CASE("emulator checks: in strict mode the host cannot dereference device me
   ST_LAUNCH(1, 100, 0, nullptr, fill_kernel)(100, 4.f, y.get());
   ST_CUDA_CHECK_LAUNCH();
   CHECK(y.download() == std::vector<float>(100, 4.f));
+}
+
+// BROKEN host code, as in "a missing stream synchronization reads stale results", caught in strict
+// mode: while a cudaMemcpyAsync into a cudaMallocHost block is queued, the block's pages are
+// unreachable from the host, so the read before cudaStreamSynchronize kills the process with a
+// report naming the stream and the kernel queued before the copy. Likewise a host write into the
+// pinned source of a queued host-to-device copy (the copy would send the new data), while reading
+// that source stays allowed.
+TEST_CASE("emulator checks: in strict mode a missing stream synchronization before reading "
+          "pinned memory is reported" *
+          doctest::skip(kAsan)) {
+  st::emu::ScopedStrict strict(true);
+  const int n = 64;  // 256 bytes
+  DeviceArray<float> y(std::vector<float>(n, 0.f));
+  ST_CUDA_CHECK(cudaDeviceSynchronize());  // the upload, queued on the backend's stream, first
+  cudaStream_t s = nullptr;
+  ST_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  char stream_name[96];
+  std::snprintf(stream_name, sizeof stream_name, "queued on stream %p after kernel fill_kernel",
+                static_cast<void*>(s));
+  float* pinned = nullptr;
+  ST_CUDA_CHECK(cudaMallocHost(&pinned, n * sizeof(float)));
+  std::fill(pinned, pinned + n, -1.f);
+  auto launch = [&](float value) {
+    ST_LAUNCH(1, n, 0, s, fill_kernel)(n, value, y.get());
+    ST_CUDA_CHECK(cudaGetLastError());  // not ST_CUDA_CHECK_LAUNCH: that may synchronize
+  };
+
+  // 1. Device to host: the destination is read before the stream is synchronized.
+  launch(5.f);
+  ST_CUDA_CHECK(cudaMemcpyAsync(pinned, y.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+  auto [err, status] = in_child([&] {
+    volatile float v = pinned[3];  // BROKEN: no cudaStreamSynchronize(s) before the read
+    (void)v;
+  });
+  INFO("the child's stderr: " << err);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGSEGV);
+  CHECK(err.find("emulator: host read of pinned memory at ") == 0);
+  CHECK(err.find("(byte 12 of a 256-byte cudaMallocHost block) while a 256-byte cudaMemcpyAsync "
+                 "into it is queued on stream ") != std::string::npos);
+  CHECK(err.find(stream_name) != std::string::npos);
+  CHECK(err.find("fill_kernel and not yet synchronized (missing "
+                 "cudaStreamSynchronize/cudaEventSynchronize?)\n") != std::string::npos);
+  // Fixed: synchronize first; the read runs clean and sees the kernel's result.
+  ST_CUDA_CHECK(cudaStreamSynchronize(s));
+  CHECK(std::vector<float>(pinned, pinned + n) == std::vector<float>(n, 5.f));
+  // Fixed with an event recorded after the copy.
+  cudaEvent_t copied = nullptr;
+  ST_CUDA_CHECK(cudaEventCreate(&copied));
+  launch(6.f);
+  ST_CUDA_CHECK(cudaMemcpyAsync(pinned, y.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+  ST_CUDA_CHECK(cudaEventRecord(copied, s));
+  ST_CUDA_CHECK(cudaEventSynchronize(copied));
+  CHECK(pinned[n - 1] == 6.f);
+  ST_CUDA_CHECK(cudaEventDestroy(copied));
+
+  // 2. Host to device: the source is written before the copy has run.
+  std::fill(pinned, pinned + n, 7.f);
+  launch(1.f);
+  ST_CUDA_CHECK(cudaMemcpyAsync(y.get(), pinned, n * sizeof(float), cudaMemcpyHostToDevice, s));
+  CHECK(pinned[0] == 7.f);  // reading the source is fine
+  auto [werr, wstatus] = in_child([&] {
+    pinned[5] = 8.f;  // BROKEN: the queued copy would send 8
+  });
+  INFO("the child's stderr: " << werr);
+  CHECK(WIFSIGNALED(wstatus));
+  CHECK(WTERMSIG(wstatus) == SIGSEGV);
+  CHECK(werr.find("emulator: host write to pinned memory at ") == 0);
+  CHECK(werr.find("(byte 20 of a 256-byte cudaMallocHost block) while a 256-byte "
+                  "cudaMemcpyAsync from it is queued on stream ") != std::string::npos);
+  CHECK(werr.find(stream_name) != std::string::npos);
+  // Fixed: synchronize, then reuse the buffer.
+  ST_CUDA_CHECK(cudaStreamSynchronize(s));
+  pinned[5] = 8.f;
+  CHECK(y.download() == std::vector<float>(n, 7.f));
+
+  // Bytes outside a queued copy stay the host's, also where they share a page with the copy.
+  launch(2.f);
+  ST_CUDA_CHECK(cudaMemcpyAsync(pinned + n / 2, y.get(), n / 2 * sizeof(float),
+                                cudaMemcpyDeviceToHost, s));
+  CHECK(pinned[5] == 8.f);
+  pinned[0] = 3.f;
+  ST_CUDA_CHECK(cudaStreamSynchronize(s));
+  CHECK(pinned[0] == 3.f);
+  CHECK(pinned[n / 2 - 1] == 7.f);
+  CHECK(pinned[n / 2] == 2.f);
+
+  // 3. cudaFreeHost synchronizes the device, like CUDA's: the queued copy runs first.
+  launch(9.f);
+  ST_CUDA_CHECK(cudaMemcpyAsync(pinned, y.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+  ST_CUDA_CHECK(cudaFreeHost(pinned));
+  CHECK(y.download() == std::vector<float>(n, 9.f));
+  ST_CUDA_CHECK(cudaStreamDestroy(s));
+
+  // Without strict mode the pinned block is plain memory and the read goes unseen (stale).
+  st::emu::ScopedStrict lenient(false);
+  ST_CUDA_CHECK(cudaMallocHost(&pinned, n * sizeof(float)));
+  std::fill(pinned, pinned + n, -1.f);
+  ST_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  launch(10.f);
+  ST_CUDA_CHECK(cudaMemcpyAsync(pinned, y.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s));
+  CHECK(pinned[3] == -1.f);  // BROKEN, unreported
+  ST_CUDA_CHECK(cudaStreamSynchronize(s));
+  CHECK(pinned[3] == 10.f);
+  ST_CUDA_CHECK(cudaFreeHost(pinned));
+  ST_CUDA_CHECK(cudaStreamDestroy(s));
 }
 
 #endif  // !ST_CUDA_GPU_TESTS

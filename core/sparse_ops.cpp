@@ -1,6 +1,7 @@
 // core/sparse_ops.cpp — the CSR twins of linear and conv2d (declared in core/ops.h).
 //   sparse_linear: x (B, IN), W_csr (OUT, IN), b (OUT) -> y (B, OUT)
 //   sparse_conv2d: x (N, C, H, W), W_csr (OC, C·KH·KW), b (OC) -> y (N, OC, OH, OW)
+//   sparse_conv2d_pool: the same, then [relu and] a non-overlapping max pool, in one node (cpu)
 // Backward does no dense weight-sized work (docs/architecture.md invariant 3): dx through the transposed
 // copy Wt, dW only at the nonzeros (SDDMM) into W's `values` grad, db dense.
 // The CPU conv is a direct sparse convolution in the batch-innermost layout (kernels/sparse_conv.h:
@@ -136,11 +137,15 @@ struct SparseConv2dNode : Node {
   std::shared_ptr<const std::vector<int32_t>> off;  // cpu: its position offsets
   void backward(const Tensor& dy) override {
     if (dy.is_cuda()) return backward_cuda(dy);
-    const bool has_bias = inputs.size() > 2;
     const int P = s.OH() * s.OW();
-    const int64_t NP = int64_t(s.N) * P;
-    Tensor dy_pn({s.OC, NP});  // (OC, P, N)
+    Tensor dy_pn({s.OC, int64_t(s.N) * P});  // (OC, P, N)
     kernels::nchw_to_pn(s.OC, s.N, P, dy.f32(), dy_pn.f32());
+    backward_pn(dy_pn);
+  }
+  // The cpu backward from the output gradient in the batch-innermost layout (OC, P, N).
+  void backward_pn(const Tensor& dy_pn) {
+    const bool has_bias = inputs.size() > 2;
+    const int64_t NP = int64_t(s.N) * s.OH() * s.OW();
     bool acc = false;
     if (needs_grad(0)) {
       Tensor dxp(xp.shape());
@@ -194,6 +199,25 @@ struct SparseConv2dNode : Node {
   }
 };
 
+// sparse_conv2d -> [relu] -> max_pool2d (non-overlapping windows) on the cpu, kept in the
+// batch-innermost layout: the conv output is pooled where it lies (kernels::pool_pn_forward) and
+// only the pooled output is transposed to NCHW; the backward rebuilds the conv output's gradient
+// in that layout (kernels::pool_pn_backward). Values, winners and gradients are those of the three
+// separate ops, bit for bit.
+struct SparseConvPoolNode : SparseConv2dNode {
+  const char* name() const override { return "sparse_conv2d_pool"; }
+  kernels::PoolPnShape ps;
+  Tensor code;  // (OC, PH, PW, N): each window's winner, -1 where no gradient passes
+  void backward(const Tensor& dy) override {
+    const int PP = ps.PH() * ps.PW();
+    Tensor dy_pool({int64_t(ps.C) * PP * ps.N});
+    kernels::nchw_to_pn(ps.C, ps.N, PP, dy.f32(), dy_pool.f32());
+    Tensor da({s.OC, int64_t(s.N) * s.OH() * s.OW()});
+    kernels::pool_pn_backward(ps, dy_pool.f32(), code.i32(), da.f32());
+    backward_pn(da);
+  }
+};
+
 }  // namespace
 
 Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b) {
@@ -220,12 +244,15 @@ Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
   return make_result(std::move(y), std::move(node));
 }
 
-Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
-                       const Conv2dOptions& opt) {
-  ST_CHECK(w != nullptr && w->shape.size() == 4, "sparse_conv2d: expected a (OC, C, KH, KW) CSR weight");
-  check_device("sparse_conv2d", x.value(), *w, b);
-  ST_CHECK(x.value().ndim() == 4 && x.shape()[1] == w->shape[1], "sparse_conv2d: input ",
-           x.value().str(), " does not match weight ", shape_str(w->shape));
+namespace {
+
+kernels::Conv2dShape sparse_conv_shape(const char* op, const Variable& x,
+                                       const std::shared_ptr<CsrWeight>& w, const Variable& b,
+                                       const Conv2dOptions& opt) {
+  ST_CHECK(w != nullptr && w->shape.size() == 4, op, ": expected a (OC, C, KH, KW) CSR weight");
+  check_device(op, x.value(), *w, b);
+  ST_CHECK(x.value().ndim() == 4 && x.shape()[1] == w->shape[1], op, ": input ", x.value().str(),
+           " does not match weight ", shape_str(w->shape));
   kernels::Conv2dShape s;
   s.N = static_cast<int>(x.shape()[0]);
   s.C = static_cast<int>(x.shape()[1]);
@@ -238,13 +265,32 @@ Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
   s.stride_w = opt.stride_w;
   s.pad_h = opt.pad_h;
   s.pad_w = opt.pad_w;
-  ST_CHECK(s.OH() > 0 && s.OW() > 0, "sparse_conv2d: kernel ", s.KH, "x", s.KW,
-           " does not fit input ", x.value().str());
+  ST_CHECK(s.OH() > 0 && s.OW() > 0, op, ": kernel ", s.KH, "x", s.KW, " does not fit input ",
+           x.value().str());
   if (b.defined())
-    ST_CHECK(b.value().numel() == s.OC, "sparse_conv2d: bias ", b.value().str(), " for ", s.OC, " channels");
+    ST_CHECK(b.value().numel() == s.OC, op, ": bias ", b.value().str(), " for ", s.OC, " channels");
+  return s;
+}
+
+// The cpu direct conv of x into out (OC, P, N), keeping the padded input and offsets on the node.
+void direct_conv_forward(SparseConv2dNode& node, const Variable& x, CsrWeight& w, Tensor& out) {
+  const kernels::Conv2dShape& s = node.s;
+  node.xp = Tensor({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
+  node.off = conv_offsets_for(w, s);
+  kernels::nchw_to_pn_padded(s, x.value().f32(), node.xp.f32());
+  kernels::csr_conv_forward(s, w.w, node.off->data(), node.xp.f32(), out.f32());
+}
+
+}  // namespace
+
+Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
+                       const Conv2dOptions& opt) {
+  const kernels::Conv2dShape s = sparse_conv_shape("sparse_conv2d", x, w, b, opt);
   const int P = s.OH() * s.OW();
   const int64_t NP = int64_t(s.N) * P;
   auto node = std::make_shared<SparseConv2dNode>();
+  node->w = w;
+  node->s = s;
   const Device d = x.value().device();
   Tensor out({s.OC, NP}, DType::f32, d);
   Tensor y({s.N, s.OC, s.OH(), s.OW()}, DType::f32, d);
@@ -255,14 +301,49 @@ Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
     cuda::cnp_to_nchw(s.OC, s.N, P, out.cuda_f32(), b.defined() ? b.value().cuda_f32() : nullptr,
                       y.cuda_f32());
   } else {  // direct sparse conv in the batch-innermost layout; out is (OC, P, N)
-    node->xp = Tensor({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
-    node->off = conv_offsets_for(*w, s);
-    kernels::nchw_to_pn_padded(s, x.value().f32(), node->xp.f32());
-    kernels::csr_conv_forward(s, w->w, node->off->data(), node->xp.f32(), out.f32());
+    direct_conv_forward(*node, x, *w, out);
     kernels::pn_to_nchw(s.OC, s.N, P, out.f32(), b.defined() ? b.value().f32() : nullptr, y.f32());
   }
+  node->inputs = {x, w->values};
+  if (b.defined()) node->inputs.push_back(b);
+  return make_result(std::move(y), std::move(node));
+}
+
+bool sparse_conv2d_pool_fits(const Pool2dOptions& pool) {
+  return pool.stride_h == pool.kernel_h && pool.stride_w == pool.kernel_w && pool.pad_h == 0 &&
+         pool.pad_w == 0 && pool.kernel_h > 0 && pool.kernel_w > 0;
+}
+
+Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>& w,
+                            const Variable& b, const Conv2dOptions& opt, bool relu,
+                            const Pool2dOptions& pool) {
+  const kernels::Conv2dShape s = sparse_conv_shape("sparse_conv2d_pool", x, w, b, opt);
+  ST_CHECK(!x.value().is_cuda(), "sparse_conv2d_pool: cpu only (on cuda: sparse_conv2d, relu, max_pool2d)");
+  ST_CHECK(sparse_conv2d_pool_fits(pool), "sparse_conv2d_pool: needs non-overlapping windows without "
+           "padding, gets window ", pool.kernel_h, "x", pool.kernel_w, " stride ", pool.stride_h, "x",
+           pool.stride_w, " pad ", pool.pad_h, "x", pool.pad_w);
+  kernels::PoolPnShape ps;
+  ps.C = s.OC;
+  ps.OH = s.OH();
+  ps.OW = s.OW();
+  ps.N = s.N;
+  ps.KH = pool.kernel_h;
+  ps.KW = pool.kernel_w;
+  ST_CHECK(ps.PH() > 0 && ps.PW() > 0, "sparse_conv2d_pool: window ", ps.KH, "x", ps.KW,
+           " does not fit the conv output ", ps.OH, "x", ps.OW);
+  auto node = std::make_shared<SparseConvPoolNode>();
   node->w = w;
   node->s = s;
+  node->ps = ps;
+  const int PP = ps.PH() * ps.PW();
+  Tensor out({s.OC, int64_t(s.N) * s.OH() * s.OW()});
+  direct_conv_forward(*node, x, *w, out);
+  Tensor pooled({int64_t(s.OC) * PP * s.N});
+  node->code = Tensor({int64_t(s.OC) * PP * s.N}, DType::i32);
+  kernels::pool_pn_forward(ps, out.f32(), b.defined() ? b.value().f32() : nullptr, relu,
+                           pooled.f32(), node->code.i32());
+  Tensor y({s.N, s.OC, ps.PH(), ps.PW()});
+  kernels::pn_to_nchw(s.OC, s.N, PP, pooled.f32(), nullptr, y.f32());
   node->inputs = {x, w->values};
   if (b.defined()) node->inputs.push_back(b);
   return make_result(std::move(y), std::move(node));

@@ -313,6 +313,77 @@ void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y
 
 void nchw_to_pn(int C, int N, int P, const float* y, float* a) { transpose_dense(N, C * P, y, a); }
 
+void pool_pn_forward(const PoolPnShape& s, const float* a, const float* bias, bool relu, float* y,
+                     int32_t* code) {
+  const int PH = s.PH(), PW = s.PW(), N = s.N;
+  if (int64_t(s.C) * PH * PW * N == 0) return;
+  const size_t row = static_cast<size_t>(s.OW) * N;
+  const int64_t work = int64_t(s.C) * PH * s.KH * s.OW * N;
+  parallel_for(int64_t(s.C) * PH, worth_parallel(work, kParallelMinElems), [=](int64_t cr) {
+    const int c = static_cast<int>(cr / PH), ph = static_cast<int>(cr % PH);
+    const float b = bias ? bias[c] : 0.0f;
+    const float* a0 = a + (static_cast<size_t>(c) * s.OH + static_cast<size_t>(ph) * s.KH) * row;
+    for (int pw = 0; pw < PW; ++pw) {
+      float* __restrict yy = y + (static_cast<size_t>(cr) * PW + pw) * N;
+      int32_t* __restrict cc = code + (static_cast<size_t>(cr) * PW + pw) * N;
+      for (int kh = 0; kh < s.KH; ++kh)
+        for (int kw = 0; kw < s.KW; ++kw) {
+          const float* __restrict src = a0 + kh * row + static_cast<size_t>(pw * s.KW + kw) * N;
+          const int32_t j = kh * s.KW + kw;
+          // Bias as pn_to_nchw adds it (a + b; no addition without a bias), relu as relu_forward.
+          if (j == 0) {
+            for (int n = 0; n < N; ++n) {
+              float v = bias ? src[n] + b : src[n];
+              if (relu) v = v > 0.0f ? v : 0.0f;
+              yy[n] = v;
+              cc[n] = 0;
+            }
+          } else {
+            for (int n = 0; n < N; ++n) {
+              float v = bias ? src[n] + b : src[n];
+              if (relu) v = v > 0.0f ? v : 0.0f;
+              const bool gt = v > yy[n];
+              yy[n] = gt ? v : yy[n];
+              cc[n] = gt ? j : cc[n];
+            }
+          }
+        }
+      // relu's backward passes the gradient where its output is > 0: at the winner, iff the max is.
+      if (relu)
+        for (int n = 0; n < N; ++n) cc[n] = yy[n] > 0.0f ? cc[n] : -1;
+    }
+  });
+}
+
+void pool_pn_backward(const PoolPnShape& s, const float* dy, const int32_t* code, float* da) {
+  const int PH = s.PH(), PW = s.PW(), N = s.N;
+  const size_t row = static_cast<size_t>(s.OW) * N;
+  const int64_t work = int64_t(s.C) * s.OH * s.OW * N;
+  if (work == 0) return;
+  parallel_for(int64_t(s.C) * s.OH, worth_parallel(work, kParallelMinElems), [=](int64_t co) {
+    const int c = static_cast<int>(co / s.OH), oh = static_cast<int>(co % s.OH);
+    float* dst = da + static_cast<size_t>(co) * row;
+    const int ph = oh / s.KH, kh = oh % s.KH;
+    if (ph >= PH) {
+      std::memset(dst, 0, sizeof(float) * row);
+      return;
+    }
+    const size_t pool_row = (static_cast<size_t>(c) * PH + ph) * PW;
+    for (int ow = 0; ow < s.OW; ++ow) {
+      float* __restrict d = dst + static_cast<size_t>(ow) * N;
+      const int pw = ow / s.KW;
+      if (pw >= PW) {
+        std::memset(d, 0, sizeof(float) * N);
+        continue;
+      }
+      const int32_t j = kh * s.KW + ow % s.KW;
+      const float* __restrict g = dy + (pool_row + pw) * N;
+      const int32_t* __restrict cc = code + (pool_row + pw) * N;
+      for (int n = 0; n < N; ++n) d[n] = cc[n] == j ? g[n] : 0.0f;
+    }
+  });
+}
+
 void im2col_batch(const Conv2dShape& s, const float* x, float* cols) {
   const int64_t P = int64_t(s.OH()) * s.OW(), K = int64_t(s.C) * s.KH * s.KW, NP = P * s.N;
   const int64_t in_sz = int64_t(s.C) * s.H * s.W;

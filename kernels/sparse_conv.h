@@ -13,6 +13,14 @@
 //   csr_conv_backward_weights:  dw_values (nnz) (+)= Σ_p Σ_n dy[oc, p, n]·xp[base(p) + off(k), n]
 //   nchw_to_pn_padded / pn_padded_to_nchw: x (N, C, H, W) <-> xp (C, Hp, Wp, N) (crops the padding)
 //   pn_to_nchw / nchw_to_pn:    a (C, P, N) [+ bias (C)] <-> y (N, C, P)
+//   pool_pn_forward:            a (C, OH, OW, N) [+ bias (C)] [-> relu] -> max over KH×KW windows of
+//                               stride (KH, KW), no padding -> y (C, PH, PW, N), and code (C, PH,
+//                               PW, N): the window index kh·KW + kw of the first maximum (row-major
+//                               scan, strict >, as max_pool2d_forward), -1 where the gradient is 0
+//                               (with relu: the maximum is not > 0). The same values and winners as
+//                               bias, relu and max_pool2d in NCHW, one pass over a.
+//   pool_pn_backward:           da (C, OH, OW, N) = dy at each window's winner, 0 elsewhere
+//                               (overwrites da; rows and columns past the last window too)
 // Threads: the forward and the weight gradient split (p, oc) rows / oc rows by nonzero count; the
 // input gradient splits the batch lanes (16 at a time), so every output element is summed by one
 // thread in a fixed order: deterministic for any thread count, no atomics.
@@ -49,6 +57,16 @@ void nchw_to_pn_padded(const Conv2dShape& s, const float* x, float* xp);
 void pn_padded_to_nchw(const Conv2dShape& s, const float* xp, float* x);
 void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y);
 void nchw_to_pn(int C, int N, int P, const float* y, float* a);
+
+// A conv output (C, OH, OW, N) pooled by non-overlapping KH×KW windows (PH = OH / KH, PW = OW / KW).
+struct PoolPnShape {
+  int C = 1, OH = 1, OW = 1, N = 1, KH = 2, KW = 2;
+  int PH() const { return OH / KH; }
+  int PW() const { return OW / KW; }
+};
+void pool_pn_forward(const PoolPnShape& s, const float* a, const float* bias, bool relu, float* y,
+                     int32_t* code);
+void pool_pn_backward(const PoolPnShape& s, const float* dy, const int32_t* code, float* da);
 
 void im2col_batch(const Conv2dShape& s, const float* x, float* cols);
 void col2im_batch(const Conv2dShape& s, const float* cols, float* dx);

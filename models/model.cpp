@@ -24,9 +24,35 @@ Shape Model::output_shape() const {
   return s;
 }
 
+// A CSR conv on the cpu followed by [relu and] a max pool with non-overlapping windows runs as one
+// node (sparse_conv2d_pool: the same values and gradients without the NCHW conv output); returns
+// how many layers from i that covers, 0 if the layers at i do not match.
+size_t Model::fused_conv_pool(size_t i, Variable& h) {
+  auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
+  if (!conv || !conv->weight().sparse() || h.value().is_cuda()) return 0;
+  size_t j = i + 1;
+  const bool relu = j < layers_.size() && dynamic_cast<ReLU*>(layers_[j].get()) != nullptr;
+  if (relu) ++j;
+  auto* pool = j < layers_.size() ? dynamic_cast<Pool2d*>(layers_[j].get()) : nullptr;
+  if (!pool || pool->kind() != Pool2d::Kind::max || !sparse_conv2d_pool_fits(pool->options()))
+    return 0;
+  Parameter* b = conv->bias();
+  h = sparse_conv2d_pool(h, conv->weight().csr, b ? b->var : Variable(), conv->options(), relu,
+                         pool->options());
+  return j - i + 1;
+}
+
 Variable Model::forward(const Variable& x) {
   Variable h = x;
-  for (const auto& l : layers_) h = l->forward(h);
+  for (size_t i = 0; i < layers_.size();) {
+    const size_t fused = fused_conv_pool(i, h);
+    if (fused) {
+      i += fused;
+      continue;
+    }
+    h = layers_[i]->forward(h);
+    ++i;
+  }
   return h;
 }
 

@@ -17,8 +17,10 @@ class Model {
   Model(Shape input_shape, uint64_t seed);
   void add(std::unique_ptr<Module> layer);
 
+  // A CSR conv on the cpu followed by [relu and] a max pool with non-overlapping windows runs as
+  // one node (sparse_conv2d_pool in core/ops.h), with the same results as the layers one by one.
   Variable forward(const Variable& x);
-  // As forward, and keeps each layer's output value (outputs[i] = output of layers()[i]) for
+  // As forward (layer by layer, never fused), and keeps each layer's output value (outputs[i] = output of layers()[i]) for
   // activation-based pruning criteria; the plain forward stays free of this bookkeeping.
   Variable forward_collect(const Variable& x, std::vector<Tensor>& outputs);
   void set_training(bool t);
@@ -38,6 +40,8 @@ class Model {
   std::string summary() const;  // one line per layer, with output shapes and parameter counts
 
  private:
+  size_t fused_conv_pool(size_t i, Variable& h);
+
   Shape input_shape_;
   std::vector<std::unique_ptr<Module>> layers_;
   std::vector<Parameter*> params_;

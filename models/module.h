@@ -84,6 +84,8 @@ class Pool2d : public Module {
   Variable forward(const Variable& x) override;
   Shape output_shape(const Shape& in) const override;
   std::string describe() const override;
+  Kind kind() const { return kind_; }
+  const Pool2dOptions& options() const { return opt_; }
 
  private:
   Kind kind_;

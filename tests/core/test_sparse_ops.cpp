@@ -1,6 +1,7 @@
 // CSR execution against masked dense (docs/architecture.md invariant 2): sparse_linear and sparse_conv2d
 // forward and every gradient at odd shapes, sparsities 0 / 0.5 / 0.95 / 1, with and without bias,
-// conv with stride and padding; finite-difference checks of the new ops; the optimizer's CSR step
+// conv with stride and padding; the fused conv + relu + max pool against the three ops;
+// finite-difference checks of the new ops; the optimizer's CSR step
 // (at the nonzeros only) against the masked dense step for SGD-momentum, Nesterov, Adam and AdamW.
 #include <doctest/doctest.h>
 
@@ -147,6 +148,62 @@ TEST_CASE("sparse ops: finite-difference gradients (x, the CSR values, bias)") {
   run({3, 9}, {5, 9}, [](auto& x, auto& w, auto& b) { return sparse_linear(x, w, b); });
   Conv2dOptions o{2, 1, 1, 0};
   run({2, 2, 6, 5}, {3, 2, 3, 2}, [o](auto& x, auto& w, auto& b) { return sparse_conv2d(x, w, b, o); });
+  // Pooled (relu before a max: the finite differences stay clear of ties at this size).
+  Pool2dOptions p{2, 2, 2, 2, 0, 0};
+  for (bool r : {false, true})
+    run({2, 2, 7, 6}, {3, 2, 3, 3}, [o = Conv2dOptions{1, 1, 1, 1}, p, r](auto& x, auto& w, auto& b) {
+      return sparse_conv2d_pool(x, w, b, o, r, p);
+    });
+}
+
+TEST_CASE("sparse_conv2d_pool equals sparse_conv2d, relu and max_pool2d bit for bit") {
+  struct Case { Shape x, w; Conv2dOptions o; Pool2dOptions p; };
+  const std::vector<Case> cases = {
+      {{5, 3, 8, 8}, {6, 3, 3, 3}, {1, 1, 1, 1}, {2, 2, 2, 2, 0, 0}},
+      {{3, 2, 9, 7}, {4, 2, 3, 2}, {1, 1, 0, 0}, {2, 2, 2, 2, 0, 0}},   // rows and columns left over
+      {{2, 1, 12, 12}, {3, 1, 5, 5}, {1, 1, 0, 0}, {3, 2, 3, 2, 0, 0}},
+      {{17, 2, 6, 6}, {2, 2, 3, 3}, {2, 2, 1, 1}, {1, 1, 1, 1, 0, 0}},
+  };
+  for (const Case& c : cases)
+    for (double sp : {0.0, 0.7, 1.0})
+      for (bool relu_on : {false, true})
+        for (bool bias : {false, true}) {
+          CAPTURE(sp);
+          CAPTURE(relu_on);
+          CAPTURE(bias);
+          REQUIRE(sparse_conv2d_pool_fits(c.p));
+          Tensor mask = random_mask(c.w, sp, 31);
+          Tensor wv = masked(random_tensor(c.w, 32), mask);
+          Tensor xv = random_tensor(c.x, 33);
+          Tensor bv = random_tensor({c.w[0]}, 34);
+          auto run = [&](bool fused) {
+            auto csr = make_csr_weight(wv, mask.u8());
+            Variable x(xv.clone(), true);
+            Variable b = bias ? Variable(bv.clone(), true) : Variable();
+            Variable y;
+            if (fused) {
+              y = sparse_conv2d_pool(x, csr, b, c.o, relu_on, c.p);
+            } else {
+              y = sparse_conv2d(x, csr, b, c.o);
+              if (relu_on) y = relu(y);
+              y = max_pool2d(y, c.p);
+            }
+            y.backward(random_tensor(y.shape(), 35));
+            std::vector<Tensor> out{y.value(), x.grad()};
+            if (bias) out.push_back(b.grad());
+            if (csr->nnz() > 0) out.push_back(csr->values.grad());
+            return out;
+          };
+          const std::vector<Tensor> want = run(false), got = run(true);
+          REQUIRE(got.size() == want.size());
+          for (size_t i = 0; i < got.size(); ++i) {
+            REQUIRE(got[i].shape() == want[i].shape());
+            CHECK(std::equal(got[i].f32(), got[i].f32() + got[i].numel(), want[i].f32()));
+          }
+        }
+  Pool2dOptions overlapping{3, 3, 2, 2, 0, 0}, padded{2, 2, 2, 2, 1, 1};
+  CHECK_FALSE(sparse_conv2d_pool_fits(overlapping));
+  CHECK_FALSE(sparse_conv2d_pool_fits(padded));
 }
 
 TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and state)") {
@@ -162,8 +219,8 @@ TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and sta
     const Shape s{13, 17};
     Tensor mask = random_mask(s, 0.8, 31);
     DenseAndCsr t(mask, masked(random_tensor(s, 32), mask), opt);
-    Parameter &pd = t.pd, &pc = t.pc;
-    Optimizer &od = t.od, &oc = t.oc;
+    Parameter& pc = t.pc;
+    Optimizer& oc = t.oc;
     // One representation: the sparse weight holds no dense value, grad or mask.
     CHECK(pc.sparse());
     CHECK_FALSE(pc.var.value().defined());

@@ -2,9 +2,10 @@
 // the double-accumulating dense reference convolution on the masked weight: forward, input
 // gradient and weight gradient (at the nonzeros, overwrite and accumulate), at odd shapes with
 // stride and padding, 1×1 kernels, N = 1, 5, 17, 33 and 130 (the > 128-lane chunked path),
-// densities 0 / 0.05 / 0.3 / 1 with an empty output channel; the layout round trips; and bitwise
-// determinism across thread counts.
+// densities 0 / 0.05 / 0.3 / 1 with an empty output channel; the layout round trips; bitwise
+// determinism across thread counts; and the pooling of the conv output in its own layout.
 
+#include <cmath>
 #include <limits>
 #include <random>
 #include <stdexcept>
@@ -171,6 +172,85 @@ TEST_CASE("direct sparse conv is bitwise deterministic across repeats and thread
     };
     test::check_bitwise_across_threads(run);
   }
+}
+
+// The pooled conv output in the PN layout against bias + relu + the reference NCHW max pool: the same
+// values bit for bit and the same winners (ties are common: values on a coarse grid, many zeros
+// after relu), windows that leave rows and columns over, and N across the vector widths.
+TEST_CASE("pool_pn_forward / pool_pn_backward equal bias, relu and max_pool2d in NCHW") {
+  struct Case { int C, OH, OW, N, KH, KW; };
+  const Case cases[] = {{3, 28, 28, 64, 2, 2}, {2, 7, 5, 17, 2, 2},  {1, 9, 9, 3, 3, 3},
+                        {4, 6, 8, 1, 1, 2},    {2, 5, 4, 33, 5, 4},  {5, 14, 14, 130, 2, 2},
+                        {2, 3, 3, 9, 2, 2}};
+  uint32_t seed = 100;
+  for (const Case& c : cases)
+    for (bool relu : {false, true})
+      for (bool bias : {false, true}) {
+        INFO("C=" << c.C << " " << c.OH << "x" << c.OW << " N=" << c.N << " window " << c.KH << "x"
+                  << c.KW << " relu=" << relu << " bias=" << bias);
+        PoolPnShape ps{c.C, c.OH, c.OW, c.N, c.KH, c.KW};
+        const int PH = ps.PH(), PW = ps.PW();
+        std::vector<float> a = test::random_floats(size_t(c.C) * c.OH * c.OW * c.N, ++seed);
+        for (float& v : a) v = std::round(v * 4.0f) / 4.0f;  // ties
+        for (int kh = 0; kh < c.KH; ++kh)  // channel 0's first window: all tied, below zero
+          for (int kw = 0; kw < c.KW; ++kw)
+            for (int n = 0; n < c.N; ++n) a[(size_t(kh) * c.OW + kw) * c.N + n] = -2.0f;
+        const std::vector<float> b = bias ? test::random_floats(c.C, ++seed) : std::vector<float>{};
+        const size_t pooled = size_t(c.C) * PH * PW * c.N;
+        std::vector<float> y(pooled, kNaN);
+        std::vector<int32_t> code(pooled, -7);
+        pool_pn_forward(ps, a.data(), bias ? b.data() : nullptr, relu, y.data(), code.data());
+
+        // Reference: x (N, C, OH, OW) = relu(a + bias), then the reference max pool.
+        std::vector<float> x(a.size());
+        for (int ch = 0; ch < c.C; ++ch)
+          for (int i = 0; i < c.OH * c.OW; ++i)
+            for (int n = 0; n < c.N; ++n) {
+              float v = a[(size_t(ch) * c.OH * c.OW + i) * c.N + n];
+              if (bias) v = v + b[ch];
+              if (relu) v = v > 0.0f ? v : 0.0f;
+              x[(size_t(n) * c.C + ch) * c.OH * c.OW + i] = v;
+            }
+        Pool2dShape s;
+        s.N = c.N, s.C = c.C, s.H = c.OH, s.W = c.OW, s.KH = c.KH, s.KW = c.KW, s.stride_h = c.KH,
+        s.stride_w = c.KW;
+        REQUIRE(s.OH() == PH);
+        REQUIRE(s.OW() == PW);
+        std::vector<float> yr(pooled);
+        std::vector<int32_t> arg(pooled);
+        ref::max_pool2d_forward(s, x.data(), yr.data(), arg.data());
+        const std::vector<float> dy = test::random_floats(pooled, ++seed);
+        std::vector<float> dy_nchw(pooled);
+        int checked_clipped = 0;
+        for (int ch = 0; ch < c.C; ++ch)
+          for (int q = 0; q < PH * PW; ++q)
+            for (int n = 0; n < c.N; ++n) {
+              const size_t pn = (size_t(ch) * PH * PW + q) * c.N + n;
+              const size_t nchw = (size_t(n) * c.C + ch) * PH * PW + q;
+              dy_nchw[nchw] = dy[pn];
+              REQUIRE(y[pn] == yr[nchw]);  // bitwise (no NaN here)
+              const int ih = arg[nchw] / c.OW, iw = arg[nchw] % c.OW;
+              const int want = relu && !(yr[nchw] > 0.0f)
+                                   ? -1
+                                   : (ih - (q / PW) * c.KH) * c.KW + (iw - (q % PW) * c.KW);
+              checked_clipped += want == -1;
+              REQUIRE(code[pn] == want);
+            }
+        if (relu) CHECK(checked_clipped > 0);
+
+        // Backward: the reference pool's scatter, then relu's mask (x > 0 where relu applies).
+        std::vector<float> dx(x.size());
+        ref::max_pool2d_backward(s, dy_nchw.data(), arg.data(), dx.data());
+        if (relu)
+          for (size_t i = 0; i < dx.size(); ++i) dx[i] = x[i] > 0.0f ? dx[i] : 0.0f;
+        std::vector<float> da(a.size(), kNaN);
+        pool_pn_backward(ps, dy.data(), code.data(), da.data());
+        for (int ch = 0; ch < c.C; ++ch)
+          for (int i = 0; i < c.OH * c.OW; ++i)
+            for (int n = 0; n < c.N; ++n)
+              REQUIRE(da[(size_t(ch) * c.OH * c.OW + i) * c.N + n] ==
+                      dx[(size_t(n) * c.C + ch) * c.OH * c.OW + i]);
+      }
 }
 
 }  // namespace

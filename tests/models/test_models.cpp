@@ -174,3 +174,49 @@ TEST_CASE("native and oneDNN backends give the same outputs and gradients on LeN
                                 std::max(1e-3, double(std::abs(grads[0][i]))));
   CHECK(worst < 1e-3);
 }
+
+// A CSR conv followed by relu and a max pool (and LeNet-5's conv straight into a pool) runs fused in
+// Model::forward; forward_collect runs the layers one by one. Same outputs and gradients, bitwise.
+TEST_CASE("fused CSR conv + relu + max pool: the same outputs and gradients as layer by layer") {
+  for (Arch a : {Arch::simplecnn, Arch::lenet5}) {
+    auto m = build_model(arch(a), {1, 28, 28}, 10, 7);
+    for (Parameter* p : m->parameters())
+      if (p->var.value().ndim() == 4) {
+        p->mask = test::random_mask(p->var.value().shape(), 0.8, 9);
+        for (int64_t i = 0; i < p->mask.numel(); ++i)
+          if (!p->mask.u8()[i]) p->var.value().f32()[i] = 0.f;
+        to_sparse(*p);
+      }
+    Tensor x = test::random_tensor({5, 1, 28, 28}, 11);
+    Tensor y = Tensor::from_vector({5}, std::vector<int32_t>{0, 3, 1, 9, 4});
+    auto run = [&](bool fused) {
+      for (Parameter* p : m->parameters()) {
+        Variable& v = p->sparse() ? p->csr->values : p->var;
+        if (v.has_grad()) v.grad() = Tensor();
+      }
+      std::vector<Tensor> outs;
+      Variable logits = fused ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
+      int fused_nodes = 0;  // the graph's sparse_conv2d_pool nodes
+      std::vector<Node*> stack{logits.grad_fn().get()};
+      while (!stack.empty()) {
+        Node* n = stack.back();
+        stack.pop_back();
+        if (!n) continue;
+        fused_nodes += std::string(n->name()) == "sparse_conv2d_pool";
+        for (const Variable& in : n->inputs) stack.push_back(in.grad_fn().get());
+      }
+      CHECK(fused_nodes == (fused ? 2 : 0));
+      softmax_cross_entropy(logits, y).backward();
+      std::vector<Tensor> r{logits.value().clone()};
+      for (Parameter* p : m->parameters())
+        r.push_back((p->sparse() ? p->csr->values : p->var).grad().clone());
+      return r;
+    };
+    const std::vector<Tensor> want = run(false), got = run(true);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      REQUIRE(got[i].numel() == want[i].numel());
+      CHECK(std::equal(got[i].f32(), got[i].f32() + got[i].numel(), want[i].f32()));
+    }
+  }
+}

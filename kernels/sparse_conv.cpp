@@ -313,45 +313,58 @@ void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y
 
 void nchw_to_pn(int C, int N, int P, const float* y, float* a) { transpose_dense(N, C * P, y, a); }
 
+namespace {
+// One output row (c, ph) of pool_pn_forward; BIAS and RELU fixed so the lane loops vectorize.
+template <bool BIAS, bool RELU>
+void pool_pn_row(const PoolPnShape& s, const float* a0, float b, float* y, int32_t* code) {
+  const int PW = s.PW(), N = s.N;
+  const size_t row = static_cast<size_t>(s.OW) * N;
+  for (int pw = 0; pw < PW; ++pw) {
+    float* __restrict yy = y + static_cast<size_t>(pw) * N;
+    int32_t* __restrict cc = code + static_cast<size_t>(pw) * N;
+    for (int kh = 0; kh < s.KH; ++kh)
+      for (int kw = 0; kw < s.KW; ++kw) {
+        const float* __restrict src = a0 + kh * row + static_cast<size_t>(pw * s.KW + kw) * N;
+        const int32_t j = kh * s.KW + kw;
+        // Bias as pn_to_nchw adds it (a + b; no addition without a bias), relu as relu_forward.
+        if (j == 0) {
+          for (int n = 0; n < N; ++n) {
+            float v = BIAS ? src[n] + b : src[n];
+            if (RELU) v = v > 0.0f ? v : 0.0f;
+            yy[n] = v;
+            cc[n] = 0;
+          }
+        } else {
+          for (int n = 0; n < N; ++n) {
+            float v = BIAS ? src[n] + b : src[n];
+            if (RELU) v = v > 0.0f ? v : 0.0f;
+            const float best = yy[n];
+            const int32_t code_n = cc[n];
+            yy[n] = v > best ? v : best;
+            cc[n] = v > best ? j : code_n;
+          }
+        }
+      }
+    // relu's backward passes the gradient where its output is > 0: at the winner, iff the max is.
+    if (RELU)
+      for (int n = 0; n < N; ++n) cc[n] = yy[n] > 0.0f ? cc[n] : -1;
+  }
+}
+}  // namespace
+
 void pool_pn_forward(const PoolPnShape& s, const float* a, const float* bias, bool relu, float* y,
                      int32_t* code) {
   const int PH = s.PH(), PW = s.PW(), N = s.N;
   if (int64_t(s.C) * PH * PW * N == 0) return;
   const size_t row = static_cast<size_t>(s.OW) * N;
   const int64_t work = int64_t(s.C) * PH * s.KH * s.OW * N;
+  const auto fn = bias ? (relu ? &pool_pn_row<true, true> : &pool_pn_row<true, false>)
+                       : (relu ? &pool_pn_row<false, true> : &pool_pn_row<false, false>);
   parallel_for(int64_t(s.C) * PH, worth_parallel(work, kParallelMinElems), [=](int64_t cr) {
     const int c = static_cast<int>(cr / PH), ph = static_cast<int>(cr % PH);
-    const float b = bias ? bias[c] : 0.0f;
     const float* a0 = a + (static_cast<size_t>(c) * s.OH + static_cast<size_t>(ph) * s.KH) * row;
-    for (int pw = 0; pw < PW; ++pw) {
-      float* __restrict yy = y + (static_cast<size_t>(cr) * PW + pw) * N;
-      int32_t* __restrict cc = code + (static_cast<size_t>(cr) * PW + pw) * N;
-      for (int kh = 0; kh < s.KH; ++kh)
-        for (int kw = 0; kw < s.KW; ++kw) {
-          const float* __restrict src = a0 + kh * row + static_cast<size_t>(pw * s.KW + kw) * N;
-          const int32_t j = kh * s.KW + kw;
-          // Bias as pn_to_nchw adds it (a + b; no addition without a bias), relu as relu_forward.
-          if (j == 0) {
-            for (int n = 0; n < N; ++n) {
-              float v = bias ? src[n] + b : src[n];
-              if (relu) v = v > 0.0f ? v : 0.0f;
-              yy[n] = v;
-              cc[n] = 0;
-            }
-          } else {
-            for (int n = 0; n < N; ++n) {
-              float v = bias ? src[n] + b : src[n];
-              if (relu) v = v > 0.0f ? v : 0.0f;
-              const bool gt = v > yy[n];
-              yy[n] = gt ? v : yy[n];
-              cc[n] = gt ? j : cc[n];
-            }
-          }
-        }
-      // relu's backward passes the gradient where its output is > 0: at the winner, iff the max is.
-      if (relu)
-        for (int n = 0; n < N; ++n) cc[n] = yy[n] > 0.0f ? cc[n] : -1;
-    }
+    fn(s, a0, bias ? bias[c] : 0.0f, y + static_cast<size_t>(cr) * PW * N,
+       code + static_cast<size_t>(cr) * PW * N);
   });
 }
 

@@ -57,8 +57,8 @@ Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
 Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
                        const Conv2dOptions& opt);
 // sparse_conv2d, then relu when `relu`, then max_pool2d, as one cpu node: the conv output is
-// pooled in the direct conv's batch-innermost layout and never made NCHW (3 fewer passes over it
-// each way). The same values and gradients as the separate ops, bit for bit. Needs
+// pooled as the direct conv computes it (batch innermost), so it is neither stored nor made NCHW;
+// the backward rebuilds its gradient in that layout from the winners. The same values and gradients as the separate ops, bit for bit. Needs
 // sparse_conv2d_pool_fits(pool): windows that do not overlap (stride == window) and no padding.
 bool sparse_conv2d_pool_fits(const Pool2dOptions& pool);
 Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>& w,

@@ -200,8 +200,9 @@ struct SparseConv2dNode : Node {
 };
 
 // sparse_conv2d -> [relu] -> max_pool2d (non-overlapping windows) on the cpu, kept in the
-// batch-innermost layout: the conv output is pooled where it lies (kernels::pool_pn_forward) and
-// only the pooled output is transposed to NCHW; the backward rebuilds the conv output's gradient
+// batch-innermost layout: each window's conv rows are pooled as they are computed
+// (kernels::csr_conv_pool_forward; the conv output is never stored) and only the pooled output is
+// transposed to NCHW; the backward rebuilds the conv output's gradient
 // in that layout (kernels::pool_pn_backward). Values, winners and gradients are those of the three
 // separate ops, bit for bit.
 struct SparseConvPoolNode : SparseConv2dNode {
@@ -272,13 +273,13 @@ kernels::Conv2dShape sparse_conv_shape(const char* op, const Variable& x,
   return s;
 }
 
-// The cpu direct conv of x into out (OC, P, N), keeping the padded input and offsets on the node.
-void direct_conv_forward(SparseConv2dNode& node, const Variable& x, CsrWeight& w, Tensor& out) {
+// The cpu direct conv's input: x padded in the batch-innermost layout, and the weight's offsets,
+// kept on the node for the backward.
+void direct_conv_input(SparseConv2dNode& node, const Variable& x, CsrWeight& w) {
   const kernels::Conv2dShape& s = node.s;
   node.xp = Tensor({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
   node.off = conv_offsets_for(w, s);
   kernels::nchw_to_pn_padded(s, x.value().f32(), node.xp.f32());
-  kernels::csr_conv_forward(s, w.w, node.off->data(), node.xp.f32(), out.f32());
 }
 
 }  // namespace
@@ -301,7 +302,8 @@ Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
     cuda::cnp_to_nchw(s.OC, s.N, P, out.cuda_f32(), b.defined() ? b.value().cuda_f32() : nullptr,
                       y.cuda_f32());
   } else {  // direct sparse conv in the batch-innermost layout; out is (OC, P, N)
-    direct_conv_forward(*node, x, *w, out);
+    direct_conv_input(*node, x, *w);
+    kernels::csr_conv_forward(s, w->w, node->off->data(), node->xp.f32(), out.f32());
     kernels::pn_to_nchw(s.OC, s.N, P, out.f32(), b.defined() ? b.value().f32() : nullptr, y.f32());
   }
   node->inputs = {x, w->values};
@@ -336,12 +338,12 @@ Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>&
   node->s = s;
   node->ps = ps;
   const int PP = ps.PH() * ps.PW();
-  Tensor out({s.OC, int64_t(s.N) * s.OH() * s.OW()});
-  direct_conv_forward(*node, x, *w, out);
+  direct_conv_input(*node, x, *w);
   Tensor pooled({int64_t(s.OC) * PP * s.N});
   node->code = Tensor({int64_t(s.OC) * PP * s.N}, DType::i32);
-  kernels::pool_pn_forward(ps, out.f32(), b.defined() ? b.value().f32() : nullptr, relu,
-                           pooled.f32(), node->code.i32());
+  kernels::csr_conv_pool_forward(s, w->w, node->off->data(), node->xp.f32(),
+                                 b.defined() ? b.value().f32() : nullptr, relu, ps, pooled.f32(),
+                                 node->code.i32());
   Tensor y({s.N, s.OC, ps.PH(), ps.PW()});
   kernels::pn_to_nchw(s.OC, s.N, PP, pooled.f32(), nullptr, y.f32());
   node->inputs = {x, w->values};

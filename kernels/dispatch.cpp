@@ -155,9 +155,10 @@ void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y
   ST_CALL(pn_to_nchw, C, N, P, a, bias, y);
 }
 void nchw_to_pn(int C, int N, int P, const float* y, float* a) { ST_CALL(nchw_to_pn, C, N, P, y, a); }
-void pool_pn_forward(const PoolPnShape& s, const float* a, const float* bias, bool relu, float* y,
-                     int32_t* code) {
-  ST_CALL(pool_pn_forward, s, a, bias, relu, y, code);
+void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                           const float* xp, const float* bias, bool relu, const PoolPnShape& ps,
+                           float* y, int32_t* code) {
+  ST_CALL(csr_conv_pool_forward, s, W, off, xp, bias, relu, ps, y, code);
 }
 void pool_pn_backward(const PoolPnShape& s, const float* dy, const int32_t* code, float* da) {
   ST_CALL(pool_pn_backward, s, dy, code, da);

@@ -12,6 +12,9 @@
 //   transpose(r):     in-register VL×VL transpose, r[i][j] -> r[j][i] (exact data movement)
 //   hsum(d):          lane i of the result = horizontal sum of d[i], a transpose-add tree
 //   prefetch(p):      into L1
+//   vmax(a, b):       a > b ? a : b (b where either is NaN, as vmaxps)
+//   vcmpgt(a, b):     a > b lane by lane (vcmp; false on NaN); vselect(m, a, b) = m ? a : b
+//   vi (int32 lanes): vizero/viset1/viselect(m, a, b)/vistoreu(p, v)/vistoreu(p, m, v)
 // Everything is defined in the instruction set's own namespace (st::kernels::ST_ISA_NS), so the
 // copies compiled for different targets never meet at link time.
 #pragma once
@@ -44,6 +47,18 @@ inline void vstoreu(float* p, vmask m, vf v) { _mm512_mask_storeu_ps(p, m, v); }
 inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
 inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 inline vf vfmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+// a > b ? a : b (b where either is NaN), as vmaxps.
+inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+// Comparisons and selects; vi holds VL int32 lanes.
+using vi = __m512i;
+using vcmp = __mmask16;
+inline vcmp vcmpgt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }  // false on NaN
+inline vf vselect(vcmp m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }  // m ? a : b
+inline vi vizero() { return _mm512_setzero_si512(); }
+inline vi viset1(int32_t a) { return _mm512_set1_epi32(a); }
+inline vi viselect(vcmp m, vi a, vi b) { return _mm512_mask_blend_epi32(m, b, a); }
+inline void vistoreu(int32_t* p, vi v) { _mm512_storeu_si512(p, v); }
+inline void vistoreu(int32_t* p, vmask m, vi v) { _mm512_mask_storeu_epi32(p, m, v); }
 
 inline vmask lanes(int n) {
   if (n <= 0) return 0;
@@ -119,6 +134,20 @@ inline void vstoreu(float* p, vmask m, vf v) { _mm256_maskstore_ps(p, m, v); }
 inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
 inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 inline vf vfmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+// a > b ? a : b (b where either is NaN), as vmaxps.
+inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+// Comparisons and selects; vi holds VL int32 lanes.
+using vi = __m256i;
+using vcmp = __m256;
+inline vcmp vcmpgt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }  // false on NaN
+inline vf vselect(vcmp m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }  // m ? a : b
+inline vi vizero() { return _mm256_setzero_si256(); }
+inline vi viset1(int32_t a) { return _mm256_set1_epi32(a); }
+inline vi viselect(vcmp m, vi a, vi b) {
+  return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(a), m));
+}
+inline void vistoreu(int32_t* p, vi v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+inline void vistoreu(int32_t* p, vmask m, vi v) { _mm256_maskstore_epi32(p, m, v); }
 
 inline vmask lanes(int n) {
   const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

@@ -314,57 +314,132 @@ void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y
 void nchw_to_pn(int C, int N, int P, const float* y, float* a) { transpose_dense(N, C * P, y, a); }
 
 namespace {
-// One output row (c, ph) of pool_pn_forward; BIAS and RELU fixed so the lane loops vectorize.
+// One pooled output (lanes [0, n)) from the KK = KH·KW window rows at t, t + ld, ...: bias as
+// pn_to_nchw adds it (a + b; no addition without a bias), relu as relu_forward, then the window's
+// first maximum in row-major order (strict >, as max_pool2d_forward); relu's backward passes the
+// gradient where its output is > 0, so at the winner iff the maximum is (else code -1).
 template <bool BIAS, bool RELU>
-void pool_pn_row(const PoolPnShape& s, const float* a0, float b, float* y, int32_t* code) {
-  const int PW = s.PW(), N = s.N;
-  const size_t row = static_cast<size_t>(s.OW) * N;
-  for (int pw = 0; pw < PW; ++pw) {
-    float* __restrict yy = y + static_cast<size_t>(pw) * N;
-    int32_t* __restrict cc = code + static_cast<size_t>(pw) * N;
-    for (int kh = 0; kh < s.KH; ++kh)
-      for (int kw = 0; kw < s.KW; ++kw) {
-        const float* __restrict src = a0 + kh * row + static_cast<size_t>(pw * s.KW + kw) * N;
-        const int32_t j = kh * s.KW + kw;
-        // Bias as pn_to_nchw adds it (a + b; no addition without a bias), relu as relu_forward.
-        if (j == 0) {
-          for (int n = 0; n < N; ++n) {
-            float v = BIAS ? src[n] + b : src[n];
-            if (RELU) v = v > 0.0f ? v : 0.0f;
-            yy[n] = v;
-            cc[n] = 0;
-          }
-        } else {
-          for (int n = 0; n < N; ++n) {
-            float v = BIAS ? src[n] + b : src[n];
-            if (RELU) v = v > 0.0f ? v : 0.0f;
-            const float best = yy[n];
-            const int32_t code_n = cc[n];
-            yy[n] = v > best ? v : best;
-            cc[n] = v > best ? j : code_n;
-          }
-        }
+void pool_lanes(const float* t, size_t ld, int KK, int n, float b, float* __restrict yy,
+                int32_t* __restrict cc) {
+#if defined(ST_HAVE_SIMD)
+  // In registers: a compiler-vectorized loop kept yy and cc in memory with masked stores, which
+  // stall the next iteration's loads (a quarter of SimpleCNN's CSR step on AMD Zen 2).
+  const vf bias = vset1(b), zero = vzero();
+  for (int i = 0; i < n; i += VL) {
+    const int cnt = std::min(VL, n - i);
+    const vmask m = lanes(cnt);
+    auto value = [&](int j) {
+      vf v = vloadu(m, t + j * ld + i);
+      if (BIAS) v = vadd(v, bias);
+      if (RELU) v = vmax(v, zero);  // v > 0 ? v : 0, NaN -> 0, as relu_forward
+      return v;
+    };
+    vf best = value(0);
+    vi code = vizero();
+    for (int j = 1; j < KK; ++j) {
+      const vf v = value(j);
+      const vcmp gt = vcmpgt(v, best);
+      best = vselect(gt, v, best);
+      code = viselect(gt, viset1(j), code);
+    }
+    if (RELU) code = viselect(vcmpgt(best, zero), code, viset1(-1));
+    if (cnt == VL) {
+      vstoreu(yy + i, best);
+      vistoreu(cc + i, code);
+    } else {
+      vstoreu(yy + i, m, best);
+      vistoreu(cc + i, m, code);
+    }
+  }
+#else
+  for (int j = 0; j < KK; ++j) {
+    const float* __restrict src = t + j * ld;
+    if (j == 0) {
+      for (int i = 0; i < n; ++i) {
+        float v = BIAS ? src[i] + b : src[i];
+        if (RELU) v = v > 0.0f ? v : 0.0f;
+        yy[i] = v;
+        cc[i] = 0;
       }
-    // relu's backward passes the gradient where its output is > 0: at the winner, iff the max is.
-    if (RELU)
-      for (int n = 0; n < N; ++n) cc[n] = yy[n] > 0.0f ? cc[n] : -1;
+    } else {
+      for (int i = 0; i < n; ++i) {
+        float v = BIAS ? src[i] + b : src[i];
+        if (RELU) v = v > 0.0f ? v : 0.0f;
+        const float best = yy[i];
+        const int32_t code_i = cc[i];
+        yy[i] = v > best ? v : best;
+        cc[i] = v > best ? j : code_i;
+      }
+    }
+  }
+  // relu's backward passes the gradient where its output is > 0: at the winner, iff the max is.
+  if (RELU)
+    for (int i = 0; i < n; ++i) cc[i] = yy[i] > 0.0f ? cc[i] : -1;
+#endif
+}
+using PoolLanesFn = decltype(&pool_lanes<true, true>);
+
+// Pooled units [u0, u1) (u = q·OC + oc over pooled pixels q, pixel-major): each window pixel's
+// conv row goes to the buffer `t` (KK rows of kChunk floats) exactly as forward_rows computes it,
+// and is pooled from there; the conv output never reaches memory.
+void conv_pool_rows(const Conv2dShape& s, const PoolPnShape& ps, const CsrMatrix& W,
+                    const int32_t* off, const float* xp, const float* bias, PoolLanesFn pool,
+                    float* y, int32_t* code, int64_t u0, int64_t u1, float* t) {
+  const int N = s.N, OW = s.OW(), PW = ps.PW(), PP = ps.PH() * PW, KK = ps.KH * ps.KW;
+  const PixelBase base(s);
+  const int32_t* rp = W.row_ptr.data();
+  const float* va = W.values.data();
+  for (int n0 = 0; n0 < N; n0 += kChunk) {
+    const int n = std::min(kChunk, N - n0);
+#if defined(ST_HAVE_SIMD)
+    const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(W.nnz() - 1, 0));
+    const auto fn = pick_spmm(n);
+    const vmask tail = lanes(n % VL);
+#endif
+    for (int64_t u = u0; u < u1; ++u) {
+      const int q = static_cast<int>(u / W.rows), oc = static_cast<int>(u % W.rows);
+      const int ph = q / PW, pw = q % PW;
+      for (int kh = 0; kh < ps.KH; ++kh)
+        for (int kw = 0; kw < ps.KW; ++kw) {
+          const int p = (ph * ps.KH + kh) * OW + pw * ps.KW + kw;
+          float* c = t + (kh * ps.KW + kw) * kChunk;
+#if defined(ST_HAVE_SIMD)
+          fn(off, va, rp[oc], rp[oc + 1], k_last, xp + base(p) * N + n0, static_cast<size_t>(N),
+             c, 0.0f, tail);
+#else
+          for (int i = 0; i < n; ++i) c[i] = 0.0f;
+          for (int32_t k = rp[oc]; k < rp[oc + 1]; ++k) {
+            const float a = va[k];
+            const float* b = xp + (base(p) + off[k]) * N + n0;
+            for (int i = 0; i < n; ++i) c[i] += a * b[i];
+          }
+#endif
+        }
+      const size_t o = (static_cast<size_t>(oc) * PP + q) * N + n0;
+      pool(t, kChunk, KK, n, bias ? bias[oc] : 0.0f, y + o, code + o);
+    }
   }
 }
 }  // namespace
 
-void pool_pn_forward(const PoolPnShape& s, const float* a, const float* bias, bool relu, float* y,
-                     int32_t* code) {
-  const int PH = s.PH(), PW = s.PW(), N = s.N;
-  if (int64_t(s.C) * PH * PW * N == 0) return;
-  const size_t row = static_cast<size_t>(s.OW) * N;
-  const int64_t work = int64_t(s.C) * PH * s.KH * s.OW * N;
-  const auto fn = bias ? (relu ? &pool_pn_row<true, true> : &pool_pn_row<true, false>)
-                       : (relu ? &pool_pn_row<false, true> : &pool_pn_row<false, false>);
-  parallel_for(int64_t(s.C) * PH, worth_parallel(work, kParallelMinElems), [=](int64_t cr) {
-    const int c = static_cast<int>(cr / PH), ph = static_cast<int>(cr % PH);
-    const float* a0 = a + (static_cast<size_t>(c) * s.OH + static_cast<size_t>(ph) * s.KH) * row;
-    fn(s, a0, bias ? bias[c] : 0.0f, y + static_cast<size_t>(cr) * PW * N,
-       code + static_cast<size_t>(cr) * PW * N);
+void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                           const float* xp, const float* bias, bool relu, const PoolPnShape& ps,
+                           float* y, int32_t* code) {
+  check_weight(s, W, "csr_conv_pool_forward");
+  if (ps.C != s.OC || ps.OH != s.OH() || ps.OW != s.OW() || ps.N != s.N || ps.KH < 1 || ps.KW < 1)
+    throw std::invalid_argument("csr_conv_pool_forward: pool shape does not match the conv output");
+  const int PP = ps.PH() * ps.PW();
+  if (int64_t(s.OC) * PP * s.N == 0) return;
+  const PoolLanesFn pool = bias ? (relu ? &pool_lanes<true, true> : &pool_lanes<true, false>)
+                                : (relu ? &pool_lanes<false, true> : &pool_lanes<false, false>);
+  const int KK = ps.KH * ps.KW;
+  const int T = threads_for((W.nnz() + W.rows) * int64_t(PP) * KK * s.N);
+  parallel_region(T, [&](int t, int nt) {
+    static thread_local std::vector<float> buf;
+    float* tile = scratch(buf, static_cast<size_t>(KK) * kChunk);
+    const int64_t u0 = split_pixel_rows(W.row_ptr, s.OC, PP, t, nt);
+    const int64_t u1 = split_pixel_rows(W.row_ptr, s.OC, PP, t + 1, nt);
+    if (u0 < u1) conv_pool_rows(s, ps, W, off, xp, bias, pool, y, code, u0, u1, tile);
   });
 }
 

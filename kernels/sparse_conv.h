@@ -13,12 +13,14 @@
 //   csr_conv_backward_weights:  dw_values (nnz) (+)= Σ_p Σ_n dy[oc, p, n]·xp[base(p) + off(k), n]
 //   nchw_to_pn_padded / pn_padded_to_nchw: x (N, C, H, W) <-> xp (C, Hp, Wp, N) (crops the padding)
 //   pn_to_nchw / nchw_to_pn:    a (C, P, N) [+ bias (C)] <-> y (N, C, P)
-//   pool_pn_forward:            a (C, OH, OW, N) [+ bias (C)] [-> relu] -> max over KH×KW windows of
-//                               stride (KH, KW), no padding -> y (C, PH, PW, N), and code (C, PH,
-//                               PW, N): the window index kh·KW + kw of the first maximum (row-major
-//                               scan, strict >, as max_pool2d_forward), -1 where the gradient is 0
-//                               (with relu: the maximum is not > 0). The same values and winners as
-//                               bias, relu and max_pool2d in NCHW, one pass over a.
+//   csr_conv_pool_forward:      the conv output (+ bias) [-> relu] pooled by KH×KW windows of stride
+//                               (KH, KW), no padding, without storing it: y (OC, PH, PW, N) and code
+//                               (OC, PH, PW, N), the window index kh·KW + kw of the first maximum
+//                               (row-major scan, strict >, as max_pool2d_forward), -1 where the
+//                               gradient is 0 (with relu: the maximum is not > 0). Each window
+//                               pixel's conv row is computed as csr_conv_forward computes it, so the
+//                               values and winners are those of csr_conv_forward, bias, relu and
+//                               max_pool2d in NCHW, bit for bit.
 //   pool_pn_backward:           da (C, OH, OW, N) = dy at each window's winner, 0 elsewhere
 //                               (overwrites da; rows and columns past the last window too)
 // Threads: the forward and the weight gradient split (p, oc) rows / oc rows by nonzero count; the
@@ -64,8 +66,9 @@ struct PoolPnShape {
   int PH() const { return OH / KH; }
   int PW() const { return OW / KW; }
 };
-void pool_pn_forward(const PoolPnShape& s, const float* a, const float* bias, bool relu, float* y,
-                     int32_t* code);
+void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                           const float* xp, const float* bias, bool relu, const PoolPnShape& ps,
+                           float* y, int32_t* code);
 void pool_pn_backward(const PoolPnShape& s, const float* dy, const int32_t* code, float* da);
 
 void im2col_batch(const Conv2dShape& s, const float* x, float* cols);

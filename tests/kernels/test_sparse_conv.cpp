@@ -3,7 +3,7 @@
 // gradient and weight gradient (at the nonzeros, overwrite and accumulate), at odd shapes with
 // stride and padding, 1×1 kernels, N = 1, 5, 17, 33 and 130 (the > 128-lane chunked path),
 // densities 0 / 0.05 / 0.3 / 1 with an empty output channel; the layout round trips; bitwise
-// determinism across thread counts; and the pooling of the conv output in its own layout.
+// determinism across thread counts; and the conv pooled as it is computed.
 
 #include <cmath>
 #include <limits>
@@ -174,83 +174,103 @@ TEST_CASE("direct sparse conv is bitwise deterministic across repeats and thread
   }
 }
 
-// The pooled conv output in the PN layout against bias + relu + the reference NCHW max pool: the same
-// values bit for bit and the same winners (ties are common: values on a coarse grid, many zeros
-// after relu), windows that leave rows and columns over, and N across the vector widths.
-TEST_CASE("pool_pn_forward / pool_pn_backward equal bias, relu and max_pool2d in NCHW") {
-  struct Case { int C, OH, OW, N, KH, KW; };
-  const Case cases[] = {{3, 28, 28, 64, 2, 2}, {2, 7, 5, 17, 2, 2},  {1, 9, 9, 3, 3, 3},
-                        {4, 6, 8, 1, 1, 2},    {2, 5, 4, 33, 5, 4},  {5, 14, 14, 130, 2, 2},
-                        {2, 3, 3, 9, 2, 2}};
+// The conv pooled as it is computed against csr_conv_forward, bias, relu and the reference NCHW max
+// pool: the same values bit for bit and the same winners (ties are common: inputs and weights on a
+// coarse grid, empty rows, zeros after relu), windows that leave rows and columns over, strided
+// convs, N across the vector widths and past one lane chunk; and the backward's gradient placement.
+TEST_CASE("csr_conv_pool_forward / pool_pn_backward equal the conv, bias, relu and max_pool2d") {
+  struct Case { Conv2dShape s; int KH, KW; };
+  const Case cases[] = {
+      {test::conv_shape(64, 3, 28, 28, 4, 3, 3, 1, 1, 1, 1), 2, 2},
+      {test::conv_shape(17, 2, 9, 7, 3, 3, 3, 1, 1, 0, 0), 2, 2},
+      {test::conv_shape(3, 1, 11, 11, 2, 3, 3, 1, 1, 0, 0), 3, 3},
+      {test::conv_shape(1, 2, 6, 8, 4, 1, 1, 1, 1, 0, 0), 1, 2},
+      {test::conv_shape(33, 2, 7, 6, 2, 3, 3, 1, 1, 0, 0), 5, 4},
+      {test::conv_shape(130, 2, 14, 14, 5, 3, 3, 1, 1, 1, 1), 2, 2},
+      {test::conv_shape(9, 3, 8, 8, 6, 3, 3, 2, 2, 1, 1), 2, 2},
+  };
   uint32_t seed = 100;
+  int clipped = 0;
   for (const Case& c : cases)
-    for (bool relu : {false, true})
-      for (bool bias : {false, true}) {
-        INFO("C=" << c.C << " " << c.OH << "x" << c.OW << " N=" << c.N << " window " << c.KH << "x"
-                  << c.KW << " relu=" << relu << " bias=" << bias);
-        PoolPnShape ps{c.C, c.OH, c.OW, c.N, c.KH, c.KW};
-        const int PH = ps.PH(), PW = ps.PW();
-        std::vector<float> a = test::random_floats(size_t(c.C) * c.OH * c.OW * c.N, ++seed);
-        for (float& v : a) v = std::round(v * 4.0f) / 4.0f;  // ties
-        for (int kh = 0; kh < c.KH; ++kh)  // channel 0's first window: all tied, below zero
-          for (int kw = 0; kw < c.KW; ++kw)
-            for (int n = 0; n < c.N; ++n) a[(size_t(kh) * c.OW + kw) * c.N + n] = -2.0f;
-        const std::vector<float> b = bias ? test::random_floats(c.C, ++seed) : std::vector<float>{};
-        const size_t pooled = size_t(c.C) * PH * PW * c.N;
-        std::vector<float> y(pooled, kNaN);
-        std::vector<int32_t> code(pooled, -7);
-        pool_pn_forward(ps, a.data(), bias ? b.data() : nullptr, relu, y.data(), code.data());
+    for (double density : {0.0, 0.3, 1.0})
+      for (bool relu : {false, true})
+        for (bool bias : {false, true}) {
+          const Conv2dShape& s = c.s;
+          INFO("N=" << s.N << " C=" << s.C << " " << s.H << "x" << s.W << " OC=" << s.OC
+                    << " window " << c.KH << "x" << c.KW << " density=" << density
+                    << " relu=" << relu << " bias=" << bias);
+          Weight w = make_weight(s, density, ++seed);
+          for (float& v : w.dense) v = std::round(v * 2.0f) / 2.0f;  // exact sums: ties
+          for (float& v : w.csr.values) v = std::round(v * 2.0f) / 2.0f;
+          std::vector<float> x = test::random_floats(test::x_size(s), ++seed);
+          for (float& v : x) v = std::round(v * 2.0f) / 2.0f;
+          const std::vector<float> b =
+              bias ? test::random_floats(s.OC, ++seed) : std::vector<float>{};
+          const int OH = s.OH(), OW = s.OW(), P = OH * OW;
+          PoolPnShape ps{s.OC, OH, OW, s.N, c.KH, c.KW};
+          const int PH = ps.PH(), PW = ps.PW();
+          std::vector<int32_t> off;
+          conv_offsets(s, w.csr, off);
+          std::vector<float> xp(padded_size(s), kNaN), a(test::y_size(s), kNaN);
+          nchw_to_pn_padded(s, x.data(), xp.data());
+          csr_conv_forward(s, w.csr, off.data(), xp.data(), a.data());
+          const size_t pooled = size_t(s.OC) * PH * PW * s.N;
+          std::vector<float> y(pooled, kNaN);
+          std::vector<int32_t> code(pooled, -7);
+          csr_conv_pool_forward(s, w.csr, off.data(), xp.data(), bias ? b.data() : nullptr, relu,
+                                ps, y.data(), code.data());
 
-        // Reference: x (N, C, OH, OW) = relu(a + bias), then the reference max pool.
-        std::vector<float> x(a.size());
-        for (int ch = 0; ch < c.C; ++ch)
-          for (int i = 0; i < c.OH * c.OW; ++i)
-            for (int n = 0; n < c.N; ++n) {
-              float v = a[(size_t(ch) * c.OH * c.OW + i) * c.N + n];
-              if (bias) v = v + b[ch];
-              if (relu) v = v > 0.0f ? v : 0.0f;
-              x[(size_t(n) * c.C + ch) * c.OH * c.OW + i] = v;
-            }
-        Pool2dShape s;
-        s.N = c.N, s.C = c.C, s.H = c.OH, s.W = c.OW, s.KH = c.KH, s.KW = c.KW, s.stride_h = c.KH,
-        s.stride_w = c.KW;
-        REQUIRE(s.OH() == PH);
-        REQUIRE(s.OW() == PW);
-        std::vector<float> yr(pooled);
-        std::vector<int32_t> arg(pooled);
-        ref::max_pool2d_forward(s, x.data(), yr.data(), arg.data());
-        const std::vector<float> dy = test::random_floats(pooled, ++seed);
-        std::vector<float> dy_nchw(pooled);
-        int checked_clipped = 0;
-        for (int ch = 0; ch < c.C; ++ch)
-          for (int q = 0; q < PH * PW; ++q)
-            for (int n = 0; n < c.N; ++n) {
-              const size_t pn = (size_t(ch) * PH * PW + q) * c.N + n;
-              const size_t nchw = (size_t(n) * c.C + ch) * PH * PW + q;
-              dy_nchw[nchw] = dy[pn];
-              REQUIRE(y[pn] == yr[nchw]);  // bitwise (no NaN here)
-              const int ih = arg[nchw] / c.OW, iw = arg[nchw] % c.OW;
-              const int want = relu && !(yr[nchw] > 0.0f)
-                                   ? -1
-                                   : (ih - (q / PW) * c.KH) * c.KW + (iw - (q % PW) * c.KW);
-              checked_clipped += want == -1;
-              REQUIRE(code[pn] == want);
-            }
-        if (relu) CHECK(checked_clipped > 0);
+          // Reference: the conv output in NCHW as sparse_conv2d makes it, relu, the reference pool.
+          std::vector<float> yc(a.size());
+          pn_to_nchw(s.OC, s.N, P, a.data(), bias ? b.data() : nullptr, yc.data());
+          if (relu)
+            for (float& v : yc) v = v > 0.0f ? v : 0.0f;
+          Pool2dShape r;
+          r.N = s.N, r.C = s.OC, r.H = OH, r.W = OW, r.KH = c.KH, r.KW = c.KW, r.stride_h = c.KH,
+          r.stride_w = c.KW;
+          REQUIRE(r.OH() == PH);
+          REQUIRE(r.OW() == PW);
+          std::vector<float> yr(pooled);
+          std::vector<int32_t> arg(pooled);
+          ref::max_pool2d_forward(r, yc.data(), yr.data(), arg.data());
+          const std::vector<float> dy = test::random_floats(pooled, ++seed);
+          std::vector<float> dy_nchw(pooled);
+          for (int ch = 0; ch < s.OC; ++ch)
+            for (int q = 0; q < PH * PW; ++q)
+              for (int n = 0; n < s.N; ++n) {
+                const size_t pn = (size_t(ch) * PH * PW + q) * s.N + n;
+                const size_t nchw = (size_t(n) * s.OC + ch) * PH * PW + q;
+                dy_nchw[nchw] = dy[pn];
+                REQUIRE(y[pn] == yr[nchw]);  // bitwise (no NaN here)
+                const int ih = arg[nchw] / OW, iw = arg[nchw] % OW;
+                const int want = relu && !(yr[nchw] > 0.0f)
+                                     ? -1
+                                     : (ih - (q / PW) * c.KH) * c.KW + (iw - (q % PW) * c.KW);
+                clipped += want == -1;
+                REQUIRE(code[pn] == want);
+              }
 
-        // Backward: the reference pool's scatter, then relu's mask (x > 0 where relu applies).
-        std::vector<float> dx(x.size());
-        ref::max_pool2d_backward(s, dy_nchw.data(), arg.data(), dx.data());
-        if (relu)
-          for (size_t i = 0; i < dx.size(); ++i) dx[i] = x[i] > 0.0f ? dx[i] : 0.0f;
-        std::vector<float> da(a.size(), kNaN);
-        pool_pn_backward(ps, dy.data(), code.data(), da.data());
-        for (int ch = 0; ch < c.C; ++ch)
-          for (int i = 0; i < c.OH * c.OW; ++i)
-            for (int n = 0; n < c.N; ++n)
-              REQUIRE(da[(size_t(ch) * c.OH * c.OW + i) * c.N + n] ==
-                      dx[(size_t(n) * c.C + ch) * c.OH * c.OW + i]);
-      }
+          // Backward: the reference pool's scatter, then relu's mask (output > 0).
+          std::vector<float> dx(yc.size());
+          ref::max_pool2d_backward(r, dy_nchw.data(), arg.data(), dx.data());
+          if (relu)
+            for (size_t i = 0; i < dx.size(); ++i) dx[i] = yc[i] > 0.0f ? dx[i] : 0.0f;
+          std::vector<float> da(a.size(), kNaN);
+          pool_pn_backward(ps, dy.data(), code.data(), da.data());
+          for (int ch = 0; ch < s.OC; ++ch)
+            for (int i = 0; i < P; ++i)
+              for (int n = 0; n < s.N; ++n)
+                REQUIRE(da[(size_t(ch) * P + i) * s.N + n] == dx[(size_t(n) * s.OC + ch) * P + i]);
+        }
+  CHECK(clipped > 0);
+  PoolPnShape wrong{3, 28, 28, 64, 2, 2};
+  const Conv2dShape s = test::conv_shape(64, 3, 28, 28, 4, 3, 3, 1, 1, 1, 1);
+  const Weight w = make_weight(s, 0.3, 5);
+  std::vector<int32_t> off;
+  conv_offsets(s, w.csr, off);
+  CHECK_THROWS_AS(csr_conv_pool_forward(s, w.csr, off.data(), nullptr, nullptr, false, wrong,
+                                        nullptr, nullptr),
+                  std::invalid_argument);
 }
 
 }  // namespace

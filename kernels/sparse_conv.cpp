@@ -18,6 +18,7 @@
 #include "kernels/sparse_cpu.h"
 #include "kernels/sparse_rows.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -383,8 +384,8 @@ using PoolLanesFn = decltype(&pool_lanes<true, true>);
 // conv row goes to the buffer `t` (KK rows of kChunk floats) exactly as forward_rows computes it,
 // and is pooled from there; the conv output never reaches memory.
 void conv_pool_rows(const Conv2dShape& s, const PoolPnShape& ps, const CsrMatrix& W,
-                    const int32_t* off, const float* xp, const float* bias, PoolLanesFn pool,
-                    float* y, int32_t* code, int64_t u0, int64_t u1, float* t) {
+                    const int32_t* off, const float* xp, const float* bias, bool relu,
+                    PoolLanesFn pool, float* y, int32_t* code, int64_t u0, int64_t u1, float* t) {
   const int N = s.N, OW = s.OW(), PW = ps.PW(), PP = ps.PH() * PW, KK = ps.KH * ps.KW;
   const PixelBase base(s);
   const int32_t* rp = W.row_ptr.data();
@@ -398,6 +399,14 @@ void conv_pool_rows(const Conv2dShape& s, const PoolPnShape& ps, const CsrMatrix
 #endif
     for (int64_t u = u0; u < u1; ++u) {
       const int q = static_cast<int>(u / W.rows), oc = static_cast<int>(u % W.rows);
+      const size_t o = (static_cast<size_t>(oc) * PP + q) * N + n0;
+      if (rp[oc] == rp[oc + 1]) {  // an empty row: every window value is 0 (+ bias), tied
+        float v = bias ? 0.0f + bias[oc] : 0.0f;
+        if (relu) v = v > 0.0f ? v : 0.0f;
+        std::fill_n(y + o, n, v);
+        std::fill_n(code + o, n, relu && !(v > 0.0f) ? -1 : 0);
+        continue;
+      }
       const int ph = q / PW, pw = q % PW;
       for (int kh = 0; kh < ps.KH; ++kh)
         for (int kw = 0; kw < ps.KW; ++kw) {
@@ -415,7 +424,6 @@ void conv_pool_rows(const Conv2dShape& s, const PoolPnShape& ps, const CsrMatrix
           }
 #endif
         }
-      const size_t o = (static_cast<size_t>(oc) * PP + q) * N + n0;
       pool(t, kChunk, KK, n, bias ? bias[oc] : 0.0f, y + o, code + o);
     }
   }
@@ -439,7 +447,7 @@ void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32
     float* tile = scratch(buf, static_cast<size_t>(KK) * kChunk);
     const int64_t u0 = split_pixel_rows(W.row_ptr, s.OC, PP, t, nt);
     const int64_t u1 = split_pixel_rows(W.row_ptr, s.OC, PP, t + 1, nt);
-    if (u0 < u1) conv_pool_rows(s, ps, W, off, xp, bias, pool, y, code, u0, u1, tile);
+    if (u0 < u1) conv_pool_rows(s, ps, W, off, xp, bias, relu, pool, y, code, u0, u1, tile);
   });
 }
 

@@ -202,9 +202,9 @@ struct SparseConv2dNode : Node {
 // sparse_conv2d -> [relu] -> max_pool2d (non-overlapping windows) on the cpu, kept in the
 // batch-innermost layout: each window's conv rows are pooled as they are computed
 // (kernels::csr_conv_pool_forward; the conv output is never stored) and only the pooled output is
-// transposed to NCHW; the backward rebuilds the conv output's gradient
-// in that layout (kernels::pool_pn_backward). Values, winners and gradients are those of the three
-// separate ops, bit for bit.
+// transposed to NCHW; the backward rebuilds the conv output's gradient in that layout
+// (kernels::pool_pn_backward). Values, winners and gradients are those of the three separate ops,
+// bit for bit.
 struct SparseConvPoolNode : SparseConv2dNode {
   const char* name() const override { return "sparse_conv2d_pool"; }
   kernels::PoolPnShape ps;

@@ -52,6 +52,9 @@ using namespace detail;
 
 #if defined(ST_HAVE_SIMD)
 
+// Above this size of B the SpMM walks each row's column chunks in turn instead of chunk by chunk.
+constexpr size_t kRowOuterBytes = size_t{16} << 20;
+
 // Rows [r0, r1) of C = A·B + beta·C; c0 points at row r0 of C (leading dimension ldc).
 void spmm_rows(const CsrMatrix& A, int r0, int r1, const float* B, int N, float* c0, size_t ldc,
                float beta) {
@@ -59,6 +62,17 @@ void spmm_rows(const CsrMatrix& A, int r0, int r1, const float* B, int N, float*
   const int32_t* ci = A.col_idx.data();
   const float* va = A.values.data();
   const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(A.nnz() - 1, 0));
+  if (N > kChunk && static_cast<size_t>(A.cols) * N * sizeof(float) > kRowOuterBytes) {
+    // B far larger than the caches: each row's chunks one after the other, so a gathered row of
+    // B is read whole while its lines are fresh (chunk-outer passes gather every row again).
+    for (int r = r0; r < r1; ++r)
+      for (int n0 = 0; n0 < N; n0 += kChunk) {
+        const int n = std::min(kChunk, N - n0);
+        pick_spmm(n)(ci, va, rp[r], rp[r + 1], k_last, B + n0, static_cast<size_t>(N),
+                     c0 + static_cast<size_t>(r - r0) * ldc + n0, beta, lanes(n % VL));
+      }
+    return;
+  }
   for (int n0 = 0; n0 < N; n0 += kChunk) {
     const int n = std::min(kChunk, N - n0);
     const auto fn = pick_spmm(n);

@@ -218,6 +218,33 @@ TEST_CASE("xWᵀ on wide layers against the reference, any thread count") {
   omp_set_num_threads(saved);
 }
 
+// A dense operand beyond the caches (K·N·4 bytes > 16 MiB) makes csr_spmm walk each row's column
+// chunks in turn: N = 130 (two full chunks and a ragged one), empty rows, at 1 and 2 threads.
+TEST_CASE("csr_spmm with a dense operand larger than the caches (row-outer chunks)") {
+  const int saved = omp_get_max_threads();
+  const int M = 45, K = 33000, N = 130;
+  uint32_t seed = 1200;
+  for (double d : {0.0, 0.0007, 0.004})
+    for (float beta : {0.0f, 1.0f}) {
+      INFO("density=" << d << " beta=" << beta);
+      test::SparseCase c = test::make_case(M, K, d, ++seed);
+      const auto B = test::random_floats(static_cast<size_t>(K) * N, ++seed);
+      const auto c0 = test::init_output(static_cast<size_t>(M) * N, beta, ++seed);
+      auto want = c0;
+      ref::csr_spmm(c.csr, B.data(), N, want.data(), beta);
+      std::vector<float> first;
+      for (int threads : {2, 1}) {
+        omp_set_num_threads(threads);
+        auto got = c0;
+        csr_spmm(c.csr, B.data(), N, got.data(), beta);
+        test::check_close(got, want, 1e-5, test::scale_for(K));
+        if (first.empty()) first = got;
+        else CHECK(test::bitwise_equal(got, first));
+      }
+    }
+  omp_set_num_threads(saved);
+}
+
 TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread counts") {
   // batch 72: 3 tiles of 32 (split into row chunks at 2 threads, whole tiles at 3); 128: 4 tiles
   // (whole tiles at 2, row chunks at 3); 9: one 16-row tile split into row chunks.

@@ -14,6 +14,7 @@
 #include "kernels/gemm.h"
 #include "kernels/onednn.h"
 #include "kernels/pool.h"
+#include "kernels/sparse_cpu.h"
 
 namespace st {
 
@@ -346,6 +347,16 @@ struct ReshapeNode : Node {
   void backward(const Tensor& dy) override { accumulate_grad(0, dy.reshape(inputs[0].shape())); }
 };
 
+struct Transpose2dNode : Node {
+  const char* name() const override { return "transpose2d"; }
+  void backward(const Tensor& dy) override {
+    if (!needs_grad(0)) return;
+    Tensor dx(inputs[0].shape());
+    kernels::transpose_dense(static_cast<int>(dy.shape()[0]), static_cast<int>(dy.shape()[1]), dy.f32(), dx.f32());
+    accumulate_grad(0, std::move(dx));
+  }
+};
+
 struct AddNode : Node {
   const char* name() const override { return "add"; }
   void backward(const Tensor& dy) override {
@@ -539,6 +550,17 @@ Variable flatten(const Variable& x) {
   const int64_t n = x.shape()[0];
   Tensor y = x.value().reshape({n, n ? x.value().numel() / n : 0});
   auto node = std::make_shared<ReshapeNode>();
+  node->inputs = {x};
+  return make_result(std::move(y), std::move(node));
+}
+
+Variable transpose2d(const Variable& x) {
+  ST_CHECK(x.value().ndim() == 2, "transpose2d: expected a 2-d tensor, got ", x.value().str());
+  ST_CHECK(!x.value().is_cuda(), "transpose2d: runs on the cpu only");
+  const int R = static_cast<int>(x.shape()[0]), C = static_cast<int>(x.shape()[1]);
+  Tensor y({C, R});
+  kernels::transpose_dense(R, C, x.value().f32(), y.f32());
+  auto node = std::make_shared<Transpose2dNode>();
   node->inputs = {x};
   return make_result(std::move(y), std::move(node));
 }

@@ -15,6 +15,11 @@
 //   max_pool2d/avg_pool2d x (N, C, H, W)                                -> (N, C, OH, OW)
 //   relu, dropout         any shape
 //   flatten               (N, ...) -> (N, prod(...))
+//   transpose2d           x (R, C) -> (C, R) (cpu)
+//   sparse_linear_fm      the feature-major sparse Linear (cpu): xt (IN, B) -> yt (OUT, B) = W·xt + b,
+//                         batch innermost, so the CSR products gather xt's rows directly (no packed
+//                         copy of x, no transposed output); values are sparse_linear's transposed, to
+//                         float tolerance (the products sum in another order)
 //   add                   a, b of the same shape
 //   softmax_cross_entropy logits (B, C), labels i32 (B)                 -> scalar mean loss
 //   distillation_loss     logits (B, C), labels i32 (B), teacher (B, C)  -> scalar mean loss
@@ -64,6 +69,8 @@ bool sparse_conv2d_pool_fits(const Pool2dOptions& pool);
 Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>& w,
                             const Variable& b, const Conv2dOptions& opt, bool relu,
                             const Pool2dOptions& pool);
+// The feature-major sparse Linear (see the table above). RigL's captured factors stay batch-major.
+Variable sparse_linear_fm(const Variable& xt, const std::shared_ptr<CsrWeight>& w, const Variable& b);
 Variable max_pool2d(const Variable& x, const Pool2dOptions& opt);
 Variable avg_pool2d(const Variable& x, const Pool2dOptions& opt);
 Variable relu(const Variable& x);
@@ -72,6 +79,7 @@ Variable relu(const Variable& x);
 // (cuda::dropout_mask), so the two devices draw different masks from the same stream.
 Variable dropout(const Variable& x, float p, bool training, Rng& rng);
 Variable flatten(const Variable& x);
+Variable transpose2d(const Variable& x);
 Variable add(const Variable& a, const Variable& b);
 // labels may be on the cpu while logits are on cuda (they are uploaded).
 Variable softmax_cross_entropy(const Variable& logits, const Tensor& labels);

@@ -2,6 +2,7 @@
 //   sparse_linear: x (B, IN), W_csr (OUT, IN), b (OUT) -> y (B, OUT)
 //   sparse_conv2d: x (N, C, H, W), W_csr (OC, C·KH·KW), b (OC) -> y (N, OC, OH, OW)
 //   sparse_conv2d_pool: the same, then [relu and] a non-overlapping max pool, in one node (cpu)
+//   sparse_linear_fm: xt (IN, B), W_csr (OUT, IN), b (OUT) -> yt (OUT, B), feature-major (cpu)
 // Backward does no dense weight-sized work (docs/architecture.md invariant 3): dx through the transposed
 // copy Wt, dW only at the nonzeros (SDDMM) into W's `values` grad, db dense.
 // The CPU conv is a direct sparse convolution in the batch-innermost layout (kernels/sparse_conv.h:
@@ -109,6 +110,41 @@ struct SparseLinearNode : Node {
     if (inputs.size() > 2 && needs_grad(2)) {
       Tensor& db = grad_slot(2, acc);
       cuda::bias_grad_rows(B, w->rows, dy.cuda_f32(), db.cuda_f32(), acc);
+    }
+  }
+};
+
+// rows × B batch-major copies of a feature-major (n, B) tensor appended to v (RigL's factors).
+void append_batch_major(std::vector<float>& v, int n, int B, const float* t) {
+  const size_t at = v.size();
+  v.resize(at + static_cast<size_t>(n) * B);
+  kernels::transpose_dense(n, B, t, v.data() + at);
+}
+
+struct SparseLinearFmNode : Node {
+  const char* name() const override { return "sparse_linear_fm"; }
+  std::shared_ptr<CsrWeight> w;
+  int B = 0;
+  void backward(const Tensor& dyt) override {
+    const bool has_bias = inputs.size() > 2;
+    bool acc = false;
+    if (needs_grad(0)) {  // dxt (IN, B) = Wᵀ·dyt, as W's transposed copy times dyt
+      Tensor& dxt = grad_slot(0, acc);
+      kernels::csr_spmm(w->wt, dyt.f32(), B, dxt.f32(), acc ? 1.f : 0.f);
+    }
+    if (needs_grad(1)) {  // dW at the nonzeros = dyt[o]·xt[k]
+      Tensor& dv = grad_slot(1, acc);
+      kernels::csr_sddmm(w->w, dyt.f32(), inputs[0].value().f32(), B, dv.f32(), acc);
+    }
+    if (has_bias && needs_grad(2)) {
+      Tensor& db = grad_slot(2, acc);
+      kernels::bias_grad_channels(1, w->rows, B, dyt.f32(), db.f32(), acc);
+    }
+    if (w->factors.capture) {
+      CsrWeight::GradientFactors& f = w->factors;
+      append_batch_major(f.x, w->cols, B, inputs[0].value().f32());
+      append_batch_major(f.dy, w->rows, B, dyt.f32());
+      f.rows += B;
     }
   }
 };
@@ -243,6 +279,26 @@ Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
   node->inputs = {x, w->values};
   if (b.defined()) node->inputs.push_back(b);
   return make_result(std::move(y), std::move(node));
+}
+
+Variable sparse_linear_fm(const Variable& xt, const std::shared_ptr<CsrWeight>& w, const Variable& b) {
+  ST_CHECK(w != nullptr && w->shape.size() == 2, "sparse_linear_fm: expected a (OUT, IN) CSR weight");
+  check_device("sparse_linear_fm", xt.value(), *w, b);
+  ST_CHECK(!xt.value().is_cuda(), "sparse_linear_fm: runs on the cpu only");
+  ST_CHECK(xt.value().ndim() == 2 && xt.shape()[0] == w->cols, "sparse_linear_fm: input ", xt.value().str(),
+           " does not match weight ", shape_str(w->shape), " (expected (IN, B))");
+  const int B = static_cast<int>(xt.shape()[1]), OUT = w->rows;
+  if (b.defined())
+    ST_CHECK(b.value().numel() == OUT, "sparse_linear_fm: bias ", b.value().str(), " for ", OUT, " outputs");
+  Tensor yt({OUT, B});
+  kernels::csr_spmm(w->w, xt.value().f32(), B, yt.f32(), 0.f);
+  if (b.defined()) kernels::bias_add_channels(1, OUT, B, b.value().f32(), yt.f32());
+  auto node = std::make_shared<SparseLinearFmNode>();
+  node->w = w;
+  node->B = B;
+  node->inputs = {xt, w->values};
+  if (b.defined()) node->inputs.push_back(b);
+  return make_result(std::move(yt), std::move(node));
 }
 
 namespace {

@@ -1,5 +1,6 @@
 #include "models/model.h"
 
+#include <algorithm>
 #include <iomanip>
 #include <sstream>
 
@@ -42,10 +43,49 @@ size_t Model::fused_conv_pool(size_t i, Variable& h) {
   return j - i + 1;
 }
 
+// Two or more CSR Linear layers in a row on the cpu ([relu] after each) run feature-major when they
+// are wide and each input feeds few outputs: h is transposed to (features, B) once, the layers run
+// as sparse_linear_fm (and relu) in that layout, and the result is transposed back. There the CSR
+// products gather the activations' rows directly; batch-major, each product packs its input
+// transposed per 32 samples, a pass over the activations that costs more than the gathers when
+// the layer is wide and has only a few nonzeros per input column. Returns how many layers from i
+// that covers, 0 if none.
+size_t Model::fused_sparse_linears(size_t i, Variable& h) {
+  if (h.value().is_cuda() || h.value().ndim() != 2) return 0;
+  size_t j = i;
+  int links = 0, widest = 0;
+  int64_t nnz = 0, cols = 0;
+  while (j < layers_.size()) {
+    auto* fc = dynamic_cast<Linear*>(layers_[j].get());
+    if (!fc || !fc->weight().sparse()) break;
+    nnz += fc->weight().csr->nnz();
+    cols += fc->in_features();
+    widest = std::max({widest, fc->in_features(), fc->out_features()});
+    ++links;
+    ++j;
+    if (j < layers_.size() && dynamic_cast<ReLU*>(layers_[j].get()) != nullptr) ++j;
+  }
+  if (links < 2 || widest < feature_major_.min_width ||
+      static_cast<double>(nnz) >= feature_major_.max_fan_out * static_cast<double>(cols))
+    return 0;
+  Variable t = transpose2d(h);
+  for (size_t k = i; k < j; ++k) {
+    if (auto* fc = dynamic_cast<Linear*>(layers_[k].get())) {
+      Parameter* b = fc->bias();
+      t = sparse_linear_fm(t, fc->weight().csr, b ? b->var : Variable());
+    } else {
+      t = relu(t);
+    }
+  }
+  h = transpose2d(t);
+  return j - i;
+}
+
 Variable Model::forward(const Variable& x) {
   Variable h = x;
   for (size_t i = 0; i < layers_.size();) {
-    const size_t fused = fused_conv_pool(i, h);
+    size_t fused = fused_conv_pool(i, h);
+    if (!fused) fused = fused_sparse_linears(i, h);
     if (fused) {
       i += fused;
       continue;

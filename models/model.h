@@ -19,6 +19,8 @@ class Model {
 
   // A CSR conv on the cpu followed by [relu and] a max pool with non-overlapping windows runs as
   // one node (sparse_conv2d_pool in core/ops.h), with the same results as the layers one by one.
+  // Wide CSR Linear layers in a row on the cpu run feature-major (sparse_linear_fm; see
+  // FeatureMajorRule), with the same results to float tolerance.
   Variable forward(const Variable& x);
   // As forward (layer by layer, never fused), and keeps each layer's output value (outputs[i] = output of layers()[i]) for
   // activation-based pruning criteria; the plain forward stays free of this bookkeeping.
@@ -37,16 +39,28 @@ class Model {
   int64_t num_parameters() const;
   int64_t macs_per_sample() const;
   Rng& dropout_rng() { return dropout_rng_; }
+
+  // When a run of two or more CSR Linear layers on the cpu goes feature-major: its widest layer
+  // (input or output) has at least min_width units and its nonzeros per input column, over the
+  // run, are fewer than max_fan_out (docs/design.md, "Wide sparse MLPs"). Tests lower min_width.
+  struct FeatureMajorRule {
+    int min_width = 65536;
+    double max_fan_out = 16;
+  };
+  void set_feature_major_rule(const FeatureMajorRule& r) { feature_major_ = r; }
+  const FeatureMajorRule& feature_major_rule() const { return feature_major_; }
   std::string summary() const;  // one line per layer, with output shapes and parameter counts
 
  private:
   size_t fused_conv_pool(size_t i, Variable& h);
+  size_t fused_sparse_linears(size_t i, Variable& h);
 
   Shape input_shape_;
   std::vector<std::unique_ptr<Module>> layers_;
   std::vector<Parameter*> params_;
   Rng dropout_rng_;
   Device device_ = Device::cpu;
+  FeatureMajorRule feature_major_;
 };
 
 }  // namespace st::models

@@ -1,6 +1,7 @@
 // CSR execution against masked dense (docs/architecture.md invariant 2): sparse_linear and sparse_conv2d
 // forward and every gradient at odd shapes, sparsities 0 / 0.5 / 0.95 / 1, with and without bias,
 // conv with stride and padding; the fused conv + relu + max pool against the three ops;
+// the feature-major sparse_linear_fm (through transpose2d) against dense linear;
 // finite-difference checks of the new ops; the optimizer's CSR step
 // (at the nonzeros only) against the masked dense step for SGD-momentum, Nesterov, Adam and AdamW.
 #include <doctest/doctest.h>
@@ -115,6 +116,37 @@ TEST_CASE("sparse_linear equals masked dense linear: forward, dx, dW at nonzeros
                 [](auto& x, auto& w, auto& b) { return sparse_linear(x, w, b); });
 }
 
+TEST_CASE("sparse_linear_fm (feature-major) equals masked dense linear through transpose2d") {
+  for (double sp : {0.0, 0.5, 0.95, 1.0})
+    for (bool bias : {true, false})
+      for (auto [B, IN, OUT] : {std::tuple{7, 96, 40}, std::tuple{11, 55, 8}, std::tuple{1, 3, 5},
+                                std::tuple{130, 37, 19}})
+        compare({B, IN}, {OUT, IN}, sp, bias,
+                [](auto& x, auto& w, auto& b) { return linear(x, w, b); },
+                [](auto& x, auto& w, auto& b) { return transpose2d(sparse_linear_fm(transpose2d(x), w, b)); });
+}
+
+TEST_CASE("sparse_linear_fm keeps RigL's gradient factors batch-major, as sparse_linear does") {
+  const Shape ws{6, 13};
+  Tensor mask = random_mask(ws, 0.6, 31);
+  auto csr = make_csr_weight(masked(random_tensor(ws, 32), mask), mask.u8());
+  Tensor x = random_tensor({9, 13}, 33), dy = random_tensor({9, 6}, 34);
+  auto factors = [&](bool fm) {
+    csr->factors = {};
+    csr->factors.capture = true;
+    Variable xv(x, true);
+    Variable y = fm ? transpose2d(sparse_linear_fm(transpose2d(xv), csr, Variable()))
+                    : sparse_linear(xv, csr, Variable());
+    y.backward(dy);
+    return csr->factors;
+  };
+  const auto want = factors(false), got = factors(true);
+  CHECK(got.rows == want.rows);
+  CHECK(got.x == want.x);
+  CHECK(got.dy == want.dy);
+  csr->factors = {};
+}
+
 TEST_CASE("sparse_conv2d equals masked dense conv2d with stride and padding") {
   struct Case { Shape x, w; Conv2dOptions o; };
   std::vector<Case> cases = {
@@ -146,6 +178,7 @@ TEST_CASE("sparse ops: finite-difference gradients (x, the CSR values, bias)") {
     CHECK(gradcheck_error(f, {random_tensor(xs, 23), vals, random_tensor({ws[0]}, 24)}) < kTol);
   };
   run({3, 9}, {5, 9}, [](auto& x, auto& w, auto& b) { return sparse_linear(x, w, b); });
+  run({3, 9}, {5, 9}, [](auto& x, auto& w, auto& b) { return transpose2d(sparse_linear_fm(transpose2d(x), w, b)); });
   Conv2dOptions o{2, 1, 1, 0};
   run({2, 2, 6, 5}, {3, 2, 3, 2}, [o](auto& x, auto& w, auto& b) { return sparse_conv2d(x, w, b, o); });
   // Pooled (relu before a max: the finite differences stay clear of ties at this size).

@@ -220,3 +220,63 @@ TEST_CASE("fused CSR conv + relu + max pool: the same outputs and gradients as l
     }
   }
 }
+
+TEST_CASE("wide CSR Linear layers run feature-major: the same outputs and gradients as layer by layer") {
+  ModelSpec spec = arch(Arch::mlp);
+  spec.hidden = {40, 33};
+  auto m = build_model(spec, {1, 28, 28}, 10, 7);
+  for (Parameter* p : m->parameters())
+    if (p->var.value().ndim() == 2) {
+      p->mask = test::random_mask(p->var.value().shape(), 0.8, 9);
+      for (int64_t i = 0; i < p->mask.numel(); ++i)
+        if (!p->mask.u8()[i]) p->var.value().f32()[i] = 0.f;
+      to_sparse(*p);
+    }
+  Tensor x = test::random_tensor({37, 1, 28, 28}, 11);
+  std::vector<int32_t> labels(37);
+  for (int i = 0; i < 37; ++i) labels[i] = (i * 7) % 10;
+  Tensor y = Tensor::from_vector({37}, labels);
+  auto count = [](const Variable& out, const std::string& name) {
+    int n = 0;
+    std::vector<Node*> stack{out.grad_fn().get()};
+    while (!stack.empty()) {
+      Node* node = stack.back();
+      stack.pop_back();
+      if (!node) continue;
+      n += node->name() == name;
+      for (const Variable& in : node->inputs) stack.push_back(in.grad_fn().get());
+    }
+    return n;
+  };
+  auto run = [&](bool fused) {
+    for (Parameter* p : m->parameters()) {
+      Variable& v = p->sparse() ? p->csr->values : p->var;
+      if (v.has_grad()) v.grad() = Tensor();
+    }
+    std::vector<Tensor> outs;
+    Variable logits = fused ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
+    CHECK(count(logits, "sparse_linear_fm") == (fused ? 3 : 0));
+    CHECK(count(logits, "sparse_linear") == (fused ? 0 : 3));
+    softmax_cross_entropy(logits, y).backward();
+    std::vector<Tensor> r{logits.value().clone()};
+    for (Parameter* p : m->parameters()) r.push_back((p->sparse() ? p->csr->values : p->var).grad().clone());
+    return r;
+  };
+  // The default rule keeps a 40-wide MLP batch-major.
+  CHECK(count(m->forward(Variable(x)), "sparse_linear_fm") == 0);
+  m->set_feature_major_rule({1, 1e9});
+  const std::vector<Tensor> want = run(false), got = run(true);
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    REQUIRE(got[i].numel() == want[i].numel());
+    for (int64_t k = 0; k < got[i].numel(); ++k)
+      CHECK(got[i].f32()[k] == doctest::Approx(want[i].f32()[k]).epsilon(1e-4).scale(1));
+  }
+  // Too many nonzeros per input column for the rule: batch-major again.
+  m->set_feature_major_rule({1, 0.5});
+  CHECK(count(m->forward(Variable(x)), "sparse_linear_fm") == 0);
+  // One CSR layer alone is not a run.
+  to_dense(*m->find_parameter("fc2.weight"));
+  m->set_feature_major_rule({1, 1e9});
+  CHECK(count(m->forward(Variable(x)), "sparse_linear_fm") == 0);
+}

@@ -1,7 +1,8 @@
 // core/sparse_ops.cpp — the CSR twins of linear and conv2d (declared in core/ops.h).
 //   sparse_linear: x (B, IN), W_csr (OUT, IN), b (OUT) -> y (B, OUT)
 //   sparse_conv2d: x (N, C, H, W), W_csr (OC, C·KH·KW), b (OC) -> y (N, OC, OH, OW)
-//   sparse_conv2d_pool: the same, then [relu and] a non-overlapping max pool, in one node (cpu)
+//   sparse_conv2d_pool: the same, then [relu and] a non-overlapping max pool, in one node (cpu);
+//                       input and output NCHW or batch innermost (C, H, W, N) between two such nodes
 //   sparse_linear_fm: xt (IN, B), W_csr (OUT, IN), b (OUT) -> yt (OUT, B), feature-major (cpu)
 // Backward does no dense weight-sized work (docs/architecture.md invariant 3): dx through the transposed
 // copy Wt, dW only at the nonzeros (SDDMM) into W's `values` grad, db dense.
@@ -170,6 +171,7 @@ struct SparseConv2dNode : Node {
   kernels::Conv2dShape s;
   Tensor cols;  // cuda: (C·KH·KW, N·P) from the forward (batch im2col)
   Tensor xp;    // cpu: the padded input (C, Hp, Wp, N) from the forward (direct conv)
+  bool in_pn = false;  // cpu: the input (and so its gradient) is (C, H, W, N), not NCHW
   std::shared_ptr<const std::vector<int32_t>> off;  // cpu: its position offsets
   void backward(const Tensor& dy) override {
     if (dy.is_cuda()) return backward_cuda(dy);
@@ -186,13 +188,16 @@ struct SparseConv2dNode : Node {
     if (needs_grad(0)) {
       Tensor dxp(xp.shape());
       kernels::csr_conv_backward_data(s, w->w, off->data(), dy_pn.f32(), dxp.f32());
+      auto unpad = [&](float* dx) {
+        if (in_pn) kernels::pn_padded_to_pn(s, dxp.f32(), dx);
+        else kernels::pn_padded_to_nchw(s, dxp.f32(), dx);
+      };
       if (inputs[0].has_grad()) {
         Tensor tmp(inputs[0].shape());
-        kernels::pn_padded_to_nchw(s, dxp.f32(), tmp.f32());
+        unpad(tmp.f32());
         accumulate_grad(0, tmp);
       } else {
-        Tensor& dx = grad_slot(0, acc);
-        kernels::pn_padded_to_nchw(s, dxp.f32(), dx.f32());
+        unpad(grad_slot(0, acc).f32());
       }
     }
     if (needs_grad(1)) {
@@ -245,12 +250,16 @@ struct SparseConvPoolNode : SparseConv2dNode {
   const char* name() const override { return "sparse_conv2d_pool"; }
   kernels::PoolPnShape ps;
   Tensor code;  // (OC, PH, PW, N): each window's winner, -1 where no gradient passes
+  bool out_pn = false;  // the output (and so dy) is (OC, PH, PW, N), not NCHW
   void backward(const Tensor& dy) override {
     const int PP = ps.PH() * ps.PW();
-    Tensor dy_pool({int64_t(ps.C) * PP * ps.N});
-    kernels::nchw_to_pn(ps.C, ps.N, PP, dy.f32(), dy_pool.f32());
+    Tensor dy_pool;
+    if (!out_pn) {
+      dy_pool = Tensor({int64_t(ps.C) * PP * ps.N});
+      kernels::nchw_to_pn(ps.C, ps.N, PP, dy.f32(), dy_pool.f32());
+    }
     Tensor da({s.OC, int64_t(s.N) * s.OH() * s.OW()});
-    kernels::pool_pn_backward(ps, dy_pool.f32(), code.i32(), da.f32());
+    kernels::pool_pn_backward(ps, out_pn ? dy.f32() : dy_pool.f32(), code.i32(), da.f32());
     backward_pn(da);
   }
 };
@@ -303,18 +312,20 @@ Variable sparse_linear_fm(const Variable& xt, const std::shared_ptr<CsrWeight>& 
 
 namespace {
 
+// x is (N, C, H, W), or (C, H, W, N) when in_pn.
 kernels::Conv2dShape sparse_conv_shape(const char* op, const Variable& x,
                                        const std::shared_ptr<CsrWeight>& w, const Variable& b,
-                                       const Conv2dOptions& opt) {
+                                       const Conv2dOptions& opt, bool in_pn = false) {
   ST_CHECK(w != nullptr && w->shape.size() == 4, op, ": expected a (OC, C, KH, KW) CSR weight");
   check_device(op, x.value(), *w, b);
-  ST_CHECK(x.value().ndim() == 4 && x.shape()[1] == w->shape[1], op, ": input ", x.value().str(),
-           " does not match weight ", shape_str(w->shape));
+  const int cdim = in_pn ? 0 : 1;
+  ST_CHECK(x.value().ndim() == 4 && x.shape()[cdim] == w->shape[1], op, ": input ", x.value().str(),
+           in_pn ? " (C, H, W, N)" : "", " does not match weight ", shape_str(w->shape));
   kernels::Conv2dShape s;
-  s.N = static_cast<int>(x.shape()[0]);
-  s.C = static_cast<int>(x.shape()[1]);
-  s.H = static_cast<int>(x.shape()[2]);
-  s.W = static_cast<int>(x.shape()[3]);
+  s.N = static_cast<int>(x.shape()[in_pn ? 3 : 0]);
+  s.C = static_cast<int>(x.shape()[cdim]);
+  s.H = static_cast<int>(x.shape()[cdim + 1]);
+  s.W = static_cast<int>(x.shape()[cdim + 2]);
   s.OC = static_cast<int>(w->shape[0]);
   s.KH = static_cast<int>(w->shape[2]);
   s.KW = static_cast<int>(w->shape[3]);
@@ -335,7 +346,8 @@ void direct_conv_input(SparseConv2dNode& node, const Variable& x, CsrWeight& w) 
   const kernels::Conv2dShape& s = node.s;
   node.xp = Tensor({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
   node.off = conv_offsets_for(w, s);
-  kernels::nchw_to_pn_padded(s, x.value().f32(), node.xp.f32());
+  if (node.in_pn) kernels::pn_to_pn_padded(s, x.value().f32(), node.xp.f32());
+  else kernels::nchw_to_pn_padded(s, x.value().f32(), node.xp.f32());
 }
 
 }  // namespace
@@ -374,8 +386,8 @@ bool sparse_conv2d_pool_fits(const Pool2dOptions& pool) {
 
 Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>& w,
                             const Variable& b, const Conv2dOptions& opt, bool relu,
-                            const Pool2dOptions& pool) {
-  const kernels::Conv2dShape s = sparse_conv_shape("sparse_conv2d_pool", x, w, b, opt);
+                            const Pool2dOptions& pool, bool in_pn, bool out_pn) {
+  const kernels::Conv2dShape s = sparse_conv_shape("sparse_conv2d_pool", x, w, b, opt, in_pn);
   ST_CHECK(!x.value().is_cuda(), "sparse_conv2d_pool: cpu only (on cuda: sparse_conv2d, relu, max_pool2d)");
   ST_CHECK(sparse_conv2d_pool_fits(pool), "sparse_conv2d_pool: needs non-overlapping windows without "
            "padding, gets window ", pool.kernel_h, "x", pool.kernel_w, " stride ", pool.stride_h, "x",
@@ -393,17 +405,20 @@ Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>&
   node->w = w;
   node->s = s;
   node->ps = ps;
+  node->in_pn = in_pn;
+  node->out_pn = out_pn;
   const int PP = ps.PH() * ps.PW();
   direct_conv_input(*node, x, *w);
-  Tensor pooled({int64_t(s.OC) * PP * s.N});
+  Tensor pooled({s.OC, ps.PH(), ps.PW(), s.N});
   node->code = Tensor({int64_t(s.OC) * PP * s.N}, DType::i32);
   kernels::csr_conv_pool_forward(s, w->w, node->off->data(), node->xp.f32(),
                                  b.defined() ? b.value().f32() : nullptr, relu, ps, pooled.f32(),
                                  node->code.i32());
-  Tensor y({s.N, s.OC, ps.PH(), ps.PW()});
-  kernels::pn_to_nchw(s.OC, s.N, PP, pooled.f32(), nullptr, y.f32());
   node->inputs = {x, w->values};
   if (b.defined()) node->inputs.push_back(b);
+  if (out_pn) return make_result(std::move(pooled), std::move(node));
+  Tensor y({s.N, s.OC, ps.PH(), ps.PW()});
+  kernels::pn_to_nchw(s.OC, s.N, PP, pooled.f32(), nullptr, y.f32());
   return make_result(std::move(y), std::move(node));
 }
 

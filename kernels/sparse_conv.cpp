@@ -260,7 +260,7 @@ void csr_conv_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const i
 }
 
 void nchw_to_pn_padded(const Conv2dShape& s, const float* x, float* xp) {
-  const int N = s.N, C = s.C, H = s.H, W = s.W, Hp = padded_h(s), Wp = padded_w(s);
+  const int N = s.N, C = s.C, H = s.H, W = s.W;
   if (s.pad_h == 0 && s.pad_w == 0) {
     transpose_dense(N, C * H * W, x, xp);
     return;
@@ -268,37 +268,18 @@ void nchw_to_pn_padded(const Conv2dShape& s, const float* x, float* xp) {
   static thread_local std::vector<float> buf;
   float* t = scratch(buf, static_cast<size_t>(C) * H * W * N);
   transpose_dense(N, C * H * W, x, t);
-  // Each padded row is written once: zeros for the padding, the image row between them.
-  const size_t row = static_cast<size_t>(W) * N, left = static_cast<size_t>(s.pad_w) * N;
-  const size_t right = static_cast<size_t>(Wp - W - s.pad_w) * N;
-  for (int c = 0; c < C; ++c)
-    for (int hp = 0; hp < Hp; ++hp) {
-      float* dst = xp + (static_cast<size_t>(c) * Hp + hp) * Wp * N;
-      const int h = hp - s.pad_h;
-      if (h < 0 || h >= H) {
-        std::memset(dst, 0, sizeof(float) * Wp * N);
-        continue;
-      }
-      std::memset(dst, 0, sizeof(float) * left);
-      std::memcpy(dst + left, t + (static_cast<size_t>(c) * H + h) * row, sizeof(float) * row);
-      std::memset(dst + left + row, 0, sizeof(float) * right);
-    }
+  st::kernels::pn_to_pn_padded(s, t, xp);
 }
 
 void pn_padded_to_nchw(const Conv2dShape& s, const float* xp, float* x) {
-  const int N = s.N, C = s.C, H = s.H, W = s.W, Hp = padded_h(s), Wp = padded_w(s);
+  const int N = s.N, C = s.C, H = s.H, W = s.W;
   if (s.pad_h == 0 && s.pad_w == 0) {
     transpose_dense(C * H * W, N, xp, x);
     return;
   }
   static thread_local std::vector<float> buf;
   float* t = scratch(buf, static_cast<size_t>(C) * H * W * N);
-  const size_t row = static_cast<size_t>(W) * N;
-  for (int c = 0; c < C; ++c)
-    for (int h = 0; h < H; ++h)
-      std::memcpy(t + (static_cast<size_t>(c) * H + h) * row,
-                  xp + ((static_cast<size_t>(c) * Hp + h + s.pad_h) * Wp + s.pad_w) * N,
-                  sizeof(float) * row);
+  st::kernels::pn_padded_to_pn(s, xp, t);
   transpose_dense(C * H * W, N, t, x);
 }
 
@@ -529,6 +510,36 @@ void conv_offsets(const Conv2dShape& s, const CsrMatrix& W, std::vector<int32_t>
     const int col = W.col_idx[k], c = col / khw, kh = (col % khw) / s.KW, kw = col % s.KW;
     off[k] = (c * Hp + kh) * Wp + kw;
   }
+}
+
+// Row copies (no vector code of their own): each padded row is written once, zeros for the
+// padding and the image row between them.
+void pn_to_pn_padded(const Conv2dShape& s, const float* x, float* xp) {
+  const int N = s.N, C = s.C, H = s.H, W = s.W, Hp = padded_h(s), Wp = padded_w(s);
+  const size_t row = static_cast<size_t>(W) * N, left = static_cast<size_t>(s.pad_w) * N;
+  const size_t right = static_cast<size_t>(Wp - W - s.pad_w) * N;
+  for (int c = 0; c < C; ++c)
+    for (int hp = 0; hp < Hp; ++hp) {
+      float* dst = xp + (static_cast<size_t>(c) * Hp + hp) * Wp * N;
+      const int h = hp - s.pad_h;
+      if (h < 0 || h >= H) {
+        std::memset(dst, 0, sizeof(float) * Wp * N);
+        continue;
+      }
+      std::memset(dst, 0, sizeof(float) * left);
+      std::memcpy(dst + left, x + (static_cast<size_t>(c) * H + h) * row, sizeof(float) * row);
+      std::memset(dst + left + row, 0, sizeof(float) * right);
+    }
+}
+
+void pn_padded_to_pn(const Conv2dShape& s, const float* xp, float* x) {
+  const int N = s.N, C = s.C, H = s.H, W = s.W, Hp = padded_h(s), Wp = padded_w(s);
+  const size_t row = static_cast<size_t>(W) * N;
+  for (int c = 0; c < C; ++c)
+    for (int h = 0; h < H; ++h)
+      std::memcpy(x + (static_cast<size_t>(c) * H + h) * row,
+                  xp + ((static_cast<size_t>(c) * Hp + h + s.pad_h) * Wp + s.pad_w) * N,
+                  sizeof(float) * row);
 }
 
 }  // namespace st::kernels

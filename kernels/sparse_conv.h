@@ -12,6 +12,8 @@
 //   csr_conv_backward_data:     dxp (C, Hp, Wp, N) = Wᵀ ⊛ dy (scatter; overwrites dxp, borders too)
 //   csr_conv_backward_weights:  dw_values (nnz) (+)= Σ_p Σ_n dy[oc, p, n]·xp[base(p) + off(k), n]
 //   nchw_to_pn_padded / pn_padded_to_nchw: x (N, C, H, W) <-> xp (C, Hp, Wp, N) (crops the padding)
+//   pn_to_pn_padded / pn_padded_to_pn: x (C, H, W, N) <-> xp (C, Hp, Wp, N) (zero borders / crops):
+//                               a conv whose input comes batch innermost from the previous node
 //   pn_to_nchw / nchw_to_pn:    a (C, P, N) [+ bias (C)] <-> y (N, C, P)
 //   csr_conv_pool_forward:      the conv output (+ bias) [-> relu] pooled by KH×KW windows of stride
 //                               (KH, KW), no padding, without storing it: y (OC, PH, PW, N) and code
@@ -57,6 +59,8 @@ void csr_conv_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const i
 
 void nchw_to_pn_padded(const Conv2dShape& s, const float* x, float* xp);
 void pn_padded_to_nchw(const Conv2dShape& s, const float* xp, float* x);
+void pn_to_pn_padded(const Conv2dShape& s, const float* x, float* xp);
+void pn_padded_to_pn(const Conv2dShape& s, const float* xp, float* x);
 void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y);
 void nchw_to_pn(int C, int N, int P, const float* y, float* a);
 

@@ -25,22 +25,39 @@ Shape Model::output_shape() const {
   return s;
 }
 
-// A CSR conv on the cpu followed by [relu and] a max pool with non-overlapping windows runs as one
-// node (sparse_conv2d_pool: the same values and gradients without the NCHW conv output); returns
-// how many layers from i that covers, 0 if the layers at i do not match.
-size_t Model::fused_conv_pool(size_t i, Variable& h) {
-  auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
-  if (!conv || !conv->weight().sparse() || h.value().is_cuda()) return 0;
+// How many layers from i form a CSR conv [+ relu] + non-overlapping max pool that runs as one cpu
+// node (sparse_conv2d_pool: the same values and gradients without the NCHW conv output), 0 if the
+// layers at i do not.
+size_t Model::conv_pool_block(size_t i) const {
+  auto* conv = i < layers_.size() ? dynamic_cast<Conv2d*>(layers_[i].get()) : nullptr;
+  if (!conv || !conv->weight().sparse()) return 0;
   size_t j = i + 1;
-  const bool relu = j < layers_.size() && dynamic_cast<ReLU*>(layers_[j].get()) != nullptr;
-  if (relu) ++j;
+  if (j < layers_.size() && dynamic_cast<ReLU*>(layers_[j].get()) != nullptr) ++j;
   auto* pool = j < layers_.size() ? dynamic_cast<Pool2d*>(layers_[j].get()) : nullptr;
   if (!pool || pool->kind() != Pool2d::Kind::max || !sparse_conv2d_pool_fits(pool->options()))
     return 0;
-  Parameter* b = conv->bias();
-  h = sparse_conv2d_pool(h, conv->weight().csr, b ? b->var : Variable(), conv->options(), relu,
-                         pool->options());
   return j - i + 1;
+}
+
+// Runs the fused conv + pool blocks from i, consecutive ones passing their activations batch
+// innermost (no NCHW between them); returns how many layers that covers, 0 if none.
+size_t Model::fused_conv_pool(size_t i, Variable& h) {
+  if (h.value().is_cuda()) return 0;
+  size_t j = i, len = conv_pool_block(i);
+  bool in_pn = false;
+  while (len) {
+    const size_t next = conv_pool_block(j + len);
+    auto* conv = static_cast<Conv2d*>(layers_[j].get());
+    const bool relu = dynamic_cast<ReLU*>(layers_[j + 1].get()) != nullptr;
+    auto* pool = static_cast<Pool2d*>(layers_[j + len - 1].get());
+    Parameter* b = conv->bias();
+    h = sparse_conv2d_pool(h, conv->weight().csr, b ? b->var : Variable(), conv->options(), relu,
+                           pool->options(), in_pn, next != 0);
+    in_pn = next != 0;
+    j += len;
+    len = next;
+  }
+  return j - i;
 }
 
 // Two or more CSR Linear layers in a row on the cpu ([relu] after each) run feature-major when they

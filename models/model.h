@@ -18,7 +18,8 @@ class Model {
   void add(std::unique_ptr<Module> layer);
 
   // A CSR conv on the cpu followed by [relu and] a max pool with non-overlapping windows runs as
-  // one node (sparse_conv2d_pool in core/ops.h), with the same results as the layers one by one.
+  // one node (sparse_conv2d_pool in core/ops.h), with the same results as the layers one by one;
+  // such nodes in a row pass their activations batch innermost, without NCHW between them.
   // Wide CSR Linear layers in a row on the cpu run feature-major (sparse_linear_fm; see
   // FeatureMajorRule), with the same results to float tolerance.
   Variable forward(const Variable& x);
@@ -52,6 +53,7 @@ class Model {
   std::string summary() const;  // one line per layer, with output shapes and parameter counts
 
  private:
+  size_t conv_pool_block(size_t i) const;
   size_t fused_conv_pool(size_t i, Variable& h);
   size_t fused_sparse_linears(size_t i, Variable& h);
 

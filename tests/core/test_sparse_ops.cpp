@@ -28,6 +28,22 @@ Tensor masked(const Tensor& w, const Tensor& m) {
   return o;
 }
 
+// (N, C, H, W) <-> (C, H, W, N), the batch-innermost layout.
+Tensor to_pn(const Tensor& t) {
+  const int64_t N = t.shape()[0], CHW = t.numel() / N;
+  Tensor o({t.shape()[1], t.shape()[2], t.shape()[3], N});
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < CHW; ++i) o.f32()[i * N + n] = t.f32()[n * CHW + i];
+  return o;
+}
+Tensor from_pn(const Tensor& t) {
+  const int64_t N = t.shape()[3], CHW = t.numel() / N;
+  Tensor o({N, t.shape()[0], t.shape()[1], t.shape()[2]});
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < CHW; ++i) o.f32()[n * CHW + i] = t.f32()[i * N + n];
+  return o;
+}
+
 void check_close(const Tensor& a, const Tensor& b, double tol = 1e-4) {
   REQUIRE(a.numel() == b.numel());
   for (int64_t i = 0; i < a.numel(); ++i) CHECK(a.f32()[i] == doctest::Approx(b.f32()[i]).epsilon(tol).scale(1));
@@ -187,9 +203,14 @@ TEST_CASE("sparse ops: finite-difference gradients (x, the CSR values, bias)") {
     run({2, 2, 7, 6}, {3, 2, 3, 3}, [o = Conv2dOptions{1, 1, 1, 1}, p, r](auto& x, auto& w, auto& b) {
       return sparse_conv2d_pool(x, w, b, o, r, p);
     });
+  // Batch innermost in and out: x is (C, H, W, N). (With eps = 1e-2 a max or relu near a tie
+  // breaks the difference quotient; these values stay clear of one.)
+  run({2, 6, 6, 2}, {3, 2, 3, 3}, [o = Conv2dOptions{1, 1, 1, 1}, p](auto& x, auto& w, auto& b) {
+    return sparse_conv2d_pool(x, w, b, o, true, p, true, true);
+  });
 }
 
-TEST_CASE("sparse_conv2d_pool equals sparse_conv2d, relu and max_pool2d bit for bit") {
+TEST_CASE("sparse_conv2d_pool equals sparse_conv2d, relu and max_pool2d bit for bit, in either layout") {
   struct Case { Shape x, w; Conv2dOptions o; Pool2dOptions p; };
   const std::vector<Case> cases = {
       {{5, 3, 8, 8}, {6, 3, 3, 3}, {1, 1, 1, 1}, {2, 2, 2, 2, 0, 0}},
@@ -209,29 +230,38 @@ TEST_CASE("sparse_conv2d_pool equals sparse_conv2d, relu and max_pool2d bit for 
           Tensor wv = masked(random_tensor(c.w, 32), mask);
           Tensor xv = random_tensor(c.x, 33);
           Tensor bv = random_tensor({c.w[0]}, 34);
-          auto run = [&](bool fused) {
+          // mode 0: the three ops; 1: the fused node in NCHW; 2: the fused node with its input and
+          // output batch innermost (compared after permuting back).
+          auto run = [&](int mode) {
             auto csr = make_csr_weight(wv, mask.u8());
-            Variable x(xv.clone(), true);
+            Variable x(mode == 2 ? to_pn(xv) : xv.clone(), true);
             Variable b = bias ? Variable(bv.clone(), true) : Variable();
             Variable y;
-            if (fused) {
-              y = sparse_conv2d_pool(x, csr, b, c.o, relu_on, c.p);
+            if (mode > 0) {
+              y = sparse_conv2d_pool(x, csr, b, c.o, relu_on, c.p, mode == 2, mode == 2);
             } else {
               y = sparse_conv2d(x, csr, b, c.o);
               if (relu_on) y = relu(y);
               y = max_pool2d(y, c.p);
             }
-            y.backward(random_tensor(y.shape(), 35));
-            std::vector<Tensor> out{y.value(), x.grad()};
+            const Shape ys = mode == 2 ? Shape{y.shape()[3], y.shape()[0], y.shape()[1], y.shape()[2]} : y.shape();
+            Tensor dy = random_tensor(ys, 35);
+            y.backward(mode == 2 ? to_pn(dy) : dy);
+            std::vector<Tensor> out{mode == 2 ? from_pn(y.value()) : y.value(),
+                                    mode == 2 ? from_pn(x.grad()) : x.grad()};
             if (bias) out.push_back(b.grad());
             if (csr->nnz() > 0) out.push_back(csr->values.grad());
             return out;
           };
-          const std::vector<Tensor> want = run(false), got = run(true);
-          REQUIRE(got.size() == want.size());
-          for (size_t i = 0; i < got.size(); ++i) {
-            REQUIRE(got[i].shape() == want[i].shape());
-            CHECK(std::equal(got[i].f32(), got[i].f32() + got[i].numel(), want[i].f32()));
+          const std::vector<Tensor> want = run(0);
+          for (int mode : {1, 2}) {
+            CAPTURE(mode);
+            const std::vector<Tensor> got = run(mode);
+            REQUIRE(got.size() == want.size());
+            for (size_t i = 0; i < got.size(); ++i) {
+              REQUIRE(got[i].shape() == want[i].shape());
+              CHECK(std::equal(got[i].f32(), got[i].f32() + got[i].numel(), want[i].f32()));
+            }
           }
         }
   Pool2dOptions overlapping{3, 3, 2, 2, 0, 0}, padded{2, 2, 2, 2, 1, 1};

@@ -137,6 +137,13 @@ TEST_CASE("direct sparse conv: layout round trips and offsets") {
           }
     pn_padded_to_nchw(s, xp.data(), back.data());
     CHECK(test::bitwise_equal(back, x));
+    // From an unpadded batch-innermost x (C, H, W, N): the same padded layout, and the crop back.
+    std::vector<float> xpn(test::x_size(s), kNaN), xp2(padded_size(s), kNaN), crop(test::x_size(s), kNaN);
+    nchw_to_pn(s.C, s.N, s.H * s.W, x.data(), xpn.data());
+    pn_to_pn_padded(s, xpn.data(), xp2.data());
+    CHECK(test::bitwise_equal(xp2, xp));
+    pn_padded_to_pn(s, xp2.data(), crop.data());
+    CHECK(test::bitwise_equal(crop, xpn));
     const int P = s.OH() * s.OW();
     const auto y = test::random_floats(test::y_size(s), 12);
     std::vector<float> a(test::y_size(s), kNaN), y2(test::y_size(s), kNaN);

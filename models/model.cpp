@@ -60,6 +60,18 @@ size_t Model::fused_conv_pool(size_t i, Variable& h) {
   return j - i;
 }
 
+// A relu followed by a max pool runs as the pool and then the relu, on a quarter of the values
+// with 2×2 windows: relu is monotone, so max(relu(window)) = relu(max(window)), and the gradient
+// reaches the same element (a window whose maximum is not positive passes none either way).
+// Returns 2 when it applies at i, else 0.
+size_t Model::pool_before_relu(size_t i, Variable& h) {
+  if (i + 1 >= layers_.size() || dynamic_cast<ReLU*>(layers_[i].get()) == nullptr) return 0;
+  auto* pool = dynamic_cast<Pool2d*>(layers_[i + 1].get());
+  if (!pool || pool->kind() != Pool2d::Kind::max) return 0;
+  h = layers_[i]->forward(pool->forward(h));
+  return 2;
+}
+
 // Two or more CSR Linear layers in a row on the cpu ([relu] after each) run feature-major when they
 // are wide and each input feeds few outputs: h is transposed to (features, B) once, the layers run
 // as sparse_linear_fm (and relu) in that layout, and the result is transposed back. There the CSR
@@ -103,6 +115,7 @@ Variable Model::forward(const Variable& x) {
   for (size_t i = 0; i < layers_.size();) {
     size_t fused = fused_conv_pool(i, h);
     if (!fused) fused = fused_sparse_linears(i, h);
+    if (!fused) fused = pool_before_relu(i, h);
     if (fused) {
       i += fused;
       continue;

@@ -20,6 +20,7 @@ class Model {
   // A CSR conv on the cpu followed by [relu and] a max pool with non-overlapping windows runs as
   // one node (sparse_conv2d_pool in core/ops.h), with the same results as the layers one by one;
   // such nodes in a row pass their activations batch innermost, without NCHW between them.
+  // Any other relu followed by a max pool runs as the pool, then the relu (the same numbers).
   // Wide CSR Linear layers in a row on the cpu run feature-major (sparse_linear_fm; see
   // FeatureMajorRule), with the same results to float tolerance.
   Variable forward(const Variable& x);
@@ -56,6 +57,7 @@ class Model {
   size_t conv_pool_block(size_t i) const;
   size_t fused_conv_pool(size_t i, Variable& h);
   size_t fused_sparse_linears(size_t i, Variable& h);
+  size_t pool_before_relu(size_t i, Variable& h);
 
   Shape input_shape_;
   std::vector<std::unique_ptr<Module>> layers_;

@@ -280,3 +280,43 @@ TEST_CASE("wide CSR Linear layers run feature-major: the same outputs and gradie
   m->set_feature_major_rule({1, 1e9});
   CHECK(count(m->forward(Variable(x)), "sparse_linear_fm") == 0);
 }
+
+TEST_CASE("relu then max pool runs as max pool then relu: the same outputs and gradients bit for bit") {
+  {  // SimpleCNN: conv, relu, max pool twice (LeNet-5 has no relu before its pools)
+    auto m = build_model(arch(Arch::simplecnn), {1, 28, 28}, 10, 7);
+    Tensor x = test::random_tensor({6, 1, 28, 28}, 12);
+    // Some windows entirely negative, ties at the maximum, and exact zeros.
+    for (int64_t i = 0; i < x.numel(); i += 7) x.f32()[i] = -std::abs(x.f32()[i]);
+    for (int64_t i = 0; i < x.numel(); i += 11) x.f32()[i] = 0.f;
+    Tensor y = Tensor::from_vector({6}, std::vector<int32_t>{0, 3, 1, 9, 4, 4});
+    auto run = [&](bool reordered) {
+      for (Parameter* p : m->parameters())
+        if (p->var.has_grad()) p->var.grad() = Tensor();
+      std::vector<Tensor> outs;
+      Variable logits = reordered ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
+      // Reordered, every maxpool node's consumer is a relu; layer by layer, every relu feeds a pool.
+      int relu_after_pool = 0;
+      std::vector<Node*> stack{logits.grad_fn().get()};
+      while (!stack.empty()) {
+        Node* n = stack.back();
+        stack.pop_back();
+        if (!n) continue;
+        if (std::string(n->name()) == "relu" && n->inputs[0].grad_fn() &&
+            std::string(n->inputs[0].grad_fn()->name()) == "max_pool2d")
+          ++relu_after_pool;
+        for (const Variable& in : n->inputs) stack.push_back(in.grad_fn().get());
+      }
+      CHECK(relu_after_pool == (reordered ? 2 : 0));
+      softmax_cross_entropy(logits, y).backward();
+      std::vector<Tensor> r{logits.value().clone()};
+      for (Parameter* p : m->parameters()) r.push_back(p->var.grad().clone());
+      return r;
+    };
+    const std::vector<Tensor> want = run(false), got = run(true);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      REQUIRE(got[i].numel() == want[i].numel());
+      CHECK(std::equal(got[i].f32(), got[i].f32() + got[i].numel(), want[i].f32()));
+    }
+  }
+}

@@ -20,6 +20,33 @@ std::vector<std::string> names(const Model& m) {
   for (Parameter* p : m.parameters()) n.push_back(p->name);
   return n;
 }
+// Masks every weight of `ndim` dimensions at random (80% zeros) and makes it CSR.
+void make_sparse(Model& m, int64_t ndim) {
+  for (Parameter* p : m.parameters())
+    if (p->var.value().ndim() == ndim) {
+      p->mask = test::random_mask(p->var.value().shape(), 0.8, 9);
+      for (int64_t i = 0; i < p->mask.numel(); ++i)
+        if (!p->mask.u8()[i]) p->var.value().f32()[i] = 0.f;
+      to_sparse(*p);
+    }
+}
+// How many nodes of the graph behind `out` satisfy pred(node).
+template <class Pred>
+int count_nodes(const Variable& out, Pred pred) {
+  int n = 0;
+  std::vector<Node*> stack{out.grad_fn().get()};
+  while (!stack.empty()) {
+    Node* node = stack.back();
+    stack.pop_back();
+    if (!node) continue;
+    n += pred(*node) ? 1 : 0;
+    for (const Variable& in : node->inputs) stack.push_back(in.grad_fn().get());
+  }
+  return n;
+}
+int count_named(const Variable& out, const std::string& name) {
+  return count_nodes(out, [&](const Node& n) { return n.name() == name; });
+}
 }  // namespace
 
 TEST_CASE("named architectures: parameter counts, names in a stable order, MACs") {
@@ -180,13 +207,7 @@ TEST_CASE("native and oneDNN backends give the same outputs and gradients on LeN
 TEST_CASE("fused CSR conv + relu + max pool: the same outputs and gradients as layer by layer") {
   for (Arch a : {Arch::simplecnn, Arch::lenet5}) {
     auto m = build_model(arch(a), {1, 28, 28}, 10, 7);
-    for (Parameter* p : m->parameters())
-      if (p->var.value().ndim() == 4) {
-        p->mask = test::random_mask(p->var.value().shape(), 0.8, 9);
-        for (int64_t i = 0; i < p->mask.numel(); ++i)
-          if (!p->mask.u8()[i]) p->var.value().f32()[i] = 0.f;
-        to_sparse(*p);
-      }
+    make_sparse(*m, 4);
     Tensor x = test::random_tensor({5, 1, 28, 28}, 11);
     Tensor y = Tensor::from_vector({5}, std::vector<int32_t>{0, 3, 1, 9, 4});
     auto run = [&](bool fused) {
@@ -196,16 +217,7 @@ TEST_CASE("fused CSR conv + relu + max pool: the same outputs and gradients as l
       }
       std::vector<Tensor> outs;
       Variable logits = fused ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
-      int fused_nodes = 0;  // the graph's sparse_conv2d_pool nodes
-      std::vector<Node*> stack{logits.grad_fn().get()};
-      while (!stack.empty()) {
-        Node* n = stack.back();
-        stack.pop_back();
-        if (!n) continue;
-        fused_nodes += std::string(n->name()) == "sparse_conv2d_pool";
-        for (const Variable& in : n->inputs) stack.push_back(in.grad_fn().get());
-      }
-      CHECK(fused_nodes == (fused ? 2 : 0));
+      CHECK(count_named(logits, "sparse_conv2d_pool") == (fused ? 2 : 0));
       softmax_cross_entropy(logits, y).backward();
       std::vector<Tensor> r{logits.value().clone()};
       for (Parameter* p : m->parameters())
@@ -225,29 +237,11 @@ TEST_CASE("wide CSR Linear layers run feature-major: the same outputs and gradie
   ModelSpec spec = arch(Arch::mlp);
   spec.hidden = {40, 33};
   auto m = build_model(spec, {1, 28, 28}, 10, 7);
-  for (Parameter* p : m->parameters())
-    if (p->var.value().ndim() == 2) {
-      p->mask = test::random_mask(p->var.value().shape(), 0.8, 9);
-      for (int64_t i = 0; i < p->mask.numel(); ++i)
-        if (!p->mask.u8()[i]) p->var.value().f32()[i] = 0.f;
-      to_sparse(*p);
-    }
+  make_sparse(*m, 2);
   Tensor x = test::random_tensor({37, 1, 28, 28}, 11);
   std::vector<int32_t> labels(37);
   for (int i = 0; i < 37; ++i) labels[i] = (i * 7) % 10;
   Tensor y = Tensor::from_vector({37}, labels);
-  auto count = [](const Variable& out, const std::string& name) {
-    int n = 0;
-    std::vector<Node*> stack{out.grad_fn().get()};
-    while (!stack.empty()) {
-      Node* node = stack.back();
-      stack.pop_back();
-      if (!node) continue;
-      n += node->name() == name;
-      for (const Variable& in : node->inputs) stack.push_back(in.grad_fn().get());
-    }
-    return n;
-  };
   auto run = [&](bool fused) {
     for (Parameter* p : m->parameters()) {
       Variable& v = p->sparse() ? p->csr->values : p->var;
@@ -255,15 +249,15 @@ TEST_CASE("wide CSR Linear layers run feature-major: the same outputs and gradie
     }
     std::vector<Tensor> outs;
     Variable logits = fused ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
-    CHECK(count(logits, "sparse_linear_fm") == (fused ? 3 : 0));
-    CHECK(count(logits, "sparse_linear") == (fused ? 0 : 3));
+    CHECK(count_named(logits, "sparse_linear_fm") == (fused ? 3 : 0));
+    CHECK(count_named(logits, "sparse_linear") == (fused ? 0 : 3));
     softmax_cross_entropy(logits, y).backward();
     std::vector<Tensor> r{logits.value().clone()};
     for (Parameter* p : m->parameters()) r.push_back((p->sparse() ? p->csr->values : p->var).grad().clone());
     return r;
   };
   // The default rule keeps a 40-wide MLP batch-major.
-  CHECK(count(m->forward(Variable(x)), "sparse_linear_fm") == 0);
+  CHECK(count_named(m->forward(Variable(x)), "sparse_linear_fm") == 0);
   m->set_feature_major_rule({1, 1e9});
   const std::vector<Tensor> want = run(false), got = run(true);
   REQUIRE(got.size() == want.size());
@@ -274,11 +268,11 @@ TEST_CASE("wide CSR Linear layers run feature-major: the same outputs and gradie
   }
   // Too many nonzeros per input column for the rule: batch-major again.
   m->set_feature_major_rule({1, 0.5});
-  CHECK(count(m->forward(Variable(x)), "sparse_linear_fm") == 0);
+  CHECK(count_named(m->forward(Variable(x)), "sparse_linear_fm") == 0);
   // One CSR layer alone is not a run.
   to_dense(*m->find_parameter("fc2.weight"));
   m->set_feature_major_rule({1, 1e9});
-  CHECK(count(m->forward(Variable(x)), "sparse_linear_fm") == 0);
+  CHECK(count_named(m->forward(Variable(x)), "sparse_linear_fm") == 0);
 }
 
 TEST_CASE("relu then max pool runs as max pool then relu: the same outputs and gradients bit for bit") {
@@ -294,18 +288,11 @@ TEST_CASE("relu then max pool runs as max pool then relu: the same outputs and g
         if (p->var.has_grad()) p->var.grad() = Tensor();
       std::vector<Tensor> outs;
       Variable logits = reordered ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
-      // Reordered, every maxpool node's consumer is a relu; layer by layer, every relu feeds a pool.
-      int relu_after_pool = 0;
-      std::vector<Node*> stack{logits.grad_fn().get()};
-      while (!stack.empty()) {
-        Node* n = stack.back();
-        stack.pop_back();
-        if (!n) continue;
-        if (std::string(n->name()) == "relu" && n->inputs[0].grad_fn() &&
-            std::string(n->inputs[0].grad_fn()->name()) == "max_pool2d")
-          ++relu_after_pool;
-        for (const Variable& in : n->inputs) stack.push_back(in.grad_fn().get());
-      }
+      // Reordered, each pool feeds a relu; layer by layer, each relu feeds a pool.
+      const int relu_after_pool = count_nodes(logits, [](const Node& n) {
+        return std::string(n.name()) == "relu" && n.inputs[0].grad_fn() &&
+               std::string(n.inputs[0].grad_fn()->name()) == "max_pool2d";
+      });
       CHECK(relu_after_pool == (reordered ? 2 : 0));
       softmax_cross_entropy(logits, y).backward();
       std::vector<Tensor> r{logits.value().clone()};

@@ -47,6 +47,37 @@ int count_nodes(const Variable& out, Pred pred) {
 int count_named(const Variable& out, const std::string& name) {
   return count_nodes(out, [&](const Node& n) { return n.name() == name; });
 }
+// Model::forward (fused) against forward_collect (layer by layer) on one batch: the logits and every
+// parameter gradient, bit for bit when tol == 0, else to that relative tolerance. check_graph sees
+// each pass's logits (e.g. to count the fused nodes) with the pass's `fused` flag.
+template <class CheckGraph>
+void check_fused_equals_layers(Model& m, const Tensor& x, const Tensor& labels, double tol,
+                               CheckGraph check_graph) {
+  auto run = [&](bool fused) {
+    for (Parameter* p : m.parameters()) {
+      Variable& v = p->sparse() ? p->csr->values : p->var;
+      if (v.has_grad()) v.grad() = Tensor();
+    }
+    std::vector<Tensor> outs;
+    Variable logits = fused ? m.forward(Variable(x)) : m.forward_collect(Variable(x), outs);
+    check_graph(logits, fused);
+    softmax_cross_entropy(logits, labels).backward();
+    std::vector<Tensor> r{logits.value().clone()};
+    for (Parameter* p : m.parameters()) r.push_back((p->sparse() ? p->csr->values : p->var).grad().clone());
+    return r;
+  };
+  const std::vector<Tensor> want = run(false), got = run(true);
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    REQUIRE(got[i].numel() == want[i].numel());
+    if (tol == 0) {
+      CHECK(std::equal(got[i].f32(), got[i].f32() + got[i].numel(), want[i].f32()));
+    } else {
+      for (int64_t k = 0; k < got[i].numel(); ++k)
+        CHECK(got[i].f32()[k] == doctest::Approx(want[i].f32()[k]).epsilon(tol).scale(1));
+    }
+  }
+}
 }  // namespace
 
 TEST_CASE("named architectures: parameter counts, names in a stable order, MACs") {
@@ -210,26 +241,9 @@ TEST_CASE("fused CSR conv + relu + max pool: the same outputs and gradients as l
     make_sparse(*m, 4);
     Tensor x = test::random_tensor({5, 1, 28, 28}, 11);
     Tensor y = Tensor::from_vector({5}, std::vector<int32_t>{0, 3, 1, 9, 4});
-    auto run = [&](bool fused) {
-      for (Parameter* p : m->parameters()) {
-        Variable& v = p->sparse() ? p->csr->values : p->var;
-        if (v.has_grad()) v.grad() = Tensor();
-      }
-      std::vector<Tensor> outs;
-      Variable logits = fused ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
+    check_fused_equals_layers(*m, x, y, 0, [](const Variable& logits, bool fused) {
       CHECK(count_named(logits, "sparse_conv2d_pool") == (fused ? 2 : 0));
-      softmax_cross_entropy(logits, y).backward();
-      std::vector<Tensor> r{logits.value().clone()};
-      for (Parameter* p : m->parameters())
-        r.push_back((p->sparse() ? p->csr->values : p->var).grad().clone());
-      return r;
-    };
-    const std::vector<Tensor> want = run(false), got = run(true);
-    REQUIRE(got.size() == want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-      REQUIRE(got[i].numel() == want[i].numel());
-      CHECK(std::equal(got[i].f32(), got[i].f32() + got[i].numel(), want[i].f32()));
-    }
+    });
   }
 }
 
@@ -242,30 +256,13 @@ TEST_CASE("wide CSR Linear layers run feature-major: the same outputs and gradie
   std::vector<int32_t> labels(37);
   for (int i = 0; i < 37; ++i) labels[i] = (i * 7) % 10;
   Tensor y = Tensor::from_vector({37}, labels);
-  auto run = [&](bool fused) {
-    for (Parameter* p : m->parameters()) {
-      Variable& v = p->sparse() ? p->csr->values : p->var;
-      if (v.has_grad()) v.grad() = Tensor();
-    }
-    std::vector<Tensor> outs;
-    Variable logits = fused ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
-    CHECK(count_named(logits, "sparse_linear_fm") == (fused ? 3 : 0));
-    CHECK(count_named(logits, "sparse_linear") == (fused ? 0 : 3));
-    softmax_cross_entropy(logits, y).backward();
-    std::vector<Tensor> r{logits.value().clone()};
-    for (Parameter* p : m->parameters()) r.push_back((p->sparse() ? p->csr->values : p->var).grad().clone());
-    return r;
-  };
   // The default rule keeps a 40-wide MLP batch-major.
   CHECK(count_named(m->forward(Variable(x)), "sparse_linear_fm") == 0);
   m->set_feature_major_rule({1, 1e9});
-  const std::vector<Tensor> want = run(false), got = run(true);
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    REQUIRE(got[i].numel() == want[i].numel());
-    for (int64_t k = 0; k < got[i].numel(); ++k)
-      CHECK(got[i].f32()[k] == doctest::Approx(want[i].f32()[k]).epsilon(1e-4).scale(1));
-  }
+  check_fused_equals_layers(*m, x, y, 1e-4, [](const Variable& logits, bool fused) {
+    CHECK(count_named(logits, "sparse_linear_fm") == (fused ? 3 : 0));
+    CHECK(count_named(logits, "sparse_linear") == (fused ? 0 : 3));
+  });
   // Too many nonzeros per input column for the rule: batch-major again.
   m->set_feature_major_rule({1, 0.5});
   CHECK(count_named(m->forward(Variable(x)), "sparse_linear_fm") == 0);
@@ -276,34 +273,19 @@ TEST_CASE("wide CSR Linear layers run feature-major: the same outputs and gradie
 }
 
 TEST_CASE("relu then max pool runs as max pool then relu: the same outputs and gradients bit for bit") {
-  {  // SimpleCNN: conv, relu, max pool twice (LeNet-5 has no relu before its pools)
-    auto m = build_model(arch(Arch::simplecnn), {1, 28, 28}, 10, 7);
-    Tensor x = test::random_tensor({6, 1, 28, 28}, 12);
-    // Some windows entirely negative, ties at the maximum, and exact zeros.
-    for (int64_t i = 0; i < x.numel(); i += 7) x.f32()[i] = -std::abs(x.f32()[i]);
-    for (int64_t i = 0; i < x.numel(); i += 11) x.f32()[i] = 0.f;
-    Tensor y = Tensor::from_vector({6}, std::vector<int32_t>{0, 3, 1, 9, 4, 4});
-    auto run = [&](bool reordered) {
-      for (Parameter* p : m->parameters())
-        if (p->var.has_grad()) p->var.grad() = Tensor();
-      std::vector<Tensor> outs;
-      Variable logits = reordered ? m->forward(Variable(x)) : m->forward_collect(Variable(x), outs);
-      // Reordered, each pool feeds a relu; layer by layer, each relu feeds a pool.
-      const int relu_after_pool = count_nodes(logits, [](const Node& n) {
-        return std::string(n.name()) == "relu" && n.inputs[0].grad_fn() &&
-               std::string(n.inputs[0].grad_fn()->name()) == "max_pool2d";
-      });
-      CHECK(relu_after_pool == (reordered ? 2 : 0));
-      softmax_cross_entropy(logits, y).backward();
-      std::vector<Tensor> r{logits.value().clone()};
-      for (Parameter* p : m->parameters()) r.push_back(p->var.grad().clone());
-      return r;
-    };
-    const std::vector<Tensor> want = run(false), got = run(true);
-    REQUIRE(got.size() == want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-      REQUIRE(got[i].numel() == want[i].numel());
-      CHECK(std::equal(got[i].f32(), got[i].f32() + got[i].numel(), want[i].f32()));
-    }
-  }
+  // SimpleCNN: conv, relu, max pool twice (LeNet-5 has no relu before its pools).
+  auto m = build_model(arch(Arch::simplecnn), {1, 28, 28}, 10, 7);
+  Tensor x = test::random_tensor({6, 1, 28, 28}, 12);
+  // Some windows entirely negative, ties at the maximum, and exact zeros.
+  for (int64_t i = 0; i < x.numel(); i += 7) x.f32()[i] = -std::abs(x.f32()[i]);
+  for (int64_t i = 0; i < x.numel(); i += 11) x.f32()[i] = 0.f;
+  Tensor y = Tensor::from_vector({6}, std::vector<int32_t>{0, 3, 1, 9, 4, 4});
+  check_fused_equals_layers(*m, x, y, 0, [](const Variable& logits, bool reordered) {
+    // Reordered, each pool feeds a relu; layer by layer, each relu feeds a pool.
+    const int relu_after_pool = count_nodes(logits, [](const Node& n) {
+      return std::string(n.name()) == "relu" && n.inputs[0].grad_fn() &&
+             std::string(n.inputs[0].grad_fn()->name()) == "max_pool2d";
+    });
+    CHECK(relu_after_pool == (reordered ? 2 : 0));
+  });
 }

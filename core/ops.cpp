@@ -209,7 +209,8 @@ struct Conv2dNode : Node {
       if (!acc_b) kernels::fill(inputs[2].value().numel(), 0.f, db);
       acc_w = true;
     }
-    if (backend == DenseBackend::onednn)
+    // Few input channels (a first layer): the direct kernel beats oneDNN's on every shape measured.
+    if (backend == DenseBackend::onednn && !kernels::conv2d_direct_weight_grad(s))
       onednn_conv(s, has_bias).backward_weights(x, dy.f32(), dw, db, acc_w);
     else
       kernels::conv2d_backward_weights(s, x, dy.f32(), dw, db, acc_w, ws());

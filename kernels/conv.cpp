@@ -7,6 +7,8 @@
 // are deterministic for a fixed thread count. With a single image the sgemm itself goes parallel.
 // Work and partials are indexed by chunk (0..nt-1), not by the thread that happens to run them.
 // A 1×1, stride-1, unpadded convolution skips im2col (the input already is its column matrix).
+// The weight gradient of a layer with few input channels (C <= 4, stride 1) runs a direct kernel
+// instead, on the vector instruction sets (direct_backward_weights below).
 // The workspace is sized for omp_get_max_threads(): query conv2d_workspace_floats again if the
 // thread count grows.
 // Reference: kernels/reference.cpp. Tests: tests/kernels/test_conv.cpp.
@@ -19,6 +21,17 @@
 
 #include <algorithm>
 #include <cstring>
+
+namespace st::kernels {
+namespace {
+// The direct weight gradient's shapes (below) and the width of its zero-padded input rows: a row
+// holds every column a VL-wide load can reach (OW rounded up to 16, the widest VL, plus KW − 1).
+bool direct_weight_grad_shape(const Conv2dShape& s) {
+  return s.C <= 4 && s.stride_h == 1 && s.stride_w == 1;
+}
+int direct_padded_width(const Conv2dShape& s) { return (s.OW() + 15) / 16 * 16 + s.KW - 1; }
+}  // namespace
+}  // namespace st::kernels
 
 namespace st::kernels::ST_ISA_NS {
 namespace {
@@ -47,7 +60,179 @@ inline void valid_ow_range(const Conv2dShape& s, int kw, int& ow_lo, int& ow_hi)
   ow_hi = std::max(ow_lo, std::min(OW, floor_div(s.W - 1 + s.pad_w - kw, s.stride_w) + 1));
 }
 
+// ---- Direct weight gradient for convolutions with few input channels ----------------------------
+// A first layer (C = 1 for MNIST) has C·KH·KW = 9–25 taps: im2col makes a 25-row matrix out of a
+// 3 KB image and the GEMM's inner dimension is tiny, and oneDNN's blocked kernels pad C to a whole
+// channel block. Here dw[oc][c,kh,kw] = Σ_n Σ_oh Σ_ow dy[n][oc][oh][ow] · xpad[n][c][oh+kh][ow+kw]
+// runs straight off NCHW: each output row of dy is read VL columns at a time, multiplied with the
+// matching (shifted) row of the zero-padded input and added into a register block of OB output
+// channels × TB taps of one kernel row. 64×(1→20, 5×5, 28²), 2 threads, Zen 2: 0.50 ms against
+// oneDNN's 1.6 ms (im2col + GEMM) and 2.4 ms (blocked, plus reorders).
+// The batch is cut into kDirectChunks fixed chunks whose partial sums are added in chunk order, so
+// the result does not depend on the number of threads.
+constexpr int kDirectChunks = 4;
+constexpr int kDirectOB = 4, kDirectTB = 3;
+
+#if defined(ST_HAVE_SIMD)
+struct DirectGeom {
+  int OH, OW, Hp, Wp, taps, chunks, oc_blocks, kw_blocks;
+};
+DirectGeom direct_geom(const Conv2dShape& s) {
+  DirectGeom g;
+  g.OH = s.OH(), g.OW = s.OW();
+  g.Hp = s.H + 2 * s.pad_h;
+  g.Wp = direct_padded_width(s);
+  g.taps = s.C * s.KH * s.KW;
+  g.chunks = std::min(s.N, kDirectChunks);
+  g.oc_blocks = (s.OC + kDirectOB - 1) / kDirectOB;
+  g.kw_blocks = (s.KW + kDirectTB - 1) / kDirectTB;
+  return g;
+}
+
+// out[o·TB + t] = Σ over images [n0, n1) of the row products for channel oc0 + o and tap
+// (c, kh, kw0 + t). Lanes past OW read dy as 0 (masked), so the padded x beyond them adds nothing.
+template <int OB, int TB>
+void direct_dw_block(const DirectGeom& g, int C, int OC, const float* xpad, const float* dy, int n0,
+                     int n1, int oc0, int c, int kh, int kw0, float* out) {
+  vf acc[OB][TB];
+  for (int o = 0; o < OB; ++o)
+    for (int t = 0; t < TB; ++t) acc[o][t] = vzero();
+  const int full = g.OW / VL * VL;
+  const vmask tail = lanes(g.OW - full);
+  for (int n = n0; n < n1; ++n)
+    for (int oh = 0; oh < g.OH; ++oh) {
+      const float* xr = xpad + ((static_cast<size_t>(n) * C + c) * g.Hp + oh + kh) * g.Wp + kw0;
+      const float* d[OB];
+      for (int o = 0; o < OB; ++o)
+        d[o] = dy + ((static_cast<size_t>(n) * OC + oc0 + o) * g.OH + oh) * g.OW;
+      int v = 0;
+      for (; v < full; v += VL) {
+        vf dv[OB];
+        for (int o = 0; o < OB; ++o) dv[o] = vloadu(d[o] + v);
+        for (int t = 0; t < TB; ++t) {
+          const vf xv = vloadu(xr + v + t);
+          for (int o = 0; o < OB; ++o) acc[o][t] = vfmadd(dv[o], xv, acc[o][t]);
+        }
+      }
+      if (v < g.OW) {
+        vf dv[OB];
+        for (int o = 0; o < OB; ++o) dv[o] = vloadu(tail, d[o] + v);
+        for (int t = 0; t < TB; ++t) {
+          const vf xv = vloadu(xr + v + t);
+          for (int o = 0; o < OB; ++o) acc[o][t] = vfmadd(dv[o], xv, acc[o][t]);
+        }
+      }
+    }
+  alignas(64) float lane[VL];
+  for (int o = 0; o < OB; ++o)
+    for (int t = 0; t < TB; ++t) {
+      vstore(lane, acc[o][t]);
+      float sum = 0.f;
+      for (int i = 0; i < VL; ++i) sum += lane[i];
+      out[o * TB + t] = sum;
+    }
+}
+
+template <int OB>
+void direct_dw_block_tb(int tb, const DirectGeom& g, int C, int OC, const float* xpad,
+                        const float* dy, int n0, int n1, int oc0, int c, int kh, int kw0, float* out) {
+  switch (tb) {
+    case 3: return direct_dw_block<OB, 3>(g, C, OC, xpad, dy, n0, n1, oc0, c, kh, kw0, out);
+    case 2: return direct_dw_block<OB, 2>(g, C, OC, xpad, dy, n0, n1, oc0, c, kh, kw0, out);
+    default: return direct_dw_block<OB, 1>(g, C, OC, xpad, dy, n0, n1, oc0, c, kh, kw0, out);
+  }
+}
+
+void direct_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                             float* db, bool accumulate, float* workspace) {
+  const DirectGeom g = direct_geom(s);
+  const size_t plane = static_cast<size_t>(g.Hp) * g.Wp;
+  float* xpad = workspace;
+  float* partial_dw = xpad + static_cast<size_t>(s.N) * s.C * plane;  // [chunk][oc][tap]
+  float* partial_db = partial_dw + static_cast<size_t>(g.chunks) * s.OC * g.taps;  // [chunk][oc]
+  const int64_t planes = static_cast<int64_t>(s.N) * s.C;
+  parallel_for(planes, worth_parallel(planes * plane, 1 << 14), [=](int64_t i) {
+    float* dst = xpad + i * plane;
+    std::fill(dst, dst + plane, 0.f);
+    const float* src = x + i * s.H * s.W;
+    for (int h = 0; h < s.H; ++h)
+      std::copy(src + static_cast<size_t>(h) * s.W, src + static_cast<size_t>(h + 1) * s.W,
+                dst + static_cast<size_t>(h + s.pad_h) * g.Wp + s.pad_w);
+  });
+  // Units: (oc block, chunk, c, kh, kw block) for dw, then (oc, chunk) for db; every unit writes its
+  // own partials.
+  const int64_t dw_units = static_cast<int64_t>(g.oc_blocks) * g.chunks * s.C * s.KH * g.kw_blocks;
+  const int64_t db_units = db ? static_cast<int64_t>(s.OC) * g.chunks : 0;
+  const int64_t work = static_cast<int64_t>(s.N) * s.OC * g.taps * g.OH * g.OW;
+  parallel_for(dw_units + db_units, worth_parallel(work, 1 << 16), [=](int64_t u) {
+    const int OH = g.OH, OW = g.OW;
+    if (u >= dw_units) {  // db: Σ of dy over the chunk's images, for one channel
+      u -= dw_units;
+      const int oc = static_cast<int>(u % s.OC), chunk = static_cast<int>(u / s.OC);
+      const int n0 = chunk_begin(s.N, chunk, g.chunks), n1 = chunk_begin(s.N, chunk + 1, g.chunks);
+      const int P = OH * OW;
+      vf acc = vzero();
+      for (int n = n0; n < n1; ++n) {
+        const float* row = dy + (static_cast<size_t>(n) * s.OC + oc) * P;
+        for (int p = 0; p < P; p += VL) acc = vadd(acc, vloadu(lanes(P - p), row + p));
+      }
+      alignas(64) float lane[VL];
+      vstore(lane, acc);
+      float sum = 0.f;
+      for (int i = 0; i < VL; ++i) sum += lane[i];
+      partial_db[static_cast<size_t>(chunk) * s.OC + oc] = sum;
+      return;
+    }
+    int64_t r = u;
+    const int kb = static_cast<int>(r % g.kw_blocks);
+    r /= g.kw_blocks;
+    const int kh = static_cast<int>(r % s.KH);
+    r /= s.KH;
+    const int c = static_cast<int>(r % s.C);
+    r /= s.C;
+    const int chunk = static_cast<int>(r % g.chunks);
+    const int ob = static_cast<int>(r / g.chunks);
+    const int oc0 = ob * kDirectOB, obn = std::min(kDirectOB, s.OC - oc0);
+    const int kw0 = kb * kDirectTB, tb = std::min(kDirectTB, s.KW - kw0);
+    const int n0 = chunk_begin(s.N, chunk, g.chunks), n1 = chunk_begin(s.N, chunk + 1, g.chunks);
+    float out[kDirectOB * kDirectTB];
+    switch (obn) {
+      case 4: direct_dw_block_tb<4>(tb, g, s.C, s.OC, xpad, dy, n0, n1, oc0, c, kh, kw0, out); break;
+      case 3: direct_dw_block_tb<3>(tb, g, s.C, s.OC, xpad, dy, n0, n1, oc0, c, kh, kw0, out); break;
+      case 2: direct_dw_block_tb<2>(tb, g, s.C, s.OC, xpad, dy, n0, n1, oc0, c, kh, kw0, out); break;
+      default: direct_dw_block_tb<1>(tb, g, s.C, s.OC, xpad, dy, n0, n1, oc0, c, kh, kw0, out);
+    }
+    for (int o = 0; o < obn; ++o)
+      for (int t = 0; t < tb; ++t)
+        partial_dw[(static_cast<size_t>(chunk) * s.OC + oc0 + o) * g.taps +
+                   (static_cast<size_t>(c) * s.KH + kh) * s.KW + kw0 + t] = out[o * tb + t];
+  });
+  // Chunk-order reduction: dw = (dw) + p0 + p1 + ...
+  const int64_t dw_size = static_cast<int64_t>(s.OC) * g.taps;
+  for (int64_t i = 0; i < dw_size; ++i) {
+    float acc = accumulate ? dw[i] : 0.f;
+    for (int chunk = 0; chunk < g.chunks; ++chunk) acc += partial_dw[chunk * dw_size + i];
+    dw[i] = acc;
+  }
+  if (db)
+    for (int oc = 0; oc < s.OC; ++oc) {
+      float acc = accumulate ? db[oc] : 0.f;
+      for (int chunk = 0; chunk < g.chunks; ++chunk) acc += partial_db[chunk * s.OC + oc];
+      db[oc] = acc;
+    }
+}
+#endif
+
 }  // namespace
+
+bool conv2d_direct_weight_grad(const Conv2dShape& s) {
+#if defined(ST_HAVE_SIMD)
+  return direct_weight_grad_shape(s);
+#else
+  (void)s;
+  return false;
+#endif
+}
 
 void im2col(const Conv2dShape& s, const float* in, float* cols, size_t ld) {
   const int OH = s.OH(), OW = s.OW();
@@ -197,6 +382,9 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* db, bool accumulate, float* workspace) {
+#if defined(ST_HAVE_SIMD)
+  if (direct_weight_grad_shape(s)) return direct_backward_weights(s, x, dy, dw, db, accumulate, workspace);
+#endif
   const int K = static_cast<int>(col_rows(s)), P = static_cast<int>(col_cols(s));
   const size_t x_image = static_cast<size_t>(s.C) * s.H * s.W, y_image = static_cast<size_t>(s.OC) * P;
   const size_t cols_size = is_pointwise(s) ? 0 : static_cast<size_t>(K) * P;
@@ -260,7 +448,13 @@ size_t conv2d_workspace_floats(const Conv2dShape& s) {
   const size_t cols = ST_ISA_NS::is_pointwise(s) ? 0 : ST_ISA_NS::col_rows(s) * ST_ISA_NS::col_cols(s);
   const size_t partial_dw = static_cast<size_t>(s.OC) * ST_ISA_NS::col_rows(s);
   const size_t partial_db = static_cast<size_t>(s.OC);
-  return threads * (cols + partial_dw + partial_db);
+  size_t floats = threads * (cols + partial_dw + partial_db);
+  if (direct_weight_grad_shape(s)) {  // padded input, per-chunk partial dw and db
+    const size_t padded = static_cast<size_t>(s.N) * s.C * (s.H + 2 * s.pad_h) * direct_padded_width(s);
+    const size_t chunks = static_cast<size_t>(std::min(s.N, ST_ISA_NS::kDirectChunks));
+    floats = std::max(floats, padded + chunks * s.OC * (ST_ISA_NS::col_rows(s) + 1));
+  }
+  return floats;
 }
 
 }  // namespace st::kernels

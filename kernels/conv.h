@@ -1,4 +1,5 @@
-// kernels/conv.h — 2-D convolution on the CPU by im2col/col2im + sgemm (NCHW activations, OIHW weights).
+// kernels/conv.h — 2-D convolution on the CPU by im2col/col2im + sgemm (NCHW activations, OIHW weights);
+// the weight gradient of layers with few input channels by a direct kernel (conv2d_direct_weight_grad).
 //   conv2d_forward:          y (N, OC, OH, OW) = conv(x (N, C, H, W), w (OC, C, KH, KW)) + b (OC)
 //   conv2d_backward_data:    dx (N, C, H, W)  = convᵀ(dy, w)                        (overwrites dx)
 //   conv2d_backward_weights: dw (OC, C, KH, KW) (+)= Σ_n dy ⋆ x ; db (OC) (+)= Σ dy  (accumulate if
@@ -29,6 +30,10 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
                     float* workspace);
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
                           float* workspace);
+// True when conv2d_backward_weights runs its direct kernel for `s` on the active instruction set
+// (few input channels, C <= 4, stride 1, a vector set): no im2col, and the result does not depend
+// on the thread count. Faster there than oneDNN's, which is why the oneDNN backend calls it too.
+bool conv2d_direct_weight_grad(const Conv2dShape& s);
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* db, bool accumulate, float* workspace);
 

@@ -184,6 +184,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
                              float* db, bool accumulate, float* workspace) {
   ST_CALL(conv2d_backward_weights, s, x, dy, dw, db, accumulate, workspace);
 }
+bool conv2d_direct_weight_grad(const Conv2dShape& s) { ST_CALL(conv2d_direct_weight_grad, s); }
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   ST_CALL(max_pool2d_forward, s, x, y, argmax);

@@ -19,6 +19,7 @@
   X(csr_conv_pool_forward) X(pool_pn_backward)                                                     \
   X(col2im_batch) X(cnp_to_nchw) X(nchw_to_cnp)                                                    \
   X(im2col) X(col2im) X(conv2d_forward) X(conv2d_backward_data) X(conv2d_backward_weights)         \
+  X(conv2d_direct_weight_grad)                                                                     \
   X(max_pool2d_forward) X(max_pool2d_backward) X(avg_pool2d_forward) X(avg_pool2d_backward)        \
   X(relu_forward) X(relu_backward) X(add) X(axpy) X(scale) X(fill) X(bias_add_rows)                \
   X(bias_grad_rows) X(bias_add_channels) X(bias_grad_channels) X(dropout_apply)                    \

@@ -1,10 +1,14 @@
 // tests/kernels/test_conv.cpp — im2col/col2im and conv2d forward / backward-data / backward-weights
 // against the direct-loop reference: stride 2, padding, non-square kernels, C = 3, N = 1, 1×1
 // (the im2col-free path), kernels wider than the unpadded input, LeNet-5's conv2; overwrite and
-// accumulate for the weight gradient; bitwise determinism.
+// accumulate for the weight gradient; bitwise determinism; the direct weight gradient of layers with
+// few input channels, whose result does not depend on the thread count.
+#include <omp.h>
+
 #include <string>
 
 #include "kernels/conv.h"
+#include "kernels/isa.h"
 #include "kernels/reference.h"
 #include "kernel_test_util.h"
 
@@ -21,6 +25,12 @@ const Conv2dShape kShapes[] = {
     test::conv_shape(2, 1, 4, 1, 2, 3, 3, 1, 1, 1, 1),   // W = 1: some kernel columns only ever see padding
     test::conv_shape(8, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),  // LeNet-5 conv2
     test::conv_shape(3, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2),  // LeNet-5 conv1 ("same" padding)
+    // Few input channels (the direct weight gradient): Caffe LeNet-5's conv1 with an odd batch and
+    // a partial block of 4 output channels; SimpleCNN's conv1 (OW = 28: a masked tail); C = 3 with
+    // a 7-wide kernel (kernel-row blocks of 3, 3, 1) and fewer images than batch chunks.
+    test::conv_shape(9, 1, 28, 28, 21, 5, 5, 1, 1, 0, 0),
+    test::conv_shape(5, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1),
+    test::conv_shape(2, 3, 13, 17, 6, 4, 7, 1, 1, 2, 3),
 };
 
 double k_scale(const Conv2dShape& s) { return std::sqrt(static_cast<double>(s.C * s.KH * s.KW)); }
@@ -121,6 +131,33 @@ TEST_CASE("conv2d kernels are bitwise deterministic") {
   CHECK(test::bitwise_equal(dx1, dx2));
   CHECK(test::bitwise_equal(dw1, dw2));
   CHECK(test::bitwise_equal(db1, db2));
+}
+
+TEST_CASE("the direct weight gradient (few input channels) does not depend on the thread count") {
+  const Conv2dShape s = test::conv_shape(13, 1, 28, 28, 20, 5, 5, 1, 1, 0, 0);
+  // Taken on every vector set, never on the generic one (kernels/conv.cpp); stride 2 never.
+  CHECK(conv2d_direct_weight_grad(s) == (active_isa() != Isa::generic));
+  CHECK_FALSE(conv2d_direct_weight_grad(test::conv_shape(2, 1, 9, 9, 4, 3, 3, 2, 2, 1, 1)));
+  CHECK_FALSE(conv2d_direct_weight_grad(test::conv_shape(2, 5, 9, 9, 4, 3, 3, 1, 1, 1, 1)));
+  const auto x = test::random_floats(test::x_size(s), 11), dy = test::random_floats(test::y_size(s), 12);
+  std::vector<float> ws(conv2d_workspace_floats(s));
+  std::vector<float> dw1(test::w_size(s)), dw2(test::w_size(s)), db1(s.OC), db2(s.OC);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  conv2d_backward_weights(s, x.data(), dy.data(), dw1.data(), db1.data(), false, ws.data());
+  omp_set_num_threads(std::max(2, threads));
+  ws.assign(conv2d_workspace_floats(s), 0.f);
+  conv2d_backward_weights(s, x.data(), dy.data(), dw2.data(), db2.data(), false, ws.data());
+  omp_set_num_threads(threads);
+  if (conv2d_direct_weight_grad(s)) {
+    CHECK(test::bitwise_equal(dw1, dw2));
+    CHECK(test::bitwise_equal(db1, db2));
+  }
+  std::vector<float> want_w(test::w_size(s)), want_b(s.OC);
+  ref::conv2d_backward_weights(s, x.data(), dy.data(), want_w.data(), want_b.data());
+  const double scale = std::sqrt(static_cast<double>(s.N) * s.OH() * s.OW());
+  test::check_close(dw2, want_w, 1e-4, scale);
+  test::check_close(db2, want_b, 1e-4, scale);
 }
 
 }  // namespace

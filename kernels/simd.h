@@ -8,7 +8,7 @@
 //   lanes(n):         lanes [0, n) (none for n <= 0, all for n >= VL)
 //   lanes(lo, hi):    lanes [lo, hi) ∩ [0, VL)
 //   vloadu(m, p):     masked load, lanes outside m read as 0 and are never touched in memory
-//   vstoreu(p, m, v): masked store
+//   vstoreu(p, m, v): masked store; vstoreu_n(p, n, v): the first n lanes (plain stores on AVX2)
 //   transpose(r):     in-register VL×VL transpose, r[i][j] -> r[j][i] (exact data movement)
 //   hsum(d):          lane i of the result = horizontal sum of d[i], a transpose-add tree
 //   prefetch(p):      into L1
@@ -59,6 +59,8 @@ inline vi viset1(int32_t a) { return _mm512_set1_epi32(a); }
 inline vi viselect(vcmp m, vi a, vi b) { return _mm512_mask_blend_epi32(m, b, a); }
 inline void vistoreu(int32_t* p, vi v) { _mm512_storeu_si512(p, v); }
 inline void vistoreu(int32_t* p, vmask m, vi v) { _mm512_mask_storeu_epi32(p, m, v); }
+inline void vstoreu_n(float* p, int n, vf v);  // defined after lanes()
+inline void vistoreu_n(int32_t* p, int n, vi v);
 
 inline vmask lanes(int n) {
   if (n <= 0) return 0;
@@ -70,6 +72,9 @@ inline vmask lanes(int lo, int hi) {
   if (hi <= lo) return 0;
   return static_cast<vmask>(((1u << (hi - lo)) - 1u) << lo);
 }
+// The first n lanes of v (all for n >= VL, none for n <= 0); masked stores are fast with AVX-512.
+inline void vstoreu_n(float* p, int n, vf v) { _mm512_mask_storeu_ps(p, lanes(n), v); }
+inline void vistoreu_n(int32_t* p, int n, vi v) { _mm512_mask_storeu_epi32(p, lanes(n), v); }
 
 inline void transpose(vf r[16]) {
   vf t[16];
@@ -130,7 +135,15 @@ inline vf vloadu(const float* p) { return _mm256_loadu_ps(p); }
 inline vf vloadu(vmask m, const float* p) { return _mm256_maskload_ps(p, m); }
 inline void vstore(float* p, vf v) { _mm256_store_ps(p, v); }
 inline void vstoreu(float* p, vf v) { _mm256_storeu_ps(p, v); }
-inline void vstoreu(float* p, vmask m, vf v) { _mm256_maskstore_ps(p, m, v); }
+// AMD Zen 2 microcodes vmaskmovps stores: 3.7 ns against 0.65 ns for a plain store (measured on an
+// EPYC, family 23 model 49). A full mask therefore takes the plain store; for a known count of
+// lanes, vstoreu_n avoids the masked store altogether.
+inline void vstoreu(float* p, vmask m, vf v) {
+  if (_mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF)
+    _mm256_storeu_ps(p, v);
+  else
+    _mm256_maskstore_ps(p, m, v);
+}
 inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
 inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 inline vf vfmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
@@ -147,7 +160,31 @@ inline vi viselect(vcmp m, vi a, vi b) {
   return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(a), m));
 }
 inline void vistoreu(int32_t* p, vi v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
-inline void vistoreu(int32_t* p, vmask m, vi v) { _mm256_maskstore_epi32(p, m, v); }
+inline void vistoreu(int32_t* p, vmask m, vi v) {
+  if (_mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  else
+    _mm256_maskstore_epi32(p, m, v);
+}
+// The first n lanes of v (all for n >= VL, none for n <= 0) in plain stores of 8, 4, 2 and 1 floats.
+inline void vstoreu_n(float* p, int n, vf v) {
+  if (n >= 8) return _mm256_storeu_ps(p, v);
+  __m128 h = _mm256_castps256_ps128(v);
+  if (n >= 4) {
+    _mm_storeu_ps(p, h);
+    h = _mm256_extractf128_ps(v, 1);
+    p += 4, n -= 4;
+  }
+  if (n >= 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+    h = _mm_movehl_ps(h, h);
+    p += 2, n -= 2;
+  }
+  if (n >= 1) _mm_store_ss(p, h);
+}
+inline void vistoreu_n(int32_t* p, int n, vi v) {
+  vstoreu_n(reinterpret_cast<float*>(p), n, _mm256_castsi256_ps(v));  // bits moved, not converted
+}
 
 inline vmask lanes(int n) {
   const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

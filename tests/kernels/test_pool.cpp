@@ -1,5 +1,6 @@
 // tests/kernels/test_pool.cpp — max/avg pooling forward and backward against the reference at odd
-// sizes, with padding, overlapping windows, and ties (the first maximum must win, argmax exactly).
+// sizes, with padding, overlapping windows, and ties (the first maximum must win, argmax exactly);
+// the 2×2 windows that tile a plane (written once per input in the backward), −0 gradients.
 #include <cmath>
 #include <limits>
 
@@ -19,6 +20,9 @@ const Pool2dShape kShapes[] = {
     test::pool_shape(16, 64, 32, 32, 2, 2, 2, 2, 0, 0), // big enough to run in parallel
     test::pool_shape(2, 3, 5, 71, 2, 2, 2, 2, 0, 0),    // 35 outputs per row: two full vectors and a ragged one
     test::pool_shape(1, 2, 2, 2, 2, 2, 2, 2, 0, 0),     // one window per plane
+    test::pool_shape(3, 4, 14, 14, 2, 2, 2, 2, 0, 0),   // SimpleCNN pool2: 7 outputs per row
+    test::pool_shape(2, 3, 28, 28, 2, 2, 2, 2, 0, 0),   // SimpleCNN pool1: a full vector and 6
+    test::pool_shape(2, 2, 4, 6, 2, 2, 2, 2, 0, 0),     // 3 outputs per row
 };
 
 
@@ -36,11 +40,14 @@ TEST_CASE("max pool forward and backward match the reference, ties included") {
       CHECK(test::bitwise_equal(y, want_y));
       CHECK(arg == want_arg);
 
-      const auto dy = test::random_floats(test::y_size(s), seed++);
+      auto dy = test::random_floats(test::y_size(s), seed++);
+      dy[0] = -0.0f;  // lands as 0 + (−0) = +0, as the reference's sum into zeros has it
       std::vector<float> dx(test::x_size(s), 5.0f), want_dx(test::x_size(s));
       max_pool2d_backward(s, dy.data(), arg.data(), dx.data());
       ref::max_pool2d_backward(s, dy.data(), want_arg.data(), want_dx.data());
       test::check_close(dx, want_dx, 1e-6);
+      // Without overlapping windows each input gradient is one sum, so bit for bit.
+      if (s.stride_h >= s.KH && s.stride_w >= s.KW) CHECK(test::bitwise_equal(dx, want_dx));
     }
   }
 }

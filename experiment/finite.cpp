@@ -1,11 +1,8 @@
 #include "experiment/finite.h"
 
-#include <algorithm>
-#include <cmath>
-#include <cstring>
-
 #include "core/check.h"
 #include "core/csr_weight.h"
+#include "kernels/elementwise.h"
 
 namespace st::experiment {
 
@@ -26,21 +23,7 @@ int64_t first_non_finite_in(const Tensor& t) { return t.defined() ? first_non_fi
 
 }  // namespace
 
-int64_t first_non_finite(const float* v, int64_t n) {
-  // NaN and ±Inf are the floats whose magnitude bits are at least 0x7f800000. An integer max over
-  // the magnitudes vectorizes (a branch per element, or a float compare with NaN, does not): the
-  // check costs one streaming read of the values.
-  uint32_t worst = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, v + i, sizeof bits);
-    worst = std::max(worst, bits & 0x7fffffffu);
-  }
-  if (worst < 0x7f800000u) return -1;
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(v[i])) return i;
-  return -1;
-}
+int64_t first_non_finite(const float* v, int64_t n) { return kernels::first_non_finite(n, v); }
 
 bool parameters_finite(const std::vector<Parameter*>& params) {
   for (const Parameter* p : params)

@@ -224,6 +224,7 @@ void softmax_xent_backward(int B, int C, const float* probs, const int32_t* labe
   ST_CALL(softmax_xent_backward, B, C, probs, labels, dloss, dlogits);
 }
 double sum(int64_t n, const float* x) { ST_CALL(sum, n, x); }
+int64_t first_non_finite(int64_t n, const float* x) { ST_CALL(first_non_finite, n, x); }
 void argmax_rows(int rows, int cols, const float* x, int32_t* out) { ST_CALL(argmax_rows, rows, cols, x, out); }
 
 void sgd_update(int64_t n, float* w, const float* g, float* momentum_buf, float lr, float momentum,

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstring>
 
 namespace st::kernels::ST_ISA_NS {
 namespace {
@@ -176,6 +177,30 @@ double sum(int64_t n, const float* x) {
   double total = 0.0;
   for (int t = 0; t < nt; ++t) total += partial[t];
   return total;
+}
+
+int64_t first_non_finite(int64_t n, const float* x) {
+  // NaN and ±Inf are the floats whose magnitude bits are at least 0x7f800000. An integer max over
+  // the magnitudes vectorizes (a branch per element, or a float compare with NaN, does not), so the
+  // check is one streaming read, split over threads like sum.
+  const int nt = reduction_threads(n);
+  uint32_t partial[kMaxChunks] = {};
+  parallel_chunks(nt, [&](int t) {
+    const int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
+    uint32_t worst = 0;
+    for (int64_t i = i0; i < i1; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, x + i, sizeof bits);
+      worst = std::max(worst, bits & 0x7fffffffu);
+    }
+    partial[t] = worst;
+  });
+  uint32_t worst = 0;
+  for (int t = 0; t < nt; ++t) worst = std::max(worst, partial[t]);
+  if (worst < 0x7f800000u) return -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return -1;
 }
 
 void argmax_rows(int rows, int cols, const float* x, int32_t* out) {

@@ -44,6 +44,8 @@ void softmax_xent_backward(int B, int C, const float* probs, const int32_t* labe
 
 // Σ x (n), in double.
 double sum(int64_t n, const float* x);
+// Index of the first NaN or ±Inf in x (n), or −1 when every value is finite.
+int64_t first_non_finite(int64_t n, const float* x);
 // out (rows) = argmax over cols of x (rows, cols); first maximum wins.
 void argmax_rows(int rows, int cols, const float* x, int32_t* out);
 

@@ -23,7 +23,7 @@
   X(max_pool2d_forward) X(max_pool2d_backward) X(avg_pool2d_forward) X(avg_pool2d_backward)        \
   X(relu_forward) X(relu_backward) X(add) X(axpy) X(scale) X(fill) X(bias_add_rows)                \
   X(bias_grad_rows) X(bias_add_channels) X(bias_grad_channels) X(dropout_apply)                    \
-  X(softmax_xent_forward) X(softmax_xent_backward) X(sum) X(argmax_rows)                           \
+  X(softmax_xent_forward) X(softmax_xent_backward) X(sum) X(first_non_finite) X(argmax_rows)      \
   X(sgd_update) X(adam_update)
 
 namespace st::kernels {

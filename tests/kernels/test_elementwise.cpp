@@ -1,6 +1,6 @@
 // tests/kernels/test_elementwise.cpp — elementwise ops, bias add/grad, reductions and the fused
 // softmax-cross-entropy: against plain loops (small and parallel-sized inputs), numerical
-// stability at huge logits, first-maximum ties in argmax, determinism of the reductions.
+// stability at huge logits, first-maximum ties in argmax, determinism of the reductions; the first NaN or ±Inf.
 #include <cmath>
 #include <limits>
 
@@ -163,4 +163,24 @@ TEST_CASE("sum is accurate and deterministic; argmax takes the first maximum") {
 }
 
 }  // namespace
+TEST_CASE("first_non_finite: the first NaN or ±Inf at any position, serial and split over threads") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{37}, int64_t{200003}}) {  // the last one is parallel
+    CAPTURE(n);
+    std::vector<float> v = test::random_floats(static_cast<size_t>(n), 5);
+    if (n > 3) v[1] = std::numeric_limits<float>::max(), v[2] = -0.0f, v[3] = 1e-42f;  // finite
+    CHECK(first_non_finite(n, v.data()) == -1);
+    for (float bad : {nan, -nan, inf, -inf})
+      for (int64_t at : {int64_t{0}, n / 2, n / 2 + 1, n - 1}) {
+        if (at < 0 || at >= n) continue;
+        CAPTURE(bad);
+        CAPTURE(at);
+        std::vector<float> w = v;
+        w[static_cast<size_t>(at)] = bad;
+        w[static_cast<size_t>(n - 1)] = bad;  // a later one does not count
+        CHECK(first_non_finite(n, w.data()) == at);
+      }
+  }
+}
+
 }  // namespace st::kernels

@@ -171,49 +171,62 @@ struct Conv2dNode : Node {
         workspace = Tensor({static_cast<int64_t>(kernels::conv2d_workspace_floats(s))});
       return workspace.f32();
     };
-    if (needs_grad(0)) {
-      const bool had = inputs[0].has_grad();
-      Tensor dx = had ? Tensor(inputs[0].shape()) : Tensor();
+    // The input gradient goes to dx_out: the grad slot, or a fresh tensor added to it afterwards.
+    const bool need_x = needs_grad(0), had_x = need_x && inputs[0].has_grad();
+    Tensor dx;
+    float* dx_out = nullptr;
+    if (need_x) {
       bool acc = false;
-      float* out = had ? dx.f32() : grad_slot(0, acc).f32();
-      if (backend == DenseBackend::onednn)
-        onednn_conv(s, has_bias).backward_data(dy.f32(), w, out);
-      else
-        kernels::conv2d_backward_data(s, dy.f32(), w, out, ws());
-      if (had) accumulate_grad(0, dx);
+      if (had_x) dx = Tensor(inputs[0].shape());
+      dx_out = had_x ? dx.f32() : grad_slot(0, acc).f32();
     }
     const bool need_w = needs_grad(1), need_b = has_bias && needs_grad(2);
-    if (!need_w && !need_b) return;
     // Weight and bias grads are produced together; a grad that is not wanted goes to scratch.
     bool acc_w = false, acc_b = false;
     Tensor scratch_w, scratch_b;
-    float* dw;
-    if (need_w) {
-      dw = grad_slot(1, acc_w).f32();
-    } else {
-      scratch_w = Tensor(inputs[1].shape());
-      dw = scratch_w.f32();
-    }
+    float* dw = nullptr;
     float* db = nullptr;
-    if (has_bias) {
-      if (need_b) {
-        db = grad_slot(2, acc_b).f32();
+    if (need_w || need_b) {
+      if (need_w) {
+        dw = grad_slot(1, acc_w).f32();
       } else {
-        scratch_b = Tensor(inputs[2].shape());
-        db = scratch_b.f32();
+        scratch_w = Tensor(inputs[1].shape());
+        dw = scratch_w.f32();
+      }
+      if (has_bias) {
+        if (need_b) {
+          db = grad_slot(2, acc_b).f32();
+        } else {
+          scratch_b = Tensor(inputs[2].shape());
+          db = scratch_b.f32();
+        }
+      }
+      // Both must share one accumulate flag: when they differ, zero the fresh one and accumulate.
+      if (has_bias && acc_w != acc_b) {
+        if (!acc_w) kernels::fill(inputs[1].value().numel(), 0.f, dw);
+        if (!acc_b) kernels::fill(inputs[2].value().numel(), 0.f, db);
+        acc_w = true;
       }
     }
-    // Both must share one accumulate flag: when they differ, zero the fresh one and accumulate.
-    if (has_bias && acc_w != acc_b) {
-      if (!acc_w) kernels::fill(inputs[1].value().numel(), 0.f, dw);
-      if (!acc_b) kernels::fill(inputs[2].value().numel(), 0.f, db);
-      acc_w = true;
-    }
     // Few input channels (a first layer): the direct kernel beats oneDNN's on every shape measured.
-    if (backend == DenseBackend::onednn && !kernels::conv2d_direct_weight_grad(s))
-      onednn_conv(s, has_bias).backward_weights(x, dy.f32(), dw, db, acc_w);
-    else
-      kernels::conv2d_backward_weights(s, x, dy.f32(), dw, db, acc_w, ws());
+    const bool onednn_w = backend == DenseBackend::onednn && !kernels::conv2d_direct_weight_grad(s);
+    if (dw && need_x && onednn_w) {  // both passes in one call: dy is reordered once
+      onednn_conv(s, has_bias).backward(dy.f32(), w, dx_out, x, dw, db, acc_w);
+    } else {
+      if (need_x) {
+        if (backend == DenseBackend::onednn)
+          onednn_conv(s, has_bias).backward_data(dy.f32(), w, dx_out);
+        else
+          kernels::conv2d_backward_data(s, dy.f32(), w, dx_out, ws());
+      }
+      if (dw) {
+        if (onednn_w)
+          onednn_conv(s, has_bias).backward_weights(x, dy.f32(), dw, db, acc_w);
+        else
+          kernels::conv2d_backward_weights(s, x, dy.f32(), dw, db, acc_w, ws());
+      }
+    }
+    if (had_x) accumulate_grad(0, dx);
   }
   // The same contracts as the cpu path, with cuda::conv2d_* (im2col + SGEMM over the batch).
   void backward_cuda(const Tensor& dy) {

@@ -126,21 +126,34 @@ Step make_reorder(const memory& from, const memory& to, bool accumulate) {
   return make_step(pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }
 
+// Owned buffers in a primitive's preferred layout, one per (caller's memory, layout): the lists of a
+// layer run one after another, so they share them.
+struct InnerBuffers {
+  std::vector<std::pair<std::pair<dnnl_memory_t, memory::desc>, memory>> held;
+  memory get(const memory& user, const memory::desc& want) {
+    for (auto& [key, mem] : held)
+      if (key.first == user.get() && key.second == want) return mem;
+    held.push_back({{user.get(), want}, memory(want, cpu_engine())});
+    return held.back().second;
+  }
+};
+
 // The memory to hand a primitive for input `user` when it wants layout `want`: `user` itself, or an
 // owned buffer in layout `want` filled by a reorder appended to `before`.
-memory as_input(const memory& user, const memory::desc& want, Steps& before) {
+memory as_input(const memory& user, const memory::desc& want, Steps& before, InnerBuffers& inner) {
   if (want == user.get_desc()) return user;
-  memory inner(want, cpu_engine());
-  before.push_back(make_reorder(user, inner, false));
-  return inner;
+  memory buffer = inner.get(user, want);
+  before.push_back(make_reorder(user, buffer, false));
+  return buffer;
 }
 // The memory a primitive writes output `user` into: `user` itself when layouts match and nothing is
 // to be added, else an owned buffer copied (or added, if `accumulate`) into `user` by a step in `after`.
-memory as_output(const memory& user, const memory::desc& want, bool accumulate, Steps& after) {
+memory as_output(const memory& user, const memory::desc& want, bool accumulate, Steps& after,
+                 InnerBuffers& inner) {
   if (want == user.get_desc() && !accumulate) return user;
-  memory inner(want, cpu_engine());
-  after.push_back(make_reorder(inner, user, accumulate));
-  return inner;
+  memory buffer = inner.get(user, want);
+  after.push_back(make_reorder(buffer, user, accumulate));
+  return buffer;
 }
 
 Steps concat(Steps before, Step main, Steps after) {
@@ -192,15 +205,46 @@ struct LayerPlan {
   memory x, w, b, y, dy, dx, dw, db;  // caller's buffers, plain layouts
   memory db_sink;                     // stands in for a null `db`
   bool has_bias_ = false;
-  Steps forward, backward_data, backward_weights, backward_weights_accumulate;
+  // backward(_accumulate): the data pass, then the weight pass reusing the data pass's reordered dy
+  // when both want the same layout (one reorder of dy instead of two).
+  Steps forward, backward_data, backward_weights, backward_weights_accumulate, backward,
+      backward_accumulate;
+  InnerBuffers inner;
   AlignedBytes scratchpad;
   // Error context, built once so that a call allocates nothing.
-  std::string where_forward, where_backward_data, where_backward_weights;
+  std::string where_forward, where_backward_data, where_backward_weights, where_backward;
 
   void name(const std::string& layer) {
     where_forward = layer + " forward";
     where_backward_data = layer + " backward_data";
     where_backward_weights = layer + " backward_weights";
+    where_backward = layer + " backward";
+  }
+
+  template <class BwdDataPd>
+  void append_backward_data(const BwdDataPd& pd, Steps& steps, memory& dy_in) {
+    Steps after;
+    dy_in = as_input(dy, pd.diff_dst_desc(), steps, inner);
+    std::vector<std::pair<int, memory>> args{
+        {DNNL_ARG_DIFF_DST, dy_in},
+        {DNNL_ARG_WEIGHTS, as_input(w, pd.weights_desc(), steps, inner)},
+        {DNNL_ARG_DIFF_SRC, as_output(dx, pd.diff_src_desc(), false, after, inner)}};
+    steps = concat(std::move(steps), make_step(pd, args), std::move(after));
+  }
+  // `dy_in`: dy already reordered by an earlier step of `steps`, used if its layout is the one wanted.
+  template <class BwdWeightsPd>
+  void append_backward_weights(const BwdWeightsPd& pd, bool has_bias, bool accumulate,
+                               const memory* dy_in, Steps& steps) {
+    Steps after;
+    const bool reuse = dy_in && dy_in->get_desc() == pd.diff_dst_desc();
+    std::vector<std::pair<int, memory>> args{
+        {DNNL_ARG_SRC, as_input(x, pd.src_desc(), steps, inner)},
+        {DNNL_ARG_DIFF_DST, reuse ? *dy_in : as_input(dy, pd.diff_dst_desc(), steps, inner)},
+        {DNNL_ARG_DIFF_WEIGHTS, as_output(dw, pd.diff_weights_desc(), accumulate, after, inner)}};
+    if (has_bias)
+      args.push_back(
+          {DNNL_ARG_DIFF_BIAS, as_output(db, pd.diff_bias_desc(), accumulate, after, inner)});
+    steps = concat(std::move(steps), make_step(pd, args), std::move(after));
   }
 
   template <class FwdPd, class BwdDataPd, class BwdWeightsPd>
@@ -209,34 +253,23 @@ struct LayerPlan {
     {
       Steps before, after;
       std::vector<std::pair<int, memory>> args{
-          {DNNL_ARG_SRC, as_input(x, fwd_pd.src_desc(), before)},
-          {DNNL_ARG_WEIGHTS, as_input(w, fwd_pd.weights_desc(), before)},
-          {DNNL_ARG_DST, as_output(y, fwd_pd.dst_desc(), false, after)}};
-      if (has_bias) args.push_back({DNNL_ARG_BIAS, as_input(b, fwd_pd.bias_desc(), before)});
+          {DNNL_ARG_SRC, as_input(x, fwd_pd.src_desc(), before, inner)},
+          {DNNL_ARG_WEIGHTS, as_input(w, fwd_pd.weights_desc(), before, inner)},
+          {DNNL_ARG_DST, as_output(y, fwd_pd.dst_desc(), false, after, inner)}};
+      if (has_bias) args.push_back({DNNL_ARG_BIAS, as_input(b, fwd_pd.bias_desc(), before, inner)});
       forward = concat(std::move(before), make_step(fwd_pd, args), std::move(after));
     }
-    {
-      Steps before, after;
-      std::vector<std::pair<int, memory>> args{
-          {DNNL_ARG_DIFF_DST, as_input(dy, bwd_data_pd.diff_dst_desc(), before)},
-          {DNNL_ARG_WEIGHTS, as_input(w, bwd_data_pd.weights_desc(), before)},
-          {DNNL_ARG_DIFF_SRC, as_output(dx, bwd_data_pd.diff_src_desc(), false, after)}};
-      backward_data = concat(std::move(before), make_step(bwd_data_pd, args), std::move(after));
-    }
+    memory dy_in;
+    append_backward_data(bwd_data_pd, backward_data, dy_in);
+    append_backward_weights(bwd_weights_pd, has_bias, false, nullptr, backward_weights);
+    append_backward_weights(bwd_weights_pd, has_bias, true, nullptr, backward_weights_accumulate);
     for (bool accumulate : {false, true}) {
-      Steps before, after;
-      std::vector<std::pair<int, memory>> args{
-          {DNNL_ARG_SRC, as_input(x, bwd_weights_pd.src_desc(), before)},
-          {DNNL_ARG_DIFF_DST, as_input(dy, bwd_weights_pd.diff_dst_desc(), before)},
-          {DNNL_ARG_DIFF_WEIGHTS,
-           as_output(dw, bwd_weights_pd.diff_weights_desc(), accumulate, after)}};
-      if (has_bias)
-        args.push_back({DNNL_ARG_DIFF_BIAS,
-                        as_output(db, bwd_weights_pd.diff_bias_desc(), accumulate, after)});
-      (accumulate ? backward_weights_accumulate : backward_weights) =
-          concat(std::move(before), make_step(bwd_weights_pd, args), std::move(after));
+      Steps& steps = accumulate ? backward_accumulate : backward;
+      append_backward_data(bwd_data_pd, steps, dy_in);
+      append_backward_weights(bwd_weights_pd, has_bias, accumulate, &dy_in, steps);
     }
-    attach_scratchpad({&forward, &backward_data, &backward_weights, &backward_weights_accumulate},
+    attach_scratchpad({&forward, &backward_data, &backward_weights, &backward_weights_accumulate,
+                       &backward, &backward_accumulate},
                       scratchpad);
     has_bias_ = has_bias;
     if (has_bias) db_sink = memory(db.get_desc(), cpu_engine());
@@ -261,14 +294,20 @@ struct LayerPlan {
     if (has_bias_) bind(db, dbp ? dbp : static_cast<float*>(db_sink.get_data_handle()));
     run(accumulate ? backward_weights_accumulate : backward_weights, where_backward_weights);
   }
+  void run_backward(const float* dyp, const float* wp, float* dxp, const float* xp, float* dwp,
+                    float* dbp, bool accumulate) {
+    bind(dy, dyp), bind(w, wp), bind(dx, dxp), bind(x, xp), bind(dw, dwp);
+    if (has_bias_) bind(db, dbp ? dbp : static_cast<float*>(db_sink.get_data_handle()));
+    run(accumulate ? backward_accumulate : backward, where_backward);
+  }
 };
 
 memory::desc maybe_any(const memory::desc& md, bool any) {
   return any ? memory::desc(md.dims(), Dt::f32, Tag::any) : md;
 }
 
-// Per pass: true lets oneDNN pick layouts (it then runs its direct AVX-512 kernels on channel
-// blocks of 16, with reorders at the boundary); false forces plain nchw/oihw (its im2col + GEMM).
+// Per pass: true lets oneDNN pick layouts (it then runs its direct kernels on channel blocks, with
+// reorders at the boundary); false forces plain nchw/oihw (its im2col + GEMM).
 struct ConvLayouts {
   bool forward, backward_data, backward_weights;
 };
@@ -496,6 +535,10 @@ void OnednnConv2d::backward_data(const float* dy, const float* w, float* dx) {
 void OnednnConv2d::backward_weights(const float* x, const float* dy, float* dw, float* db,
                                     bool accumulate) {
   impl_->plan.run_backward_weights(x, dy, dw, db, accumulate);
+}
+void OnednnConv2d::backward(const float* dy, const float* w, float* dx, const float* x, float* dw,
+                            float* db, bool accumulate) {
+  impl_->plan.run_backward(dy, w, dx, x, dw, db, accumulate);
 }
 
 }  // namespace st::kernels

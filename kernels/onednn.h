@@ -43,6 +43,9 @@ class OnednnConv2d {
   void forward(const float* x, const float* w, const float* b, float* y);
   void backward_data(const float* dy, const float* w, float* dx);
   void backward_weights(const float* x, const float* dy, float* dw, float* db, bool accumulate);
+  // backward_data then backward_weights, with dy reordered once when both passes want it blocked.
+  void backward(const float* dy, const float* w, float* dx, const float* x, float* dw, float* db,
+                bool accumulate);
 
  private:
   struct Impl;

@@ -1,7 +1,7 @@
 // tests/kernels/test_onednn.cpp — OnednnLinear / OnednnConv2d against the naive references in
 // kernels/reference.h (double accumulation), at odd sizes (batch 1 and 7, 13→5, 1→1, stride 2,
 // padding, non-square kernels, C = 3, and shapes that take oneDNN's blocked layouts), with accumulate
-// on and off, a null db, run-to-run bitwise determinism, and errors that name the layer.
+// on and off, a null db, both backward passes in one call, run-to-run bitwise determinism, and errors that name the layer.
 #include <doctest/doctest.h>
 
 #include <stdexcept>
@@ -167,6 +167,20 @@ TEST_CASE("onednn conv2d matches the reference at odd shapes") {
     Vec dw = random_vec(w.size(), seed++);
     layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
     check_close(dw, dw_fresh, "dw (null db)");
+
+    // backward: both passes in one call (dy reordered once where both want it blocked), same values.
+    for (bool accumulate : {false, true}) {
+      CAPTURE(accumulate);
+      Vec dx1 = random_vec(x.size(), seed++), dw1 = random_vec(w.size(), seed++);
+      Vec db1 = random_vec(s.OC, seed++);
+      Vec dx2 = dx1, dw2 = dw1, db2 = db1;
+      layer.backward_data(dy.data(), w.data(), dx1.data());
+      layer.backward_weights(x.data(), dy.data(), dw1.data(), db1.data(), accumulate);
+      layer.backward(dy.data(), w.data(), dx2.data(), x.data(), dw2.data(), db2.data(), accumulate);
+      CHECK(dx1 == dx2);
+      CHECK(dw1 == dw2);
+      CHECK(db1 == db2);
+    }
   }
 }
 

@@ -89,6 +89,15 @@ DirectGeom direct_geom(const Conv2dShape& s) {
   return g;
 }
 
+// The lanes of v added in lane order.
+float lane_sum(vf v) {
+  alignas(64) float lane[VL];
+  vstore(lane, v);
+  float sum = 0.f;
+  for (int i = 0; i < VL; ++i) sum += lane[i];
+  return sum;
+}
+
 // out[o·TB + t] = Σ over images [n0, n1) of the row products for channel oc0 + o and tap
 // (c, kh, kw0 + t). Lanes past OW read dy as 0 (masked), so the padded x beyond them adds nothing.
 template <int OB, int TB>
@@ -123,14 +132,8 @@ void direct_dw_block(const DirectGeom& g, int C, int OC, const float* xpad, cons
         }
       }
     }
-  alignas(64) float lane[VL];
   for (int o = 0; o < OB; ++o)
-    for (int t = 0; t < TB; ++t) {
-      vstore(lane, acc[o][t]);
-      float sum = 0.f;
-      for (int i = 0; i < VL; ++i) sum += lane[i];
-      out[o * TB + t] = sum;
-    }
+    for (int t = 0; t < TB; ++t) out[o * TB + t] = lane_sum(acc[o][t]);
 }
 
 template <int OB>
@@ -176,11 +179,7 @@ void direct_backward_weights(const Conv2dShape& s, const float* x, const float* 
         const float* row = dy + (static_cast<size_t>(n) * s.OC + oc) * P;
         for (int p = 0; p < P; p += VL) acc = vadd(acc, vloadu(lanes(P - p), row + p));
       }
-      alignas(64) float lane[VL];
-      vstore(lane, acc);
-      float sum = 0.f;
-      for (int i = 0; i < VL; ++i) sum += lane[i];
-      partial_db[static_cast<size_t>(chunk) * s.OC + oc] = sum;
+      partial_db[static_cast<size_t>(chunk) * s.OC + oc] = lane_sum(acc);
       return;
     }
     int64_t r = u;

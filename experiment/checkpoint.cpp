@@ -9,6 +9,7 @@
 #include "experiment/finite.h"
 #include "experiment/json_errors.h"
 #include "experiment/safetensors.h"
+#include "kernels/elementwise.h"
 
 namespace st::experiment {
 
@@ -29,7 +30,7 @@ NamedTensor to_named(const std::string& name, const Tensor& t_any) {
 
 // NaN or Inf in a checkpoint would train on silently (or score at chance): refused, named.
 void check_finite(const std::string& path, const std::string& name, const float* v, int64_t n) {
-  const int64_t i = first_non_finite(v, n);
+  const int64_t i = kernels::first_non_finite(n, v);
   ST_CHECK(i < 0, path, ": tensor \"", name, "\" holds a non-finite value (", v[i], " at index ", i,
            "): the run that wrote it diverged, or the file is damaged");
 }

@@ -19,11 +19,11 @@ Tensor stepped_grad(const Parameter& p) {
   return v.grad().defined() ? v.grad().to(Device::cpu) : Tensor();
 }
 
-int64_t first_non_finite_in(const Tensor& t) { return t.defined() ? first_non_finite(t.f32(), t.numel()) : -1; }
+int64_t first_non_finite_in(const Tensor& t) {
+  return t.defined() ? kernels::first_non_finite(t.numel(), t.f32()) : -1;
+}
 
 }  // namespace
-
-int64_t first_non_finite(const float* v, int64_t n) { return kernels::first_non_finite(n, v); }
 
 bool parameters_finite(const std::vector<Parameter*>& params) {
   for (const Parameter* p : params)

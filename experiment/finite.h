@@ -12,9 +12,6 @@
 
 namespace st::experiment {
 
-// Index of the first NaN or ±Inf among v[0, n), or -1 when every value is finite.
-int64_t first_non_finite(const float* v, int64_t n);
-
 // Throws st::Error "training diverged: parameter "<name>" is <value> at index <i> ... <when>" for the
 // first parameter holding a non-finite value, saying whether its gradient holds one too. Reads only
 // the values a step writes: a CSR layer's nonzeros, not its dense weight. Parameters on a device are

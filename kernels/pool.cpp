@@ -18,6 +18,13 @@
 namespace st::kernels::ST_ISA_NS {
 namespace {
 
+#if defined(ST_HAVE_SIMD)
+// The unpadded 2×2 window with stride 2 of every CNN here: the vector kernels below.
+bool is_2x2_stride2(const Pool2dShape& s) {
+  return s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0;
+}
+#endif
+
 // Parallel only when there is enough work to beat the fork/join cost.
 constexpr long long kParallelMinElems = 1 << 15;
 
@@ -147,7 +154,7 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
 #if defined(ST_HAVE_SIMD)
-  if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0) {
+  if (is_2x2_stride2(s)) {
     const int H = s.H, W = s.W;
     parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
       max_pool2x2_plane(H, W, OH, OW, x + p * in_plane, y + p * out_plane, argmax + p * out_plane);
@@ -179,8 +186,7 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
 #if defined(ST_HAVE_SIMD) && !defined(__AVX512F__)
-  if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 &&
-      s.pad_w == 0 && s.H == 2 * OH && s.W == 2 * OW) {
+  if (is_2x2_stride2(s) && s.H == 2 * OH && s.W == 2 * OW) {
     const int W = s.W;
     parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {
       max_unpool2x2_plane(W, OH, OW, dy + p * out_plane, argmax + p * out_plane, dx + p * in_plane);

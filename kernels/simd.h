@@ -59,8 +59,6 @@ inline vi viset1(int32_t a) { return _mm512_set1_epi32(a); }
 inline vi viselect(vcmp m, vi a, vi b) { return _mm512_mask_blend_epi32(m, b, a); }
 inline void vistoreu(int32_t* p, vi v) { _mm512_storeu_si512(p, v); }
 inline void vistoreu(int32_t* p, vmask m, vi v) { _mm512_mask_storeu_epi32(p, m, v); }
-inline void vstoreu_n(float* p, int n, vf v);  // defined after lanes()
-inline void vistoreu_n(int32_t* p, int n, vi v);
 
 inline vmask lanes(int n) {
   if (n <= 0) return 0;

@@ -17,6 +17,7 @@
 #include "experiment/safetensors.h"
 #include "experiment/setup.h"
 #include "experiment/trainer.h"
+#include "kernels/elementwise.h"
 #include "experiment_test_util.h"
 
 using namespace st;
@@ -51,8 +52,8 @@ TEST_CASE("finite: the first NaN or Inf is found at any position, and only those
   v[4] = -FLT_MAX;
   v[5] = FLT_MIN / 4;  // subnormal
   v[6] = -0.0f;
-  CHECK(first_non_finite(v.data(), 0) == -1);
-  CHECK(first_non_finite(v.data(), static_cast<int64_t>(v.size())) == -1);
+  CHECK(kernels::first_non_finite(0, v.data()) == -1);
+  CHECK(kernels::first_non_finite(static_cast<int64_t>(v.size()), v.data()) == -1);
   for (float bad : {kNaN, -kNaN, kInf, -kInf})
     for (int64_t at : {0, 1, 15, 16, 17, 998, 999}) {
       CAPTURE(bad);
@@ -60,7 +61,7 @@ TEST_CASE("finite: the first NaN or Inf is found at any position, and only those
       std::vector<float> w = v;
       w[static_cast<size_t>(at)] = bad;
       w[999] = bad;  // the first one counts
-      CHECK(first_non_finite(w.data(), static_cast<int64_t>(w.size())) == at);
+      CHECK(kernels::first_non_finite(static_cast<int64_t>(w.size()), w.data()) == at);
     }
 }
 

@@ -26,8 +26,8 @@
 //   pool_pn_backward:           da (C, OH, OW, N) = dy at each window's winner, 0 elsewhere
 //                               (overwrites da; rows and columns past the last window too)
 // Threads: the forward and the weight gradient split (p, oc) rows / oc rows by nonzero count; the
-// input gradient splits the batch lanes (16 at a time), so every output element is summed by one
-// thread in a fixed order: deterministic for any thread count, no atomics.
+// input gradient splits the input channels by nonzero count, so every output element is summed by
+// one thread in a fixed order: deterministic for any thread count, no atomics.
 //
 // Batch im2col (the CUDA sparse conv's layout; these CPU versions are its test references):
 //   im2col_batch:  x (N, C, H, W)          -> cols (C·KH·KW, N·OH·OW)   column n·P + p

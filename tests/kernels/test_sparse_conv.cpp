@@ -164,7 +164,7 @@ TEST_CASE("direct sparse conv: layout round trips and offsets") {
 }
 
 TEST_CASE("direct sparse conv is bitwise deterministic across repeats and thread counts") {
-  // Big enough to split: the forward and dW split rows by nonzeros, dx splits batch lanes.
+  // Big enough to split: the forward and dW split rows by nonzeros, dx splits input channels.
   for (const Conv2dShape& s : {test::conv_shape(64, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),
                                test::conv_shape(40, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1)}) {
     const Weight w = make_weight(s, 0.3, 21);
@@ -178,6 +178,45 @@ TEST_CASE("direct sparse conv is bitwise deterministic across repeats and thread
       return r.y;
     };
     test::check_bitwise_across_threads(run);
+  }
+}
+
+// The input gradient splits input channels by their nonzero count: channels with no nonzeros (all
+// of them but one, or every other one), fewer channels than threads, and the split point landing
+// inside a run of empty channels all leave every dx element summed once, equal to the reference
+// and the same bits for 1, 2 and 3 threads.
+TEST_CASE("direct sparse conv: dx with empty channels and fewer channels than threads") {
+  struct Case { Conv2dShape s; int keep_every; };  // channels c % keep_every == 0 keep nonzeros
+  const Case cases[] = {{test::conv_shape(96, 6, 16, 16, 8, 3, 3, 1, 1, 1, 1), 2},
+                        {test::conv_shape(96, 7, 16, 16, 8, 3, 3, 1, 1, 1, 1), 7},
+                        {test::conv_shape(96, 2, 20, 20, 16, 3, 3, 1, 1, 1, 1), 1},
+                        {test::conv_shape(80, 9, 12, 12, 12, 3, 3, 1, 1, 0, 0), 4}};
+  uint32_t seed = 300;
+  for (const Case& c : cases) {
+    const Conv2dShape& s = c.s;
+    INFO("C=" << s.C << " keep every " << c.keep_every << " channel");
+    Weight w = make_weight(s, 0.6, ++seed);
+    const int KK = s.KH * s.KW;
+    std::vector<uint8_t> mask(w.dense.size());
+    for (size_t i = 0; i < w.dense.size(); ++i) {
+      if ((static_cast<int>(i % w.csr.cols) / KK) % c.keep_every != 0) w.dense[i] = 0.0f;
+      mask[i] = w.dense[i] != 0.0f;
+    }
+    w.csr = csr_from_dense(w.dense.data(), mask.data(), s.OC, w.csr.cols);
+    const auto x = test::random_floats(test::x_size(s), ++seed);
+    const auto dy = test::random_floats(test::y_size(s), ++seed);
+    const std::vector<float> dw0(w.csr.nnz(), kNaN);
+    std::vector<float> dx(test::x_size(s));
+    ref::conv2d_backward_data(s, dy.data(), w.dense.data(), dx.data());
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 2, 3}) {
+      INFO("threads=" << threads);
+      omp_set_num_threads(threads);
+      const Result got = run_direct(s, w, x, dy, {}, false, dw0);
+      test::check_close(got.dx, dx, 1e-5, std::sqrt(static_cast<double>(s.OC * KK)));
+    }
+    omp_set_num_threads(saved);
+    test::check_bitwise_across_threads([&] { return run_direct(s, w, x, dy, {}, false, dw0).dx; });
   }
 }
 

@@ -182,15 +182,25 @@ struct SparseConv2dNode : Node {
   }
   // The cpu backward from the output gradient in the batch-innermost layout (OC, P, N).
   void backward_pn(const Tensor& dy_pn) {
-    const bool has_bias = inputs.size() > 2;
-    const int64_t NP = int64_t(s.N) * s.OH() * s.OW();
+    const int NP = s.N * s.OH() * s.OW();
+    backward_cpu(
+        [&](float* dxp) { kernels::csr_conv_backward_data(s, w->w, off->data(), dy_pn.f32(), dxp); },
+        [&](float* dv, bool acc) {
+          kernels::csr_conv_backward_weights(s, w->w, off->data(), dy_pn.f32(), xp.f32(), dv, acc);
+        },
+        [&](float* db, bool acc) { kernels::bias_grad_channels(1, s.OC, NP, dy_pn.f32(), db, acc); });
+  }
+  // The three gradients from kernels that take the output gradient their own way: dx(dxp) writes
+  // the padded input's gradient, dw(dv, acc) and db(db, acc) (+)= the weight and bias gradients.
+  template <class Dx, class Dw, class Db>
+  void backward_cpu(Dx&& dx, Dw&& dw, Db&& db) {
     bool acc = false;
     if (needs_grad(0)) {
       Tensor dxp(xp.shape());
-      kernels::csr_conv_backward_data(s, w->w, off->data(), dy_pn.f32(), dxp.f32());
-      auto unpad = [&](float* dx) {
-        if (in_pn) kernels::pn_padded_to_pn(s, dxp.f32(), dx);
-        else kernels::pn_padded_to_nchw(s, dxp.f32(), dx);
+      dx(dxp.f32());
+      auto unpad = [&](float* out) {
+        if (in_pn) kernels::pn_padded_to_pn(s, dxp.f32(), out);
+        else kernels::pn_padded_to_nchw(s, dxp.f32(), out);
       };
       if (inputs[0].has_grad()) {
         Tensor tmp(inputs[0].shape());
@@ -202,11 +212,11 @@ struct SparseConv2dNode : Node {
     }
     if (needs_grad(1)) {
       Tensor& dv = grad_slot(1, acc);
-      kernels::csr_conv_backward_weights(s, w->w, off->data(), dy_pn.f32(), xp.f32(), dv.f32(), acc);
+      dw(dv.f32(), acc);
     }
-    if (has_bias && needs_grad(2)) {  // channel c's (P, N) block is contiguous
-      Tensor& db = grad_slot(2, acc);
-      kernels::bias_grad_channels(1, s.OC, static_cast<int>(NP), dy_pn.f32(), db.f32(), acc);
+    if (inputs.size() > 2 && needs_grad(2)) {  // channel c's (P, N) block is contiguous
+      Tensor& dbias = grad_slot(2, acc);
+      db(dbias.f32(), acc);
     }
   }
   // dcols = Wᵀ · dy on the transposed copy (the row-gather SpMM: no atomics), then col2im.
@@ -243,9 +253,10 @@ struct SparseConv2dNode : Node {
 // sparse_conv2d -> [relu] -> max_pool2d (non-overlapping windows) on the cpu, kept in the
 // batch-innermost layout: each window's conv rows are pooled as they are computed
 // (kernels::csr_conv_pool_forward; the conv output is never stored) and only the pooled output is
-// transposed to NCHW; the backward rebuilds the conv output's gradient in that layout
-// (kernels::pool_pn_backward). Values, winners and gradients are those of the three separate ops,
-// bit for bit.
+// transposed to NCHW; the backward reads the conv output's gradient through the pool's winners
+// where the conv's gradient kernels use it (kernels::csr_conv_pool_backward_*), never storing it.
+// Values, winners and the input and weight gradients are those of the three separate ops, bit for
+// bit; the bias gradient sums the same values in double in another order (kernels::pool_pn_bias_grad).
 struct SparseConvPoolNode : SparseConv2dNode {
   const char* name() const override { return "sparse_conv2d_pool"; }
   kernels::PoolPnShape ps;
@@ -258,9 +269,17 @@ struct SparseConvPoolNode : SparseConv2dNode {
       dy_pool = Tensor({int64_t(ps.C) * PP * ps.N});
       kernels::nchw_to_pn(ps.C, ps.N, PP, dy.f32(), dy_pool.f32());
     }
-    Tensor da({s.OC, int64_t(s.N) * s.OH() * s.OW()});
-    kernels::pool_pn_backward(ps, out_pn ? dy.f32() : dy_pool.f32(), code.i32(), da.f32());
-    backward_pn(da);
+    const float* g = out_pn ? dy.f32() : dy_pool.f32();
+    const int32_t* winners = code.i32();
+    backward_cpu(
+        [&](float* dxp) {
+          kernels::csr_conv_pool_backward_data(s, w->w, off->data(), ps, g, winners, dxp);
+        },
+        [&](float* dv, bool acc) {
+          kernels::csr_conv_pool_backward_weights(s, w->w, off->data(), ps, g, winners, xp.f32(),
+                                                  dv, acc);
+        },
+        [&](float* db, bool acc) { kernels::pool_pn_bias_grad(ps, g, winners, db, acc); });
   }
 };
 

@@ -160,8 +160,19 @@ void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32
                            float* y, int32_t* code) {
   ST_CALL(csr_conv_pool_forward, s, W, off, xp, bias, relu, ps, y, code);
 }
-void pool_pn_backward(const PoolPnShape& s, const float* dy, const int32_t* code, float* da) {
-  ST_CALL(pool_pn_backward, s, dy, code, da);
+void csr_conv_pool_backward_data(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                                 const PoolPnShape& ps, const float* g, const int32_t* code,
+                                 float* dxp) {
+  ST_CALL(csr_conv_pool_backward_data, s, W, off, ps, g, code, dxp);
+}
+void csr_conv_pool_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                                    const PoolPnShape& ps, const float* g, const int32_t* code,
+                                    const float* xp, float* dw_values, bool accumulate) {
+  ST_CALL(csr_conv_pool_backward_weights, s, W, off, ps, g, code, xp, dw_values, accumulate);
+}
+void pool_pn_bias_grad(const PoolPnShape& s, const float* g, const int32_t* code, float* db,
+                       bool accumulate) {
+  ST_CALL(pool_pn_bias_grad, s, g, code, db, accumulate);
 }
 void im2col_batch(const Conv2dShape& s, const float* x, float* cols) { ST_CALL(im2col_batch, s, x, cols); }
 void col2im_batch(const Conv2dShape& s, const float* cols, float* dx) { ST_CALL(col2im_batch, s, cols, dx); }

@@ -16,7 +16,8 @@
   X(transpose_dense)                                                                               \
   X(csr_conv_forward) X(csr_conv_backward_data) X(csr_conv_backward_weights)                       \
   X(nchw_to_pn_padded) X(pn_padded_to_nchw) X(pn_to_nchw) X(nchw_to_pn) X(im2col_batch)           \
-  X(csr_conv_pool_forward) X(pool_pn_backward)                                                     \
+  X(csr_conv_pool_forward) X(csr_conv_pool_backward_data) X(csr_conv_pool_backward_weights)       \
+  X(pool_pn_bias_grad)                                                                             \
   X(col2im_batch) X(cnp_to_nchw) X(nchw_to_cnp)                                                    \
   X(im2col) X(col2im) X(conv2d_forward) X(conv2d_backward_data) X(conv2d_backward_weights)         \
   X(conv2d_direct_weight_grad)                                                                     \

@@ -55,6 +55,51 @@ int64_t split_pixel_rows(const std::vector<int32_t>& rp, int OC, int P, int t, i
   return first_reaching(units, cost(units) * t / T, cost);
 }
 
+// The conv output's gradient, row (oc, p), lanes [n0, n0 + n): stored (OC, P, N), or read through
+// the max pool that followed the conv (the conv-pool node): g (OC, PH, PW, N) in the lanes whose
+// window winner (code) is this pixel, 0 elsewhere (rows and columns past the last window too).
+// The pooled rows are built in `tmp` where they are used, so the conv output's gradient (4× g on
+// 2×2 windows) never goes through memory; the values are the same either way, and so are the bits
+// of everything computed from them.
+struct GradRows {
+  const float* dy = nullptr;  // stored; null: pooled
+  const float* g = nullptr;
+  const int32_t* code = nullptr;
+  const int32_t* window = nullptr;  // pooled: per pixel, its window's index ph·PW + pw (-1: none)
+  const int32_t* winner = nullptr;  //         and its code, (oh % KH)·KW + ow % KW
+  int P = 0, PP = 0;
+  size_t N = 0;
+  GradRows(const Conv2dShape& s, const float* stored)
+      : dy(stored), P(s.OH() * s.OW()), N(static_cast<size_t>(s.N)) {}
+  // `pixels` holds 2·P ints for the tables, filled here.
+  GradRows(const Conv2dShape& s, const PoolPnShape& ps, const float* pooled, const int32_t* winners,
+           int32_t* pixels)
+      : g(pooled), code(winners), window(pixels), winner(pixels + s.OH() * s.OW()),
+        P(s.OH() * s.OW()), PP(ps.PH() * ps.PW()), N(static_cast<size_t>(s.N)) {
+    for (int oh = 0, p = 0; oh < s.OH(); ++oh)
+      for (int ow = 0; ow < s.OW(); ++ow, ++p) {
+        const int ph = oh / ps.KH, pw = ow / ps.KW;
+        pixels[p] = ph < ps.PH() && pw < ps.PW() ? ph * ps.PW() + pw : -1;
+        pixels[P + p] = (oh % ps.KH) * ps.KW + ow % ps.KW;
+      }
+  }
+  const float* row(int oc, int p, int n0, int n, float* tmp) const {
+    if (dy) return dy + (static_cast<size_t>(oc) * P + p) * N + n0;
+    if (window[p] < 0) {
+      std::fill_n(tmp, n, 0.0f);
+      return tmp;
+    }
+    const size_t q = (static_cast<size_t>(oc) * PP + window[p]) * N + n0;
+    const int32_t j = winner[p];
+    const uint32_t* __restrict gq = reinterpret_cast<const uint32_t*>(g + q);
+    const int32_t* __restrict cq = code + q;
+    uint32_t* __restrict out = reinterpret_cast<uint32_t*>(tmp);
+    // g's bits where the code matches, else +0: a compare mask, no branch (as pool_pn_bias_grad).
+    for (int i = 0; i < n; ++i) out[i] = gq[i] & (0u - static_cast<uint32_t>(cq[i] == j));
+    return tmp;
+  }
+};
+
 #if defined(ST_HAVE_SIMD)
 
 void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, const float* xp,
@@ -78,10 +123,11 @@ void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, 
 
 // dxp += the scatter of every (oc, p) row's nonzeros kb[oc] .. ke[oc] (one thread's channels).
 void backward_data_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
-                        const float* dy, float* dxp, const int32_t* kb, const int32_t* ke) {
+                        const GradRows& dy, float* dxp, const int32_t* kb, const int32_t* ke) {
   const int N = s.N, P = s.OH() * s.OW();
   const PixelBase base(s);
   const float* va = W.values.data();
+  alignas(64) float tmp[kChunk];
   for (int c0 = 0; c0 < N; c0 += kChunk) {
     const int n = std::min(kChunk, N - c0);
     const auto fn = pick_scatter(n);
@@ -90,21 +136,21 @@ void backward_data_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t*
       float* dst = dxp + base(p) * N + c0;
       for (int oc = 0; oc < W.rows; ++oc)
         if (kb[oc] < ke[oc])
-          fn(off, va, kb[oc], ke[oc], dy + (int64_t(oc) * P + p) * N + c0, dst,
-             static_cast<size_t>(N), tail);
+          fn(off, va, kb[oc], ke[oc], dy.row(oc, p, c0, n, tmp), dst, static_cast<size_t>(N), tail);
     }
   }
 }
 
-// d[i] += Σ_p Σ_lanes dy[p, lanes]·xp[base(p) + off[i], lanes] for i < cnt (≤ VL); one chunk of
-// ≤ kChunk lanes (dy0 and xp0 point at the chunk's first lane; rows are N floats apart).
+// d[i] += Σ_p Σ_lanes dy[oc, p, lanes]·xp[base(p) + off[i], lanes] for i < cnt (≤ VL); one chunk
+// of n ≤ kChunk lanes from n0 (xp0 points at the chunk's first lane; rows are N floats apart).
 template <int NV, bool TAIL>
-void wgrad_chunk(const int32_t* off, int cnt, int P, const PixelBase& base, const float* dy0,
-                 const float* xp0, size_t N, vf* d, vmask tail) {
+void wgrad_chunk(const int32_t* off, int cnt, const GradRows& dy, int oc, int n0, int n,
+                 const PixelBase& base, const float* xp0, size_t N, vf* d, vmask tail) {
+  alignas(64) float tmp[kChunk];
   vf acc[VL];
   for (int i = 0; i < VL; ++i) acc[i] = d[i];
-  for (int p = 0; p < P; ++p) {
-    const float* dyr = dy0 + static_cast<size_t>(p) * N;
+  for (int p = 0; p < dy.P; ++p) {
+    const float* dyr = dy.row(oc, p, n0, n, tmp);
     const float* xb = xp0 + static_cast<size_t>(base(p)) * N;
     vf xv[NV];
     for (int v = 0; v < NV; ++v) xv[v] = load_v<NV, TAIL>(dyr, v, tail);
@@ -124,13 +170,12 @@ struct WgradChunk {
 };
 
 void backward_weights_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
-                           const float* dy, const float* xp, float* dw, bool accumulate, int r0,
+                           const GradRows& dy, const float* xp, float* dw, bool accumulate, int r0,
                            int r1) {
-  const int N = s.N, P = s.OH() * s.OW();
+  const int N = s.N;
   const PixelBase base(s);
   const int32_t* rp = W.row_ptr.data();
   for (int oc = r0; oc < r1; ++oc) {
-    const float* dyrow = dy + int64_t(oc) * P * N;
     for (int32_t k = rp[oc]; k < rp[oc + 1]; k += VL) {
       const int cnt = std::min<int32_t>(VL, rp[oc + 1] - k);
       vf d[VL];
@@ -138,7 +183,7 @@ void backward_weights_rows(const Conv2dShape& s, const CsrMatrix& W, const int32
       for (int n0 = 0; n0 < N; n0 += kChunk) {
         const int n = std::min(kChunk, N - n0);
         const auto fn = pick_nv<WgradChunk>(n);
-        fn(off + k, cnt, P, base, dyrow + n0, xp + n0, static_cast<size_t>(N), d, lanes(n % VL));
+        fn(off + k, cnt, dy, oc, n0, n, base, xp + n0, static_cast<size_t>(N), d, lanes(n % VL));
       }
       vf sums = hsum(d);
       const vmask m = lanes(cnt);
@@ -167,12 +212,15 @@ void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, 
 }
 
 void backward_data_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
-                        const float* dy, float* dxp, const int32_t* kb, const int32_t* ke) {
+                        const GradRows& dy, float* dxp, const int32_t* kb, const int32_t* ke) {
   const int N = s.N, P = s.OH() * s.OW();
   const PixelBase base(s);
+  static thread_local std::vector<float> tmp;
+  tmp.resize(N);
   for (int p = 0; p < P; ++p)
     for (int oc = 0; oc < W.rows; ++oc) {
-      const float* g = dy + (int64_t(oc) * P + p) * N;
+      if (kb[oc] == ke[oc]) continue;
+      const float* g = dy.row(oc, p, 0, N, tmp.data());
       for (int32_t k = kb[oc]; k < ke[oc]; ++k) {
         const float a = W.values[k];
         float* c = dxp + (base(p) + off[k]) * N;
@@ -182,15 +230,17 @@ void backward_data_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t*
 }
 
 void backward_weights_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
-                           const float* dy, const float* xp, float* dw, bool accumulate, int r0,
+                           const GradRows& dy, const float* xp, float* dw, bool accumulate, int r0,
                            int r1) {
   const int N = s.N, P = s.OH() * s.OW();
   const PixelBase base(s);
+  static thread_local std::vector<float> tmp;
+  tmp.resize(N);
   for (int oc = r0; oc < r1; ++oc)
     for (int32_t k = W.row_ptr[oc]; k < W.row_ptr[oc + 1]; ++k) {
       float sum = 0.0f;
       for (int p = 0; p < P; ++p) {
-        const float* g = dy + (int64_t(oc) * P + p) * N;
+        const float* g = dy.row(oc, p, 0, N, tmp.data());
         const float* x = xp + (base(p) + off[k]) * N;
         for (int n = 0; n < N; ++n) sum += g[n] * x[n];
       }
@@ -208,24 +258,8 @@ void check_weight(const Conv2dShape& s, const CsrMatrix& W, const char* fn) {
                                 std::to_string(s.C * s.KH * s.KW));
 }
 
-}  // namespace
-
-void csr_conv_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
-                      const float* xp, float* y) {
-  check_weight(s, W, "csr_conv_forward");
-  const int P = s.OH() * s.OW();
-  if (s.OC == 0 || P == 0 || s.N == 0) return;
-  const int T = threads_for((W.nnz() + W.rows) * int64_t(P) * s.N);
-  parallel_region(T, [&](int t, int nt) {
-    const int64_t u0 = split_pixel_rows(W.row_ptr, s.OC, P, t, nt);
-    const int64_t u1 = split_pixel_rows(W.row_ptr, s.OC, P, t + 1, nt);
-    if (u0 < u1) forward_rows(s, W, off, xp, y, u0, u1);
-  });
-}
-
-void csr_conv_backward_data(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
-                            const float* dy, float* dxp) {
-  check_weight(s, W, "csr_conv_backward_data");
+void backward_data(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                   const GradRows& dy, float* dxp) {
   const int N = s.N, P = s.OH() * s.OW(), KK = s.KH * s.KW;
   const int64_t plane = int64_t(padded_h(s)) * padded_w(s) * N;  // one channel of dxp
   if (N == 0 || plane * s.C == 0) return;
@@ -263,10 +297,8 @@ void csr_conv_backward_data(const Conv2dShape& s, const CsrMatrix& W, const int3
   });
 }
 
-void csr_conv_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
-                               const float* dy, const float* xp, float* dw_values,
-                               bool accumulate) {
-  check_weight(s, W, "csr_conv_backward_weights");
+void backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                      const GradRows& dy, const float* xp, float* dw_values, bool accumulate) {
   if (W.nnz() == 0) return;
   const int P = s.OH() * s.OW();
   if (P == 0 || s.N == 0) {
@@ -278,6 +310,86 @@ void csr_conv_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const i
     const int r0 = split_units(W.row_ptr, W.rows, 1, t, nt);
     const int r1 = split_units(W.row_ptr, W.rows, 1, t + 1, nt);
     if (r0 < r1) backward_weights_rows(s, W, off, dy, xp, dw_values, accumulate, r0, r1);
+  });
+}
+
+void check_pool(const Conv2dShape& s, const PoolPnShape& ps, const char* fn) {
+  if (ps.C != s.OC || ps.OH != s.OH() || ps.OW != s.OW() || ps.N != s.N || ps.KH < 1 || ps.KW < 1)
+    throw std::invalid_argument(std::string(fn) + ": pool shape does not match the conv output");
+}
+
+}  // namespace
+
+void csr_conv_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                      const float* xp, float* y) {
+  check_weight(s, W, "csr_conv_forward");
+  const int P = s.OH() * s.OW();
+  if (s.OC == 0 || P == 0 || s.N == 0) return;
+  const int T = threads_for((W.nnz() + W.rows) * int64_t(P) * s.N);
+  parallel_region(T, [&](int t, int nt) {
+    const int64_t u0 = split_pixel_rows(W.row_ptr, s.OC, P, t, nt);
+    const int64_t u1 = split_pixel_rows(W.row_ptr, s.OC, P, t + 1, nt);
+    if (u0 < u1) forward_rows(s, W, off, xp, y, u0, u1);
+  });
+}
+
+void csr_conv_backward_data(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                            const float* dy, float* dxp) {
+  check_weight(s, W, "csr_conv_backward_data");
+  backward_data(s, W, off, GradRows(s, dy), dxp);
+}
+
+void csr_conv_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                               const float* dy, const float* xp, float* dw_values,
+                               bool accumulate) {
+  check_weight(s, W, "csr_conv_backward_weights");
+  backward_weights(s, W, off, GradRows(s, dy), xp, dw_values, accumulate);
+}
+
+void csr_conv_pool_backward_data(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                                 const PoolPnShape& ps, const float* g, const int32_t* code,
+                                 float* dxp) {
+  check_weight(s, W, "csr_conv_pool_backward_data");
+  check_pool(s, ps, "csr_conv_pool_backward_data");
+  static thread_local std::vector<int32_t> pixels;
+  pixels.resize(2 * size_t(s.OH()) * s.OW());
+  backward_data(s, W, off, GradRows(s, ps, g, code, pixels.data()), dxp);
+}
+
+void csr_conv_pool_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                                    const PoolPnShape& ps, const float* g, const int32_t* code,
+                                    const float* xp, float* dw_values, bool accumulate) {
+  check_weight(s, W, "csr_conv_pool_backward_weights");
+  check_pool(s, ps, "csr_conv_pool_backward_weights");
+  static thread_local std::vector<int32_t> pixels;
+  pixels.resize(2 * size_t(s.OH()) * s.OW());
+  backward_weights(s, W, off, GradRows(s, ps, g, code, pixels.data()), xp, dw_values, accumulate);
+}
+
+void pool_pn_bias_grad(const PoolPnShape& s, const float* g, const int32_t* code, float* db,
+                       bool accumulate) {
+  const int64_t per_channel = int64_t(s.PH()) * s.PW() * s.N;
+  parallel_for(s.C, worth_parallel(s.C * per_channel, kParallelMinElems), [=](int64_t c) {
+    const float* gc = g + c * per_channel;
+    const int32_t* cc = code + c * per_channel;
+    // 16 independent double sums (one vector chain each) instead of one chain of dependent adds.
+    double part[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= per_channel; i += 16)
+      for (int l = 0; l < 16; ++l) {
+        // g where code >= 0, else +0, as a bit mask (the sign of code): a branch per element
+        // mispredicted on random winners and kept the loop scalar.
+        uint32_t bits;
+        std::memcpy(&bits, gc + i + l, sizeof bits);
+        bits &= ~static_cast<uint32_t>(cc[i + l] >> 31);
+        float v;
+        std::memcpy(&v, &bits, sizeof v);
+        part[l] += static_cast<double>(v);
+      }
+    for (; i < per_channel; ++i) part[i % 16] += cc[i] >= 0 ? double(gc[i]) : 0.0;
+    double acc = 0.0;
+    for (int l = 0; l < 16; ++l) acc += part[l];
+    db[c] = static_cast<float>(accumulate ? db[c] + acc : acc);
   });
 }
 
@@ -437,8 +549,7 @@ void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32
                            const float* xp, const float* bias, bool relu, const PoolPnShape& ps,
                            float* y, int32_t* code) {
   check_weight(s, W, "csr_conv_pool_forward");
-  if (ps.C != s.OC || ps.OH != s.OH() || ps.OW != s.OW() || ps.N != s.N || ps.KH < 1 || ps.KW < 1)
-    throw std::invalid_argument("csr_conv_pool_forward: pool shape does not match the conv output");
+  check_pool(s, ps, "csr_conv_pool_forward");
   const int PP = ps.PH() * ps.PW();
   if (int64_t(s.OC) * PP * s.N == 0) return;
   const PoolLanesFn pool = bias ? (relu ? &pool_lanes<true, true> : &pool_lanes<true, false>)
@@ -451,35 +562,6 @@ void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32
     const int64_t u0 = split_pixel_rows(W.row_ptr, s.OC, PP, t, nt);
     const int64_t u1 = split_pixel_rows(W.row_ptr, s.OC, PP, t + 1, nt);
     if (u0 < u1) conv_pool_rows(s, ps, W, off, xp, bias, relu, pool, y, code, u0, u1, tile);
-  });
-}
-
-void pool_pn_backward(const PoolPnShape& s, const float* dy, const int32_t* code, float* da) {
-  const int PH = s.PH(), PW = s.PW(), N = s.N;
-  const size_t row = static_cast<size_t>(s.OW) * N;
-  const int64_t work = int64_t(s.C) * s.OH * s.OW * N;
-  if (work == 0) return;
-  parallel_for(int64_t(s.C) * s.OH, worth_parallel(work, kParallelMinElems), [=](int64_t co) {
-    const int c = static_cast<int>(co / s.OH), oh = static_cast<int>(co % s.OH);
-    float* dst = da + static_cast<size_t>(co) * row;
-    const int ph = oh / s.KH, kh = oh % s.KH;
-    if (ph >= PH) {
-      std::memset(dst, 0, sizeof(float) * row);
-      return;
-    }
-    const size_t pool_row = (static_cast<size_t>(c) * PH + ph) * PW;
-    for (int ow = 0; ow < s.OW; ++ow) {
-      float* __restrict d = dst + static_cast<size_t>(ow) * N;
-      const int pw = ow / s.KW;
-      if (pw >= PW) {
-        std::memset(d, 0, sizeof(float) * N);
-        continue;
-      }
-      const int32_t j = kh * s.KW + ow % s.KW;
-      const float* __restrict g = dy + (pool_row + pw) * N;
-      const int32_t* __restrict cc = code + (pool_row + pw) * N;
-      for (int n = 0; n < N; ++n) d[n] = cc[n] == j ? g[n] : 0.0f;
-    }
   });
 }
 

@@ -23,8 +23,14 @@
 //                               pixel's conv row is computed as csr_conv_forward computes it, so the
 //                               values and winners are those of csr_conv_forward, bias, relu and
 //                               max_pool2d in NCHW, bit for bit.
-//   pool_pn_backward:           da (C, OH, OW, N) = dy at each window's winner, 0 elsewhere
-//                               (overwrites da; rows and columns past the last window too)
+//   csr_conv_pool_backward_data / _weights: csr_conv_backward_data / _weights of the conv whose
+//                               output csr_conv_pool_forward pooled, from the pooled gradient g
+//                               (OC, PH, PW, N) and `code`: the conv output's gradient is g at each
+//                               window's winner, 0 elsewhere (rows and columns past the last
+//                               window too), built a row at a time where it is used and never
+//                               stored; the same values, bit for bit, as from that gradient stored
+//   pool_pn_bias_grad:          db (C) (+)= the sum of g (C, PH, PW, N) where code >= 0 (the bias
+//                               gradient of the pooled conv), summed in double
 // Threads: the forward and the weight gradient split (p, oc) rows / oc rows by nonzero count; the
 // input gradient splits the input channels by nonzero count, so every output element is summed by
 // one thread in a fixed order: deterministic for any thread count, no atomics.
@@ -73,7 +79,14 @@ struct PoolPnShape {
 void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
                            const float* xp, const float* bias, bool relu, const PoolPnShape& ps,
                            float* y, int32_t* code);
-void pool_pn_backward(const PoolPnShape& s, const float* dy, const int32_t* code, float* da);
+void csr_conv_pool_backward_data(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                                 const PoolPnShape& ps, const float* g, const int32_t* code,
+                                 float* dxp);
+void csr_conv_pool_backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
+                                    const PoolPnShape& ps, const float* g, const int32_t* code,
+                                    const float* xp, float* dw_values, bool accumulate);
+void pool_pn_bias_grad(const PoolPnShape& s, const float* g, const int32_t* code, float* db,
+                       bool accumulate);
 
 void im2col_batch(const Conv2dShape& s, const float* x, float* cols);
 void col2im_batch(const Conv2dShape& s, const float* cols, float* dx);

@@ -224,7 +224,7 @@ TEST_CASE("direct sparse conv: dx with empty channels and fewer channels than th
 // pool: the same values bit for bit and the same winners (ties are common: inputs and weights on a
 // coarse grid, empty rows, zeros after relu), windows that leave rows and columns over, strided
 // convs, N across the vector widths and past one lane chunk; and the backward's gradient placement.
-TEST_CASE("csr_conv_pool_forward / pool_pn_backward equal the conv, bias, relu and max_pool2d") {
+TEST_CASE("csr_conv_pool_forward / csr_conv_pool_backward_* equal the conv, bias, relu and max_pool2d") {
   struct Case { Conv2dShape s; int KH, KW; };
   const Case cases[] = {
       {test::conv_shape(64, 3, 28, 28, 4, 3, 3, 1, 1, 1, 1), 2, 2},
@@ -301,14 +301,59 @@ TEST_CASE("csr_conv_pool_forward / pool_pn_backward equal the conv, bias, relu a
           ref::max_pool2d_backward(r, dy_nchw.data(), arg.data(), dx.data());
           if (relu)
             for (size_t i = 0; i < dx.size(); ++i) dx[i] = yc[i] > 0.0f ? dx[i] : 0.0f;
+          // The conv's gradients from that stored gradient (batch innermost) and from the pooled
+          // one through the winners: the same bits. The bias: the double sum of the same values.
           std::vector<float> da(a.size(), kNaN);
-          pool_pn_backward(ps, dy.data(), code.data(), da.data());
-          for (int ch = 0; ch < s.OC; ++ch)
-            for (int i = 0; i < P; ++i)
+          nchw_to_pn(s.OC, s.N, P, dx.data(), da.data());
+          std::vector<float> dxp_want(padded_size(s), kNaN), dxp_got(padded_size(s), kNaN);
+          csr_conv_backward_data(s, w.csr, off.data(), da.data(), dxp_want.data());
+          csr_conv_pool_backward_data(s, w.csr, off.data(), ps, dy.data(), code.data(),
+                                      dxp_got.data());
+          CHECK(test::bitwise_equal(dxp_got, dxp_want));
+          for (bool accumulate : {false, true}) {
+            std::vector<float> dw_want = accumulate ? test::random_floats(w.csr.nnz(), seed + 7)
+                                                    : std::vector<float>(w.csr.nnz(), kNaN);
+            std::vector<float> dw_got = dw_want;
+            csr_conv_backward_weights(s, w.csr, off.data(), da.data(), xp.data(), dw_want.data(),
+                                      accumulate);
+            csr_conv_pool_backward_weights(s, w.csr, off.data(), ps, dy.data(), code.data(),
+                                           xp.data(), dw_got.data(), accumulate);
+            CHECK(test::bitwise_equal(dw_got, dw_want));
+            std::vector<float> db(s.OC, 0.5f), db_want(s.OC);
+            for (int ch = 0; ch < s.OC; ++ch) {
+              double sum = accumulate ? 0.5 : 0.0;
               for (int n = 0; n < s.N; ++n)
-                REQUIRE(da[(size_t(ch) * P + i) * s.N + n] == dx[(size_t(n) * s.OC + ch) * P + i]);
+                for (int i = 0; i < P; ++i) sum += dx[(size_t(n) * s.OC + ch) * P + i];
+              db_want[ch] = static_cast<float>(sum);
+            }
+            pool_pn_bias_grad(ps, dy.data(), code.data(), db.data(), accumulate);
+            test::check_close(db, db_want, 1e-6, 1.0);
+          }
         }
   CHECK(clipped > 0);
+  {  // big enough to split across threads: the same bits for 1, 2 and 3 threads
+    const Conv2dShape s = test::conv_shape(64, 8, 16, 16, 24, 3, 3, 1, 1, 1, 1);
+    const PoolPnShape ps{s.OC, s.OH(), s.OW(), s.N, 2, 2};
+    const Weight w = make_weight(s, 0.3, 77);
+    std::vector<int32_t> off;
+    conv_offsets(s, w.csr, off);
+    const auto x = test::random_floats(test::x_size(s), 78);
+    std::vector<float> xp(padded_size(s));
+    nchw_to_pn_padded(s, x.data(), xp.data());
+    const size_t pooled = size_t(s.OC) * ps.PH() * ps.PW() * s.N;
+    std::vector<float> y(pooled);
+    std::vector<int32_t> code(pooled);
+    csr_conv_pool_forward(s, w.csr, off.data(), xp.data(), nullptr, true, ps, y.data(), code.data());
+    const auto g = test::random_floats(pooled, 79);
+    test::check_bitwise_across_threads([&] {
+      std::vector<float> out(padded_size(s) + w.csr.nnz() + s.OC);
+      csr_conv_pool_backward_data(s, w.csr, off.data(), ps, g.data(), code.data(), out.data());
+      csr_conv_pool_backward_weights(s, w.csr, off.data(), ps, g.data(), code.data(), xp.data(),
+                                     out.data() + padded_size(s), false);
+      pool_pn_bias_grad(ps, g.data(), code.data(), out.data() + padded_size(s) + w.csr.nnz(), false);
+      return out;
+    });
+  }
   PoolPnShape wrong{3, 28, 28, 64, 2, 2};
   const Conv2dShape s = test::conv_shape(64, 3, 28, 28, 4, 3, 3, 1, 1, 1, 1);
   const Weight w = make_weight(s, 0.3, 5);
@@ -316,6 +361,11 @@ TEST_CASE("csr_conv_pool_forward / pool_pn_backward equal the conv, bias, relu a
   conv_offsets(s, w.csr, off);
   CHECK_THROWS_AS(csr_conv_pool_forward(s, w.csr, off.data(), nullptr, nullptr, false, wrong,
                                         nullptr, nullptr),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(csr_conv_pool_backward_data(s, w.csr, off.data(), wrong, nullptr, nullptr, nullptr),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(csr_conv_pool_backward_weights(s, w.csr, off.data(), wrong, nullptr, nullptr,
+                                                 nullptr, nullptr, false),
                   std::invalid_argument);
 }
 

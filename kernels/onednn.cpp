@@ -333,7 +333,9 @@ int onednn_channel_block() {
 //   20→50 5×5 on 12²:    fwd 1943 → 1716   bwd_data 2276 → 3422   bwd_weights 2153 → 1911
 //   32→64 3×3 p1 on 14²: fwd 3872 → 2516   bwd_data 4656 → 2377   bwd_weights 5209 → 3073
 // and in LeNet-5's training step (20→50 on AVX2) blocking forward and weights, not data, took
-// 5 750 to 6 000–6 300 samples/s. So: whole blocks block every pass; padding that adds at most
+// 5 750 to 6 000–6 300 samples/s; on AMD Zen 5 (AVX-512, blocks of 16) blocking 20→50's forward and
+// weight passes anyway ran LeNet-5's dense step at 0.88–1.0× of plain (three alternating rounds,
+// 1 and 2 threads). So: whole blocks block every pass; padding that adds at most
 // half the work (C·OC padded over C·OC: 20→50 is 1.34 with blocks of 8, 2.05 with 16) blocks the
 // forward and weight passes; more padding blocks none. With C = 1 the input stays plain even when
 // oneDNN picks, so forward and backward_weights gain from blocking OC whatever OC is, while

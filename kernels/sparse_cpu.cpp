@@ -23,9 +23,11 @@
 //   csr_sddmm:  X's row (≤ 8 vectors) stays in registers; VL nonzeros at a time produce VL
 //               partial-sum vectors that one transpose-add tree reduces into one vector of VL
 //               dot products (3 ops per nonzero instead of a full horizontal sum each).
-//   csr_sddmm_dyx: the same reduction on the xwt tiles: x packed once into (IN, 32) tiles, the
-//               threads' rows walked tile by tile (the gathered tile stays in L2), dy's VL×32
-//               pieces transposed in registers; outputs add the tiles' partials in tile order.
+//   csr_sddmm_dyx: the same reduction on the xwt tiles: x packed into (IN, 32) tiles, rows walked
+//               tile by tile (the gathered tile stays in L2), dy's VL×32 pieces transposed in
+//               registers; outputs add the tiles' partials in tile order. Threads split the rows
+//               (each packing every tile) or, at high sparsity on large layers, the tiles (each
+//               packing only its own; later tiles' partials added afterwards in tile order).
 // Threads: contiguous row ranges of equal cost (nnz + 2·rows), found by binary search on row_ptr
 // (static, deterministic, and the sum order of every output never depends on the split).
 // Without AVX2 the portable loops at the end of the file run (transposed copies + row kernels).
@@ -392,52 +394,100 @@ inline void sddmm_tile_row(const int32_t* cols, int32_t k0, int32_t k1, const fl
   }
 }
 
+// One tile's pass of the weight gradient over row groups [r0, r1) (r0 a multiple of VL):
+// out[k] (+)= Σ_{b in tile} dy[b, row(k)]·x[b, col(k)]. dy's VL-row × 32-batch pieces are
+// transposed in registers on the way; xtile is the tile's (IN, 32) pack.
+void sddmm_tile_rows(const CsrMatrix& Wm, int r0, int r1, const float* dy, int batch, int tile,
+                     const float* xtile, float* out, bool add) {
+  constexpr int TB = kDyxTile;
+  const int OUT = Wm.rows;
+  const int32_t* rp = Wm.row_ptr.data();
+  const int32_t* ci = Wm.col_idx.data();
+  alignas(64) float dyblk[VL * TB];
+  for (int g = r0; g < r1; g += VL) {
+    const int ng = std::min(VL, r1 - g);
+    if (rp[g] == rp[g + ng]) continue;
+    const vmask mg = lanes(ng);
+    for (int h = 0; h < kDyxParts; ++h) {  // dyblk[i][VL·h + j] = dy[b0 + j, g + i]
+      const int b0 = tile * TB + VL * h, nb = std::max(0, std::min(VL, batch - b0));
+      vf r[VL];
+      for (int i = 0; i < VL; ++i)
+        r[i] = i < nb ? vloadu(mg, dy + static_cast<size_t>(b0 + i) * OUT + g) : vzero();
+      transpose(r);
+      for (int i = 0; i < VL; ++i) vstore(dyblk + TB * i + VL * h, r[i]);
+    }
+    for (int i = 0; i < ng; ++i)
+      sddmm_tile_row(ci, rp[g + i], rp[g + i + 1], dyblk + TB * i, xtile, out, add);
+  }
+}
+
+// xtile (IN, 32) = x[32·tile : 32·tile + 32, :]ᵀ, lanes past the batch zero.
+void pack_dyx_tile(const float* x, int IN, int batch, int tile, float* xtile) {
+  for (int h = 0; h < kDyxParts; ++h) {
+    const int b0 = tile * kDyxTile + VL * h;
+    pack_tile(x, IN, b0, std::max(0, std::min(VL, batch - b0)), xtile + VL * h, kDyxTile);
+  }
+}
+
 // dW at W's nonzeros (+)= (dyᵀ · x) there, in tiles of 32 batch rows (the SpMM's x-stationary
-// layout): each thread takes its rows (equal nnz) and, tile by tile, packs that tile of x
-// transposed (IN, 32) into its own buffer and walks its rows over it, so the tile it gathers from
-// (128 KiB at IN = 1024) stays in its L2. dy's VL-row × 32-batch pieces are transposed in
-// registers on the way.
-// Every output adds the tiles' partial sums in tile order: deterministic for any thread count.
+// layout). Every output adds the tiles' partial sums in tile order (out = ((p0 + p1) + p2) + …,
+// each pᵢ complete before it is added), whatever the split: the same bits for any thread count.
+// Two splits, each thread packing its own tiles into its own buffer (a pack shared by the team
+// made every gather a cross-core read: 2× slower at 99% on 1024²):
+//   rows:  each thread takes rows of equal nnz and walks them tile by tile, so the tile it
+//          gathers from (128 KiB at IN = 1024) stays in L2; every thread packs every tile.
+//   tiles: each thread takes whole tiles for all rows and packs only those; thread 0 adds its
+//          tiles into the output, the others write each tile's partials to a buffer of nnz
+//          floats, added afterwards in tile order. Taken where the buffers' traffic
+//          (nnz per extra tile) is below the pack it saves (IN·batch) and that pack is large
+//          enough to pay for the extra barrier: at 95–99% on 1024² (batch 128) the row split
+//          spent ~40% of its time packing, and 2 threads ran it barely faster than 1. On LeNet's
+//          layers (IN·batch ≤ 51 K) the tile split was up to 10% slower; at 90% on 1024² and
+//          4096² it lost to the row split (measured side by side, 2 threads, AVX-512).
+constexpr int64_t kTileSplitMinPack = int64_t{1} << 17;
 void sddmm_dyx_tiled(const CsrMatrix& Wm, const float* dy, const float* x, int batch,
                      float* dw_values, bool accumulate) {
   constexpr int TB = kDyxTile;
   const int OUT = Wm.rows, IN = Wm.cols;
   const int tiles = (batch + TB - 1) / TB;
   const size_t tile_size = static_cast<size_t>(IN) * TB;
-  const int32_t* rp = Wm.row_ptr.data();
-  const int32_t* ci = Wm.col_idx.data();
-  const int T = threads_for((Wm.nnz() + OUT + IN) * static_cast<int64_t>(batch));
+  const int64_t nnz = Wm.nnz();
+  const int T = threads_for((nnz + OUT + IN) * static_cast<int64_t>(batch));
+  const int first = even_split(tiles, 1, T);  // thread 0's tiles in the tile split
+  const int64_t pack = static_cast<int64_t>(IN) * batch;
+  const bool by_tiles =
+      T > 1 && tiles >= T && nnz * (tiles - first) < pack && pack >= kTileSplitMinPack;
+  float* parts = nullptr;
+  if (by_tiles) {
+    static thread_local std::vector<float> parts_buf;
+    parts = scratch(parts_buf, static_cast<size_t>(nnz) * (tiles - first));
+  }
   parallel_region(T, [&](int t, int nt) {
-    // Each thread packs every tile itself, one at a time, into its own buffer: the pack is cheap
-    // next to the gathers, and no barrier or cross-core copy of a shared packed x is needed
-    // (sharing one made 2 threads barely faster than 1 on LeNet-sized layers).
     static thread_local std::vector<float> tile_buf;
     float* xtile = aligned_scratch(tile_buf, tile_size);
+    if (by_tiles) {
+      for (int tile = even_split(tiles, t, nt); tile < even_split(tiles, t + 1, nt); ++tile) {
+        pack_dyx_tile(x, IN, batch, tile, xtile);
+        if (tile < first)
+          sddmm_tile_rows(Wm, 0, OUT, dy, batch, tile, xtile, dw_values, accumulate || tile > 0);
+        else
+          sddmm_tile_rows(Wm, 0, OUT, dy, batch, tile, xtile,
+                          parts + static_cast<size_t>(tile - first) * nnz, false);
+      }
+#pragma omp barrier
+      const int64_t k0 = nnz * t / nt, k1 = nnz * (t + 1) / nt;
+      for (int p = 0; p < tiles - first; ++p) {
+        const float* src = parts + static_cast<size_t>(p) * nnz;
+        for (int64_t k = k0; k < k1; ++k) dw_values[k] += src[k];
+      }
+      return;
+    }
     const int r0 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, t, nt));
     const int r1 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, t + 1, nt));
-    alignas(64) float dyblk[VL * TB];
+    if (r0 >= r1) return;
     for (int tile = 0; tile < tiles; ++tile) {
-      if (r0 >= r1) break;
-      for (int h = 0; h < kDyxParts; ++h) {
-        const int b0 = tile * TB + VL * h;
-        pack_tile(x, IN, b0, std::max(0, std::min(VL, batch - b0)), xtile + VL * h, TB);
-      }
-      const bool add = accumulate || tile > 0;
-      for (int g = r0; g < r1; g += VL) {
-        const int ng = std::min(VL, r1 - g);
-        if (rp[g] == rp[g + ng]) continue;
-        const vmask mg = lanes(ng);
-        for (int h = 0; h < kDyxParts; ++h) {  // dyblk[i][VL·h + j] = dy[b0 + j, g + i]
-          const int b0 = tile * TB + VL * h, nb = std::max(0, std::min(VL, batch - b0));
-          vf r[VL];
-          for (int i = 0; i < VL; ++i)
-            r[i] = i < nb ? vloadu(mg, dy + static_cast<size_t>(b0 + i) * OUT + g) : vzero();
-          transpose(r);
-          for (int i = 0; i < VL; ++i) vstore(dyblk + TB * i + VL * h, r[i]);
-        }
-        for (int i = 0; i < ng; ++i)
-          sddmm_tile_row(ci, rp[g + i], rp[g + i + 1], dyblk + TB * i, xtile, dw_values, add);
-      }
+      pack_dyx_tile(x, IN, batch, tile, xtile);
+      sddmm_tile_rows(Wm, r0, r1, dy, batch, tile, xtile, dw_values, accumulate || tile > 0);
     }
   });
 }

@@ -245,6 +245,39 @@ TEST_CASE("csr_spmm with a dense operand larger than the caches (row-outer chunk
   omp_set_num_threads(saved);
 }
 
+// SDDMM(dyᵀ·x) has two thread splits (kernels/sparse_cpu.cpp): by rows, or by whole batch tiles
+// with the later tiles' partials added afterwards. At density 0.01 on (700, 1100) with batch 130
+// (4 full tiles and a 2-row one) 2 and 3 threads take the tile split (thread 0 owning 2 or 1
+// tiles); at 0.2 the row split. Both must match the reference and give the bits of 1 thread.
+TEST_CASE("SDDMM(dyᵀ·x) split by rows or by batch tiles: same bits at any thread count") {
+  const int saved = omp_get_max_threads();
+  const int OUT = 700, IN = 1100, batch = 130;
+  uint32_t seed = 1500;
+  for (double d : {0.01, 0.2})
+    for (bool accumulate : {false, true}) {
+      INFO("density=" << d << " accumulate=" << accumulate);
+      test::SparseCase c = test::make_case(OUT, IN, d, ++seed);
+      const auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
+      const auto dy = test::random_floats(static_cast<size_t>(batch) * OUT, ++seed);
+      const auto dw0 = accumulate ? test::random_floats(c.csr.nnz(), ++seed)
+                                  : std::vector<float>(c.csr.nnz(), kNaN);
+      auto want = dw0;
+      ref::csr_sddmm(c.csr, transposed(dy, batch, OUT).data(), transposed(x, batch, IN).data(), batch,
+                     want.data(), accumulate);
+      std::vector<float> first;
+      for (int threads : {1, 2, 3}) {
+        INFO("threads=" << threads);
+        omp_set_num_threads(threads);
+        auto dw = dw0;
+        csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), accumulate);
+        test::check_close(dw, want, 1e-5, test::scale_for(batch));
+        if (first.empty()) first = dw;
+        else CHECK(test::bitwise_equal(dw, first));
+      }
+    }
+  omp_set_num_threads(saved);
+}
+
 TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread counts") {
   // batch 72: 3 tiles of 32 (split into row chunks at 2 threads, whole tiles at 3); 128: 4 tiles
   // (whole tiles at 2, row chunks at 3); 9: one 16-row tile split into row chunks.

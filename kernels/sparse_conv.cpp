@@ -1,7 +1,8 @@
 // kernels/sparse_conv.cpp — the direct sparse convolution in the PN layout (see sparse_conv.h),
 // its layout changes, and the batch im2col helpers of the CUDA path.
 //   forward:  every (oc, p) is spmm_row (kernels/sparse_rows.h) over the N-wide input vectors at
-//             base(p) + off(k): a row's slice of y (≤ 128 floats) stays in registers.
+//             base(p) + off(k): a row's slice of y (≤ 128 floats) stays in registers (no
+//             software prefetch: the window is already in L1/L2).
 //   dx:       scatter_row: dy's vector at (oc, p) is added into dxp at base(p) + off(k); threads
 //             own disjoint input channels.
 //   dW:       16 nonzeros of a row at a time keep 16 vector partial sums over all pixels and
@@ -115,7 +116,7 @@ void forward_rows(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off, 
   const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(W.nnz() - 1, 0));
   for (int n0 = 0; n0 < N; n0 += kChunk) {
     const int n = std::min(kChunk, N - n0);
-    const auto fn = pick_spmm(n);
+    const auto fn = pick_spmm_no_prefetch(n);
     const vmask tail = lanes(n % VL);
     for (int64_t u = u0; u < u1; ++u) {
       const int p = static_cast<int>(u / W.rows), oc = static_cast<int>(u % W.rows);
@@ -514,7 +515,7 @@ void conv_pool_rows(const Conv2dShape& s, const PoolPnShape& ps, const CsrMatrix
     const int n = std::min(kChunk, N - n0);
 #if defined(ST_HAVE_SIMD)
     const int32_t k_last = static_cast<int32_t>(std::max<int64_t>(W.nnz() - 1, 0));
-    const auto fn = pick_spmm(n);
+    const auto fn = pick_spmm_no_prefetch(n);
     const vmask tail = lanes(n % VL);
 #endif
     for (int64_t u = u0; u < u1; ++u) {

@@ -1,7 +1,8 @@
 // kernels/sparse_rows.h — row-level CSR building blocks shared by the CPU sparse kernels
 // (kernels/sparse_cpu.cpp: the matrix products; kernels/sparse_conv.cpp: the direct convolution).
 //   threads_for / split_units / even_split: the static, deterministic thread partition
-//   spmm_row<NV, TAIL>:    c (VL·NV floats) = Σ_k vals[k]·B[cols[k]·ldb : +VL·NV] + beta·c
+//   spmm_row<NV, TAIL, PF>: c (VL·NV floats) = Σ_k vals[k]·B[cols[k]·ldb : +VL·NV] + beta·c
+//                          (PF: prefetch B's row kPrefetch nonzeros ahead)
 //   scatter_row<NV, TAIL>: C[cols[k]·ldc : +VL·NV] += vals[k]·brow
 // VL is the vector width of the instruction set being compiled (kernels/simd.h): 16 floats for
 // AVX-512, 8 for AVX2; a row slice of up to kChunk = 8·VL floats stays in registers.
@@ -103,12 +104,17 @@ inline std::remove_const_t<decltype(K<1, false>::fn)> pick_nv(int n) {
 }
 
 // c (VL·NV floats, the last vector masked by `tail` when TAIL) = Σ_k vals[k]·B[cols[k], :] + beta·c
+// With PF, the B row of the nonzero kPrefetch ahead is prefetched: csr_spmm gathers rows of a B
+// far larger than the caches (−25% at 90–99% sparsity, measured). The direct sparse conv reads
+// a pixel's window, which the previous pixels brought into L1/L2: there the prefetches only
+// took load slots (its forward on SimpleCNN's conv2 at 95% ran 1.17–1.23× faster without them,
+// 1 thread, AVX-512).
 #ifndef ST_SPMM_PREFETCH
 #define ST_SPMM_PREFETCH 8
 #endif
 constexpr int kPrefetch = ST_SPMM_PREFETCH;  // nonzeros ahead whose B row is prefetched (0: off)
 
-template <int NV, bool TAIL>
+template <int NV, bool TAIL, bool PF = true>
 inline void spmm_row(const int32_t* cols, const float* vals, int32_t k0, int32_t k1, int32_t k_last,
               const float* B, size_t ldb, float* c, float beta, vmask tail) {
   constexpr int S = NV <= 2 ? 4 : NV <= 4 ? 2 : 1;  // independent accumulator sets
@@ -119,7 +125,7 @@ inline void spmm_row(const int32_t* cols, const float* vals, int32_t k0, int32_t
   for (; k + S <= k1; k += S) {
     for (int s = 0; s < S; ++s) {
       const float* b = B + static_cast<size_t>(cols[k + s]) * ldb;
-      if (kPrefetch > 0) {  // B's rows are scattered: the hardware prefetcher cannot guess them
+      if (PF && kPrefetch > 0) {  // B's rows are scattered: the hardware prefetcher cannot guess them
         const float* p = B + static_cast<size_t>(cols[std::min(k + s + kPrefetch, k_last)]) * ldb;
         for (int v = 0; v < NV; v += 64 / (4 * VL)) prefetch(p + VL * v);
       }
@@ -130,7 +136,7 @@ inline void spmm_row(const int32_t* cols, const float* vals, int32_t k0, int32_t
   }
   for (; k < k1; ++k) {
     const float* b = B + static_cast<size_t>(cols[k]) * ldb;
-    if (kPrefetch > 0) {
+    if (PF && kPrefetch > 0) {
       const float* p = B + static_cast<size_t>(cols[std::min(k + kPrefetch, k_last)]) * ldb;
       for (int v = 0; v < NV; v += 64 / (4 * VL)) prefetch(p + VL * v);
     }
@@ -154,6 +160,11 @@ struct SpmmRow {
   static constexpr auto fn = &spmm_row<NV, TAIL>;
 };
 inline auto pick_spmm(int n) { return pick_nv<SpmmRow>(n); }
+template <int NV, bool TAIL>
+struct SpmmRowNoPrefetch {
+  static constexpr auto fn = &spmm_row<NV, TAIL, false>;
+};
+inline auto pick_spmm_no_prefetch(int n) { return pick_nv<SpmmRowNoPrefetch>(n); }
 
 // C[cols[k], :] += vals[k]·brow for k in [k0, k1) (VL·NV columns, last vector masked if TAIL).
 template <int NV, bool TAIL>

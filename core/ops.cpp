@@ -10,10 +10,12 @@
 #include "cuda/conv.h"
 #include "cuda/dense.h"
 #include "kernels/conv.h"
+#include "kernels/conv_pn.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/onednn.h"
 #include "kernels/pool.h"
+#include "kernels/sparse_conv.h"
 #include "kernels/sparse_cpu.h"
 
 namespace st {
@@ -160,8 +162,10 @@ struct Conv2dNode : Node {
   const char* name() const override { return "conv2d"; }
   kernels::Conv2dShape s;
   DenseBackend backend;
+  Tensor xp;  // cpu, direct batch-innermost conv (kernels/conv_pn.h): the padded input (C, Hp, Wp, N)
   void backward(const Tensor& dy) override {
     if (on_cuda(dy)) return backward_cuda(dy);
+    if (xp.defined()) return backward_pn(dy);
     const float* x = inputs[0].value().f32();
     const float* w = inputs[1].value().f32();
     const bool has_bias = inputs.size() > 2;
@@ -227,6 +231,34 @@ struct Conv2dNode : Node {
       }
     }
     if (had_x) accumulate_grad(0, dx);
+  }
+  // The direct conv in the batch-innermost layout: dy is made (OC, P, N) once for both passes.
+  void backward_pn(const Tensor& dy) {
+    const bool has_bias = inputs.size() > 2;
+    const int P = s.OH() * s.OW();
+    const bool need_x = needs_grad(0), need_w = needs_grad(1), need_b = has_bias && needs_grad(2);
+    if (!need_x && !need_w && !need_b) return;
+    Tensor dyp({int64_t(s.OC) * P * s.N});
+    if (need_x || need_w) kernels::nchw_to_pn(s.OC, s.N, P, dy.f32(), dyp.f32());
+    if (need_x) {
+      Tensor dxp({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
+      kernels::pn_conv_backward_data(s, inputs[1].value().f32(), dyp.f32(), dxp.f32());
+      const bool had = inputs[0].has_grad();
+      Tensor dx = had ? Tensor(inputs[0].shape()) : Tensor();
+      bool acc = false;
+      kernels::pn_padded_to_nchw(s, dxp.f32(), had ? dx.f32() : grad_slot(0, acc).f32());
+      if (had) accumulate_grad(0, dx);
+    }
+    if (need_w) {
+      bool acc = false;
+      float* dw = grad_slot(1, acc).f32();
+      kernels::pn_conv_backward_weights(s, dyp.f32(), xp.f32(), dw, acc);
+    }
+    if (need_b) {
+      bool acc = false;
+      float* db = grad_slot(2, acc).f32();
+      kernels::bias_grad_channels(s.N, s.OC, P, dy.f32(), db, acc);
+    }
   }
   // The same contracts as the cpu path, with cuda::conv2d_* (im2col + SGEMM over the batch).
   void backward_cuda(const Tensor& dy) {
@@ -471,10 +503,18 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const C
     ST_CHECK(b.value().numel() == s.OC, "conv2d: bias ", b.value().str(), " for ", s.OC,
              " channels");
   Tensor y({s.N, s.OC, s.OH(), s.OW()}, DType::f32, x.value().device());
+  Tensor xp;
   if (on_cuda(y)) {
     Tensor ws({static_cast<int64_t>(cuda::conv2d_workspace_floats(s))}, DType::f32, Device::cuda);
     cuda::conv2d_forward(s, x.value().cuda_f32(), w.value().cuda_f32(), data_or_null(b),
                          y.cuda_f32(), ws.cuda_f32());
+  } else if (g_backend == DenseBackend::onednn && kernels::pn_conv_fits(s)) {
+    // Shapes that oneDNN runs as im2col + GEMM: our direct conv, batch innermost.
+    xp = Tensor({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
+    kernels::nchw_to_pn_padded(s, x.value().f32(), xp.f32());
+    Tensor yp({int64_t(s.OC) * s.OH() * s.OW() * s.N});
+    kernels::pn_conv_forward(s, w.value().f32(), xp.f32(), yp.f32());
+    kernels::pn_to_nchw(s.OC, s.N, s.OH() * s.OW(), yp.f32(), data_or_null(b), y.f32());
   } else if (g_backend == DenseBackend::onednn) {
     onednn_conv(s, b.defined()).forward(x.value().f32(), w.value().f32(), data_or_null(b), y.f32());
   } else {
@@ -484,6 +524,7 @@ Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const C
   auto node = std::make_shared<Conv2dNode>();
   node->s = s;
   node->backend = g_backend;
+  node->xp = std::move(xp);
   node->inputs = {x, w};
   if (b.defined()) node->inputs.push_back(b);
   return make_result(std::move(y), std::move(node));

@@ -197,6 +197,18 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
 }
 bool conv2d_direct_weight_grad(const Conv2dShape& s) { ST_CALL(conv2d_direct_weight_grad, s); }
 
+bool pn_conv_fits(const Conv2dShape& s) { ST_CALL(pn_conv_fits, s); }
+void pn_conv_forward(const Conv2dShape& s, const float* w, const float* xp, float* y) {
+  ST_CALL(pn_conv_forward, s, w, xp, y);
+}
+void pn_conv_backward_data(const Conv2dShape& s, const float* w, const float* dy, float* dxp) {
+  ST_CALL(pn_conv_backward_data, s, w, dy, dxp);
+}
+void pn_conv_backward_weights(const Conv2dShape& s, const float* dy, const float* xp, float* dw,
+                              bool accumulate) {
+  ST_CALL(pn_conv_backward_weights, s, dy, xp, dw, accumulate);
+}
+
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   ST_CALL(max_pool2d_forward, s, x, y, argmax);
 }

@@ -3,6 +3,7 @@
 // set; a field's type is the public declaration's, so a copy whose signature drifts does not build.
 #pragma once
 #include "kernels/conv.h"
+#include "kernels/conv_pn.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/optim.h"
@@ -21,6 +22,7 @@
   X(col2im_batch) X(cnp_to_nchw) X(nchw_to_cnp)                                                    \
   X(im2col) X(col2im) X(conv2d_forward) X(conv2d_backward_data) X(conv2d_backward_weights)         \
   X(conv2d_direct_weight_grad)                                                                     \
+  X(pn_conv_fits) X(pn_conv_forward) X(pn_conv_backward_data) X(pn_conv_backward_weights)           \
   X(max_pool2d_forward) X(max_pool2d_backward) X(avg_pool2d_forward) X(avg_pool2d_backward)        \
   X(relu_forward) X(relu_backward) X(add) X(axpy) X(scale) X(fill) X(bias_add_rows)                \
   X(bias_grad_rows) X(bias_add_channels) X(bias_grad_channels) X(dropout_apply)                    \

@@ -340,8 +340,10 @@ int onednn_channel_block() {
 // forward and weight passes; more padding blocks none. With C = 1 the input stays plain even when
 // oneDNN picks, so forward and backward_weights gain from blocking OC whatever OC is, while
 // backward_data would compute a padded dx. (C ≤ 4 weight gradients do not reach oneDNN on a vector
-// instruction set: kernels::conv2d_direct_weight_grad.) The choice depends on the shape and the
-// instruction set alone, never on timing at run time, so results stay reproducible run after run.
+// instruction set: kernels::conv2d_direct_weight_grad; nor do convs with C ≥ 2 whose channel
+// counts are not whole blocks, such as 20→50: core/ops.cpp runs those on kernels/conv_pn.h, which
+// is 1.6–2.2× oneDNN's passes there.) The choice depends on the shape and the instruction set
+// alone, never on timing at run time, so results stay reproducible run after run.
 ConvLayouts choose_conv_layouts(const Conv2dShape& s) {
   if (s.C == 1) return {true, false, true};
   const int b = onednn_channel_block();

@@ -237,9 +237,11 @@ struct Conv2dNode : Node {
     const bool has_bias = inputs.size() > 2;
     const int P = s.OH() * s.OW();
     const bool need_x = needs_grad(0), need_w = needs_grad(1), need_b = has_bias && needs_grad(2);
-    if (!need_x && !need_w && !need_b) return;
-    Tensor dyp({int64_t(s.OC) * P * s.N});
-    if (need_x || need_w) kernels::nchw_to_pn(s.OC, s.N, P, dy.f32(), dyp.f32());
+    Tensor dyp;
+    if (need_x || need_w) {
+      dyp = Tensor({int64_t(s.OC) * P * s.N});
+      kernels::nchw_to_pn(s.OC, s.N, P, dy.f32(), dyp.f32());
+    }
     if (need_x) {
       Tensor dxp({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
       kernels::pn_conv_backward_data(s, inputs[1].value().f32(), dyp.f32(), dxp.f32());

@@ -11,7 +11,7 @@
 //   dW:       per (block of output channels, block of 4 columns): VL accumulators of lane partial
 //             sums over every pixel and lane, one dy and one x load per FMA row, reduced by hsum.
 // Lanes beyond 4·VL (AVX-512) or 2·VL (AVX2) are done in further passes; a ragged last vector is
-// masked. Without AVX2 the portable loops at the end run (the same sums, not the same order).
+// masked. Without AVX2 each function's portable loop runs (the same sums, not the same order).
 // Reference: kernels/reference.cpp (conv2d). Tests: tests/kernels/test_conv_pn.cpp.
 #include "kernels/conv_pn.h"
 #include "kernels/isa_table.h"
@@ -52,8 +52,7 @@ const int32_t* offsets(const Geometry& g) {
 
 #if defined(ST_HAVE_SIMD)
 
-constexpr int kOcBlock = 5;                      // forward: output channels per register block
-constexpr int kKBlock = 5;                       // input gradient: weight columns per block
+constexpr int kBlock = 5;  // forward: output channels per register block; dx: weight columns
 constexpr int kLaneVecs = VL == 16 ? 4 : 2;      // vectors of lanes per pass (register budget)
 constexpr int kWOc = VL == 16 ? 4 : 2, kWK = 4;  // weight gradient block: kWOc·kWK = VL sums
 
@@ -73,27 +72,33 @@ inline auto pick_lanes(int n) {
   }
 }
 
-// y[o·ys + lanes] = Σ_k wt[k·ldw + o]·xb[off[k]·N + lanes] for o < no (≤ kOcBlock).
+// acc[b][:] += w[b]·vec[:] for b < kBlock: one step of both register blocks below (a rank-1
+// update of kBlock × NV vectors: one broadcast per row, the NV vectors loaded once by the caller).
+template <int NV>
+inline void rank1_update(const float* w, const vf* vec, vf (*acc)[NV]) {
+#pragma GCC unroll 8
+  for (int b = 0; b < kBlock; ++b) {
+    const vf a = vset1(w[b]);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[b][v] = vfmadd(a, vec[v], acc[b][v]);
+  }
+}
+
+// y[o·ys + lanes] = Σ_k wt[k·ldw + o]·xb[off[k]·N + lanes] for o < no (≤ kBlock).
 template <int NV, bool TAIL>
 void forward_block(const float* wt, size_t ldw, const int32_t* off, int K, const float* xb,
                    size_t N, float* y, size_t ys, int no, vmask tail) {
-  vf acc[kOcBlock][NV];
-  for (int o = 0; o < kOcBlock; ++o)
+  vf acc[kBlock][NV];
+  for (int o = 0; o < kBlock; ++o)
     for (int v = 0; v < NV; ++v) acc[o][v] = vzero();
 #pragma GCC unroll 1
   for (int k = 0; k < K; ++k) {
     const float* xr = xb + static_cast<size_t>(off[k]) * N;
     vf xv[NV];
     for (int v = 0; v < NV; ++v) xv[v] = load_v<NV, TAIL>(xr, v, tail);
-    const float* w = wt + k * ldw;
-#pragma GCC unroll 8
-    for (int o = 0; o < kOcBlock; ++o) {
-      const vf a = vset1(w[o]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[o][v] = vfmadd(a, xv[v], acc[o][v]);
-    }
+    rank1_update<NV>(wt + k * ldw, xv, acc);
   }
-  for (int o = 0; o < kOcBlock; ++o)
+  for (int o = 0; o < kBlock; ++o)
     if (o < no)
       for (int v = 0; v < NV; ++v) store_v<NV, TAIL>(y + o * ys, v, tail, acc[o][v]);
 }
@@ -102,28 +107,22 @@ struct ForwardBlock {
   static constexpr auto fn = &forward_block<NV, TAIL>;
 };
 
-// xb[off[j]·N + lanes] += Σ_oc wk[oc·ldw + j]·dyb[oc·ys + lanes] for j < nk (≤ kKBlock); wk has
-// kKBlock readable columns (zero past the last weight column).
+// xb[off[j]·N + lanes] += Σ_oc wk[oc·ldw + j]·dyb[oc·ys + lanes] for j < nk (≤ kBlock); wk has
+// kBlock readable columns (zero past the last weight column).
 template <int NV, bool TAIL>
 void backward_data_block(const float* wk, size_t ldw, int OC, const float* dyb, size_t ys,
                          const int32_t* off, float* xb, size_t N, int nk, vmask tail) {
-  vf acc[kKBlock][NV];
-  for (int j = 0; j < kKBlock; ++j)
+  vf acc[kBlock][NV];
+  for (int j = 0; j < kBlock; ++j)
     for (int v = 0; v < NV; ++v) acc[j][v] = vzero();
 #pragma GCC unroll 1
   for (int oc = 0; oc < OC; ++oc) {
     const float* d = dyb + oc * ys;
     vf dv[NV];
     for (int v = 0; v < NV; ++v) dv[v] = load_v<NV, TAIL>(d, v, tail);
-    const float* w = wk + oc * ldw;
-#pragma GCC unroll 8
-    for (int j = 0; j < kKBlock; ++j) {
-      const vf a = vset1(w[j]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[j][v] = vfmadd(a, dv[v], acc[j][v]);
-    }
+    rank1_update<NV>(wk + oc * ldw, dv, acc);
   }
-  for (int j = 0; j < kKBlock; ++j)
+  for (int j = 0; j < kBlock; ++j)
     if (j < nk) {
       float* c = xb + static_cast<size_t>(off[j]) * N;
       for (int v = 0; v < NV; ++v)
@@ -159,8 +158,8 @@ void pn_conv_forward(const Conv2dShape& s, const float* w, const float* xp, floa
   const int32_t* off = offsets(g);
   const int T = threads_for(int64_t(g.OC) * g.K * g.P * g.N);
 #if defined(ST_HAVE_SIMD)
-  const int blocks = (g.OC + kOcBlock - 1) / kOcBlock;
-  const size_t ldw = static_cast<size_t>(blocks) * kOcBlock;
+  const int blocks = (g.OC + kBlock - 1) / kBlock;
+  const size_t ldw = static_cast<size_t>(blocks) * kBlock;
   static thread_local std::vector<float> wt_buf;  // (K, ldw): the block's weights adjacent
   float* wt = scratch(wt_buf, ldw * g.K);
   for (int k = 0; k < g.K; ++k)
@@ -176,9 +175,9 @@ void pn_conv_forward(const Conv2dShape& s, const float* w, const float* xp, floa
       const vmask tail = lanes(n % VL);
       for (int64_t u = u0; u < u1; ++u) {
         const int p = static_cast<int>(u / blocks), b = static_cast<int>(u % blocks);
-        fn(wt + b * kOcBlock, ldw, off, g.K, xp + g.base(p) * N + n0, N,
-           y + (static_cast<size_t>(b) * kOcBlock * g.P + p) * N + n0, ys,
-           std::min(kOcBlock, g.OC - b * kOcBlock), tail);
+        fn(wt + b * kBlock, ldw, off, g.K, xp + g.base(p) * N + n0, N,
+           y + (static_cast<size_t>(b) * kBlock * g.P + p) * N + n0, ys,
+           std::min(kBlock, g.OC - b * kBlock), tail);
       }
     }
   });
@@ -209,7 +208,7 @@ void pn_conv_backward_data(const Conv2dShape& s, const float* w, const float* dy
   const int KK = g.KH * g.KW;
   const int T = std::min(g.C, threads_for(int64_t(g.OC) * g.K * g.P * g.N));
 #if defined(ST_HAVE_SIMD)
-  const size_t ldw = static_cast<size_t>(g.K) + kKBlock;  // zero past the last column
+  const size_t ldw = static_cast<size_t>(g.K) + kBlock;  // zero past the last column
   static thread_local std::vector<float> wk_buf;
   float* wk = scratch(wk_buf, ldw * g.OC);
   for (int oc = 0; oc < g.OC; ++oc) {
@@ -230,8 +229,8 @@ void pn_conv_backward_data(const Conv2dShape& s, const float* w, const float* dy
       const vmask tail = lanes(n % VL);
       for (int p = 0; p < g.P; ++p) {
         float* xb = dxp + g.base(p) * N + n0;
-        for (int k = k0; k < k1; k += kKBlock)
-          fn(wk + k, ldw, g.OC, dy + p * N + n0, ys, off + k, xb, N, std::min(kKBlock, k1 - k), tail);
+        for (int k = k0; k < k1; k += kBlock)
+          fn(wk + k, ldw, g.OC, dy + p * N + n0, ys, off + k, xb, N, std::min(kBlock, k1 - k), tail);
       }
     }
 #else

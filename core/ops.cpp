@@ -1,5 +1,7 @@
 #include "core/ops.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -46,19 +48,21 @@ void add_into(const Tensor& x, Tensor& y) {
 }
 
 // oneDNN primitives are created once per shape and reused every step (a per-shape cache: layers of
-// identical shape share their primitives, which is safe on one stream).
+// identical shape share their primitives, which is safe on one stream). A linear layer splits its
+// work by the thread count it was built for, so that is part of its key.
 kernels::OnednnLinear& onednn_linear(int batch, int in, int out, bool bias) {
-  static std::map<std::tuple<int, int, int, bool>, std::unique_ptr<kernels::OnednnLinear>> cache;
-  auto& p = cache[{batch, in, out, bias}];
+  static std::map<std::tuple<int, int, int, bool, int>, std::unique_ptr<kernels::OnednnLinear>> cache;
+  auto& p = cache[{batch, in, out, bias, omp_get_max_threads()}];
   if (!p) p = std::make_unique<kernels::OnednnLinear>(batch, in, out, bias);
   return *p;
 }
 
-using ConvKey = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool>;
+// oneDNN sizes a convolution's work split for the threads present when it is built.
+using ConvKey = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, int>;
 kernels::OnednnConv2d& onednn_conv(const kernels::Conv2dShape& s, bool bias) {
   static std::map<ConvKey, std::unique_ptr<kernels::OnednnConv2d>> cache;
   auto& p = cache[{s.N, s.C, s.H, s.W, s.OC, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
-                   bias}];
+                   bias, omp_get_max_threads()}];
   if (!p) p = std::make_unique<kernels::OnednnConv2d>(s, bias);
   return *p;
 }

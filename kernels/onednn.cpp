@@ -19,6 +19,8 @@
 #include <dnnl.hpp>
 #include <dnnl_debug.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
@@ -171,22 +173,25 @@ struct AlignedBytes {
   ~AlignedBytes() { std::free(ptr); }
 };
 
-// Sizes one scratchpad for every step of a layer (they run one after another) and adds it to each
-// step's arguments.
-void attach_scratchpad(const std::vector<Steps*>& lists, AlignedBytes& buffer) {
+// Sizes one scratchpad for steps that run one after another and adds it to each step's arguments.
+void attach_scratchpad(const std::vector<Step*>& steps, AlignedBytes& buffer) {
   size_t bytes = 0;
-  for (Steps* list : lists)
-    for (const Step& step : *list) bytes = std::max(bytes, step.scratchpad_md.get_size());
+  for (const Step* step : steps) bytes = std::max(bytes, step->scratchpad_md.get_size());
   if (bytes == 0) return;
   buffer.ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!buffer.ptr) throw std::bad_alloc();
+  for (Step* step : steps) {
+    if (step->scratchpad_md.get_size() == 0) continue;
+    memory scratch(step->scratchpad_md, cpu_engine(), buffer.ptr);
+    step->args.push_back({DNNL_ARG_SCRATCHPAD, scratch.get()});
+    step->memories.push_back(scratch);
+  }
+}
+void attach_scratchpad(const std::vector<Steps*>& lists, AlignedBytes& buffer) {
+  std::vector<Step*> steps;
   for (Steps* list : lists)
-    for (Step& step : *list) {
-      if (step.scratchpad_md.get_size() == 0) continue;
-      memory scratch(step.scratchpad_md, cpu_engine(), buffer.ptr);
-      step.args.push_back({DNNL_ARG_SCRATCHPAD, scratch.get()});
-      step.memories.push_back(scratch);
-    }
+    for (Step& step : *list) steps.push_back(&step);
+  attach_scratchpad(steps, buffer);
 }
 
 void run(const Steps& steps, const std::string& where) {
@@ -363,17 +368,127 @@ ConvLayouts choose_conv_layouts(const Conv2dShape& s) {
 // with accumulate 713 vs 812 (matmul fuses `+=` as a sum post-op; inner_product cannot, so it
 // needs a buffer and an extra pass). Letting inner_product pick blocked weights was slower still
 // (3206 vs 2119 for the three passes) once the per-call weight reorders are counted.
+//
+// Threads. oneDNN's own split of a matmul does not follow the rows of w, so in a training step each
+// thread reads weights (and writes weight gradients) that the optimizer step, which splits every
+// parameter into contiguous per-thread ranges, had just left in the other core's cache; its threads
+// also wake for matmuls too small to share. Measured in LeNet-300's step (AMD Zen 5, two threads,
+// µs per call): 784→300 forward 199 on oneDNN's threads against 189 on one; 300→100 forward 49
+// against 29; and the SGD step after oneDNN's split 140 against 41–55 after a split by rows of w.
+// So a pass whose output can be cut into slices of at least kMinSliceCols columns (forward and
+// weight gradient: rows of w, the same contiguous ranges the optimizer gives each thread; input
+// gradient: columns of dx) and at least kMinSliceFlops each runs as one single-threaded matmul per
+// slice, one slice per thread; a smaller pass runs on one thread when under kTeamMinFlops, on
+// oneDNN's threads otherwise. Slices split output columns, never the reduction, and the choice
+// depends on the shape and the thread count alone.
+
+namespace {
+
+constexpr int64_t kMinSliceCols = 64;
+constexpr int64_t kMinSliceRows = 8;
+constexpr double kMinSliceFlops = 1e6;
+constexpr double kTeamMinFlops = 16e6;
+
+// The caller's buffers, in the order the passes name them.
+enum Operand { kX, kW, kB, kY, kDy, kDx, kDw, kOperands };
+
+// Columns [c0, c0 + n) of a row-major (rows, ld) operand, written from a dense (rows, n) buffer:
+// oneDNN runs its fastest matmul (brgemm) only on dense sources and destinations.
+struct ColumnCopy {
+  Operand operand = kOperands;  // kOperands: no copy
+  int64_t rows = 0, ld = 0, c0 = 0, n = 0;
+};
+
+void copy_columns(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(src + r * ld_src, src + r * ld_src + n, dst + r * ld_dst);
+}
+
+// One matmul over a slice: its primitive and arguments; for each memory that views a caller's
+// buffer, the operand and the offset (floats) of its first element there; and, where the matmul
+// writes a dense staging buffer, the copy from it into the caller's output after it.
+struct Slice {
+  Step step;
+  std::vector<std::pair<memory, std::pair<Operand, int64_t>>> views;
+  ColumnCopy scatter;
+  float* staging = nullptr;
+};
+
+// One pass: its slices (one per thread when more than one, each then on its own stream), and the
+// error context.
+struct Pass {
+  std::vector<Slice> slices;
+  std::vector<dnnl::stream> streams;
+  std::vector<dnnl_status_t> status;  // per slice, of the last call
+  std::string where;
+};
+
+// RAII: primitives created in scope are built for `threads` OpenMP threads.
+class CreationThreads {
+ public:
+  explicit CreationThreads(int threads) : saved_(omp_get_max_threads()) { omp_set_num_threads(threads); }
+  ~CreationThreads() { omp_set_num_threads(saved_); }
+  CreationThreads(const CreationThreads&) = delete;
+  CreationThreads& operator=(const CreationThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+// How a pass runs on `threads` threads when its output can be cut into slices along a dimension of
+// `extent` (no slice narrower than `min_extent`) and it does `flops` of work: the number of
+// slices, and the threads oneDNN may use for each.
+struct PassSplit {
+  int slices, threads_each;
+};
+PassSplit split_pass(int64_t extent, int64_t min_extent, double flops, int threads) {
+  if (threads > 1 && extent / threads >= min_extent && flops / threads >= kMinSliceFlops)
+    return {threads, 1};
+  return {1, flops < kTeamMinFlops ? 1 : threads};
+}
+
+// A (rows, cols) view with the given strides.
+memory::desc view_md(memory::dim rows, memory::dim cols, memory::dim row_stride, memory::dim col_stride) {
+  return memory::desc({rows, cols}, Dt::f32, memory::dims{row_stride, col_stride});
+}
+
+dnnl_status_t run_slice(const Slice& slice, const float* const (&ptr)[kOperands], dnnl::stream& stream) {
+  const Step& step = slice.step;
+  dnnl_status_t status = dnnl_primitive_execute(step.primitive.get(), stream.get(),
+                                                static_cast<int>(step.args.size()), step.args.data());
+  if (status == dnnl_success) status = dnnl_stream_wait(stream.get());
+  if (status == dnnl_success && slice.scatter.operand != kOperands) {
+    const ColumnCopy& c = slice.scatter;
+    copy_columns(slice.staging, c.n, const_cast<float*>(ptr[c.operand]) + c.c0, c.ld, c.rows, c.n);
+  }
+  return status;
+}
+
+void run_pass(Pass& pass, const float* const (&ptr)[kOperands]) {
+  for (const Slice& slice : pass.slices)
+    for (const auto& [mem, view] : slice.views)
+      bind(mem, ptr[view.first] + view.second);
+  const int n = static_cast<int>(pass.slices.size());
+  if (n == 1) {
+    ST_DNNL_CHECK(run_slice(pass.slices[0], ptr, cpu_stream()), pass.where);
+    return;
+  }
+  // One slice per thread; a failure is reported after the team joins.
+#pragma omp parallel for schedule(static, 1) num_threads(n)
+  for (int t = 0; t < n; ++t) pass.status[t] = run_slice(pass.slices[t], ptr, pass.streams[t]);
+  for (int t = 0; t < n; ++t) ST_DNNL_CHECK(pass.status[t], pass.where);
+}
+
+}  // namespace
 
 struct OnednnLinear::Impl {
   int batch, in, out;
   bool has_bias;
   std::string name;
-  memory x, w_t, b, y;        // forward:  x (B, IN), w as (IN, OUT) [strides 1, IN], b (1, OUT)
-  memory dy, w, dx;           // bwd data: dy (B, OUT), w (OUT, IN), dx (B, IN)
-  memory dy_t, x_w, dw;       // bwd wts:  dy as (OUT, B) [strides 1, OUT], x (B, IN), dw (OUT, IN)
-  Steps forward, backward_data, backward_weights, backward_weights_accumulate;
-  AlignedBytes scratchpad;
-  std::string where_forward, where_backward_data, where_backward_weights;  // error context
+  Pass forward, backward_data, backward_weights, backward_weights_accumulate;
+  // By slice index: scratchpads and staging buffers (the passes run one after another, their
+  // slices side by side).
+  std::vector<std::unique_ptr<AlignedBytes>> scratchpads, staging;
 };
 
 OnednnLinear::OnednnLinear(int batch, int in_features, int out_features, bool has_bias)
@@ -382,45 +497,98 @@ OnednnLinear::OnednnLinear(int batch, int in_features, int out_features, bool ha
   m.batch = batch, m.in = in_features, m.out = out_features, m.has_bias = has_bias;
   m.name = "OnednnLinear(batch " + std::to_string(batch) + ", " + std::to_string(in_features) +
            " -> " + std::to_string(out_features) + ")";
-  m.where_forward = m.name + " forward";
-  m.where_backward_data = m.name + " backward_data";
-  m.where_backward_weights = m.name + " backward_weights";
+  m.forward.where = m.name + " forward";
+  m.backward_data.where = m.name + " backward_data";
+  m.backward_weights.where = m.backward_weights_accumulate.where = m.name + " backward_weights";
   try {
+    if (batch <= 0 || in_features <= 0 || out_features <= 0)
+      throw dnnl::error(dnnl_invalid_arguments, "sizes must be positive");
     const memory::dim B = batch, IN = in_features, OUT = out_features;
-    m.x = user_memory(plain_md({B, IN}, Tag::ab));
-    m.w_t = user_memory(plain_md({IN, OUT}, Tag::ba));
-    m.b = user_memory(plain_md({1, OUT}, Tag::ab));
-    m.y = user_memory(plain_md({B, OUT}, Tag::ab));
-    m.dy = user_memory(plain_md({B, OUT}, Tag::ab));
-    m.w = user_memory(plain_md({OUT, IN}, Tag::ab));
-    m.dx = user_memory(plain_md({B, IN}, Tag::ab));
-    m.dy_t = user_memory(plain_md({OUT, B}, Tag::ba));
-    m.x_w = user_memory(plain_md({B, IN}, Tag::ab));
-    m.dw = user_memory(plain_md({OUT, IN}, Tag::ab));
-    const dnnl::primitive_attr attr = user_scratchpad_attr();
+    const int threads = omp_get_max_threads();
+    const double flops = 2.0 * B * IN * OUT;
     using Matmul = dnnl::matmul;
-    const auto fwd_desc =
-        has_bias ? Matmul::desc(m.x.get_desc(), m.w_t.get_desc(), m.b.get_desc(), m.y.get_desc())
-                 : Matmul::desc(m.x.get_desc(), m.w_t.get_desc(), m.y.get_desc());
-    std::vector<std::pair<int, memory>> fwd_args{
-        {DNNL_ARG_SRC, m.x}, {DNNL_ARG_WEIGHTS, m.w_t}, {DNNL_ARG_DST, m.y}};
-    if (has_bias) fwd_args.push_back({DNNL_ARG_BIAS, m.b});
-    m.forward.push_back(make_step(Matmul::primitive_desc(fwd_desc, attr, cpu_engine()), fwd_args));
-    m.backward_data.push_back(make_step(
-        Matmul::primitive_desc(Matmul::desc(m.dy.get_desc(), m.w.get_desc(), m.dx.get_desc()),
-                               attr, cpu_engine()),
-        {{DNNL_ARG_SRC, m.dy}, {DNNL_ARG_WEIGHTS, m.w}, {DNNL_ARG_DST, m.dx}}));
-    const Matmul::desc bwd_weights_desc(m.dy_t.get_desc(), m.x_w.get_desc(), m.dw.get_desc());
-    const std::vector<std::pair<int, memory>> bwd_weights_args{
-        {DNNL_ARG_SRC, m.dy_t}, {DNNL_ARG_WEIGHTS, m.x_w}, {DNNL_ARG_DST, m.dw}};
-    m.backward_weights.push_back(make_step(
-        Matmul::primitive_desc(bwd_weights_desc, attr, cpu_engine()), bwd_weights_args));
-    m.backward_weights_accumulate.push_back(make_step(
-        Matmul::primitive_desc(bwd_weights_desc, accumulate_attr(), cpu_engine()),
-        bwd_weights_args));
-    attach_scratchpad(
-        {&m.forward, &m.backward_data, &m.backward_weights, &m.backward_weights_accumulate},
-        m.scratchpad);
+    const dnnl::primitive_attr plain = user_scratchpad_attr(), sum = accumulate_attr();
+    const auto view = [](const memory::desc& md) { return memory(md, cpu_engine(), DNNL_MEMORY_NONE); };
+    // Slice t stages through a dense (B, ⌈OUT / threads⌉) buffer.
+    for (int t = 0; t < threads; ++t) {
+      m.staging.push_back(std::make_unique<AlignedBytes>());
+      const size_t bytes = sizeof(float) * static_cast<size_t>(B) * ((OUT + threads - 1) / threads);
+      m.staging.back()->ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      if (!m.staging.back()->ptr) throw std::bad_alloc();
+    }
+    // forward, output columns (rows of w) [c0, c1): y[:, c0:c1] = x · w[c0:c1]ᵀ + b[c0:c1], through
+    // the staging buffer when the output is cut.
+    const auto forward_slice = [&](int t, memory::dim c0, memory::dim c1, bool cut) {
+      const memory::dim n = c1 - c0;
+      Slice s;
+      s.staging = static_cast<float*>(m.staging[t]->ptr);
+      const memory x = view(view_md(B, IN, IN, 1)), w_t = view(view_md(IN, n, 1, IN));
+      const memory b = view(view_md(1, n, n, 1));
+      const memory y = cut ? memory(view_md(B, n, n, 1), cpu_engine(), s.staging) : view(view_md(B, OUT, OUT, 1));
+      const auto desc = has_bias ? Matmul::desc(x.get_desc(), w_t.get_desc(), b.get_desc(), y.get_desc())
+                                 : Matmul::desc(x.get_desc(), w_t.get_desc(), y.get_desc());
+      std::vector<std::pair<int, memory>> args{{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w_t}, {DNNL_ARG_DST, y}};
+      s.views = {{x, {kX, 0}}, {w_t, {kW, c0 * IN}}};
+      if (cut) s.scatter = {kY, B, OUT, c0, n};
+      else s.views.push_back({y, {kY, 0}});
+      if (has_bias) args.push_back({DNNL_ARG_BIAS, b}), s.views.push_back({b, {kB, c0}});
+      s.step = make_step(Matmul::primitive_desc(desc, plain, cpu_engine()), args);
+      return s;
+    };
+    // input gradient, batch rows [r0, r1): dx[r0:r1] = dy[r0:r1] · w (all dense).
+    const auto backward_data_slice = [&](int, memory::dim r0, memory::dim r1, bool) {
+      const memory::dim n = r1 - r0;
+      const memory dy = view(view_md(n, OUT, OUT, 1)), w = view(view_md(OUT, IN, IN, 1));
+      const memory dx = view(view_md(n, IN, IN, 1));
+      Slice s;
+      s.step = make_step(Matmul::primitive_desc(Matmul::desc(dy.get_desc(), w.get_desc(), dx.get_desc()),
+                                                plain, cpu_engine()),
+                         {{DNNL_ARG_SRC, dy}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dx}});
+      s.views = {{dy, {kDy, r0 * OUT}}, {w, {kW, 0}}, {dx, {kDx, r0 * IN}}};
+      return s;
+    };
+    // weight gradient, rows of dw [c0, c1): dw[c0:c1] (+)= dy[:, c0:c1]ᵀ · x. dy's columns stay
+    // strided (oneDNN's gemm): gathering them into a dense buffer lets it run brgemm, which took as
+    // long here and left dw out of cache: the optimizer step after it ran 80–92 µs against 42–55 on
+    // 784→300 (Zen 5).
+    const auto backward_weights_slice = [&](int, memory::dim c0, memory::dim c1, bool, bool accumulate) {
+      const memory::dim n = c1 - c0;
+      const memory dy_t = view(view_md(n, B, 1, OUT)), x = view(view_md(B, IN, IN, 1));
+      const memory dw = view(view_md(n, IN, IN, 1));
+      Slice s;
+      s.step = make_step(Matmul::primitive_desc(Matmul::desc(dy_t.get_desc(), x.get_desc(), dw.get_desc()),
+                                                accumulate ? sum : plain, cpu_engine()),
+                         {{DNNL_ARG_SRC, dy_t}, {DNNL_ARG_WEIGHTS, x}, {DNNL_ARG_DST, dw}});
+      s.views = {{dy_t, {kDy, c0}}, {x, {kX, 0}}, {dw, {kDw, c0 * IN}}};
+      return s;
+    };
+    const auto build = [&](Pass& pass, memory::dim extent, memory::dim min_extent, auto&& slice) {
+      const PassSplit split = split_pass(extent, min_extent, flops, threads);
+      const CreationThreads scope(split.threads_each);
+      for (int t = 0; t < split.slices; ++t)
+        pass.slices.push_back(slice(t, extent * t / split.slices, extent * (t + 1) / split.slices, split.slices > 1));
+    };
+    build(m.forward, OUT, kMinSliceCols, forward_slice);
+    build(m.backward_data, B, kMinSliceRows, backward_data_slice);
+    build(m.backward_weights, OUT, kMinSliceCols,
+          [&](int t, memory::dim c0, memory::dim c1, bool cut) { return backward_weights_slice(t, c0, c1, cut, false); });
+    build(m.backward_weights_accumulate, OUT, kMinSliceCols,
+          [&](int t, memory::dim c0, memory::dim c1, bool cut) { return backward_weights_slice(t, c0, c1, cut, true); });
+    // Slice t of every pass shares scratchpad t; a pass in slices gets a stream per slice.
+    Pass* const passes[] = {&m.forward, &m.backward_data, &m.backward_weights, &m.backward_weights_accumulate};
+    for (size_t t = 0;; ++t) {
+      std::vector<Step*> steps;
+      for (Pass* pass : passes)
+        if (t < pass->slices.size()) steps.push_back(&pass->slices[t].step);
+      if (steps.empty()) break;
+      m.scratchpads.push_back(std::make_unique<AlignedBytes>());
+      attach_scratchpad(steps, *m.scratchpads.back());
+    }
+    for (Pass* pass : passes) {
+      if (pass->slices.size() > 1)
+        for (size_t t = 0; t < pass->slices.size(); ++t) pass->streams.emplace_back(cpu_engine());
+      pass->status.resize(pass->slices.size());
+    }
   } catch (const dnnl::error& e) {
     fail(m.name, e.what(), __FILE__, __LINE__);
   }
@@ -430,25 +598,19 @@ OnednnLinear::~OnednnLinear() = default;
 
 void OnednnLinear::forward(const float* x, const float* w, const float* b, float* y) {
   Impl& m = *impl_;
-  bind(m.x, x), bind(m.w_t, w), bind(m.y, y);
-  if (m.has_bias) {
-    assert(b && "a layer built with a bias needs b");
-    bind(m.b, b);
-  }
-  run(m.forward, m.where_forward);
+  assert((!m.has_bias || b) && "a layer built with a bias needs b");
+  run_pass(m.forward, {x, w, b, y, nullptr, nullptr, nullptr});
 }
 
 void OnednnLinear::backward_data(const float* dy, const float* w, float* dx) {
-  Impl& m = *impl_;
-  bind(m.dy, dy), bind(m.w, w), bind(m.dx, dx);
-  run(m.backward_data, m.where_backward_data);
+  run_pass(impl_->backward_data, {nullptr, w, nullptr, nullptr, dy, dx, nullptr});
 }
 
 void OnednnLinear::backward_weights(const float* x, const float* dy, float* dw, float* db,
                                     bool accumulate) {
   Impl& m = *impl_;
-  bind(m.dy_t, dy), bind(m.x_w, x), bind(m.dw, dw);
-  run(accumulate ? m.backward_weights_accumulate : m.backward_weights, m.where_backward_weights);
+  run_pass(accumulate ? m.backward_weights_accumulate : m.backward_weights,
+           {x, nullptr, nullptr, nullptr, dy, nullptr, dw});
   if (!m.has_bias || !db) return;
   // db[o] (+)= Σ_b dy[b][o]: batch-outer so the inner loop is contiguous; B·OUT adds, too small to
   // be worth threads, and the fixed order keeps it deterministic.

@@ -4,6 +4,8 @@
 // on and off, a null db, both backward passes in one call, run-to-run bitwise determinism, and errors that name the layer.
 #include <doctest/doctest.h>
 
+#include <omp.h>
+
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -113,6 +115,49 @@ TEST_CASE("onednn linear matches the reference at odd sizes") {
     Vec dw = random_vec(w.size(), seed++);
     layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
     check_close(dw, dw_fresh, "dw (null db)");
+  }
+}
+
+// With more than one thread, a linear layer large enough cuts its passes into one single-threaded
+// matmul per thread: forward and weight gradient by rows of w (uneven, staged forward output),
+// input gradient by batch rows. These shapes cut every pass at 2 and 3 threads into unequal parts;
+// the last runs too small to cut and goes to one thread.
+TEST_CASE("onednn linear cut into per-thread slices matches the reference") {
+  struct Case { int threads, B, IN, OUT; bool bias; };
+  const Case cases[] = {{2, 17, 600, 129, true}, {3, 64, 130, 200, true}, {3, 64, 130, 200, false},
+                        {2, 9, 5, 300, true},    {1, 64, 130, 200, true}};
+  const int saved = omp_get_max_threads();
+  unsigned seed = 100;
+  for (const Case& c : cases) {
+    CAPTURE(c.threads);
+    CAPTURE(c.B);
+    CAPTURE(c.IN);
+    CAPTURE(c.OUT);
+    omp_set_num_threads(c.threads);
+    OnednnLinear layer(c.B, c.IN, c.OUT, c.bias);
+    omp_set_num_threads(saved);
+    const Vec x = random_vec(size_t(c.B) * c.IN, seed++), w = random_vec(size_t(c.OUT) * c.IN, seed++);
+    const Vec b = random_vec(c.OUT, seed++), dy = random_vec(size_t(c.B) * c.OUT, seed++);
+    namespace ref = st::kernels::ref;
+    Vec y = random_vec(size_t(c.B) * c.OUT, seed++), y_ref(y.size());
+    layer.forward(x.data(), w.data(), c.bias ? b.data() : nullptr, y.data());
+    ref::sgemm(false, true, c.B, c.OUT, c.IN, 1.f, x.data(), c.IN, w.data(), c.IN, 0.f, y_ref.data(), c.OUT);
+    if (c.bias)
+      for (size_t i = 0; i < y_ref.size(); ++i) y_ref[i] += b[i % c.OUT];
+    check_close(y, y_ref, "y");
+    Vec dx = random_vec(x.size(), seed++), dx_ref(x.size());
+    layer.backward_data(dy.data(), w.data(), dx.data());
+    ref::sgemm(false, false, c.B, c.IN, c.OUT, 1.f, dy.data(), c.OUT, w.data(), c.IN, 0.f, dx_ref.data(), c.IN);
+    check_close(dx, dx_ref, "dx");
+    Vec dw_fresh(w.size());
+    ref::sgemm(true, false, c.OUT, c.IN, c.B, 1.f, dy.data(), c.OUT, x.data(), c.IN, 0.f, dw_fresh.data(), c.IN);
+    for (bool accumulate : {false, true}) {
+      CAPTURE(accumulate);
+      Vec dw = random_vec(w.size(), seed++), db = random_vec(c.OUT, seed++);
+      const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
+      layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
+      check_close(dw, dw_ref, "dw");
+    }
   }
 }
 

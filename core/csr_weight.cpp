@@ -132,7 +132,15 @@ void sync_csr_copies(CsrWeight& c) {
     return;
   }
   if (n) std::memcpy(c.values.value().f32(), c.w.values.data(), sizeof(float) * n);
-  kernels::csr_transpose_values(c.w, c.perm, c.wt);
+  c.wt_current = false;
+}
+
+const kernels::CsrMatrix& transposed(CsrWeight& c) {
+  if (!c.wt_current) {
+    kernels::csr_transpose_values(c.w, c.perm, c.wt);
+    c.wt_current = true;
+  }
+  return c.wt;
 }
 
 void download_csr_values(CsrWeight& c) {
@@ -140,6 +148,7 @@ void download_csr_values(CsrWeight& c) {
   const int64_t n = c.nnz();
   if (n) cuda::copy_d2h(c.w.values.data(), c.dw.values, sizeof(float) * n);
   kernels::csr_transpose_values(c.w, c.perm, c.wt);
+  c.wt_current = true;
 }
 
 void move_csr_weight(CsrWeight& c, Device device) {

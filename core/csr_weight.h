@@ -4,7 +4,8 @@
 //                        from a dense weight + u8 mask (pattern = the mask)
 //   to_sparse / to_dense: switch a Parameter's representation; the old form is freed
 //   dense_value:         a dense copy of any parameter (export, timing): O(numel), temporary
-//   sync_csr_copies:     after the optimizer wrote W's values: mirror them into `values` and Wt
+//   sync_csr_copies:     after the optimizer wrote W's values: mirror them into `values` (and Wt,
+//                        on the cpu when next read through transposed())
 //   move_csr_weight:     to another device
 //   download_csr_values: make the host copy's values current (checkpoints, tests)
 // A sparse weight stores, per nonzero: W's value and column (8 B), Wt's value and column (8 B), the
@@ -37,8 +38,9 @@ struct CsrWeight {
   Shape shape;                  // the dense weight's shape: (OUT, IN) or (OC, C, KH, KW)
   int rows = 0, cols = 0;       // matrix view: out units × fan-in
   kernels::CsrMatrix w;         // (rows, cols), values = the live weights at the nonzeros
-  kernels::CsrMatrix wt;        // (cols, rows), for the input gradient
+  kernels::CsrMatrix wt;        // (cols, rows), for the input gradient: read it through transposed()
   std::vector<int32_t> perm;    // wt.values[p] = w.values[perm[p]]
+  bool wt_current = true;       // false between an optimizer step and the next transposed() (cpu)
   Variable values;              // (nnz): value mirrors w.values; grad = dL/dW at the nonzeros
   // The device mirror (device == cuda only).
   Device device = Device::cpu;
@@ -86,8 +88,12 @@ void to_sparse(Parameter& p);
 void to_dense(Parameter& p);
 // The weight as a dense tensor on p's device, whatever the representation (a copy when sparse).
 Tensor dense_value(const Parameter& p);
-// After the optimizer wrote w.values (dw.values on cuda): mirror them into `values` and Wt (O(nnz)).
+// After the optimizer wrote w.values (dw.values on cuda): mirror them into `values` (O(nnz)); on
+// the cpu Wt's values are refreshed when next read (transposed), on cuda now.
 void sync_csr_copies(CsrWeight& c);
+// Wt with values current (an O(nnz) gather if an optimizer step came since the last call). A layer
+// whose input gradient is never wanted (the first) never pays for it.
+const kernels::CsrMatrix& transposed(CsrWeight& c);
 // Moves c to `device`: uploads the structure and values (cpu -> cuda), or brings the values back
 // and frees the mirror (cuda -> cpu). values' gradient is dropped (moves happen between steps).
 void move_csr_weight(CsrWeight& c, Device device);

@@ -80,7 +80,7 @@ struct SparseLinearNode : Node {
     bool acc = false;
     if (needs_grad(0)) {
       Tensor& dx = grad_slot(0, acc);
-      kernels::csr_spmm_dyw(w->wt, dy.f32(), B, dx.f32(), acc ? 1.f : 0.f);
+      kernels::csr_spmm_dyw(transposed(*w), dy.f32(), B, dx.f32(), acc ? 1.f : 0.f);
     }
     if (needs_grad(1)) {
       Tensor& dv = grad_slot(1, acc);
@@ -131,7 +131,7 @@ struct SparseLinearFmNode : Node {
     bool acc = false;
     if (needs_grad(0)) {  // dxt (IN, B) = Wᵀ·dyt, as W's transposed copy times dyt
       Tensor& dxt = grad_slot(0, acc);
-      kernels::csr_spmm(w->wt, dyt.f32(), B, dxt.f32(), acc ? 1.f : 0.f);
+      kernels::csr_spmm(transposed(*w), dyt.f32(), B, dxt.f32(), acc ? 1.f : 0.f);
     }
     if (needs_grad(1)) {  // dW at the nonzeros = dyt[o]·xt[k]
       Tensor& dv = grad_slot(1, acc);

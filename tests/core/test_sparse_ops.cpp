@@ -297,10 +297,13 @@ TEST_CASE("optimizer: the CSR step equals the masked dense step (weights and sta
     CHECK_FALSE(pc.mask.defined());
     for (int step = 0; step < 6; ++step) t.csr_step(random_tensor(s, 40 + step), 0.05f);
     t.check_same();
-    // W's values, the `values` Variable and Wt agree.
+    // W's values, the `values` Variable and Wt (refreshed when read after a step) agree.
+    CHECK_FALSE(pc.csr->wt_current);
+    const kernels::CsrMatrix& wt = transposed(*pc.csr);
+    CHECK(pc.csr->wt_current);
     for (int64_t k = 0; k < pc.csr->nnz(); ++k) {
       CHECK(pc.csr->values.value().f32()[k] == pc.csr->w.values[k]);
-      CHECK(pc.csr->wt.values[k] == pc.csr->w.values[pc.csr->perm[k]]);
+      CHECK(wt.values[k] == pc.csr->w.values[pc.csr->perm[k]]);
     }
     // State bytes: 4 per nonzero per slot, nothing dense.
     const int64_t slots = type == OptimizerType::sgd ? 1 : 2;

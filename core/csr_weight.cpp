@@ -18,7 +18,7 @@ void free_mirror(CsrWeight& c) {
 // Uploads w, wt (with their current host values) and perm; `values` goes to the device.
 void upload_mirror(CsrWeight& c) {
   c.dw = cuda::device_csr_upload(c.w);
-  c.dwt = cuda::device_csr_upload(c.wt);
+  c.dwt = cuda::device_csr_upload(transposed(c));  // current values, after steps on the cpu
   c.dperm = cuda::device_upload_i32(c.perm.data(), c.nnz());
   c.values = Variable(c.values.value().to(Device::cuda), /*requires_grad=*/true);
   c.device = Device::cuda;

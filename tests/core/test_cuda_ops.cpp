@@ -252,6 +252,14 @@ TEST_CASE("cuda ops: a CSR weight moves between devices with its values" *
   CHECK(c->device == Device::cpu);
   CHECK(c->values.value().to_vector() == ref->values.value().to_vector());
   CHECK(c->dw.values == nullptr);
+  // A step on the cpu leaves Wt's values to be refreshed when read; a move to the device uploads
+  // them current.
+  std::copy(host_values.begin(), host_values.end(), c->w.values.begin());
+  sync_csr_copies(*c);
+  move_csr_weight(*c, Device::cuda);
+  std::vector<float> wt_device(static_cast<size_t>(c->nnz()));
+  cuda::copy_d2h(wt_device.data(), c->dwt.values, wt_device.size() * sizeof(float));
+  for (int64_t k = 0; k < c->nnz(); ++k) CHECK(wt_device[k] == host_values[c->perm[k]]);
 }
 
 TEST_CASE("cuda ops: mixed devices and cuSPARSE without a GPU fail clearly" *

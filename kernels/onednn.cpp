@@ -488,8 +488,8 @@ struct OnednnLinear::Impl {
   bool has_bias;
   std::string name;
   Pass forward, backward_data, backward_weights, backward_weights_accumulate;
-  // By slice index: scratchpads and staging buffers (the passes run one after another, their
-  // slices side by side).
+  // Scratchpads by slice index (the passes run one after another, their slices side by side), and
+  // the forward slices' staging buffers.
   std::vector<std::unique_ptr<AlignedBytes>> scratchpads, staging;
 };
 
@@ -511,19 +511,18 @@ OnednnLinear::OnednnLinear(int batch, int in_features, int out_features, bool ha
     using Matmul = dnnl::matmul;
     const dnnl::primitive_attr plain = user_scratchpad_attr(), sum = accumulate_attr();
     const auto view = [](const memory::desc& md) { return memory(md, cpu_engine(), DNNL_MEMORY_NONE); };
-    // Slice t stages through a dense (B, ⌈OUT / threads⌉) buffer.
-    for (int t = 0; t < threads; ++t) {
-      m.staging.push_back(std::make_unique<AlignedBytes>());
-      const size_t bytes = sizeof(float) * static_cast<size_t>(B) * ((OUT + threads - 1) / threads);
-      m.staging.back()->ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-      if (!m.staging.back()->ptr) throw std::bad_alloc();
-    }
     // forward, output columns (rows of w) [c0, c1): y[:, c0:c1] = x · w[c0:c1]ᵀ + b[c0:c1], through
-    // the staging buffer when the output is cut.
-    const auto forward_slice = [&](int t, memory::dim c0, memory::dim c1, bool cut) {
+    // a dense (B, c1 − c0) staging buffer of the slice's own when the output is cut.
+    const auto forward_slice = [&](int, memory::dim c0, memory::dim c1, bool cut) {
       const memory::dim n = c1 - c0;
       Slice s;
-      s.staging = static_cast<float*>(m.staging[t]->ptr);
+      if (cut) {
+        m.staging.push_back(std::make_unique<AlignedBytes>());
+        const size_t bytes = sizeof(float) * static_cast<size_t>(B * n);
+        m.staging.back()->ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!m.staging.back()->ptr) throw std::bad_alloc();
+        s.staging = static_cast<float*>(m.staging.back()->ptr);
+      }
       const memory x = view(view_md(B, IN, IN, 1)), w_t = view(view_md(IN, n, 1, IN));
       const memory b = view(view_md(1, n, n, 1));
       const memory y = cut ? memory(view_md(B, n, n, 1), cpu_engine(), s.staging) : view(view_md(B, OUT, OUT, 1));

@@ -62,6 +62,49 @@ std::string describe(const Conv2dShape& s) {
          std::to_string(s.pad_w);
 }
 
+// Every pass of `layer` (built for (B, IN, OUT, bias)) against the reference: y, dx over garbage,
+// dw and db fresh and accumulated, no bias leaving db untouched, a null db.
+void check_linear(OnednnLinear& layer, int B, int IN, int OUT, bool bias, unsigned& seed) {
+  const Vec x = random_vec(size_t(B) * IN, seed++), w = random_vec(size_t(OUT) * IN, seed++);
+  const Vec b = random_vec(OUT, seed++), dy = random_vec(size_t(B) * OUT, seed++);
+
+  namespace ref = st::kernels::ref;
+  Vec y = random_vec(size_t(B) * OUT, seed++), y_ref(y.size());
+  layer.forward(x.data(), w.data(), bias ? b.data() : nullptr, y.data());
+  ref::sgemm(false, true, B, OUT, IN, 1.f, x.data(), IN, w.data(), IN, 0.f,
+             y_ref.data(), OUT);
+  if (bias)
+    for (size_t i = 0; i < y_ref.size(); ++i) y_ref[i] += b[i % OUT];
+  check_close(y, y_ref, "y");
+
+  Vec dx = random_vec(x.size(), seed++), dx_ref(x.size());  // garbage in dx must be overwritten
+  layer.backward_data(dy.data(), w.data(), dx.data());
+  ref::sgemm(false, false, B, IN, OUT, 1.f, dy.data(), OUT, w.data(), IN, 0.f,
+             dx_ref.data(), IN);
+  check_close(dx, dx_ref, "dx");
+
+  Vec dw_fresh(w.size());
+  ref::sgemm(true, false, OUT, IN, B, 1.f, dy.data(), OUT, x.data(), IN, 0.f,
+             dw_fresh.data(), IN);
+  const Vec db_fresh = column_sums(B, OUT, dy);
+  for (bool accumulate : {false, true, false}) {
+    CAPTURE(accumulate);
+    Vec dw = random_vec(w.size(), seed++), db = random_vec(OUT, seed++);
+    const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
+    const Vec db_ref = accumulate ? plus(db, db_fresh) : db_fresh;
+    const Vec db_before = db;
+    layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
+    check_close(dw, dw_ref, "dw");
+    if (bias) check_close(db, db_ref, "db");
+    else CHECK(db == db_before);  // no bias: db untouched
+  }
+
+  // A null db is allowed: only dw is produced.
+  Vec dw = random_vec(w.size(), seed++);
+  layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
+  check_close(dw, dw_fresh, "dw (null db)");
+}
+
 }  // namespace
 
 TEST_SUITE("onednn") {
@@ -77,51 +120,14 @@ TEST_CASE("onednn linear matches the reference at odd sizes") {
     CAPTURE(c.OUT);
     CAPTURE(c.bias);
     OnednnLinear layer(c.B, c.IN, c.OUT, c.bias);
-    const Vec x = random_vec(size_t(c.B) * c.IN, seed++), w = random_vec(size_t(c.OUT) * c.IN, seed++);
-    const Vec b = random_vec(c.OUT, seed++), dy = random_vec(size_t(c.B) * c.OUT, seed++);
-
-    namespace ref = st::kernels::ref;
-    Vec y = random_vec(size_t(c.B) * c.OUT, seed++), y_ref(y.size());
-    layer.forward(x.data(), w.data(), c.bias ? b.data() : nullptr, y.data());
-    ref::sgemm(false, true, c.B, c.OUT, c.IN, 1.f, x.data(), c.IN, w.data(), c.IN, 0.f,
-               y_ref.data(), c.OUT);
-    if (c.bias)
-      for (size_t i = 0; i < y_ref.size(); ++i) y_ref[i] += b[i % c.OUT];
-    check_close(y, y_ref, "y");
-
-    Vec dx = random_vec(x.size(), seed++), dx_ref(x.size());  // garbage in dx must be overwritten
-    layer.backward_data(dy.data(), w.data(), dx.data());
-    ref::sgemm(false, false, c.B, c.IN, c.OUT, 1.f, dy.data(), c.OUT, w.data(), c.IN, 0.f,
-               dx_ref.data(), c.IN);
-    check_close(dx, dx_ref, "dx");
-
-    Vec dw_fresh(w.size());
-    ref::sgemm(true, false, c.OUT, c.IN, c.B, 1.f, dy.data(), c.OUT, x.data(), c.IN, 0.f,
-               dw_fresh.data(), c.IN);
-    const Vec db_fresh = column_sums(c.B, c.OUT, dy);
-    for (bool accumulate : {false, true, false}) {
-      CAPTURE(accumulate);
-      Vec dw = random_vec(w.size(), seed++), db = random_vec(c.OUT, seed++);
-      const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
-      const Vec db_ref = accumulate ? plus(db, db_fresh) : db_fresh;
-      const Vec db_before = db;
-      layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
-      check_close(dw, dw_ref, "dw");
-      if (c.bias) check_close(db, db_ref, "db");
-      else CHECK(db == db_before);  // no bias: db untouched
-    }
-
-    // A null db is allowed: only dw is produced.
-    Vec dw = random_vec(w.size(), seed++);
-    layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
-    check_close(dw, dw_fresh, "dw (null db)");
+    check_linear(layer, c.B, c.IN, c.OUT, c.bias, seed);
   }
 }
 
 // With more than one thread, a linear layer large enough cuts its passes into one single-threaded
 // matmul per thread: forward and weight gradient by rows of w (uneven, staged forward output),
-// input gradient by batch rows. These shapes cut every pass at 2 and 3 threads into unequal parts;
-// the last runs too small to cut and goes to one thread.
+// input gradient by batch rows. The first three cut every pass at 2 and 3 threads into unequal
+// parts; 9×5→300 is too small to cut and runs on one thread; the last is built for one thread.
 TEST_CASE("onednn linear cut into per-thread slices matches the reference") {
   struct Case { int threads, B, IN, OUT; bool bias; };
   const Case cases[] = {{2, 17, 600, 129, true}, {3, 64, 130, 200, true}, {3, 64, 130, 200, false},
@@ -133,31 +139,11 @@ TEST_CASE("onednn linear cut into per-thread slices matches the reference") {
     CAPTURE(c.B);
     CAPTURE(c.IN);
     CAPTURE(c.OUT);
+    CAPTURE(c.bias);
     omp_set_num_threads(c.threads);
     OnednnLinear layer(c.B, c.IN, c.OUT, c.bias);
-    omp_set_num_threads(saved);
-    const Vec x = random_vec(size_t(c.B) * c.IN, seed++), w = random_vec(size_t(c.OUT) * c.IN, seed++);
-    const Vec b = random_vec(c.OUT, seed++), dy = random_vec(size_t(c.B) * c.OUT, seed++);
-    namespace ref = st::kernels::ref;
-    Vec y = random_vec(size_t(c.B) * c.OUT, seed++), y_ref(y.size());
-    layer.forward(x.data(), w.data(), c.bias ? b.data() : nullptr, y.data());
-    ref::sgemm(false, true, c.B, c.OUT, c.IN, 1.f, x.data(), c.IN, w.data(), c.IN, 0.f, y_ref.data(), c.OUT);
-    if (c.bias)
-      for (size_t i = 0; i < y_ref.size(); ++i) y_ref[i] += b[i % c.OUT];
-    check_close(y, y_ref, "y");
-    Vec dx = random_vec(x.size(), seed++), dx_ref(x.size());
-    layer.backward_data(dy.data(), w.data(), dx.data());
-    ref::sgemm(false, false, c.B, c.IN, c.OUT, 1.f, dy.data(), c.OUT, w.data(), c.IN, 0.f, dx_ref.data(), c.IN);
-    check_close(dx, dx_ref, "dx");
-    Vec dw_fresh(w.size());
-    ref::sgemm(true, false, c.OUT, c.IN, c.B, 1.f, dy.data(), c.OUT, x.data(), c.IN, 0.f, dw_fresh.data(), c.IN);
-    for (bool accumulate : {false, true}) {
-      CAPTURE(accumulate);
-      Vec dw = random_vec(w.size(), seed++), db = random_vec(c.OUT, seed++);
-      const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
-      layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
-      check_close(dw, dw_ref, "dw");
-    }
+    omp_set_num_threads(saved);  // the layer runs its slices on as many threads as it was built for
+    check_linear(layer, c.B, c.IN, c.OUT, c.bias, seed);
   }
 }
 

@@ -119,15 +119,16 @@ void csr_sddmm(const CsrMatrix& pattern, const float* X, const float* Y, int N, 
                bool accumulate) {
   ST_CALL(csr_sddmm, pattern, X, Y, N, out_values, accumulate);
 }
-void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta) {
-  ST_CALL(csr_spmm_xwt, W, x, batch, y, beta);
+void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta,
+                  float* x_tiles) {
+  ST_CALL(csr_spmm_xwt, W, x, batch, y, beta, x_tiles);
 }
 void csr_spmm_dyw(const CsrMatrix& Wt, const float* dy, int batch, float* dx, float beta) {
   ST_CALL(csr_spmm_dyw, Wt, dy, batch, dx, beta);
 }
 void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batch, float* dw_values,
-                   bool accumulate) {
-  ST_CALL(csr_sddmm_dyx, W, dy, x, batch, dw_values, accumulate);
+                   bool accumulate, const float* x_tiles) {
+  ST_CALL(csr_sddmm_dyx, W, dy, x, batch, dw_values, accumulate, x_tiles);
 }
 void transpose_dense(int rows, int cols, const float* a, float* at) {
   ST_CALL(transpose_dense, rows, cols, a, at);

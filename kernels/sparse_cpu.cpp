@@ -28,6 +28,7 @@
 //               registers; outputs add the tiles' partials in tile order. Threads split the rows
 //               (each packing every tile) or, at high sparsity on large layers, the tiles (each
 //               packing only its own; later tiles' partials added afterwards in tile order).
+//               A forward given x_tiles leaves its packs there for this kernel (no packing).
 // Threads: contiguous row ranges of equal cost (nnz + 2·rows), found by binary search on row_ptr
 // (static, deterministic, and the sum order of every output never depends on the split).
 // Without AVX2 the portable loops at the end of the file run (transposed copies + row kernels).
@@ -333,11 +334,27 @@ float* aligned_scratch(std::vector<float>& v, size_t n) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~static_cast<uintptr_t>(63));
 }
 
+constexpr int kDyxTile = 32;  // batch rows per tile of the weight gradient (and of x_tiles)
+constexpr int kDyxParts = kDyxTile / VL;  // vectors per tile line
+
+// xtile (IN, 32) = x[32·tile : 32·tile + 32, :]ᵀ, lanes past the batch zero.
+void pack_dyx_tile(const float* x, int IN, int batch, int tile, float* xtile) {
+  for (int h = 0; h < kDyxParts; ++h) {
+    const int b0 = tile * kDyxTile + VL * h;
+    pack_tile(x, IN, b0, std::max(0, std::min(VL, batch - b0)), xtile + VL * h, kDyxTile);
+  }
+}
+
+// x_tiles (when given and TB is the weight gradient's 32): the thread that takes a tile's first
+// row chunk packs it there instead of into its own buffer, so the weight gradient can reuse it.
 template <int V>
-void xwt_tiled(const CsrMatrix& Wm, const float* x, int batch, float* y, float beta) {
+void xwt_tiled(const CsrMatrix& Wm, const float* x, int batch, float* y, float beta,
+               float* x_tiles) {
   constexpr int TB = VL * V;
+  static_assert(TB <= kDyxTile, "x_tiles holds 32-row tiles");
   const int OUT = Wm.rows, IN = Wm.cols;
   const int tiles = (batch + TB - 1) / TB;
+  float* shared_tiles = TB == kDyxTile ? x_tiles : nullptr;
   const int T = threads_for((Wm.nnz() + OUT + IN) * static_cast<int64_t>(batch));
   parallel_region(T, [&](int t, int nt) {
     // Work units: (batch tile, row chunk), tile-major. Whole tiles per thread when they divide
@@ -348,28 +365,32 @@ void xwt_tiled(const CsrMatrix& Wm, const float* x, int batch, float* y, float b
     const int u0 = even_split(units, t, nt), u1 = even_split(units, t + 1, nt);
     static thread_local std::vector<float> tile_buf;
     float* xtile = aligned_scratch(tile_buf, static_cast<size_t>(IN) * TB);
+    float* cur = xtile;
     int packed = -1;
     for (int u = u0; u < u1; ++u) {
       const int tile = u / chunks, chunk = u % chunks;
       const int b0 = tile * TB, nb = std::min(TB, batch - b0);
       const int r0 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, chunk, chunks));
       const int r1 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, chunk + 1, chunks));
-      if (r0 >= r1) continue;
-      if (packed != tile) {
+      const bool share = shared_tiles != nullptr && chunk == 0;  // x_tiles must hold every tile
+      if (r0 >= r1 && !share) continue;
+      if (packed != tile) {  // a tile's first unit in this thread's range is its chunk 0 if any
+        cur = share ? shared_tiles + static_cast<size_t>(tile) * IN * TB : xtile;
         for (int v = 0; v < V; ++v)
-          pack_tile(x, IN, b0 + VL * v, std::max(0, std::min(VL, nb - VL * v)), xtile + VL * v, TB);
+          pack_tile(x, IN, b0 + VL * v, std::max(0, std::min(VL, nb - VL * v)), cur + VL * v, TB);
         packed = tile;
       }
-      tile_rows<V>(Wm, r0, r1, xtile, b0, nb, y, beta);
+      if (r0 < r1) tile_rows<V>(Wm, r0, r1, cur, b0, nb, y, beta);
     }
   });
+  if (x_tiles != nullptr && shared_tiles == nullptr)  // narrow tiles ran: pack the 32-row ones
+    for (int tile = 0; tile < (batch + kDyxTile - 1) / kDyxTile; ++tile)
+      pack_dyx_tile(x, IN, batch, tile, x_tiles + static_cast<size_t>(tile) * IN * kDyxTile);
 }
 
 
 // out[k] (+)= Σ_lanes dyrow · xtile[cols[k]] over [k0, k1), for one tile of TB = 32 batch rows:
 // VL nonzeros give VL partial vectors that one transpose-add tree reduces (as csr_sddmm does).
-constexpr int kDyxTile = 32;
-constexpr int kDyxParts = kDyxTile / VL;  // vectors per tile line
 inline void sddmm_tile_row(const int32_t* cols, int32_t k0, int32_t k1, const float* dyrow,
                            const float* xtile, float* out, bool add) {
   vf dv[kDyxParts];
@@ -421,19 +442,13 @@ void sddmm_tile_rows(const CsrMatrix& Wm, int r0, int r1, const float* dy, int b
   }
 }
 
-// xtile (IN, 32) = x[32·tile : 32·tile + 32, :]ᵀ, lanes past the batch zero.
-void pack_dyx_tile(const float* x, int IN, int batch, int tile, float* xtile) {
-  for (int h = 0; h < kDyxParts; ++h) {
-    const int b0 = tile * kDyxTile + VL * h;
-    pack_tile(x, IN, b0, std::max(0, std::min(VL, batch - b0)), xtile + VL * h, kDyxTile);
-  }
-}
-
 // dW at W's nonzeros (+)= (dyᵀ · x) there, in tiles of 32 batch rows (the SpMM's x-stationary
 // layout). Every output adds the tiles' partial sums in tile order (out = ((p0 + p1) + p2) + …,
 // each pᵢ complete before it is added), whatever the split: the same bits for any thread count.
-// Two splits, each thread packing its own tiles into its own buffer (a pack shared by the team
-// made every gather a cross-core read: 2× slower at 99% on 1024²):
+// Given x_tiles (the forward's packs, kept by the layer for its backward), nothing is packed and
+// the rows split below reads them. Otherwise two splits, each thread packing its own tiles into
+// its own buffer (a pack shared by the team, made inside this call, put half of every thread's
+// gathers in the other core's L2: 2× slower at 99% on 1024²):
 //   rows:  each thread takes rows of equal nnz and walks them tile by tile, so the tile it
 //          gathers from (128 KiB at IN = 1024) stays in L2; every thread packs every tile.
 //   tiles: each thread takes whole tiles for all rows and packs only those; thread 0 adds its
@@ -446,7 +461,7 @@ void pack_dyx_tile(const float* x, int IN, int batch, int tile, float* xtile) {
 //          4096² it lost to the row split (measured side by side, 2 threads, AVX-512).
 constexpr int64_t kTileSplitMinPack = int64_t{1} << 17;
 void sddmm_dyx_tiled(const CsrMatrix& Wm, const float* dy, const float* x, int batch,
-                     float* dw_values, bool accumulate) {
+                     float* dw_values, bool accumulate, const float* x_tiles) {
   constexpr int TB = kDyxTile;
   const int OUT = Wm.rows, IN = Wm.cols;
   const int tiles = (batch + TB - 1) / TB;
@@ -455,8 +470,8 @@ void sddmm_dyx_tiled(const CsrMatrix& Wm, const float* dy, const float* x, int b
   const int T = threads_for((nnz + OUT + IN) * static_cast<int64_t>(batch));
   const int first = even_split(tiles, 1, T);  // thread 0's tiles in the tile split
   const int64_t pack = static_cast<int64_t>(IN) * batch;
-  const bool by_tiles =
-      T > 1 && tiles >= T && nnz * (tiles - first) < pack && pack >= kTileSplitMinPack;
+  const bool by_tiles = x_tiles == nullptr && T > 1 && tiles >= T &&
+                        nnz * (tiles - first) < pack && pack >= kTileSplitMinPack;
   float* parts = nullptr;
   if (by_tiles) {
     static thread_local std::vector<float> parts_buf;
@@ -486,8 +501,10 @@ void sddmm_dyx_tiled(const CsrMatrix& Wm, const float* dy, const float* x, int b
     const int r1 = std::min(OUT, VL * split_units(Wm.row_ptr, OUT, VL, t + 1, nt));
     if (r0 >= r1) return;
     for (int tile = 0; tile < tiles; ++tile) {
-      pack_dyx_tile(x, IN, batch, tile, xtile);
-      sddmm_tile_rows(Wm, r0, r1, dy, batch, tile, xtile, dw_values, accumulate || tile > 0);
+      const float* xt = xtile;
+      if (x_tiles != nullptr) xt = x_tiles + static_cast<size_t>(tile) * tile_size;
+      else pack_dyx_tile(x, IN, batch, tile, xtile);
+      sddmm_tile_rows(Wm, r0, r1, dy, batch, tile, xt, dw_values, accumulate || tile > 0);
     }
   });
 }
@@ -600,16 +617,18 @@ void csr_sddmm(const CsrMatrix& P, const float* X, const float* Y, int N, float*
   });
 }
 
-void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta) {
+void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta,
+                  float* x_tiles) {
   if (batch == 0 || W.rows == 0) return;
 #if defined(ST_HAVE_SIMD)
   // 32-row tiles: one index/broadcast per 2 zmm FMAs (4 ymm) and the tile (IN × 128 B) still fits
   // L2 at IN = 4096; 16- and 64-row tiles measured slower at 1024² and 4096² (90–99% sparsity).
   // Small batches take the narrowest tile that holds them.
-  if (batch > 16) xwt_tiled<32 / VL>(W, x, batch, y, beta);
-  else if (VL == 8 && batch > 8) xwt_tiled<2>(W, x, batch, y, beta);
-  else xwt_tiled<1>(W, x, batch, y, beta);
+  if (batch > 16) xwt_tiled<32 / VL>(W, x, batch, y, beta, x_tiles);
+  else if (VL == 8 && batch > 8) xwt_tiled<2>(W, x, batch, y, beta, x_tiles);
+  else xwt_tiled<1>(W, x, batch, y, beta, x_tiles);
 #else
+  (void)x_tiles;
   const int OUT = W.rows, IN = W.cols;
   static thread_local std::vector<float> xt_buf, yt_buf;
   float* xt = scratch(xt_buf, static_cast<size_t>(IN) * batch);
@@ -629,19 +648,20 @@ void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float
 }
 
 void csr_spmm_dyw(const CsrMatrix& Wt, const float* dy, int batch, float* dx, float beta) {
-  ST_ISA_NS::csr_spmm_xwt(Wt, dy, batch, dx, beta);
+  ST_ISA_NS::csr_spmm_xwt(Wt, dy, batch, dx, beta, nullptr);
 }
 
 void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batch,
-                   float* dw_values, bool accumulate) {
+                   float* dw_values, bool accumulate, const float* x_tiles) {
   if (W.nnz() == 0) return;
   if (batch == 0) {
     if (!accumulate) std::fill_n(dw_values, W.nnz(), 0.0f);
     return;
   }
 #if defined(ST_HAVE_SIMD)
-  sddmm_dyx_tiled(W, dy, x, batch, dw_values, accumulate);
+  sddmm_dyx_tiled(W, dy, x, batch, dw_values, accumulate, x_tiles);
 #else
+  (void)x_tiles;
   const int OUT = W.rows, IN = W.cols;
   static thread_local std::vector<float> dyt_buf, xt_buf;
   float* dyt = scratch(dyt_buf, static_cast<size_t>(OUT) * batch);

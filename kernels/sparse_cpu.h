@@ -15,6 +15,8 @@
 // Reference: kernels/reference.h (ref::csr_*). Tests: tests/kernels/test_sparse.cpp.
 // Bench: bench/bench_kernels.cpp (`sparsetrain bench kernels`).
 #pragma once
+#include <cstddef>
+
 #include "kernels/csr.h"
 
 namespace st::kernels {
@@ -26,12 +28,20 @@ void csr_spmm_t(const CsrMatrix& A, const float* B, int N, float* C, float beta)
 void csr_sddmm(const CsrMatrix& pattern, const float* X, const float* Y, int N, float* out_values,
                bool accumulate);
 
-void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta);
+// x_tiles (optional, 64-byte aligned, csr_x_tiles_size(batch, IN) floats): the forward leaves the
+// batch tiles it packs from x there, and a weight gradient given the same buffer (same x and
+// batch, nothing written to it in between) reads them instead of packing x again. Contents are
+// the kernels' own (32-row tiles, transposed); without vector kernels they are left unused.
+inline size_t csr_x_tiles_size(int batch, int in) {
+  return static_cast<size_t>((batch + 31) / 32) * static_cast<size_t>(in) * 32;
+}
+void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta,
+                  float* x_tiles = nullptr);
 // dx = dy · W = dy · (Wt)ᵀ: the forward kernel on the transposed copy (refresh its values with
 // csr_transpose_values after each optimizer step).
 void csr_spmm_dyw(const CsrMatrix& Wt, const float* dy, int batch, float* dx, float beta);
 void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batch,
-                   float* dw_values, bool accumulate);
+                   float* dw_values, bool accumulate, const float* x_tiles = nullptr);
 
 // at (cols, rows) = a (rows, cols)ᵀ, both dense row-major.
 void transpose_dense(int rows, int cols, const float* a, float* at);

@@ -278,6 +278,49 @@ TEST_CASE("SDDMM(dyᵀ·x) split by rows or by batch tiles: same bits at any thr
   omp_set_num_threads(saved);
 }
 
+// The forward can leave its packed batch tiles of x in x_tiles for the weight gradient: y and dW
+// must carry the bits of the calls without them, at any thread count. batch 7 runs the forward on
+// narrow tiles (x_tiles packed afterwards); 45 and 130 leave a ragged last tile; OUT = 40 at 3
+// threads splits a tile into row chunks (chunk 0's thread fills x_tiles); 64 at 2 threads gives
+// each thread whole tiles. The buffer starts as NaN, so a tile left unpacked shows.
+TEST_CASE("xWᵀ leaves its packed x for SDDMM(dyᵀ·x): same bits as packing again") {
+  const int saved = omp_get_max_threads();
+  uint32_t seed = 1700;
+  for (int batch : {7, 45, 64, 130})
+    for (int OUT : {40, 300})
+      for (double d : {0.05, 0.6}) {
+        const int IN = 150;
+        INFO("batch=" << batch << " OUT=" << OUT << " density=" << d);
+        test::SparseCase c = test::make_case(OUT, IN, d, ++seed);
+        const auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
+        const auto dy = test::random_floats(static_cast<size_t>(batch) * OUT, ++seed);
+        auto dw_want = std::vector<float>(c.csr.nnz(), kNaN);
+        ref::csr_sddmm(c.csr, transposed(dy, batch, OUT).data(), transposed(x, batch, IN).data(),
+                       batch, dw_want.data(), false);
+        for (int threads : {1, 2, 3}) {
+          INFO("threads=" << threads);
+          omp_set_num_threads(threads);
+          std::vector<float> y_plain(static_cast<size_t>(batch) * OUT), y(y_plain.size());
+          csr_spmm_xwt(c.csr, x.data(), batch, y_plain.data(), 0.0f);
+          std::vector<float> tiles_buf(csr_x_tiles_size(batch, IN) + 16, kNaN);  // 64-byte aligned view
+          float* tiles = reinterpret_cast<float*>(
+              (reinterpret_cast<uintptr_t>(tiles_buf.data()) + 63) & ~uintptr_t{63});
+          csr_spmm_xwt(c.csr, x.data(), batch, y.data(), 0.0f, tiles);
+          CHECK(test::bitwise_equal(y, y_plain));
+          for (bool accumulate : {false, true}) {
+            auto dw_plain = accumulate ? test::random_floats(c.csr.nnz(), seed + 7)
+                                       : std::vector<float>(c.csr.nnz(), kNaN);
+            auto dw = dw_plain;
+            csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw_plain.data(), accumulate);
+            csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), accumulate, tiles);
+            CHECK(test::bitwise_equal(dw, dw_plain));
+            if (!accumulate) test::check_close(dw, dw_want, 1e-5, test::scale_for(batch));
+          }
+        }
+      }
+  omp_set_num_threads(saved);
+}
+
 TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread counts") {
   // batch 72: 3 tiles of 32 (split into row chunks at 2 threads, whole tiles at 3); 128: 4 tiles
   // (whole tiles at 2, row chunks at 3); 9: one 16-row tile split into row chunks.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "distributed/communicator.h"
 #include "experiment/setup.h"
 #include "models/builder.h"
+#include "models/model.h"
 #include "pruning/method.h"
 #include "pruning/pruner.h"
 
@@ -21,15 +23,19 @@ namespace {
 
 constexpr double kFloat = 4;
 
-// Per-sample output size of each layer after the input; parameters counted into `params`.
+// Per-sample output size of each layer after the input; parameters counted into `params`, the
+// Linear layers' inputs into `linear_inputs` and their widest output into `widest`.
 // Stops at a shape the builder would refuse (it reports those itself).
 double walk_layers(const std::vector<models::LayerSpec>& layers, double c, double h, double w,
-                   bool flat, double& params, double& weights) {
+                   bool flat, double& params, double& weights, double& linear_inputs,
+                   double& widest) {
   double activations = 0;
   for (const auto& l : layers) {
     if (l.type == LayerType::flatten) {
       c = c * h * w, h = w = 1, flat = true;
     } else if (l.type == LayerType::linear) {
+      linear_inputs += c * h * w;
+      widest = std::max(widest, double(l.out));
       params += c * l.out + (l.bias ? l.out : 0);
       weights += c * l.out;
       c = l.out;
@@ -57,9 +63,10 @@ double walk_layers(const std::vector<models::LayerSpec>& layers, double c, doubl
 MemoryEstimate estimate_memory(const Config& c) {
   const data::Dataset shape = sample_shape(c);
   MemoryEstimate m;
+  double linear_inputs = 0, widest = 0;
   const double per_sample =
       walk_layers(models::architecture_layers(model_spec(c), shape.num_classes), shape.channels,
-                  shape.height, shape.width, false, m.parameters, m.weights);
+                  shape.height, shape.width, false, m.parameters, m.weights, linear_inputs, widest);
   // Adam keeps two moments per parameter, SGD with momentum one.
   const double state = c.optimizer.type == OptimizerType::sgd ? (c.optimizer.momentum > 0 ? 1 : 0) : 2;
   m.parameter_bytes = m.parameters * kFloat * (2 + state);
@@ -91,6 +98,10 @@ MemoryEstimate estimate_memory(const Config& c) {
   m.activation_bytes = per_sample * batch * kFloat * 2;
   // A sparse RigL update step also keeps each sparse layer's input and output gradient.
   if (rigl_sparse) m.activation_bytes = std::max(m.activation_bytes, per_sample * c.train.batch_size * kFloat * 4);
+  // A CSR Linear layer on the cpu keeps its packed input (32-sample tiles) for the weight gradient;
+  // counted where no layer is wide enough for the feature-major path, which keeps none.
+  if (c.pruning && c.device == Device::cpu && widest < models::Model::FeatureMajorRule{}.min_width)
+    m.activation_bytes += linear_inputs * std::ceil(c.train.batch_size / 32.0) * 32 * kFloat;
   m.dataset_bytes = (train + test) * (double(shape.channels) * shape.height * shape.width + 1) * kFloat;
   return m;
 }

@@ -21,7 +21,8 @@ struct MemoryEstimate {
   double parameter_bytes = 0; // weights, gradients and optimizer state, as the run holds them: the
                               // pruned layers sparse when the run starts sparse (pruning::starts_sparse)
   double dense_parameter_bytes = 0;  // the same, every layer dense
-  double activation_bytes = 0;  // one batch's layer outputs and their gradients
+  double activation_bytes = 0;  // one batch's layer outputs and their gradients (and CSR Linear
+                                // layers' packed inputs)
   double dataset_bytes = 0;   // the train and test images and labels
   double total() const { return parameter_bytes + activation_bytes + dataset_bytes; }
 };

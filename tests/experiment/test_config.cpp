@@ -632,6 +632,22 @@ TEST_CASE("memory estimate: a model too big for memory names its key and the byt
   CHECK(available_memory() > 0);
 }
 
+TEST_CASE("memory estimate: CSR Linear layers on the cpu count their packed inputs") {
+  // LeNet-300 on synthetic 28×28 data, batch 50 (two 32-sample tiles): the three layers' inputs
+  // (784 + 300 + 100 floats per sample) once more, over 64 samples.
+  json raw = json::parse(R"({"data": {"dataset": "synthetic"}, "model": {"arch": "lenet300"},
+                             "train": {"batch_size": 50, "eval_batch_size": 50}})");
+  const MemoryEstimate dense = estimate_memory(parse_config(raw));
+  raw["pruning"] = json::parse(R"({"method": "gradual", "target": 0.9, "schedule": {"end_epoch": 1}})");
+  const MemoryEstimate pruned = estimate_memory(parse_config(raw));
+  CHECK(pruned.activation_bytes - dense.activation_bytes == doctest::Approx((784 + 300 + 100) * 64 * 4.0));
+  // The feature-major path of very wide layers keeps no packed input: nothing added there.
+  raw = json::parse(R"({"data": {"dataset": "synthetic"}, "model": {"arch": "mlp", "hidden": [70000]}})");
+  const MemoryEstimate wide_dense = estimate_memory(parse_config(raw));
+  raw["pruning"] = json::parse(R"({"method": "set", "target": 0.99, "distribution": {"type": "er"}})");
+  CHECK(estimate_memory(parse_config(raw)).activation_bytes == doctest::Approx(wide_dense.activation_bytes));
+}
+
 TEST_CASE("memory estimate: a sparse start counts the nonzeros, not the dense matrix") {
   // Liu et al.'s SET-MLP scale: 784-333333x3-10 (about 2.2e11 weights dense).
   json raw = json::parse(R"({"data": {"dataset": "synthetic"},

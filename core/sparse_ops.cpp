@@ -301,8 +301,8 @@ Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
     dev_spmm_xwt(w->dw, x.value().cuda_f32(), B, y.cuda_f32(), 0.f);
     if (b.defined()) cuda::bias_add_rows(B, OUT, b.value().cuda_f32(), y.cuda_f32());
   } else {
-    // A weight gradient to come reads the forward's packed copy of x instead of packing x again
-    // (the packing was ~10% of a LeNet-300 CSR step at 95%); it costs one copy of x while the
+    // A weight gradient to come can read the forward's packed copy of x instead of packing x
+    // again (packing was 14% of a CSR LeNet-300 step at 95%); it costs one copy of x while the
     // graph lives.
     if (grad_enabled() && w->values.requires_grad() && B > 0 && w->cols > 0)
       node->x_tiles = Tensor({static_cast<int64_t>(kernels::csr_x_tiles_size(B, w->cols))});

@@ -28,7 +28,8 @@
 //               registers; outputs add the tiles' partials in tile order. Threads split the rows
 //               (each packing every tile) or, at high sparsity on large layers, the tiles (each
 //               packing only its own; later tiles' partials added afterwards in tile order).
-//               A forward given x_tiles leaves its packs there for this kernel (no packing).
+//               A forward given x_tiles leaves its packs there; this kernel reads them instead
+//               of packing where no thread would read another core's packs.
 // Threads: contiguous row ranges of equal cost (nnz + 2·rows), found by binary search on row_ptr
 // (static, deterministic, and the sum order of every output never depends on the split).
 // Without AVX2 the portable loops at the end of the file run (transposed copies + row kernels).
@@ -457,10 +458,13 @@ void sddmm_tile_rows(const CsrMatrix& Wm, int r0, int r1, const float* dy, int b
 // dW at W's nonzeros (+)= (dyᵀ · x) there, in tiles of 32 batch rows (the SpMM's x-stationary
 // layout). Every output adds the tiles' partial sums in tile order (out = ((p0 + p1) + p2) + …,
 // each pᵢ complete before it is added), whatever the split: the same bits for any thread count.
-// Given x_tiles (the forward's packs, kept by the layer for its backward), nothing is packed and
-// the rows split below reads them. Otherwise two splits, each thread packing its own tiles into
-// its own buffer (a pack shared by the team, made inside this call, put half of every thread's
-// gathers in the other core's L2: 2× slower at 99% on 1024²):
+// Two splits, each thread packing its own tiles into its own buffer (a pack shared by the team
+// put half of every thread's gathers in the other core's L2: 2× slower at 99% on 1024²). Given
+// x_tiles (the forward's packs, kept by the layer for its backward), nothing is packed where each
+// thread would read only tiles its own core packed: on one thread, and in the tile split when the
+// forward's threads took whole tiles (the same ones). Elsewhere the row split packs as without
+// them: reading the other core's packs made forward + dW 0.74–0.85× as fast (1024² at 90% and
+// 1000² batch 64 at 95%, 2 threads, alternating calls).
 //   rows:  each thread takes rows of equal nnz and walks them tile by tile, so the tile it
 //          gathers from (128 KiB at IN = 1024) stays in L2; every thread packs every tile.
 //   tiles: each thread takes whole tiles for all rows and packs only those; thread 0 adds its
@@ -482,8 +486,12 @@ void sddmm_dyx_tiled(const CsrMatrix& Wm, const float* dy, const float* x, int b
   const int T = threads_for((nnz + OUT + IN) * static_cast<int64_t>(batch));
   const int first = even_split(tiles, 1, T);  // thread 0's tiles in the tile split
   const int64_t pack = static_cast<int64_t>(IN) * batch;
-  const bool by_tiles = x_tiles == nullptr && T > 1 && tiles >= T &&
-                        nnz * (tiles - first) < pack && pack >= kTileSplitMinPack;
+  const bool by_tiles =
+      T > 1 && tiles >= T && nnz * (tiles - first) < pack && pack >= kTileSplitMinPack;
+  // The forward's packs are read where no thread reads another's: one thread, or the tile split
+  // when the forward's threads took whole tiles (tiles % T == 0: the same tiles as here).
+  const float* packed =
+      x_tiles != nullptr && (T == 1 || (by_tiles && tiles % T == 0)) ? x_tiles : nullptr;
   float* parts = nullptr;
   if (by_tiles) {
     static thread_local std::vector<float> parts_buf;
@@ -494,11 +502,13 @@ void sddmm_dyx_tiled(const CsrMatrix& Wm, const float* dy, const float* x, int b
     float* xtile = aligned_scratch(tile_buf, tile_size);
     if (by_tiles) {
       for (int tile = even_split(tiles, t, nt); tile < even_split(tiles, t + 1, nt); ++tile) {
-        pack_dyx_tile(x, IN, batch, tile, xtile);
+        const float* xt = xtile;
+        if (packed != nullptr) xt = packed + static_cast<size_t>(tile) * tile_size;
+        else pack_dyx_tile(x, IN, batch, tile, xtile);
         if (tile < first)
-          sddmm_tile_rows(Wm, 0, OUT, dy, batch, tile, xtile, dw_values, accumulate || tile > 0);
+          sddmm_tile_rows(Wm, 0, OUT, dy, batch, tile, xt, dw_values, accumulate || tile > 0);
         else
-          sddmm_tile_rows(Wm, 0, OUT, dy, batch, tile, xtile,
+          sddmm_tile_rows(Wm, 0, OUT, dy, batch, tile, xt,
                           parts + static_cast<size_t>(tile - first) * nnz, false);
       }
 #pragma omp barrier
@@ -514,7 +524,7 @@ void sddmm_dyx_tiled(const CsrMatrix& Wm, const float* dy, const float* x, int b
     if (r0 >= r1) return;
     for (int tile = 0; tile < tiles; ++tile) {
       const float* xt = xtile;
-      if (x_tiles != nullptr) xt = x_tiles + static_cast<size_t>(tile) * tile_size;
+      if (packed != nullptr) xt = packed + static_cast<size_t>(tile) * tile_size;
       else pack_dyx_tile(x, IN, batch, tile, xtile);
       sddmm_tile_rows(Wm, r0, r1, dy, batch, tile, xt, dw_values, accumulate || tile > 0);
     }

@@ -30,8 +30,10 @@ void csr_sddmm(const CsrMatrix& pattern, const float* X, const float* Y, int N, 
 
 // x_tiles (optional, 64-byte aligned, csr_x_tiles_size(batch, IN) floats): the forward leaves the
 // batch tiles it packs from x there, and a weight gradient given the same buffer (same x and
-// batch, nothing written to it in between) reads them instead of packing x again. Contents are
-// the kernels' own (32-row tiles, transposed); without vector kernels they are left unused.
+// batch, nothing written to it in between) reads them instead of packing x again wherever each
+// of its threads reads only tiles the same thread packed (one thread, or whole tiles per thread);
+// the results are the same bits either way. Contents are the kernels' own (32-row tiles,
+// transposed); without vector kernels they are left unused.
 inline size_t csr_x_tiles_size(int batch, int in) {
   return static_cast<size_t>((batch + 31) / 32) * static_cast<size_t>(in) * 32;
 }

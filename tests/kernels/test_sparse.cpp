@@ -279,45 +279,53 @@ TEST_CASE("SDDMM(dyᵀ·x) split by rows or by batch tiles: same bits at any thr
 }
 
 // The forward can leave its packed batch tiles of x in x_tiles for the weight gradient: y and dW
-// must carry the bits of the calls without them, at any thread count. batch 7 runs the forward on
-// narrow tiles (x_tiles packed afterwards); 45 and 130 leave a ragged last tile; OUT = 40 at 3
-// threads splits a tile into row chunks (chunk 0's thread fills x_tiles); 64 at 2 threads gives
-// each thread whole tiles. The buffer starts as NaN, so a tile left unpacked shows.
+// must carry the bits of the calls without them, at any thread count. On the small layers every
+// call runs on one thread (dW reads x_tiles): batch 7 runs the forward on narrow tiles (x_tiles
+// packed afterwards), 45 and 130 leave a ragged last tile. On (700, 1100) with batch 128 the
+// calls take several threads: at density 0.01 dW takes the tile split (reading x_tiles at 2
+// threads, whose forward took whole tiles; packing at 3), at 0.2 the row split (packing). OUT = 40
+// and the 3-thread forward split tiles into row chunks (chunk 0's thread fills x_tiles). The
+// buffer starts as NaN, so a tile left unpacked shows.
 TEST_CASE("xWᵀ leaves its packed x for SDDMM(dyᵀ·x): same bits as packing again") {
   const int saved = omp_get_max_threads();
-  uint32_t seed = 1700;
+  struct Case { int OUT, IN, batch; double d; };
+  std::vector<Case> cases;
   for (int batch : {7, 45, 64, 130})
     for (int OUT : {40, 300})
-      for (double d : {0.05, 0.6}) {
-        const int IN = 150;
-        INFO("batch=" << batch << " OUT=" << OUT << " density=" << d);
-        test::SparseCase c = test::make_case(OUT, IN, d, ++seed);
-        const auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
-        const auto dy = test::random_floats(static_cast<size_t>(batch) * OUT, ++seed);
-        auto dw_want = std::vector<float>(c.csr.nnz(), kNaN);
-        ref::csr_sddmm(c.csr, transposed(dy, batch, OUT).data(), transposed(x, batch, IN).data(),
-                       batch, dw_want.data(), false);
-        for (int threads : {1, 2, 3}) {
-          INFO("threads=" << threads);
-          omp_set_num_threads(threads);
-          std::vector<float> y_plain(static_cast<size_t>(batch) * OUT), y(y_plain.size());
-          csr_spmm_xwt(c.csr, x.data(), batch, y_plain.data(), 0.0f);
-          std::vector<float> tiles_buf(csr_x_tiles_size(batch, IN) + 16, kNaN);  // 64-byte aligned view
-          float* tiles = reinterpret_cast<float*>(
-              (reinterpret_cast<uintptr_t>(tiles_buf.data()) + 63) & ~uintptr_t{63});
-          csr_spmm_xwt(c.csr, x.data(), batch, y.data(), 0.0f, tiles);
-          CHECK(test::bitwise_equal(y, y_plain));
-          for (bool accumulate : {false, true}) {
-            auto dw_plain = accumulate ? test::random_floats(c.csr.nnz(), seed + 7)
-                                       : std::vector<float>(c.csr.nnz(), kNaN);
-            auto dw = dw_plain;
-            csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw_plain.data(), accumulate);
-            csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), accumulate, tiles);
-            CHECK(test::bitwise_equal(dw, dw_plain));
-            if (!accumulate) test::check_close(dw, dw_want, 1e-5, test::scale_for(batch));
-          }
-        }
+      for (double d : {0.05, 0.6}) cases.push_back({OUT, 150, batch, d});
+  cases.push_back({700, 1100, 128, 0.01});
+  cases.push_back({700, 1100, 128, 0.2});
+  uint32_t seed = 1700;
+  for (const Case& k : cases) {
+    const int OUT = k.OUT, IN = k.IN, batch = k.batch;
+    INFO("batch=" << batch << " OUT=" << OUT << " IN=" << IN << " density=" << k.d);
+    test::SparseCase c = test::make_case(OUT, IN, k.d, ++seed);
+    const auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
+    const auto dy = test::random_floats(static_cast<size_t>(batch) * OUT, ++seed);
+    auto dw_want = std::vector<float>(c.csr.nnz(), kNaN);
+    ref::csr_sddmm(c.csr, transposed(dy, batch, OUT).data(), transposed(x, batch, IN).data(),
+                   batch, dw_want.data(), false);
+    for (int threads : {1, 2, 3}) {
+      INFO("threads=" << threads);
+      omp_set_num_threads(threads);
+      std::vector<float> y_plain(static_cast<size_t>(batch) * OUT), y(y_plain.size());
+      csr_spmm_xwt(c.csr, x.data(), batch, y_plain.data(), 0.0f);
+      std::vector<float> tiles_buf(csr_x_tiles_size(batch, IN) + 16, kNaN);  // 64-byte aligned view
+      float* tiles = reinterpret_cast<float*>(
+          (reinterpret_cast<uintptr_t>(tiles_buf.data()) + 63) & ~uintptr_t{63});
+      csr_spmm_xwt(c.csr, x.data(), batch, y.data(), 0.0f, tiles);
+      CHECK(test::bitwise_equal(y, y_plain));
+      for (bool accumulate : {false, true}) {
+        auto dw_plain = accumulate ? test::random_floats(c.csr.nnz(), seed + 7)
+                                   : std::vector<float>(c.csr.nnz(), kNaN);
+        auto dw = dw_plain;
+        csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw_plain.data(), accumulate);
+        csr_sddmm_dyx(c.csr, dy.data(), x.data(), batch, dw.data(), accumulate, tiles);
+        CHECK(test::bitwise_equal(dw, dw_plain));
+        if (!accumulate) test::check_close(dw, dw_want, 1e-5, test::scale_for(batch));
       }
+    }
+  }
   omp_set_num_threads(saved);
 }
 

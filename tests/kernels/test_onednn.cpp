@@ -62,6 +62,28 @@ std::string describe(const Conv2dShape& s) {
          std::to_string(s.pad_w);
 }
 
+// The weight-gradient pass of `layer` (OnednnLinear or OnednnConv2d) against dw_fresh and
+// db_fresh, the reference gradients: written fresh and accumulated onto garbage, db untouched
+// without a bias, and a null db (only dw produced).
+template <class Layer>
+void check_backward_weights(Layer& layer, const Vec& x, const Vec& dy, const Vec& dw_fresh,
+                            const Vec& db_fresh, bool bias, unsigned& seed) {
+  for (bool accumulate : {false, true, false}) {
+    CAPTURE(accumulate);
+    Vec dw = random_vec(dw_fresh.size(), seed++), db = random_vec(db_fresh.size(), seed++);
+    const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
+    const Vec db_ref = accumulate ? plus(db, db_fresh) : db_fresh;
+    const Vec db_before = db;
+    layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
+    check_close(dw, dw_ref, "dw");
+    if (bias) check_close(db, db_ref, "db");
+    else CHECK(db == db_before);  // no bias: db untouched
+  }
+  Vec dw = random_vec(dw_fresh.size(), seed++);
+  layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
+  check_close(dw, dw_fresh, "dw (null db)");
+}
+
 // Every pass of `layer` (built for (B, IN, OUT, bias)) against the reference: y, dx over garbage,
 // dw and db fresh and accumulated, no bias leaving db untouched, a null db.
 void check_linear(OnednnLinear& layer, int B, int IN, int OUT, bool bias, unsigned& seed) {
@@ -87,22 +109,7 @@ void check_linear(OnednnLinear& layer, int B, int IN, int OUT, bool bias, unsign
   ref::sgemm(true, false, OUT, IN, B, 1.f, dy.data(), OUT, x.data(), IN, 0.f,
              dw_fresh.data(), IN);
   const Vec db_fresh = column_sums(B, OUT, dy);
-  for (bool accumulate : {false, true, false}) {
-    CAPTURE(accumulate);
-    Vec dw = random_vec(w.size(), seed++), db = random_vec(OUT, seed++);
-    const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
-    const Vec db_ref = accumulate ? plus(db, db_fresh) : db_fresh;
-    const Vec db_before = db;
-    layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
-    check_close(dw, dw_ref, "dw");
-    if (bias) check_close(db, db_ref, "db");
-    else CHECK(db == db_before);  // no bias: db untouched
-  }
-
-  // A null db is allowed: only dw is produced.
-  Vec dw = random_vec(w.size(), seed++);
-  layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
-  check_close(dw, dw_fresh, "dw (null db)");
+  check_backward_weights(layer, x, dy, dw_fresh, db_fresh, bias, seed);
 }
 
 }  // namespace
@@ -183,21 +190,7 @@ TEST_CASE("onednn conv2d matches the reference at odd shapes") {
 
     Vec dw_fresh(w.size()), db_fresh(s.OC);
     ref::conv2d_backward_weights(s, x.data(), dy.data(), dw_fresh.data(), db_fresh.data());
-    for (bool accumulate : {false, true, false}) {
-      CAPTURE(accumulate);
-      Vec dw = random_vec(w.size(), seed++), db = random_vec(s.OC, seed++);
-      const Vec dw_ref = accumulate ? plus(dw, dw_fresh) : dw_fresh;
-      const Vec db_ref = accumulate ? plus(db, db_fresh) : db_fresh;
-      const Vec db_before = db;
-      layer.backward_weights(x.data(), dy.data(), dw.data(), db.data(), accumulate);
-      check_close(dw, dw_ref, "dw");
-      if (bias) check_close(db, db_ref, "db");
-      else CHECK(db == db_before);
-    }
-
-    Vec dw = random_vec(w.size(), seed++);
-    layer.backward_weights(x.data(), dy.data(), dw.data(), nullptr, false);
-    check_close(dw, dw_fresh, "dw (null db)");
+    check_backward_weights(layer, x, dy, dw_fresh, db_fresh, bias, seed);
 
     // backward: both passes in one call (dy reordered once where both want it blocked), same values.
     for (bool accumulate : {false, true}) {

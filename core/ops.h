@@ -65,13 +65,17 @@ Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
 // pooled as the direct conv computes it (batch innermost), so it is neither stored nor made NCHW;
 // the backward rebuilds its gradient in that layout from the winners. The same values and gradients as the separate ops, bit for bit. Needs
 // sparse_conv2d_pool_fits(pool): windows that do not overlap (stride == window) and no padding.
-// With in_pn the input is (C, H, W, N) and with out_pn the output is (OC, PH, PW, N), batch
-// innermost, the layout the node computes in: two such nodes in a row pass their activations and
-// gradients that way, without the transposes to and from NCHW between them (same numbers).
+// Batch innermost, the layout the node computes in: with out_pn the output is
+// (OC, PH + 2·out_pad_h, PW + 2·out_pad_w, N), zero outside (PH, PW), and with in_pn the input is
+// (C, H + 2·pad_h, W + 2·pad_w, N), read as this conv's padded input as it is (its border is
+// taken as given, normally zeros; its gradient covers the border too). Two such nodes in a row,
+// the first's out_pad the second's padding, pass their activations and gradients that way: no
+// transposes to and from NCHW, no padding copy and no cropping between them (same numbers).
 bool sparse_conv2d_pool_fits(const Pool2dOptions& pool);
 Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>& w,
                             const Variable& b, const Conv2dOptions& opt, bool relu,
-                            const Pool2dOptions& pool, bool in_pn = false, bool out_pn = false);
+                            const Pool2dOptions& pool, bool in_pn = false, bool out_pn = false,
+                            int out_pad_h = 0, int out_pad_w = 0);
 // The feature-major sparse Linear (see the table above). RigL's captured factors stay batch-major.
 Variable sparse_linear_fm(const Variable& xt, const std::shared_ptr<CsrWeight>& w, const Variable& b);
 Variable max_pool2d(const Variable& x, const Pool2dOptions& opt);

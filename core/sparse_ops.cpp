@@ -173,7 +173,7 @@ struct SparseConv2dNode : Node {
   kernels::Conv2dShape s;
   Tensor cols;  // cuda: (C·KH·KW, N·P) from the forward (batch im2col)
   Tensor xp;    // cpu: the padded input (C, Hp, Wp, N) from the forward (direct conv)
-  bool in_pn = false;  // cpu: the input (and so its gradient) is (C, H, W, N), not NCHW
+  bool in_pn = false;  // cpu: the input (and so its gradient) is xp itself, not NCHW
   std::shared_ptr<const std::vector<int32_t>> off;  // cpu: its position offsets
   void backward(const Tensor& dy) override {
     if (dy.is_cuda()) return backward_cuda(dy);
@@ -197,13 +197,18 @@ struct SparseConv2dNode : Node {
   template <class Dx, class Dw, class Db>
   void backward_cpu(Dx&& dx, Dw&& dw, Db&& db) {
     bool acc = false;
-    if (needs_grad(0)) {
+    if (needs_grad(0) && in_pn) {  // the padded input's gradient is the input's, border and all
+      if (inputs[0].has_grad()) {
+        Tensor tmp(inputs[0].shape());
+        dx(tmp.f32());
+        accumulate_grad(0, tmp);
+      } else {
+        dx(grad_slot(0, acc).f32());
+      }
+    } else if (needs_grad(0)) {
       Tensor dxp(xp.shape());
       dx(dxp.f32());
-      auto unpad = [&](float* out) {
-        if (in_pn) kernels::pn_padded_to_pn(s, dxp.f32(), out);
-        else kernels::pn_padded_to_nchw(s, dxp.f32(), out);
-      };
+      auto unpad = [&](float* out) { kernels::pn_padded_to_nchw(s, dxp.f32(), out); };
       if (inputs[0].has_grad()) {
         Tensor tmp(inputs[0].shape());
         unpad(tmp.f32());
@@ -263,7 +268,7 @@ struct SparseConvPoolNode : SparseConv2dNode {
   const char* name() const override { return "sparse_conv2d_pool"; }
   kernels::PoolPnShape ps;
   Tensor code;  // (OC, PH, PW, N): each window's winner, -1 where no gradient passes
-  bool out_pn = false;  // the output (and so dy) is (OC, PH, PW, N), not NCHW
+  bool out_pn = false;  // the output (and so dy) is (OC, PH + 2·pad_h, PW + 2·pad_w, N) (ps), not NCHW
   void backward(const Tensor& dy) override {
     const int PP = ps.PH() * ps.PW();
     Tensor dy_pool;
@@ -339,7 +344,7 @@ Variable sparse_linear_fm(const Variable& xt, const std::shared_ptr<CsrWeight>& 
 
 namespace {
 
-// x is (N, C, H, W), or (C, H, W, N) when in_pn.
+// x is (N, C, H, W), or when in_pn (C, H + 2·pad_h, W + 2·pad_w, N): already padded.
 kernels::Conv2dShape sparse_conv_shape(const char* op, const Variable& x,
                                        const std::shared_ptr<CsrWeight>& w, const Variable& b,
                                        const Conv2dOptions& opt, bool in_pn = false) {
@@ -347,12 +352,16 @@ kernels::Conv2dShape sparse_conv_shape(const char* op, const Variable& x,
   check_device(op, x.value(), *w, b);
   const int cdim = in_pn ? 0 : 1;
   ST_CHECK(x.value().ndim() == 4 && x.shape()[cdim] == w->shape[1], op, ": input ", x.value().str(),
-           in_pn ? " (C, H, W, N)" : "", " does not match weight ", shape_str(w->shape));
+           in_pn ? " (C, H + 2·pad_h, W + 2·pad_w, N)" : "", " does not match weight ",
+           shape_str(w->shape));
+  const int border_h = in_pn ? 2 * opt.pad_h : 0, border_w = in_pn ? 2 * opt.pad_w : 0;
+  ST_CHECK(!in_pn || (x.shape()[1] > border_h && x.shape()[2] > border_w), op, ": padded input ",
+           x.value().str(), " is no larger than its padding ", opt.pad_h, "x", opt.pad_w);
   kernels::Conv2dShape s;
   s.N = static_cast<int>(x.shape()[in_pn ? 3 : 0]);
   s.C = static_cast<int>(x.shape()[cdim]);
-  s.H = static_cast<int>(x.shape()[cdim + 1]);
-  s.W = static_cast<int>(x.shape()[cdim + 2]);
+  s.H = static_cast<int>(x.shape()[cdim + 1]) - border_h;
+  s.W = static_cast<int>(x.shape()[cdim + 2]) - border_w;
   s.OC = static_cast<int>(w->shape[0]);
   s.KH = static_cast<int>(w->shape[2]);
   s.KW = static_cast<int>(w->shape[3]);
@@ -367,14 +376,17 @@ kernels::Conv2dShape sparse_conv_shape(const char* op, const Variable& x,
   return s;
 }
 
-// The cpu direct conv's input: x padded in the batch-innermost layout, and the weight's offsets,
-// kept on the node for the backward.
+// The cpu direct conv's input: x padded in the batch-innermost layout (x itself when in_pn), and
+// the weight's offsets, kept on the node for the backward.
 void direct_conv_input(SparseConv2dNode& node, const Variable& x, CsrWeight& w) {
   const kernels::Conv2dShape& s = node.s;
-  node.xp = Tensor({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
   node.off = conv_offsets_for(w, s);
-  if (node.in_pn) kernels::pn_to_pn_padded(s, x.value().f32(), node.xp.f32());
-  else kernels::nchw_to_pn_padded(s, x.value().f32(), node.xp.f32());
+  if (node.in_pn) {
+    node.xp = x.value();
+    return;
+  }
+  node.xp = Tensor({int64_t(s.C) * kernels::padded_h(s) * kernels::padded_w(s) * s.N});
+  kernels::nchw_to_pn_padded(s, x.value().f32(), node.xp.f32());
 }
 
 }  // namespace
@@ -413,8 +425,12 @@ bool sparse_conv2d_pool_fits(const Pool2dOptions& pool) {
 
 Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>& w,
                             const Variable& b, const Conv2dOptions& opt, bool relu,
-                            const Pool2dOptions& pool, bool in_pn, bool out_pn) {
+                            const Pool2dOptions& pool, bool in_pn, bool out_pn, int out_pad_h,
+                            int out_pad_w) {
   const kernels::Conv2dShape s = sparse_conv_shape("sparse_conv2d_pool", x, w, b, opt, in_pn);
+  ST_CHECK(out_pad_h >= 0 && out_pad_w >= 0 && (out_pn || (out_pad_h == 0 && out_pad_w == 0)),
+           "sparse_conv2d_pool: an output border (", out_pad_h, "x", out_pad_w,
+           ") needs a batch-innermost output (out_pn) and is not negative");
   ST_CHECK(!x.value().is_cuda(), "sparse_conv2d_pool: cpu only (on cuda: sparse_conv2d, relu, max_pool2d)");
   ST_CHECK(sparse_conv2d_pool_fits(pool), "sparse_conv2d_pool: needs non-overlapping windows without "
            "padding, gets window ", pool.kernel_h, "x", pool.kernel_w, " stride ", pool.stride_h, "x",
@@ -426,6 +442,8 @@ Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>&
   ps.N = s.N;
   ps.KH = pool.kernel_h;
   ps.KW = pool.kernel_w;
+  ps.pad_h = out_pad_h;
+  ps.pad_w = out_pad_w;
   ST_CHECK(ps.PH() > 0 && ps.PW() > 0, "sparse_conv2d_pool: window ", ps.KH, "x", ps.KW,
            " does not fit the conv output ", ps.OH, "x", ps.OW);
   auto node = std::make_shared<SparseConvPoolNode>();
@@ -436,7 +454,7 @@ Variable sparse_conv2d_pool(const Variable& x, const std::shared_ptr<CsrWeight>&
   node->out_pn = out_pn;
   const int PP = ps.PH() * ps.PW();
   direct_conv_input(*node, x, *w);
-  Tensor pooled({s.OC, ps.PH(), ps.PW(), s.N});
+  Tensor pooled({s.OC, ps.YH(), ps.YW(), s.N});
   node->code = Tensor({int64_t(s.OC) * PP * s.N}, DType::i32);
   kernels::csr_conv_pool_forward(s, w->w, node->off->data(), node->xp.f32(),
                                  b.defined() ? b.value().f32() : nullptr, relu, ps, pooled.f32(),

@@ -66,24 +66,29 @@ struct GradRows {
   const float* dy = nullptr;  // stored; null: pooled
   const float* g = nullptr;
   const int32_t* code = nullptr;
-  const int32_t* window = nullptr;  // pooled: per pixel, its window's index ph·PW + pw (-1: none)
-  const int32_t* winner = nullptr;  //         and its code, (oh % KH)·KW + ow % KW
-  int P = 0, PP = 0;
+  const int32_t* window = nullptr;  // pooled: per pixel, its window's index ph·PW + pw (-1: none),
+  const int32_t* winner = nullptr;  //         its code, (oh % KH)·KW + ow % KW,
+  const int32_t* at = nullptr;      //         and its window's place in g's channel 0 (border)
+  int P = 0, PP = 0, YP = 0;        // YP: g's channel size, its border included
   size_t N = 0;
   GradRows(const Conv2dShape& s, const float* stored)
       : dy(stored), P(s.OH() * s.OW()), N(static_cast<size_t>(s.N)) {}
-  // `pixels` holds 2·P ints for the tables, filled here.
+  // `pixels` holds 3·P ints for the tables, filled here.
   GradRows(const Conv2dShape& s, const PoolPnShape& ps, const float* pooled, const int32_t* winners,
            int32_t* pixels)
       : g(pooled), code(winners), window(pixels), winner(pixels + s.OH() * s.OW()),
-        P(s.OH() * s.OW()), PP(ps.PH() * ps.PW()), N(static_cast<size_t>(s.N)) {
+        at(pixels + 2 * s.OH() * s.OW()), P(s.OH() * s.OW()), PP(ps.PH() * ps.PW()),
+        YP(ps.YH() * ps.YW()), N(static_cast<size_t>(s.N)) {
     for (int oh = 0, p = 0; oh < s.OH(); ++oh)
       for (int ow = 0; ow < s.OW(); ++ow, ++p) {
         const int ph = oh / ps.KH, pw = ow / ps.KW;
-        pixels[p] = ph < ps.PH() && pw < ps.PW() ? ph * ps.PW() + pw : -1;
+        const bool in = ph < ps.PH() && pw < ps.PW();
+        pixels[p] = in ? ph * ps.PW() + pw : -1;
         pixels[P + p] = (oh % ps.KH) * ps.KW + ow % ps.KW;
+        pixels[2 * P + p] = in ? static_cast<int32_t>(ps.y_at(0, ph, pw)) : -1;
       }
   }
+  static size_t table_ints(const Conv2dShape& s) { return 3 * size_t(s.OH()) * s.OW(); }
   const float* row(int oc, int p, int n0, int n, float* tmp) const {
     if (dy) return dy + (static_cast<size_t>(oc) * P + p) * N + n0;
     if (window[p] < 0) {
@@ -92,7 +97,7 @@ struct GradRows {
     }
     const size_t q = (static_cast<size_t>(oc) * PP + window[p]) * N + n0;
     const int32_t j = winner[p];
-    const float* __restrict gq = g + q;
+    const float* __restrict gq = g + (static_cast<size_t>(oc) * YP + at[p]) * N + n0;
     const int32_t* __restrict cq = code + q;
     float* __restrict out = tmp;
     // g where the code matches, else +0. g is loaded unconditionally, so the select compiles to a
@@ -322,6 +327,8 @@ void backward_weights(const Conv2dShape& s, const CsrMatrix& W, const int32_t* o
 void check_pool(const Conv2dShape& s, const PoolPnShape& ps, const char* fn) {
   if (ps.C != s.OC || ps.OH != s.OH() || ps.OW != s.OW() || ps.N != s.N || ps.KH < 1 || ps.KW < 1)
     throw std::invalid_argument(std::string(fn) + ": pool shape does not match the conv output");
+  if (ps.pad_h < 0 || ps.pad_w < 0)
+    throw std::invalid_argument(std::string(fn) + ": negative border on the pooled output");
 }
 
 }  // namespace
@@ -358,7 +365,7 @@ void csr_conv_pool_backward_data(const Conv2dShape& s, const CsrMatrix& W, const
   check_weight(s, W, "csr_conv_pool_backward_data");
   check_pool(s, ps, "csr_conv_pool_backward_data");
   static thread_local std::vector<int32_t> pixels;
-  pixels.resize(2 * size_t(s.OH()) * s.OW());
+  pixels.resize(GradRows::table_ints(s));
   backward_data(s, W, off, GradRows(s, ps, g, code, pixels.data()), dxp);
 }
 
@@ -368,31 +375,39 @@ void csr_conv_pool_backward_weights(const Conv2dShape& s, const CsrMatrix& W, co
   check_weight(s, W, "csr_conv_pool_backward_weights");
   check_pool(s, ps, "csr_conv_pool_backward_weights");
   static thread_local std::vector<int32_t> pixels;
-  pixels.resize(2 * size_t(s.OH()) * s.OW());
+  pixels.resize(GradRows::table_ints(s));
   backward_weights(s, W, off, GradRows(s, ps, g, code, pixels.data()), xp, dw_values, accumulate);
 }
 
 void pool_pn_bias_grad(const PoolPnShape& s, const float* g, const int32_t* code, float* db,
                        bool accumulate) {
   const int64_t per_channel = int64_t(s.PH()) * s.PW() * s.N;
+  // g's rows of PW·N floats, its border skipped (one run when there is none).
+  const int64_t run = s.pad_w == 0 && s.pad_h == 0 ? per_channel : int64_t(s.PW()) * s.N;
   parallel_for(s.C, worth_parallel(s.C * per_channel, kParallelMinElems), [=](int64_t c) {
-    const float* gc = g + c * per_channel;
     const int32_t* cc = code + c * per_channel;
-    // 16 independent double sums (one vector chain each) instead of one chain of dependent adds.
+    // 16 independent double sums (one vector chain each) instead of one chain of dependent adds;
+    // element i of the channel goes to sum i % 16 whatever the border.
     double part[16] = {};
-    int64_t i = 0;
-    for (; i + 16 <= per_channel; i += 16)
-      for (int l = 0; l < 16; ++l) {
-        // g where code >= 0, else +0, as a bit mask (the sign of code): a branch per element
-        // mispredicted on random winners and kept the loop scalar.
-        uint32_t bits;
-        std::memcpy(&bits, gc + i + l, sizeof bits);
-        bits &= ~static_cast<uint32_t>(cc[i + l] >> 31);
-        float v;
-        std::memcpy(&v, &bits, sizeof v);
-        part[l] += static_cast<double>(v);
-      }
-    for (; i < per_channel; ++i) part[i % 16] += cc[i] >= 0 ? double(gc[i]) : 0.0;
+    for (int64_t i0 = 0; i0 < per_channel; i0 += run) {
+      const int ph = static_cast<int>(i0 / (int64_t(s.PW()) * s.N));
+      const float* gr = g + s.y_at(static_cast<int>(c), ph, 0) * s.N;  // element i0 of the channel
+      const int64_t end = i0 + run;
+      int64_t i = i0;
+      for (; i < end && i % 16 != 0; ++i) part[i % 16] += cc[i] >= 0 ? double(gr[i - i0]) : 0.0;
+      for (; i + 16 <= end; i += 16)
+        for (int l = 0; l < 16; ++l) {
+          // g where code >= 0, else +0, as a bit mask (the sign of code): a branch per element
+          // mispredicted on random winners and kept the loop scalar.
+          uint32_t bits;
+          std::memcpy(&bits, gr + (i - i0) + l, sizeof bits);
+          bits &= ~static_cast<uint32_t>(cc[i + l] >> 31);
+          float v;
+          std::memcpy(&v, &bits, sizeof v);
+          part[l] += static_cast<double>(v);
+        }
+      for (; i < end; ++i) part[i % 16] += cc[i] >= 0 ? double(gr[i - i0]) : 0.0;
+    }
     double acc = 0.0;
     for (int l = 0; l < 16; ++l) acc += part[l];
     db[c] = static_cast<float>(accumulate ? db[c] + acc : acc);
@@ -501,6 +516,23 @@ void pool_lanes(const float* t, size_t ld, int KK, int n, float b, float* __rest
 }
 using PoolLanesFn = decltype(&pool_lanes<true, true>);
 
+// Zeros y's border in channels [c0, c1): whole rows above and below the interior, pad_w pixels
+// left and right of each interior row.
+void zero_border(const PoolPnShape& ps, float* y, int64_t c0, int64_t c1) {
+  const size_t N = static_cast<size_t>(ps.N), YW = static_cast<size_t>(ps.YW());
+  const size_t side = static_cast<size_t>(ps.pad_w) * N;
+  for (int64_t c = c0; c < c1; ++c) {
+    float* yc = y + static_cast<size_t>(c) * ps.YH() * YW * N;
+    std::fill_n(yc, ps.pad_h * YW * N, 0.0f);
+    std::fill_n(yc + (ps.YH() - ps.pad_h) * YW * N, ps.pad_h * YW * N, 0.0f);
+    for (int ph = 0; ph < ps.PH() && side > 0; ++ph) {
+      float* row = yc + (ph + ps.pad_h) * YW * N;
+      std::fill_n(row, side, 0.0f);
+      std::fill_n(row + (YW - ps.pad_w) * N, side, 0.0f);
+    }
+  }
+}
+
 // Pooled units [u0, u1) (u = q·OC + oc over pooled pixels q, pixel-major): each window pixel's
 // conv row goes to the buffer `t` (KK rows of kChunk floats) exactly as forward_rows computes it,
 // and is pooled from there; the conv output never reaches memory.
@@ -520,15 +552,16 @@ void conv_pool_rows(const Conv2dShape& s, const PoolPnShape& ps, const CsrMatrix
 #endif
     for (int64_t u = u0; u < u1; ++u) {
       const int q = static_cast<int>(u / W.rows), oc = static_cast<int>(u % W.rows);
+      const int ph = q / PW, pw = q % PW;
       const size_t o = (static_cast<size_t>(oc) * PP + q) * N + n0;
+      const size_t oy = static_cast<size_t>(ps.y_at(oc, ph, pw)) * N + n0;
       if (rp[oc] == rp[oc + 1]) {  // an empty row: every window value is 0 (+ bias), tied
         float v = bias ? 0.0f + bias[oc] : 0.0f;
         if (relu) v = v > 0.0f ? v : 0.0f;
-        std::fill_n(y + o, n, v);
+        std::fill_n(y + oy, n, v);
         std::fill_n(code + o, n, relu && !(v > 0.0f) ? -1 : 0);
         continue;
       }
-      const int ph = q / PW, pw = q % PW;
       for (int kh = 0; kh < ps.KH; ++kh)
         for (int kw = 0; kw < ps.KW; ++kw) {
           const int p = (ph * ps.KH + kh) * OW + pw * ps.KW + kw;
@@ -545,7 +578,7 @@ void conv_pool_rows(const Conv2dShape& s, const PoolPnShape& ps, const CsrMatrix
           }
 #endif
         }
-      pool(t, kChunk, KK, n, bias ? bias[oc] : 0.0f, y + o, code + o);
+      pool(t, kChunk, KK, n, bias ? bias[oc] : 0.0f, y + oy, code + o);
     }
   }
 }
@@ -565,6 +598,8 @@ void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32
   parallel_region(T, [&](int t, int nt) {
     static thread_local std::vector<float> buf;
     float* tile = scratch(buf, static_cast<size_t>(KK) * kChunk);
+    if (ps.pad_h > 0 || ps.pad_w > 0)
+      zero_border(ps, y, int64_t(s.OC) * t / nt, int64_t(s.OC) * (t + 1) / nt);
     const int64_t u0 = split_pixel_rows(W.row_ptr, s.OC, PP, t, nt);
     const int64_t u1 = split_pixel_rows(W.row_ptr, s.OC, PP, t + 1, nt);
     if (u0 < u1) conv_pool_rows(s, ps, W, off, xp, bias, relu, pool, y, code, u0, u1, tile);

@@ -16,7 +16,8 @@
 //                               a conv whose input comes batch innermost from the previous node
 //   pn_to_nchw / nchw_to_pn:    a (C, P, N) [+ bias (C)] <-> y (N, C, P)
 //   csr_conv_pool_forward:      the conv output (+ bias) [-> relu] pooled by KH×KW windows of stride
-//                               (KH, KW), no padding, without storing it: y (OC, PH, PW, N) and code
+//                               (KH, KW), no padding, without storing it: y (OC, PH, PW, N) (with
+//                               PoolPnShape's border: (OC, PH + 2·pad_h, PW + 2·pad_w, N)) and code
 //                               (OC, PH, PW, N), the window index kh·KW + kw of the first maximum
 //                               (row-major scan, strict >, as max_pool2d_forward), -1 where the
 //                               gradient is 0 (with relu: the maximum is not > 0). Each window
@@ -71,10 +72,22 @@ void pn_to_nchw(int C, int N, int P, const float* a, const float* bias, float* y
 void nchw_to_pn(int C, int N, int P, const float* y, float* a);
 
 // A conv output (C, OH, OW, N) pooled by non-overlapping KH×KW windows (PH = OH / KH, PW = OW / KW).
+// y and g may carry a zero border of pad_h rows and pad_w columns: (C, PH + 2·pad_h,
+// PW + 2·pad_w, N), the next conv's padded input exactly as that conv reads it, so the pooled
+// output needs no copy to be padded and the next conv's input gradient none to be cropped. The
+// forward writes the border's zeros; the backward reads only the interior of g. `code` has no
+// border: (C, PH, PW, N).
 struct PoolPnShape {
   int C = 1, OH = 1, OW = 1, N = 1, KH = 2, KW = 2;
+  int pad_h = 0, pad_w = 0;
   int PH() const { return OH / KH; }
   int PW() const { return OW / KW; }
+  int YH() const { return PH() + 2 * pad_h; }  // y's and g's height and width, border included
+  int YW() const { return PW() + 2 * pad_w; }
+  // Where pooled pixel (c, ph, pw) sits in y and g, in units of N floats.
+  int64_t y_at(int c, int ph, int pw) const {
+    return (static_cast<int64_t>(c) * YH() + ph + pad_h) * YW() + pw + pad_w;
+  }
 };
 void csr_conv_pool_forward(const Conv2dShape& s, const CsrMatrix& W, const int32_t* off,
                            const float* xp, const float* bias, bool relu, const PoolPnShape& ps,

@@ -40,7 +40,8 @@ size_t Model::conv_pool_block(size_t i) const {
 }
 
 // Runs the fused conv + pool blocks from i, consecutive ones passing their activations batch
-// innermost (no NCHW between them); returns how many layers that covers, 0 if none.
+// innermost and already padded for the next conv (no NCHW, padding copy or crop between them);
+// returns how many layers that covers, 0 if none.
 size_t Model::fused_conv_pool(size_t i, Variable& h) {
   if (h.value().is_cuda()) return 0;
   size_t j = i, len = conv_pool_block(i);
@@ -51,8 +52,11 @@ size_t Model::fused_conv_pool(size_t i, Variable& h) {
     const bool relu = dynamic_cast<ReLU*>(layers_[j + 1].get()) != nullptr;
     auto* pool = static_cast<Pool2d*>(layers_[j + len - 1].get());
     Parameter* b = conv->bias();
+    // The next block's conv reads this block's output as its padded input, as it is written.
+    const Conv2dOptions* to = next ? &static_cast<Conv2d*>(layers_[j + len].get())->options() : nullptr;
     h = sparse_conv2d_pool(h, conv->weight().csr, b ? b->var : Variable(), conv->options(), relu,
-                           pool->options(), in_pn, next != 0);
+                           pool->options(), in_pn, next != 0, to ? to->pad_h : 0,
+                           to ? to->pad_w : 0);
     in_pn = next != 0;
     j += len;
     len = next;

@@ -36,6 +36,26 @@ Tensor to_pn(const Tensor& t) {
     for (int64_t i = 0; i < CHW; ++i) o.f32()[i * N + n] = t.f32()[n * CHW + i];
   return o;
 }
+// (C, H, W, N) inside a border of ph rows and pw columns filled with `fill`, and back.
+Tensor pad_pn(const Tensor& t, int ph, int pw, float fill) {
+  const int64_t C = t.shape()[0], H = t.shape()[1], W = t.shape()[2], N = t.shape()[3];
+  Tensor o({C, H + 2 * ph, W + 2 * pw, N});
+  std::fill_n(o.f32(), o.numel(), fill);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t h = 0; h < H; ++h)
+      std::copy_n(t.f32() + (c * H + h) * W * N, W * N,
+                  o.f32() + ((c * (H + 2 * ph) + h + ph) * (W + 2 * pw) + pw) * N);
+  return o;
+}
+Tensor crop_pn(const Tensor& t, int ph, int pw) {
+  const int64_t C = t.shape()[0], H = t.shape()[1] - 2 * ph, W = t.shape()[2] - 2 * pw, N = t.shape()[3];
+  Tensor o({C, H, W, N});
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t h = 0; h < H; ++h)
+      std::copy_n(t.f32() + ((c * (H + 2 * ph) + h + ph) * (W + 2 * pw) + pw) * N, W * N,
+                  o.f32() + (c * H + h) * W * N);
+  return o;
+}
 Tensor from_pn(const Tensor& t) {
   const int64_t N = t.shape()[3], CHW = t.numel() / N;
   Tensor o({N, t.shape()[0], t.shape()[1], t.shape()[2]});
@@ -203,11 +223,13 @@ TEST_CASE("sparse ops: finite-difference gradients (x, the CSR values, bias)") {
     run({2, 2, 7, 6}, {3, 2, 3, 3}, [o = Conv2dOptions{1, 1, 1, 1}, p, r](auto& x, auto& w, auto& b) {
       return sparse_conv2d_pool(x, w, b, o, r, p);
     });
-  // Batch innermost in and out: x is (C, H, W, N). (With eps = 1e-2 a max or relu near a tie
+  // Batch innermost in and out: x is (C, H + 2, W + 2, N), the padded input itself (its border
+  // perturbed too), and the output carries a border. (With eps = 1e-2 a max or relu near a tie
   // breaks the difference quotient; these values stay clear of one.)
-  run({2, 6, 6, 2}, {3, 2, 3, 3}, [o = Conv2dOptions{1, 1, 1, 1}, p](auto& x, auto& w, auto& b) {
-    return sparse_conv2d_pool(x, w, b, o, true, p, true, true);
-  });
+  for (int border : {0, 1})
+    run({2, 6, 6, 2}, {3, 2, 3, 3}, [o = Conv2dOptions{1, 1, 1, 1}, p, border](auto& x, auto& w, auto& b) {
+      return sparse_conv2d_pool(x, w, b, o, true, p, true, true, border, border + 1);
+    });
 }
 
 // Bit for bit but the bias gradient (the same values summed in double in another order).
@@ -231,25 +253,36 @@ TEST_CASE("sparse_conv2d_pool equals sparse_conv2d, relu and max_pool2d bit for 
           Tensor wv = masked(random_tensor(c.w, 32), mask);
           Tensor xv = random_tensor(c.x, 33);
           Tensor bv = random_tensor({c.w[0]}, 34);
-          // mode 0: the three ops; 1: the fused node in NCHW; 2: the fused node with its input and
-          // output batch innermost (compared after permuting back).
+          // mode 0: the three ops; 1: the fused node in NCHW; 2: the fused node with its input
+          // batch innermost and padded, its output batch innermost inside a border of 1×2 (the
+          // next conv's padding): compared after cropping and permuting back, the output's
+          // border zeros, NaN in its gradient's border unread.
+          const int bh = 1, bw = 2;
           auto run = [&](int mode) {
             auto csr = make_csr_weight(wv, mask.u8());
-            Variable x(mode == 2 ? to_pn(xv) : xv.clone(), true);
+            Variable x(mode == 2 ? pad_pn(to_pn(xv), c.o.pad_h, c.o.pad_w, 0.0f) : xv.clone(), true);
             Variable b = bias ? Variable(bv.clone(), true) : Variable();
             Variable y;
             if (mode > 0) {
-              y = sparse_conv2d_pool(x, csr, b, c.o, relu_on, c.p, mode == 2, mode == 2);
+              y = sparse_conv2d_pool(x, csr, b, c.o, relu_on, c.p, mode == 2, mode == 2,
+                                     mode == 2 ? bh : 0, mode == 2 ? bw : 0);
             } else {
               y = sparse_conv2d(x, csr, b, c.o);
               if (relu_on) y = relu(y);
               y = max_pool2d(y, c.p);
             }
-            const Shape ys = mode == 2 ? Shape{y.shape()[3], y.shape()[0], y.shape()[1], y.shape()[2]} : y.shape();
+            if (mode == 2) {
+              Tensor zeros = pad_pn(crop_pn(y.value(), bh, bw), bh, bw, 0.0f);
+              CHECK(std::equal(zeros.f32(), zeros.f32() + zeros.numel(), y.value().f32()));
+            }
+            const Shape ys = mode == 2 ? Shape{y.shape()[3], y.shape()[0], y.shape()[1] - 2 * bh,
+                                               y.shape()[2] - 2 * bw}
+                                       : y.shape();
             Tensor dy = random_tensor(ys, 35);
-            y.backward(mode == 2 ? to_pn(dy) : dy);
-            std::vector<Tensor> out{mode == 2 ? from_pn(y.value()) : y.value(),
-                                    mode == 2 ? from_pn(x.grad()) : x.grad()};
+            y.backward(mode == 2 ? pad_pn(to_pn(dy), bh, bw, std::nanf("")) : dy);
+            std::vector<Tensor> out{
+                mode == 2 ? from_pn(crop_pn(y.value(), bh, bw)) : y.value(),
+                mode == 2 ? from_pn(crop_pn(x.grad(), c.o.pad_h, c.o.pad_w)) : x.grad()};
             if (bias) out.push_back(b.grad());
             if (csr->nnz() > 0) out.push_back(csr->values.grad());
             return out;

@@ -54,6 +54,17 @@ size_t padded_size(const Conv2dShape& s) {
   return static_cast<size_t>(s.C) * padded_h(s) * padded_w(s) * s.N;
 }
 
+// A pooled (C, PH, PW, N) array placed inside b's border (b.pad_h, b.pad_w), `fill` around it.
+std::vector<float> with_border(const PoolPnShape& b, const std::vector<float>& pooled, float fill) {
+  std::vector<float> out(size_t(b.C) * b.YH() * b.YW() * b.N, fill);
+  for (int c = 0; c < b.C; ++c)
+    for (int ph = 0; ph < b.PH(); ++ph)
+      for (int pw = 0; pw < b.PW(); ++pw)
+        std::copy_n(pooled.data() + ((size_t(c) * b.PH() + ph) * b.PW() + pw) * b.N, b.N,
+                    out.data() + b.y_at(c, ph, pw) * b.N);
+  return out;
+}
+
 // The three products through the PN layout, as the sparse conv op runs them.
 struct Result {
   std::vector<float> y, dx, dw;
@@ -329,6 +340,33 @@ TEST_CASE("csr_conv_pool_forward / csr_conv_pool_backward_* equal the conv, bias
             pool_pn_bias_grad(ps, dy.data(), code.data(), db.data(), accumulate);
             test::check_close(db, db_want, 1e-6, 1.0);
           }
+
+          // The pooled output inside a border (the next conv's padding, uneven here): the
+          // interior and the codes bit for bit as without, the border zeros, and the backward
+          // reading only the interior of g (NaN around it) to the same bits, bias gradient too.
+          PoolPnShape pb = ps;
+          pb.pad_h = 1;
+          pb.pad_w = 2;
+          std::vector<float> yb(size_t(s.OC) * pb.YH() * pb.YW() * s.N, kNaN);
+          std::vector<int32_t> code_b(pooled, -7);
+          csr_conv_pool_forward(s, w.csr, off.data(), xp.data(), bias ? b.data() : nullptr, relu,
+                                pb, yb.data(), code_b.data());
+          CHECK(test::bitwise_equal(yb, with_border(pb, y, 0.0f)));
+          CHECK(code_b == code);
+          const std::vector<float> gb = with_border(pb, dy, kNaN);
+          std::vector<float> dxp_b(padded_size(s), kNaN);
+          csr_conv_pool_backward_data(s, w.csr, off.data(), pb, gb.data(), code.data(), dxp_b.data());
+          CHECK(test::bitwise_equal(dxp_b, dxp_got));
+          std::vector<float> dw_b(w.csr.nnz(), kNaN), dw_u(w.csr.nnz(), kNaN);
+          csr_conv_pool_backward_weights(s, w.csr, off.data(), pb, gb.data(), code.data(), xp.data(),
+                                         dw_b.data(), false);
+          csr_conv_pool_backward_weights(s, w.csr, off.data(), ps, dy.data(), code.data(), xp.data(),
+                                         dw_u.data(), false);
+          CHECK(test::bitwise_equal(dw_b, dw_u));
+          std::vector<float> db_b(s.OC, kNaN), db_u(s.OC, kNaN);
+          pool_pn_bias_grad(pb, gb.data(), code.data(), db_b.data(), false);
+          pool_pn_bias_grad(ps, dy.data(), code.data(), db_u.data(), false);
+          CHECK(test::bitwise_equal(db_b, db_u));
         }
   CHECK(clipped > 0);
   {  // big enough to split across threads: the same bits for 1, 2 and 3 threads
@@ -353,6 +391,16 @@ TEST_CASE("csr_conv_pool_forward / csr_conv_pool_backward_* equal the conv, bias
       pool_pn_bias_grad(ps, g.data(), code.data(), out.data() + padded_size(s) + w.csr.nnz(), false);
       return out;
     });
+    // With a border: every thread zeros its channels' border and writes its rows' interior.
+    PoolPnShape pb = ps;
+    pb.pad_h = pb.pad_w = 1;
+    test::check_bitwise_across_threads([&] {
+      std::vector<float> yb(size_t(s.OC) * pb.YH() * pb.YW() * s.N, kNaN);
+      std::vector<int32_t> cb(pooled);
+      csr_conv_pool_forward(s, w.csr, off.data(), xp.data(), nullptr, true, pb, yb.data(), cb.data());
+      CHECK(test::bitwise_equal(yb, with_border(pb, y, 0.0f)));
+      return yb;
+    });
   }
   PoolPnShape wrong{3, 28, 28, 64, 2, 2};
   const Conv2dShape s = test::conv_shape(64, 3, 28, 28, 4, 3, 3, 1, 1, 1, 1);
@@ -366,6 +414,11 @@ TEST_CASE("csr_conv_pool_forward / csr_conv_pool_backward_* equal the conv, bias
                   std::invalid_argument);
   CHECK_THROWS_AS(csr_conv_pool_backward_weights(s, w.csr, off.data(), wrong, nullptr, nullptr,
                                                  nullptr, nullptr, false),
+                  std::invalid_argument);
+  PoolPnShape negative{s.OC, s.OH(), s.OW(), s.N, 2, 2};
+  negative.pad_w = -1;
+  CHECK_THROWS_AS(csr_conv_pool_forward(s, w.csr, off.data(), nullptr, nullptr, false, negative,
+                                        nullptr, nullptr),
                   std::invalid_argument);
 }
 

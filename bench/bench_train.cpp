@@ -1,7 +1,9 @@
 // bench/bench_train.cpp — `sparsetrain bench train`: training samples/s per model.
 // Protocol (mirrors bench/pytorch_train.py): random inputs (N(0,1), 1×28×28) and labels preloaded,
 // batch B, SGD lr 0.01 momentum 0.9, `warmup` steps, then `repeats` × `steps` timed steps; report
-// the median (and min..max) samples/s.
+// the median (and min..max) samples/s. With --sparsity the modes' models are built side by side
+// and take turns, one timed repeat each per round (after up to 5 untimed steps); a ratio is the median
+// of the rounds' ratios, each taken between repeats run back to back.
 // --device cuda: the same step on a GPU. The model is built and masked on the host (the same
 // weights and masks as on the cpu), then model, optimizer state and the batch pool move to the
 // device (like experiment/trainer.cpp; batches are preloaded there, as the host ones are in memory);
@@ -97,55 +99,82 @@ int bench_train(const TrainBenchOptions& o) {
     }
     return row;
   };
-  auto measure = [&](const std::string& name, double sparsity, const std::string& mode,
-                     double& lo, double& hi) {
+  // One model in one mode, ready to step: built, masked, switched, with its optimizer.
+  struct Runner {
+    std::unique_ptr<models::Model> model;
+    std::unique_ptr<pruning::CsrSwitch> csr;
+    std::unique_ptr<Optimizer> optimizer;
+    SparseImpl impl = SparseImpl::native;
+    int64_t k = 0;
+  };
+  OptimizerOptions opt;
+  opt.lr = 0.01f;
+  opt.momentum = 0.9f;
+  auto make_runner = [&](const std::string& name, double sparsity, const std::string& mode) {
+    auto r = std::make_unique<Runner>();
     models::ModelSpec spec;
     spec.arch = experiment::choice_of<models::Arch>(name, "--model");
-    auto model = models::build_model(spec, {1, 28, 28}, 10, 1);
-    if (sparsity >= 0) random_masks(*model, sparsity, 7);
-    set_sparse_impl(mode == "cusparse" ? SparseImpl::cusparse : SparseImpl::native);
-    OptimizerOptions opt;
-    opt.lr = 0.01f;
-    opt.momentum = 0.9f;
-    std::unique_ptr<Optimizer> optimizer_ptr;
+    r->model = models::build_model(spec, {1, 28, 28}, 10, 1);
+    models::Model& model = *r->model;
+    if (sparsity >= 0) random_masks(model, sparsity, 7);
+    r->impl = mode == "cusparse" ? SparseImpl::cusparse : SparseImpl::native;
+    set_sparse_impl(r->impl);
     if (on_cuda) {  // the trainer's order: optimizer on the host model, then both move
-      optimizer_ptr = std::make_unique<Optimizer>(model->parameters(), opt);
-      model->to(device);
-      optimizer_ptr->to(device);
+      r->optimizer = std::make_unique<Optimizer>(model.parameters(), opt);
+      model.to(device);
+      r->optimizer->to(device);
     }
     pruning::CsrSwitchOptions so;
     so.enabled = mode == "csr" || mode == "cusparse";
     so.threshold = 0.0;
-    pruning::CsrSwitch csr(so, *model);
-    csr.update();
-    if (!on_cuda) optimizer_ptr = std::make_unique<Optimizer>(model->parameters(), opt);
-    Optimizer& optimizer = *optimizer_ptr;
-    int64_t k = 0;
-    auto step = [&]() {
-      const int64_t i = k++ % pool;
-      Variable loss = softmax_cross_entropy(model->forward(Variable(xs_pool[i])), ys_pool[i]);
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step(opt.lr);
-      // As the trainer does: the cheap test every step, the message only on failure.
-      if (!on_cuda && !experiment::parameters_finite(model->parameters()))
-        experiment::check_parameters_finite(model->parameters(), "");
-    };
-    for (int i = 0; i < o.warmup; ++i) step();
-    std::vector<double> rates;
-    for (int r = 0; r < o.repeats; ++r) {
-      device_synchronize(device);  // the warm-up / previous repeat's steps are not this one's
-      auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < o.steps; ++i) step();
-      device_synchronize(device);  // steps are queued on the GPU: count them once finished
-      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      rates.push_back(double(o.steps) * o.batch / s);
+    r->csr = std::make_unique<pruning::CsrSwitch>(so, model);
+    r->csr->update();
+    if (!on_cuda) r->optimizer = std::make_unique<Optimizer>(model.parameters(), opt);
+    return r;
+  };
+  auto step = [&](Runner& r) {
+    const int64_t i = r.k++ % pool;
+    Variable loss = softmax_cross_entropy(r.model->forward(Variable(xs_pool[i])), ys_pool[i]);
+    r.optimizer->zero_grad();
+    loss.backward();
+    r.optimizer->step(opt.lr);
+    // As the trainer does: the cheap test every step, the message only on failure.
+    if (!on_cuda && !experiment::parameters_finite(r.model->parameters()))
+      experiment::check_parameters_finite(r.model->parameters(), "");
+  };
+  // rates[j][round]: samples/s of modes[j] in each round. The modes take turns, one repeat each
+  // per round, so a machine whose speed drifts during the run (a shared or virtual one) slows
+  // every mode alike and the ratios of one round compare like with like. Before each timed repeat
+  // a few untimed steps bring the mode's model back into the caches the others used.
+  auto measure = [&](const std::string& name, double sparsity, const std::vector<std::string>& modes) {
+    std::vector<std::unique_ptr<Runner>> runners;
+    for (const std::string& m : modes) {
+      runners.push_back(make_runner(name, sparsity, m));
+      set_sparse_impl(runners.back()->impl);
+      for (int i = 0; i < o.warmup; ++i) step(*runners.back());
     }
-    std::vector<double> sorted = rates;
-    std::sort(sorted.begin(), sorted.end());
-    lo = sorted.front();
-    hi = sorted.back();
-    return sorted[sorted.size() / 2];
+    const int rewarm = modes.size() > 1 ? std::min(o.warmup, 5) : 0;
+    std::vector<std::vector<double>> rates(modes.size());
+    for (int round = 0; round < o.repeats; ++round)
+      for (size_t j = 0; j < modes.size(); ++j) {
+        Runner& r = *runners[j];
+        set_sparse_impl(r.impl);
+        for (int i = 0; i < rewarm; ++i) step(r);
+        device_synchronize(device);  // the warm-up / previous repeat's steps are not this one's
+        auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < o.steps; ++i) step(r);
+        device_synchronize(device);  // steps are queued on the GPU: count them once finished
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        rates[j].push_back(double(o.steps) * o.batch / s);
+      }
+    return rates;
+  };
+  struct Spread {
+    double median, lo, hi;
+  };
+  auto spread = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return Spread{v[v.size() / 2], v.front(), v.back()};
   };
   // "(batch 64, 2 threads, backend onednn)" on the cpu, "(batch 64, cuda: NVIDIA H100 ...)" on a GPU.
   const std::string where = on_cuda ? "cuda: " + gpu_name
@@ -168,22 +197,23 @@ int bench_train(const TrainBenchOptions& o) {
       for (double sp : o.sparsities) {
         nlohmann::json row = settings({{"model", name}, {"sparsity", sp}, {"batch", o.batch}});
         std::printf("%-10s %7.1f%%", name.c_str(), 100 * sp);
-        std::vector<double> rates;
+        std::fflush(stdout);
+        const std::vector<std::vector<double>> rates = measure(name, sp, o.modes);
         for (size_t j = 0; j < o.modes.size(); ++j) {
-          const std::string& m = o.modes[j];
-          double lo, hi;
-          rates.push_back(measure(name, sp, m, lo, hi));
-          std::printf(" %*.0f", widths[j], rates.back());
-          std::fflush(stdout);
-          row[m] = {{"samples_per_s", rates.back()}, {"min", lo}, {"max", hi}};
+          const Spread r = spread(rates[j]);
+          std::printf(" %*.0f", widths[j], r.median);
+          row[o.modes[j]] = {{"samples_per_s", r.median}, {"min", r.lo}, {"max", r.hi}};
         }
-        if (rates.size() == 2) {
-          std::printf(" %7.2fx", rates[1] / rates[0]);
-          row["ratio"] = rates[1] / rates[0];
-        }
-        for (size_t j = 1; rates.size() > 2 && j < rates.size(); ++j) {
-          std::printf(" %13.2fx", rates[j] / rates[0]);
-          row["ratio_" + o.modes[j]] = rates[j] / rates[0];
+        // Each mode over the first: the median of the rounds' ratios (and their range).
+        for (size_t j = 1; j < o.modes.size(); ++j) {
+          std::vector<double> ratios;
+          for (int round = 0; round < o.repeats; ++round) ratios.push_back(rates[j][round] / rates[0][round]);
+          const Spread q = spread(ratios);
+          std::printf(o.modes.size() == 2 ? " %7.2fx" : " %13.2fx", q.median);
+          const std::string key = o.modes.size() == 2 ? "ratio" : "ratio_" + o.modes[j];
+          row[key] = q.median;
+          row[key + "_min"] = q.lo;
+          row[key + "_max"] = q.hi;
         }
         std::printf("\n");
         std::fflush(stdout);
@@ -193,8 +223,8 @@ int bench_train(const TrainBenchOptions& o) {
     return 0;
   }
   for (const std::string& name : o.models) {
-    double lo, hi;
-    const double median = measure(name, -1, "dense", lo, hi);
+    const Spread r = spread(measure(name, -1, {"dense"})[0]);
+    const double median = r.median, lo = r.lo, hi = r.hi;
     if (on_cuda)
       std::printf("sparsetrain %s batch=%d device=cuda (%s) samples_per_s=%.0f (%.0f .. %.0f)\n",
                   name.c_str(), o.batch, gpu_name.c_str(), median, lo, hi);

@@ -197,24 +197,22 @@ struct SparseConv2dNode : Node {
   template <class Dx, class Dw, class Db>
   void backward_cpu(Dx&& dx, Dw&& dw, Db&& db) {
     bool acc = false;
-    if (needs_grad(0) && in_pn) {  // the padded input's gradient is the input's, border and all
+    if (needs_grad(0)) {
+      auto input_grad = [&](float* out) {  // the input's gradient into out
+        if (in_pn) {  // the input is the padded input itself: its gradient, border and all
+          dx(out);
+          return;
+        }
+        Tensor dxp(xp.shape());
+        dx(dxp.f32());
+        kernels::pn_padded_to_nchw(s, dxp.f32(), out);
+      };
       if (inputs[0].has_grad()) {
         Tensor tmp(inputs[0].shape());
-        dx(tmp.f32());
+        input_grad(tmp.f32());
         accumulate_grad(0, tmp);
       } else {
-        dx(grad_slot(0, acc).f32());
-      }
-    } else if (needs_grad(0)) {
-      Tensor dxp(xp.shape());
-      dx(dxp.f32());
-      auto unpad = [&](float* out) { kernels::pn_padded_to_nchw(s, dxp.f32(), out); };
-      if (inputs[0].has_grad()) {
-        Tensor tmp(inputs[0].shape());
-        unpad(tmp.f32());
-        accumulate_grad(0, tmp);
-      } else {
-        unpad(grad_slot(0, acc).f32());
+        input_grad(grad_slot(0, acc).f32());
       }
     }
     if (needs_grad(1)) {

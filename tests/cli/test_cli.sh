@@ -145,6 +145,23 @@ else
   skip "bench --device cuda refusals" "this machine has a GPU"
 fi
 expect_error "bench train --mode cusparse on the cpu" "GPU only" "$bin" bench train --mode dense,cusparse --sparsity 0.9
+# bench train with --sparsity: the modes' rows and the ratio as the median of the rounds' ratios,
+# between their minimum and maximum (a few steps: the output's shape, not a timing).
+expect_ok "bench train --sparsity" "$bin" bench train --model lenet300 --sparsity 0.9 --mode dense,csr \
+  --steps 2 --repeats 3 --warmup 1 --threads 1 --json "$tmp/bt.json"
+contains "bench train --sparsity prints the ratio" "lenet300      90.0%" "$tmp/out"
+if python3 - "$tmp/bt.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert len(rows) == 1, rows
+r = rows[0]
+assert r["model"] == "lenet300" and r["sparsity"] == 0.9, r
+for m in ("dense", "csr"):
+    s = r[m]
+    assert 0 < s["min"] <= s["samples_per_s"] <= s["max"], s
+assert 0 < r["ratio_min"] <= r["ratio"] <= r["ratio_max"], r
+PY
+then ok; else fail "bench train --json: modes and ratio range"; cat "$tmp/bt.json"; fi
 
 echo "cli: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -12,8 +12,9 @@
 //   csr_conv_backward_data:     dxp (C, Hp, Wp, N) = Wᵀ ⊛ dy (scatter; overwrites dxp, borders too)
 //   csr_conv_backward_weights:  dw_values (nnz) (+)= Σ_p Σ_n dy[oc, p, n]·xp[base(p) + off(k), n]
 //   nchw_to_pn_padded / pn_padded_to_nchw: x (N, C, H, W) <-> xp (C, Hp, Wp, N) (crops the padding)
-//   pn_to_pn_padded / pn_padded_to_pn: x (C, H, W, N) <-> xp (C, Hp, Wp, N) (zero borders / crops):
-//                               a conv whose input comes batch innermost from the previous node
+//   pn_to_pn_padded / pn_padded_to_pn: x (C, H, W, N) <-> xp (C, Hp, Wp, N) (zero borders / crops),
+//                               steps of the two above (a conv-pool node feeding
+//                               another writes its output padded instead: PoolPnShape's border)
 //   pn_to_nchw / nchw_to_pn:    a (C, P, N) [+ bias (C)] <-> y (N, C, P)
 //   csr_conv_pool_forward:      the conv output (+ bias) [-> relu] pooled by KH×KW windows of stride
 //                               (KH, KW), no padding, without storing it: y (OC, PH, PW, N) (with

@@ -149,8 +149,7 @@ int bench_train(const TrainBenchOptions& o) {
   auto measure = [&](const std::string& name, double sparsity, const std::vector<std::string>& modes) {
     std::vector<std::unique_ptr<Runner>> runners;
     for (const std::string& m : modes) {
-      runners.push_back(make_runner(name, sparsity, m));
-      set_sparse_impl(runners.back()->impl);
+      runners.push_back(make_runner(name, sparsity, m));  // leaves its mode's sparse impl set
       for (int i = 0; i < o.warmup; ++i) step(*runners.back());
     }
     const int rewarm = modes.size() > 1 ? std::min(o.warmup, 5) : 0;

@@ -8,7 +8,8 @@
 //   linear                x (B, IN), w (OUT, IN), b (OUT) | undefined  -> (B, OUT)
 //   conv2d                x (N, C, H, W), w (OC, C, KH, KW), b (OC)     -> (N, OC, OH, OW)
 //   sparse_linear         as linear, the weight in CSR (core/csr_weight.h): y = x·Wᵀ + b by SpMM,
-//                         dx by the transposed product, dW only at the nonzeros (SDDMM)
+//                         dx by the transposed product, dW only at the nonzeros (SDDMM); optionally
+//                         with the relu after it in the same node
 //   sparse_conv2d         as conv2d, the weight (OC, C·KH·KW) in CSR: on the cpu a direct sparse
 //                         convolution over the zero-padded batch-innermost input (kernels/sparse_conv.h,
 //                         no im2col matrix), on cuda the CSR weight times the batch's im2col columns
@@ -58,7 +59,10 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b);
 Variable conv2d(const Variable& x, const Variable& w, const Variable& b, const Conv2dOptions& opt);
 // CSR execution (core/sparse_ops.cpp). The weight's gradient goes to w->values (nnz-sized); the
 // bias stays dense. Same results as linear/conv2d with the masked dense weight, to float tolerance.
-Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b);
+// With `relu`, relu(sparse_linear(x, w, b)) as one node, bit for bit: on the cpu the bias and the
+// relu are applied as the SpMM stores y (docs/design.md, "CSR execution").
+Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
+                       bool relu = false);
 Variable sparse_conv2d(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
                        const Conv2dOptions& opt);
 // sparse_conv2d, then relu when `relu`, then max_pool2d, as one cpu node: the conv output is

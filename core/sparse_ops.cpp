@@ -71,14 +71,25 @@ void dev_sddmm_dyx(const cuda::DeviceCsr& W, const float* dy, const float* x, in
 }
 
 struct SparseLinearNode : Node {
-  const char* name() const override { return "sparse_linear"; }
+  const char* name() const override { return relu ? "sparse_linear_relu" : "sparse_linear"; }
   std::shared_ptr<CsrWeight> w;
   int B = 0;
   Tensor x_tiles;  // cpu: the forward's packed batch tiles of x, reused by the weight gradient
-  void backward(const Tensor& dy) override {
-    if (dy.is_cuda()) return backward_cuda(dy);
+  bool relu = false;
+  Tensor y;        // with relu: the output, whose sign masks the incoming gradient
+  void backward(const Tensor& dy_out) override {
+    if (dy_out.is_cuda()) return backward_cuda(dy_out);
     const bool has_bias = inputs.size() > 2;
     bool acc = false;
+    Tensor dy = dy_out;
+    if (relu) {  // the gradient at the relu's input
+      dy = Tensor(dy_out.shape());
+      kernels::relu_backward(dy.numel(), dy_out.f32(), y.f32(), dy.f32());
+    }
+    if (has_bias && needs_grad(2)) {
+      Tensor& db = grad_slot(2, acc);
+      kernels::bias_grad_rows(B, w->rows, dy.f32(), db.f32(), acc);
+    }
     if (needs_grad(0)) {
       Tensor& dx = grad_slot(0, acc);
       kernels::csr_spmm_dyw(transposed(*w), dy.f32(), B, dx.f32(), acc ? 1.f : 0.f);
@@ -88,10 +99,6 @@ struct SparseLinearNode : Node {
       kernels::csr_sddmm_dyx(w->w, dy.f32(), inputs[0].value().f32(), B, dv.f32(), acc,
                              x_tiles.defined() ? x_tiles.f32() : nullptr);
     }
-    if (has_bias && needs_grad(2)) {
-      Tensor& db = grad_slot(2, acc);
-      kernels::bias_grad_rows(B, w->rows, dy.f32(), db.f32(), acc);
-    }
     if (w->factors.capture) {
       CsrWeight::GradientFactors& f = w->factors;
       const float* x = inputs[0].value().f32();
@@ -100,8 +107,13 @@ struct SparseLinearNode : Node {
       f.rows += B;
     }
   }
-  void backward_cuda(const Tensor& dy) {
+  void backward_cuda(const Tensor& dy_out) {
     bool acc = false;
+    Tensor dy = dy_out;
+    if (relu) {
+      dy = Tensor(dy_out.shape(), DType::f32, dy_out.device());
+      cuda::relu_backward(dy.numel(), dy_out.cuda_f32(), y.cuda_f32(), dy.cuda_f32());
+    }
     if (needs_grad(0)) {
       Tensor& dx = grad_slot(0, acc);
       dev_spmm_dyw(w->dwt, dy.cuda_f32(), B, dx.cuda_f32(), acc ? 1.f : 0.f);
@@ -290,7 +302,8 @@ struct SparseConvPoolNode : SparseConv2dNode {
 
 }  // namespace
 
-Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b) {
+Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, const Variable& b,
+                       bool relu) {
   ST_CHECK(w != nullptr && w->shape.size() == 2, "sparse_linear: expected a (OUT, IN) CSR weight");
   check_device("sparse_linear", x.value(), *w, b);
   ST_CHECK(x.value().ndim() == 2 && x.shape()[1] == w->cols, "sparse_linear: input ", x.value().str(),
@@ -303,6 +316,7 @@ Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
   if (y.is_cuda()) {
     dev_spmm_xwt(w->dw, x.value().cuda_f32(), B, y.cuda_f32(), 0.f);
     if (b.defined()) cuda::bias_add_rows(B, OUT, b.value().cuda_f32(), y.cuda_f32());
+    if (relu) cuda::relu_forward(y.numel(), y.cuda_f32(), y.cuda_f32());
   } else {
     // A weight gradient to come can read the forward's packed copy of x instead of packing x
     // again (packing was 14% of a CSR LeNet-300 step at 95%); it costs one copy of x while the
@@ -310,11 +324,13 @@ Variable sparse_linear(const Variable& x, const std::shared_ptr<CsrWeight>& w, c
     if (grad_enabled() && w->values.requires_grad() && B > 0 && w->cols > 0)
       node->x_tiles = Tensor({static_cast<int64_t>(kernels::csr_x_tiles_size(B, w->cols))});
     kernels::csr_spmm_xwt(w->w, x.value().f32(), B, y.f32(), 0.f,
-                          node->x_tiles.defined() ? node->x_tiles.f32() : nullptr);
-    if (b.defined()) kernels::bias_add_rows(B, OUT, b.value().f32(), y.f32());
+                          node->x_tiles.defined() ? node->x_tiles.f32() : nullptr,
+                          b.defined() ? b.value().f32() : nullptr, relu);
   }
   node->w = w;
   node->B = B;
+  node->relu = relu;
+  if (relu) node->y = y;
   node->inputs = {x, w->values};
   if (b.defined()) node->inputs.push_back(b);
   return make_result(std::move(y), std::move(node));

@@ -120,8 +120,8 @@ void csr_sddmm(const CsrMatrix& pattern, const float* X, const float* Y, int N, 
   ST_CALL(csr_sddmm, pattern, X, Y, N, out_values, accumulate);
 }
 void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta,
-                  float* x_tiles) {
-  ST_CALL(csr_spmm_xwt, W, x, batch, y, beta, x_tiles);
+                  float* x_tiles, const float* bias, bool relu) {
+  ST_CALL(csr_spmm_xwt, W, x, batch, y, beta, x_tiles, bias, relu);
 }
 void csr_spmm_dyw(const CsrMatrix& Wt, const float* dy, int batch, float* dx, float beta) {
   ST_CALL(csr_spmm_dyw, Wt, dy, batch, dx, beta);

@@ -299,10 +299,12 @@ inline void tile_row(const int32_t* cols, const float* vals, int32_t k0, int32_t
   }
 }
 
-// y[b0 : b0 + nb, o0 : o1] = (W[o0 : o1, :] · xtileᵀ)ᵀ + beta·y; o0 is a multiple of VL.
+// y[b0 : b0 + nb, o0 : o1] = [relu]((W[o0 : o1, :] · xtileᵀ)ᵀ + beta·y [+ bias]); o0 is a
+// multiple of VL. The bias and the relu are applied to each vector as it is stored, in the order
+// bias_add_rows and relu_forward apply them to a stored y (the same bits).
 template <int V>
 void tile_rows(const CsrMatrix& Wm, int o0, int o1, const float* xtile, int b0, int nb, float* y,
-               float beta) {
+               float beta, const float* bias, bool relu) {
   const int OUT = Wm.rows;
   const int32_t* rp = Wm.row_ptr.data();
   const int32_t* ci = Wm.col_idx.data();
@@ -312,6 +314,7 @@ void tile_rows(const CsrMatrix& Wm, int o0, int o1, const float* xtile, int b0, 
   for (int g = o0; g < o1; g += VL) {
     const int ng = std::min(VL, o1 - g);
     const vmask mo = lanes(ng);
+    const vf bias_v = bias != nullptr ? vloadu(mo, bias + g) : vzero();
     vf acc[VL];
     for (int v = 0; v < V; ++v) {
       if constexpr (V == 1) {
@@ -334,6 +337,8 @@ void tile_rows(const CsrMatrix& Wm, int o0, int o1, const float* xtile, int b0, 
         float* dst = y + static_cast<size_t>(b0 + VL * v + j) * OUT + g;
         vf val = acc[j];
         if (beta != 0.0f) val = vfmadd(bv, vloadu(mo, dst), val);
+        if (bias != nullptr) val = vadd(val, bias_v);
+        if (relu) val = vmax(val, vzero());  // NaN and -0 give +0, as relu_forward's x > 0 ? x : 0
         if (ng == VL) vstoreu(dst, val);
         else vstoreu(dst, mo, val);
       }
@@ -362,7 +367,7 @@ void pack_dyx_tile(const float* x, int IN, int batch, int tile, float* xtile) {
 // row chunk packs it there instead of into its own buffer, so the weight gradient can reuse it.
 template <int V>
 void xwt_tiled(const CsrMatrix& Wm, const float* x, int batch, float* y, float beta,
-               float* x_tiles) {
+               float* x_tiles, const float* bias, bool relu) {
   constexpr int TB = VL * V;
   static_assert(TB <= kDyxTile, "x_tiles holds 32-row tiles");
   const int OUT = Wm.rows, IN = Wm.cols;
@@ -393,7 +398,7 @@ void xwt_tiled(const CsrMatrix& Wm, const float* x, int batch, float* y, float b
           pack_tile(x, IN, b0 + VL * v, std::max(0, std::min(VL, nb - VL * v)), cur + VL * v, TB);
         packed = tile;
       }
-      if (r0 < r1) tile_rows<V>(Wm, r0, r1, cur, b0, nb, y, beta);
+      if (r0 < r1) tile_rows<V>(Wm, r0, r1, cur, b0, nb, y, beta, bias, relu);
     }
   });
   if (x_tiles != nullptr && shared_tiles == nullptr)  // narrow tiles ran: pack the 32-row ones
@@ -640,15 +645,15 @@ void csr_sddmm(const CsrMatrix& P, const float* X, const float* Y, int N, float*
 }
 
 void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta,
-                  float* x_tiles) {
+                  float* x_tiles, const float* bias, bool relu) {
   if (batch == 0 || W.rows == 0) return;
 #if defined(ST_HAVE_SIMD)
   // 32-row tiles: one index/broadcast per 2 zmm FMAs (4 ymm) and the tile (IN × 128 B) still fits
   // L2 at IN = 4096; 16- and 64-row tiles measured slower at 1024² and 4096² (90–99% sparsity).
   // Small batches take the narrowest tile that holds them.
-  if (batch > 16) xwt_tiled<32 / VL>(W, x, batch, y, beta, x_tiles);
-  else if (VL == 8 && batch > 8) xwt_tiled<2>(W, x, batch, y, beta, x_tiles);
-  else xwt_tiled<1>(W, x, batch, y, beta, x_tiles);
+  if (batch > 16) xwt_tiled<32 / VL>(W, x, batch, y, beta, x_tiles, bias, relu);
+  else if (VL == 8 && batch > 8) xwt_tiled<2>(W, x, batch, y, beta, x_tiles, bias, relu);
+  else xwt_tiled<1>(W, x, batch, y, beta, x_tiles, bias, relu);
 #else
   (void)x_tiles;
   const int OUT = W.rows, IN = W.cols;
@@ -666,11 +671,19 @@ void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float
 #pragma omp barrier
     transpose_blocks(OUT, batch, yt, y, even_split(bb, t, nt), even_split(bb, t + 1, nt), beta);
   });
+  if (bias != nullptr || relu)
+    for (int b = 0; b < batch; ++b) {
+      float* row = y + static_cast<size_t>(b) * OUT;
+      if (bias != nullptr)
+        for (int o = 0; o < OUT; ++o) row[o] += bias[o];
+      if (relu)
+        for (int o = 0; o < OUT; ++o) row[o] = row[o] > 0.0f ? row[o] : 0.0f;
+    }
 #endif
 }
 
 void csr_spmm_dyw(const CsrMatrix& Wt, const float* dy, int batch, float* dx, float beta) {
-  ST_ISA_NS::csr_spmm_xwt(Wt, dy, batch, dx, beta, nullptr);
+  ST_ISA_NS::csr_spmm_xwt(Wt, dy, batch, dx, beta, nullptr, nullptr, false);
 }
 
 void csr_sddmm_dyx(const CsrMatrix& W, const float* dy, const float* x, int batch,

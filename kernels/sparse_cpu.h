@@ -5,7 +5,7 @@
 //   csr_spmm_t: C (K, N) = A_csrᵀ (K, M) · B (M, N)                   + beta·C
 //   csr_sddmm:  vals (nnz) (+)= (X (M, N) · Y (K, N)ᵀ) at A's nonzeros
 // Linear-layer layout (activations are batch-major; W (OUT, IN) is the sparse weight):
-//   csr_spmm_xwt:  y  (B, OUT) = x (B, IN) · Wᵀ                       + beta·y   forward
+//   csr_spmm_xwt:  y  (B, OUT) = x (B, IN) · Wᵀ               + beta·y [+ b, relu]   forward
 //   csr_spmm_dyw:  dx (B, IN)  = dy (B, OUT) · W    (takes Wt = csr_transpose(W)) input gradient
 //   csr_sddmm_dyx: dw_vals (nnz) (+)= (dyᵀ · x) at W's nonzeros                   weight gradient
 // beta == 0 writes the output without reading it (it may hold NaN). Parameter gradients take
@@ -37,8 +37,10 @@ void csr_sddmm(const CsrMatrix& pattern, const float* X, const float* Y, int N, 
 inline size_t csr_x_tiles_size(int batch, int in) {
   return static_cast<size_t>((batch + 31) / 32) * static_cast<size_t>(in) * 32;
 }
+// bias (OUT floats, optional) and relu make it y = relu(x·Wᵀ + beta·y + bias), applied as each
+// piece of y is stored: the same bits as bias_add_rows and relu_forward run on y afterwards.
 void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float beta,
-                  float* x_tiles = nullptr);
+                  float* x_tiles = nullptr, const float* bias = nullptr, bool relu = false);
 // dx = dy · W = dy · (Wt)ᵀ: the forward kernel on the transposed copy (refresh its values with
 // csr_transpose_values after each optimizer step).
 void csr_spmm_dyw(const CsrMatrix& Wt, const float* dy, int batch, float* dx, float beta);

@@ -114,11 +114,25 @@ size_t Model::fused_sparse_linears(size_t i, Variable& h) {
   return j - i;
 }
 
+// A CSR Linear layer followed by a relu, on the cpu, runs as one node (sparse_linear with relu):
+// the bias and the relu are applied as the SpMM stores its output (no separate passes over it),
+// the same bits as the two layers. Returns 2 when it applies at i, else 0.
+size_t Model::fused_sparse_linear_relu(size_t i, Variable& h) {
+  if (i + 1 >= layers_.size() || h.value().is_cuda()) return 0;
+  auto* fc = dynamic_cast<Linear*>(layers_[i].get());
+  if (!fc || !fc->weight().sparse() || dynamic_cast<ReLU*>(layers_[i + 1].get()) == nullptr)
+    return 0;
+  Parameter* b = fc->bias();
+  h = sparse_linear(h, fc->weight().csr, b ? b->var : Variable(), true);
+  return 2;
+}
+
 Variable Model::forward(const Variable& x) {
   Variable h = x;
   for (size_t i = 0; i < layers_.size();) {
     size_t fused = fused_conv_pool(i, h);
     if (!fused) fused = fused_sparse_linears(i, h);
+    if (!fused) fused = fused_sparse_linear_relu(i, h);
     if (!fused) fused = pool_before_relu(i, h);
     if (fused) {
       i += fused;

@@ -57,6 +57,7 @@ class Model {
   size_t conv_pool_block(size_t i) const;
   size_t fused_conv_pool(size_t i, Variable& h);
   size_t fused_sparse_linears(size_t i, Variable& h);
+  size_t fused_sparse_linear_relu(size_t i, Variable& h);
   size_t pool_before_relu(size_t i, Variable& h);
 
   Shape input_shape_;

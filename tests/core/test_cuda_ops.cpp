@@ -1,9 +1,10 @@
 // Every op of core/ops.h on Device::cuda against the same op on Device::cpu: forward values and all
 // input gradients, two graphs back to back so the second backward accumulates (+=) into the grads
-// the first wrote. Dense (linear, conv2d with stride/padding), CSR (sparse_linear, sparse_conv2d at
-// sparsity 0 / 0.6 / 1, with and without bias), pooling, relu, dropout (the device's counter-based
-// mask), flatten, add (a value used twice in one graph), softmax-cross-entropy, distillation loss,
-// count_correct; mixed devices and cuSPARSE under the emulator fail clearly.
+// the first wrote. Dense (linear, conv2d with stride/padding), CSR (sparse_linear with and without
+// its relu, sparse_conv2d at sparsity 0 / 0.6 / 1, with and without bias), pooling, relu, dropout
+// (the device's counter-based mask), flatten, add (a value used twice in one graph),
+// softmax-cross-entropy, distillation loss, count_correct; mixed devices and cuSPARSE under the
+// emulator fail clearly.
 // Tiny shapes: under the emulator every GPU thread is a fiber.
 #include <doctest/doctest.h>
 
@@ -187,10 +188,11 @@ TEST_CASE("cuda ops: CSR layers match the cpu CSR layers" * doctest::skip(test::
   s2p1.pad_h = s2p1.pad_w = 1;
   for (double sparsity : {0.0, 0.6, 1.0}) {
     for (bool bias : {true, false}) {
-      for (bool conv : {false, true}) {
+      for (int kind = 0; kind < 3; ++kind) {  // linear, conv, linear with its relu
+        const bool conv = kind == 1, relu = kind == 2;
         CAPTURE(sparsity);
         CAPTURE(bias);
-        CAPTURE(conv);
+        CAPTURE(kind);
         const Shape xs = conv ? Shape{3, 2, 7, 6} : Shape{5, 20};
         const Shape ws = conv ? Shape{4, 2, 3, 3} : Shape{16, 20};
         const Tensor mask = random_mask(ws, sparsity, 21);
@@ -211,7 +213,7 @@ TEST_CASE("cuda ops: CSR layers match the cpu CSR layers" * doctest::skip(test::
           s.x = Variable(xh.to(d), true);
           s.b = bias ? Variable(bh.to(d), true) : Variable();
           for (int rep = 0; rep < 2; ++rep) {  // the second backward accumulates
-            Variable y = conv ? sparse_conv2d(s.x, s.csr, s.b, s2p1) : sparse_linear(s.x, s.csr, s.b);
+            Variable y = conv ? sparse_conv2d(s.x, s.csr, s.b, s2p1) : sparse_linear(s.x, s.csr, s.b, relu);
             s.y.push_back(y.value());
             y.backward(random_tensor(y.shape(), 30 + rep).to(d));
           }

@@ -1,6 +1,7 @@
 // CSR execution against masked dense (docs/architecture.md invariant 2): sparse_linear and sparse_conv2d
 // forward and every gradient at odd shapes, sparsities 0 / 0.5 / 0.95 / 1, with and without bias,
-// conv with stride and padding; the fused conv + relu + max pool against the three ops;
+// conv with stride and padding; sparse_linear with its relu and the fused conv + relu + max pool
+// against the separate ops;
 // the feature-major sparse_linear_fm (through transpose2d) against dense linear;
 // finite-difference checks of the new ops; the optimizer's CSR step
 // (at the nonzeros only) against the masked dense step for SGD-momentum, Nesterov, Adam and AdamW.
@@ -152,6 +153,49 @@ TEST_CASE("sparse_linear equals masked dense linear: forward, dx, dW at nonzeros
                 [](auto& x, auto& w, auto& b) { return sparse_linear(x, w, b); });
 }
 
+// sparse_linear with its relu in the node against sparse_linear then relu: y, dx, dW, db and RigL's
+// factors bit for bit, with and without a bias, with the bias and x wanting no gradient, at batch
+// sizes on each side of the 32-row tiles.
+TEST_CASE("sparse_linear with relu equals relu(sparse_linear) bit for bit") {
+  auto bits = [](const Tensor& a, const Tensor& b) {
+    REQUIRE(a.numel() == b.numel());
+    return std::equal(a.f32(), a.f32() + a.numel(), b.f32());
+  };
+  for (double sp : {0.0, 0.5, 0.95, 1.0})
+    for (int bias = 0; bias < 3; ++bias)  // none, wanting a gradient, fixed
+      for (auto [B, IN, OUT] : {std::tuple{7, 96, 40}, std::tuple{45, 55, 17}, std::tuple{64, 300, 100}}) {
+        CAPTURE(sp);
+        CAPTURE(bias);
+        CAPTURE(B);
+        const Shape ws{OUT, IN};
+        Tensor mask = random_mask(ws, sp, 41);
+        auto csr = make_csr_weight(masked(random_tensor(ws, 42), mask), mask.u8());
+        Tensor x = random_tensor({B, IN}, 43), b = random_tensor({OUT}, 44), dy = random_tensor({B, OUT}, 45);
+        for (int64_t i = 0; i < dy.numel(); i += 13) x.f32()[i % x.numel()] = 0.f;
+        auto run = [&](bool fused) {
+          csr->values.grad() = Tensor();
+          csr->factors = {};
+          csr->factors.capture = true;
+          Variable xv(x, bias != 2), bv = bias ? Variable(b, bias == 1) : Variable();
+          Variable y = fused ? sparse_linear(xv, csr, bv, true) : relu(sparse_linear(xv, csr, bv));
+          if (fused) CHECK(std::string(y.grad_fn()->name()) == "sparse_linear_relu");
+          y.backward(dy);
+          std::vector<Tensor> r{y.value().clone()};
+          if (bias != 2) r.push_back(xv.grad().clone());
+          if (bias == 1) r.push_back(bv.grad().clone());
+          if (csr->nnz() > 0) r.push_back(csr->values.grad().clone());
+          return std::make_pair(r, csr->factors);
+        };
+        const auto [want, want_f] = run(false);
+        const auto [got, got_f] = run(true);
+        REQUIRE(got.size() == want.size());
+        for (size_t i = 0; i < got.size(); ++i) CHECK(bits(got[i], want[i]));
+        CHECK(got_f.dy == want_f.dy);
+        CHECK(got_f.x == want_f.x);
+        csr->factors = {};
+      }
+}
+
 TEST_CASE("sparse_linear_fm (feature-major) equals masked dense linear through transpose2d") {
   for (double sp : {0.0, 0.5, 0.95, 1.0})
     for (bool bias : {true, false})
@@ -214,6 +258,7 @@ TEST_CASE("sparse ops: finite-difference gradients (x, the CSR values, bias)") {
     CHECK(gradcheck_error(f, {random_tensor(xs, 23), vals, random_tensor({ws[0]}, 24)}) < kTol);
   };
   run({3, 9}, {5, 9}, [](auto& x, auto& w, auto& b) { return sparse_linear(x, w, b); });
+  run({3, 9}, {5, 9}, [](auto& x, auto& w, auto& b) { return sparse_linear(x, w, b, true); });
   run({3, 9}, {5, 9}, [](auto& x, auto& w, auto& b) { return transpose2d(sparse_linear_fm(transpose2d(x), w, b)); });
   Conv2dOptions o{2, 1, 1, 0};
   run({2, 2, 6, 5}, {3, 2, 3, 2}, [o](auto& x, auto& w, auto& b) { return sparse_conv2d(x, w, b, o); });

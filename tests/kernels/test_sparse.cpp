@@ -10,6 +10,7 @@
 #include <random>
 
 #include "kernels/csr.h"
+#include "kernels/elementwise.h"
 #include "kernels/reference.h"
 #include "kernels/sparse_cpu.h"
 #include "kernel_test_util.h"
@@ -327,6 +328,55 @@ TEST_CASE("xWᵀ leaves its packed x for SDDMM(dyᵀ·x): same bits as packing a
     }
   }
   omp_set_num_threads(saved);
+}
+
+// The bias and relu applied as xWᵀ stores y: the bits of bias_add_rows and relu_forward run on the
+// stored y, with outputs that straddle zero (some exactly 0 or −0), a NaN and ±Inf among x, every
+// tile width, beta 0 and 1, 1–3 threads, with and without x_tiles, and an empty layer.
+TEST_CASE("xWᵀ with the bias and relu in its stores: the bits of bias_add_rows and relu_forward") {
+  const int saved = omp_get_max_threads();
+  uint32_t seed = 2300;
+  std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
+  shapes.push_back({300, 784, 64});
+  shapes.push_back({37, 2500, 45});
+  for (const Shape& s : shapes)
+    for (double d : kDensities)
+      for (float beta : {0.0f, 1.0f}) {
+        const int OUT = s.M, IN = s.K, batch = s.N;
+        test::SparseCase c = test::make_case(OUT, IN, d, ++seed);
+        auto x = test::random_floats(static_cast<size_t>(batch) * IN, ++seed);
+        if (x.size() > 7) {
+          x[3] = std::numeric_limits<float>::infinity();
+          x[x.size() / 2] = kNaN;
+          x[x.size() - 1] = -std::numeric_limits<float>::infinity();
+        }
+        auto bias = test::random_floats(OUT, ++seed);
+        for (int o = 0; o < OUT; o += 3) bias[o] = o % 2 ? -0.0f : 0.0f;
+        const auto y0 = test::init_output(static_cast<size_t>(batch) * OUT, beta, ++seed);
+        for (int threads : {1, 2, 3})
+          for (int form = 0; form < 3; ++form) {  // bias and relu, bias only, relu only
+            INFO("OUT=" << OUT << " IN=" << IN << " batch=" << batch << " density=" << d
+                        << " beta=" << beta << " threads=" << threads << " form=" << form);
+            omp_set_num_threads(threads);
+            const float* b = form != 2 ? bias.data() : nullptr;
+            const bool relu = form != 1;
+            auto want = y0;
+            csr_spmm_xwt(c.csr, x.data(), batch, want.data(), beta);
+            if (b) bias_add_rows(batch, OUT, b, want.data());
+            if (relu) relu_forward(static_cast<int64_t>(want.size()), want.data(), want.data());
+            auto y = y0;
+            std::vector<float> tiles_buf(csr_x_tiles_size(batch, IN) + 16, kNaN);
+            float* tiles = reinterpret_cast<float*>(
+                (reinterpret_cast<uintptr_t>(tiles_buf.data()) + 63) & ~uintptr_t{63});
+            csr_spmm_xwt(c.csr, x.data(), batch, y.data(), beta, threads == 2 ? tiles : nullptr, b,
+                         relu);
+            CHECK(test::bitwise_equal(y, want));
+          }
+      }
+  omp_set_num_threads(saved);
+  CsrMatrix empty = test::make_case(0, 5, 1.0, 1).csr;  // no outputs: nothing written, no crash
+  const auto x = test::random_floats(10, 2);
+  csr_spmm_xwt(empty, x.data(), 2, nullptr, 0.0f, nullptr, nullptr, true);
 }
 
 TEST_CASE("sparse kernels are bitwise deterministic across repeats and thread counts") {

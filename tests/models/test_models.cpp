@@ -247,6 +247,26 @@ TEST_CASE("fused CSR conv + relu + max pool: the same outputs and gradients as l
   }
 }
 
+// LeNet-300's CSR fc1 and fc2 run with their relus in the same node; fc3 (no relu after it) and a
+// dense layer do not.
+TEST_CASE("CSR Linear + relu runs as one node: the same outputs and gradients as layer by layer") {
+  auto m = build_model(arch(Arch::lenet300), {1, 28, 28}, 10, 7);
+  make_sparse(*m, 2);
+  Tensor x = test::random_tensor({37, 1, 28, 28}, 11);
+  std::vector<int32_t> labels(37);
+  for (int i = 0; i < 37; ++i) labels[i] = (i * 3) % 10;
+  Tensor y = Tensor::from_vector({37}, labels);
+  check_fused_equals_layers(*m, x, y, 0, [](const Variable& logits, bool fused) {
+    CHECK(count_named(logits, "sparse_linear_relu") == (fused ? 2 : 0));
+    CHECK(count_named(logits, "sparse_linear") == (fused ? 1 : 3));
+    CHECK(count_named(logits, "relu") == (fused ? 0 : 2));
+  });
+  to_dense(*m->find_parameter("fc2.weight"));
+  Variable logits = m->forward(Variable(x));
+  CHECK(count_named(logits, "sparse_linear_relu") == 1);
+  CHECK(count_named(logits, "relu") == 1);
+}
+
 TEST_CASE("wide CSR Linear layers run feature-major: the same outputs and gradients as layer by layer") {
   ModelSpec spec = arch(Arch::mlp);
   spec.hidden = {40, 33};

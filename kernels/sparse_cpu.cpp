@@ -689,14 +689,8 @@ void csr_spmm_xwt(const CsrMatrix& W, const float* x, int batch, float* y, float
 #pragma omp barrier
     transpose_blocks(OUT, batch, yt, y, even_split(bb, t, nt), even_split(bb, t + 1, nt), beta);
   });
-  if (bias != nullptr || relu)
-    for (int b = 0; b < batch; ++b) {
-      float* row = y + static_cast<size_t>(b) * OUT;
-      if (bias != nullptr)
-        for (int o = 0; o < OUT; ++o) row[o] += bias[o];
-      if (relu)
-        for (int o = 0; o < OUT; ++o) row[o] = row[o] > 0.0f ? row[o] : 0.0f;
-    }
+  if (bias != nullptr) ST_ISA_NS::bias_add_rows(batch, OUT, bias, y);
+  if (relu) ST_ISA_NS::relu_forward(static_cast<int64_t>(batch) * OUT, y, y);
 #endif
 }
 

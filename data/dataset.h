@@ -12,13 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "data/large_pages.h"
+
 namespace st::data {
 
 struct Dataset {
     std::string name;            // "mnist/train", "synthetic/validation", ...
     int64_t size = 0;
     int channels = 0, height = 0, width = 0, num_classes = 0;
-    std::vector<float> images;   // (size, channels, height, width)
+    // (size, channels, height, width); on huge pages when large (data/large_pages.h)
+    std::vector<float, LargePageAllocator<float>> images;
     std::vector<int32_t> labels; // (size), each in [0, num_classes)
 
     int64_t sample_numel() const { return int64_t(channels) * height * width; }

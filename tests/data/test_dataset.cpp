@@ -402,3 +402,19 @@ TEST_CASE("real Fashion-MNIST files (skipped when absent)" *
           doctest::skip(no_real_dataset("fashion-mnist"))) {
     check_real(DatasetKind::fashion_mnist, "fashion-mnist", 0.2860, 0.3530);
 }
+
+TEST_CASE("LargePageAllocator: large buffers 2 MiB aligned, small ones ordinary, values kept") {
+    using Vec = std::vector<float, LargePageAllocator<float>>;
+    Vec big(size_t{3} << 20, 1.5f);  // 12 MiB
+    CHECK(reinterpret_cast<uintptr_t>(big.data()) % (size_t{2} << 20) == 0);
+    big.push_back(2.5f);  // reallocation copies the contents
+    CHECK(big.front() == 1.5f);
+    CHECK(big[big.size() - 2] == 1.5f);
+    CHECK(big.back() == 2.5f);
+    Vec small{1.f, 2.f, 3.f};
+    CHECK(small == Vec{1.f, 2.f, 3.f});
+    Vec empty;
+    empty.reserve(0);
+    CHECK(empty.empty());
+    CHECK_THROWS_AS(LargePageAllocator<float>().allocate(static_cast<size_t>(-1) / 2), std::bad_array_new_length);
+}

@@ -4,8 +4,8 @@
 // them takes a page fault per 4 KiB: a 2-epoch LeNet-300 run spent most of its 1.6–1.9 s in
 // loading, 1.1–1.3 s on huge pages (docs/design.md, "Performance notes"). Buffers of kMinBytes
 // or more are aligned to 2 MiB and marked MADV_HUGEPAGE before anything touches them (the kernel
-// then backs them with huge pages where transparent huge pages are enabled for madvise'd memory,
-// the default on most distributions); smaller ones, or a kernel that refuses, get ordinary pages.
+// then backs them with huge pages when /sys/kernel/mm/transparent_hugepage/enabled is `madvise`
+// or `always`, as on Debian 12); smaller ones, or a kernel that refuses, get ordinary pages.
 #pragma once
 #include <cstddef>
 #include <cstdlib>

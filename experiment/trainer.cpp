@@ -19,6 +19,7 @@
 #include "core/optim.h"
 #include "cuda/runtime.h"
 #include "data/loader.h"
+#include "data/prefetch.h"
 #include "distributed/communicator.h"
 #include "experiment/atomic_file.h"
 #include "experiment/checkpoint.h"
@@ -241,6 +242,7 @@ class Training {
   void run_epoch(int epoch);
   void step(int epoch, int64_t b, EpochTotals& totals);
   void step_in_parts(int epoch, int64_t b, EpochTotals& totals);
+  void request_batch(int64_t b);
   void seed_dropout(int k);
   int64_t gradient_floats() const;
   void gather_gradients(float* out) const;
@@ -292,9 +294,10 @@ class Training {
   std::unique_ptr<pruning::HookRunner> hooks_;  // the pruner's hooks, CSR suspended around them
   nlohmann::json switches_ = nlohmann::json::array();  // this epoch's switches (metrics.jsonl)
   std::unique_ptr<data::Loader> loader_;
-  // Batch buffers are allocated once; a short last batch is a view of their first rows. On a device
-  // the loader fills the host buffers and each batch is uploaded into the device buffers.
-  Tensor x_buf_, y_buf_, x_dev_, y_dev_;
+  // Batch buffers are allocated once, two of each: the loader's thread (prefetch_) copies batch b+1
+  // into one while step b trains on the other. A short last batch is a view of their first rows.
+  // On a device each batch is uploaded into the device buffers.
+  Tensor x_buf_[2], y_buf_[2], x_dev_, y_dev_;
   int64_t batches_ = 0;
   std::unique_ptr<TrainBatches> score_batches_;
   int start_epoch_ = 0, total_epochs_ = 0, last_epoch_ = 0;
@@ -304,8 +307,11 @@ class Training {
   // two slots per part after the gradients), then all parts are summed in order (ordered_sum).
   bool in_parts_ = false;
   int parts_ = 1, part_first_ = 0, part_last_ = 1;
-  std::vector<float> x_parts_;
-  std::vector<int32_t> y_parts_;
+  std::vector<float> x_parts_[2];  // this rank's share of a batch, double-buffered like x_buf_
+  std::vector<int32_t> y_parts_[2];
+  // After every buffer it writes into and the loader it drives: destroyed first (it waits for a copy
+  // in flight).
+  std::unique_ptr<data::BatchPrefetcher> prefetch_;
   std::vector<std::vector<float>> part_grads_;
   std::vector<float> grad_total_;
   int64_t mask_versions_ = -1;  // the sum of the parameters' mask versions at the last rank check
@@ -369,8 +375,10 @@ void Training::plan_parts() {
   const int64_t sample = shape_numel(input_);
   const int local = data::part_begin(config_.train.batch_size, part_last_, parts_) -
                     data::part_begin(config_.train.batch_size, part_first_, parts_) + 1;
-  x_parts_.resize(static_cast<size_t>(local * sample));
-  y_parts_.resize(static_cast<size_t>(local));
+  for (int s = 0; s < 2; ++s) {
+    x_parts_[s].resize(static_cast<size_t>(local * sample));
+    y_parts_[s].resize(static_cast<size_t>(local));
+  }
   part_grads_.resize(static_cast<size_t>(part_last_ - part_first_));
 }
 
@@ -489,11 +497,16 @@ void Training::print_header() const {
 void Training::prepare_batches() {
   const int B = config_.train.batch_size;
   loader_ = std::make_unique<data::Loader>(data_.train, B, config_.data.shuffle, config_.seed);
-  x_buf_ = Tensor({B, input_[0], input_[1], input_[2]});
-  y_buf_ = Tensor({B}, DType::i32);
-  x_dev_ = x_buf_.to(device_);
-  y_dev_ = y_buf_.to(device_);
+  for (int s = 0; s < 2; ++s) {
+    x_buf_[s] = Tensor({B, input_[0], input_[1], input_[2]});
+    y_buf_[s] = Tensor({B}, DType::i32);
+  }
+  if (on_device_) {
+    x_dev_ = x_buf_[0].to(device_);
+    y_dev_ = y_buf_[0].to(device_);
+  }
   batches_ = loader_->num_batches();
+  prefetch_ = std::make_unique<data::BatchPrefetcher>(*loader_);
   score_batches_ = std::make_unique<TrainBatches>(data_.train, B, config_.seed);
 }
 
@@ -542,6 +555,7 @@ void Training::run_epoch(int epoch) {
   const auto t_epoch = Clock::now();
   model_->set_training(true);
   loader_->start_epoch(epoch);
+  request_batch(0);
   log_switches(hooks_->epoch_begin(epoch), epoch);
   check_ranks_agree_if_masks_changed(epoch);
   EpochTotals totals;
@@ -561,13 +575,29 @@ void Training::run_epoch(int epoch) {
   report_epoch(epoch, m);
 }
 
+// Starts the copy of this epoch's batch `b` into buffer b % 2 on the loader's thread; the step
+// before it trains on the other buffer meanwhile.
+void Training::request_batch(int64_t b) {
+  const size_t slot = static_cast<size_t>(b % 2);
+  if (in_parts_)
+    prefetch_->request(part_first_, part_last_, parts_, x_parts_[slot].data(), y_parts_[slot].data());
+  else
+    prefetch_->request(x_buf_[slot].f32(), y_buf_[slot].i32());
+}
+
 // One optimizer step on batch `b` of `epoch`.
 void Training::step(int epoch, int64_t b, EpochTotals& totals) {
-  const int n = loader_->next(x_buf_.f32(), y_buf_.i32());
-  const Tensor x_host = x_buf_.leading(n), y_host = y_buf_.leading(n);
-  Tensor x = x_dev_.leading(n), y = y_dev_.leading(n);
-  x.copy_from(x_host);  // no-ops on the cpu (the same storage)
-  y.copy_from(y_host);
+  const int n = prefetch_->wait();
+  const int slot = static_cast<int>(b % 2);
+  if (b + 1 < batches_) request_batch(b + 1);
+  const Tensor x_host = x_buf_[slot].leading(n), y_host = y_buf_[slot].leading(n);
+  Tensor x = x_host, y = y_host;
+  if (on_device_) {
+    x = x_dev_.leading(n);
+    y = y_dev_.leading(n);
+    x.copy_from(x_host);
+    y.copy_from(y_host);
+  }
   global_step_ = static_cast<int64_t>(epoch) * batches_ + b;
   hooks_->begin_step(epoch, global_step_);  // a step whose pruner hook acts runs densely
   Variable logits = model_->forward(Variable(x));
@@ -593,7 +623,11 @@ void Training::step(int epoch, int64_t b, EpochTotals& totals) {
 // in the same buffer (a slot each, zero in every other part), so every rank ends with the same epoch
 // totals. Dropout draws from a stream seeded by (seed, step, part), not by what ran before.
 void Training::step_in_parts(int epoch, int64_t b, EpochTotals& totals) {
-  const int n = loader_->next_parts(part_first_, part_last_, parts_, x_parts_.data(), y_parts_.data());
+  const int n = prefetch_->wait();
+  const size_t slot = static_cast<size_t>(b % 2);
+  if (b + 1 < batches_) request_batch(b + 1);
+  const std::vector<float>& x_parts = x_parts_[slot];
+  const std::vector<int32_t>& y_parts = y_parts_[slot];
   global_step_ = static_cast<int64_t>(epoch) * batches_ + b;
   hooks_->begin_step(epoch, global_step_);  // a step whose pruner hook acts runs densely
   const int64_t grads = gradient_floats(), count = grads + 2 * int64_t{parts_};
@@ -610,9 +644,9 @@ void Training::step_in_parts(int epoch, int64_t b, EpochTotals& totals) {
       std::fill(g.begin(), g.begin() + grads, 0.f);
       continue;
     }
-    std::copy_n(x_parts_.data() + (lo - base) * sample, m * sample, x_buf_.f32());
-    std::copy_n(y_parts_.data() + (lo - base), m, y_buf_.i32());
-    const Tensor x = x_buf_.leading(m), y = y_buf_.leading(m);
+    std::copy_n(x_parts.data() + (lo - base) * sample, m * sample, x_buf_[0].f32());
+    std::copy_n(y_parts.data() + (lo - base), m, y_buf_[0].i32());
+    const Tensor x = x_buf_[0].leading(m), y = y_buf_[0].leading(m);
     seed_dropout(k);
     Variable logits = model_->forward(Variable(x));
     Variable loss = loss_of(logits, x, y);

@@ -1,5 +1,6 @@
 // tests/data/test_loader.cpp — every sample exactly once per epoch, order a function of
-// (seed, epoch) only, partial last batch and drop_last, batch contents match the dataset.
+// (seed, epoch) only, partial last batch and drop_last, batch contents match the dataset; the
+// prefetching thread serves the same batches and passes errors on.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <set>
 
 #include "data/loader.h"
+#include "data/prefetch.h"
 #include "data/random.h"
 #include "data_test_util.h"
 
@@ -136,6 +138,70 @@ TEST_CASE("loader: constructor starts epoch 0; bad batch size is an error") {
     const auto order0 = run_epoch(explicit0, 0);
     for (size_t i = 0; i < order0.size(); ++i) CHECK(first_labels[i] == int32_t(order0[i] % 7));
     CHECK(contains(error_of([&] { Loader bad(d, 0, true, 1); }), "batch_size = 0"));
+}
+
+TEST_CASE("prefetch: the thread serves the loader's batches, double-buffered, in parts too") {
+    const Dataset d = toy(23);
+    using Policy = BatchPrefetcher::Policy;
+    for (const Policy policy : {Policy::background, Policy::in_place, Policy::measure})
+    for (const int parts : {1, 3}) {
+        CAPTURE(int(policy));
+        CAPTURE(parts);
+        Loader plain(d, 5, true, 9), threaded(d, 5, true, 9);
+        BatchPrefetcher prefetch(threaded, policy);
+        CHECK(prefetch.background() == (policy == Policy::background));
+        std::vector<float> xa(30), xb[2] = {std::vector<float>(30, -1.f), std::vector<float>(30, -1.f)};
+        std::vector<int32_t> ya(5), yb[2] = {std::vector<int32_t>(5, -1), std::vector<int32_t>(5, -1)};
+        for (int epoch = 0; epoch < 3 + 2 * BatchPrefetcher::kWindow; ++epoch) {  // past a few windows
+            plain.start_epoch(epoch);
+            threaded.start_epoch(epoch);
+            CHECK_FALSE(prefetch.pending());
+            prefetch.request(parts == 1 ? 0 : 1, parts, parts, xb[0].data(), yb[0].data());
+            CHECK(prefetch.pending());
+            for (int64_t b = 0;; ++b) {
+                const int n = plain.next_parts(parts == 1 ? 0 : 1, parts, parts, xa.data(), ya.data());
+                const int m = prefetch.wait();
+                CHECK_FALSE(prefetch.pending());
+                REQUIRE(m == n);
+                const size_t s = size_t(b % 2);
+                if (n > 0) prefetch.request(parts == 1 ? 0 : 1, parts, parts, xb[1 - s].data(), yb[1 - s].data());
+                const int local = part_begin(n, parts, parts) - part_begin(n, parts == 1 ? 0 : 1, parts);
+                for (int i = 0; i < local * 6; ++i) CHECK(xb[s][size_t(i)] == xa[size_t(i)]);
+                for (int i = 0; i < local; ++i) CHECK(yb[s][size_t(i)] == ya[size_t(i)]);
+                if (n == 0) break;
+                CHECK(b < plain.num_batches());
+            }
+        }
+    }
+}
+
+TEST_CASE("prefetch: misuse is refused, the loader's error reaches wait, a copy in flight ends first") {
+    const Dataset d = toy(9);
+    Loader loader(d, 4, false, 0);
+    std::vector<float> x(24);
+    std::vector<int32_t> y(4);
+    for (const auto policy : {BatchPrefetcher::Policy::background, BatchPrefetcher::Policy::in_place}) {
+        CAPTURE(int(policy));
+        loader.start_epoch(0);
+        std::fill(x.begin(), x.end(), -1.f);
+        {
+            BatchPrefetcher prefetch(loader, policy);
+            CHECK_THROWS_WITH_AS(prefetch.wait(), doctest::Contains("no batch was requested"), std::logic_error);
+            prefetch.request(x.data(), y.data());
+            CHECK_THROWS_WITH_AS(prefetch.request(x.data(), y.data()), doctest::Contains("not waited for"),
+                                 std::logic_error);
+            CHECK(prefetch.wait() == 4);
+            prefetch.request(2, 1, 4, x.data(), y.data());  // parts [2, 1): the loader refuses it
+            CHECK(contains(error_of([&] { prefetch.wait(); }), "Loader::next_parts: parts [2, 1) of 4"));
+            prefetch.request(x.data(), y.data());  // still usable after an error
+            CHECK(prefetch.wait() == 4);
+            CHECK(x[0] == 40.f);  // samples 4..7 in file order
+            prefetch.request(x.data(), y.data());  // destroyed with this request not waited for
+        }
+        // Copied on the thread: done before the destructor returned. In place: never copied.
+        CHECK(x[0] == (policy == BatchPrefetcher::Policy::background ? 80.f : 40.f));
+        CHECK(loader.next(x.data(), y.data()) == (policy == BatchPrefetcher::Policy::background ? 0 : 1));
+    }
 }
 
 TEST_CASE("random: the stream is fixed (portable across standard libraries)") {

@@ -37,13 +37,55 @@ std::string find_idx_file(const std::string& dir, const std::string& base) {
                              "); run scripts/fetch_data.sh or set data.dir");
 }
 
-// One split (images + labels) of an MNIST-format dataset.
-Dataset load_idx_split(const std::string& dir, const std::string& prefix, const std::string& name,
-                       int num_classes) {
+// Which of a training set's `size` samples the validation split holds (1): the last `validation` of a
+// seeded shuffle. Empty when validation is 0.
+std::vector<uint8_t> held_out_samples(const std::string& train_name, int64_t size, int64_t validation,
+                                      uint64_t seed) {
+    if (validation < 0)
+        throw std::runtime_error("data.validation = " + std::to_string(validation) +
+                                 ": expected >= 0");
+    if (validation == 0) return {};
+    if (validation >= size)
+        throw std::runtime_error("data.validation = " + std::to_string(validation) +
+                                 ": must be smaller than the training set (" + train_name + " has " +
+                                 std::to_string(size) + " samples)");
+    std::vector<int64_t> order(static_cast<size_t>(size));
+    for (int64_t i = 0; i < size; ++i) order[size_t(i)] = i;
+    SplitMix64 rng(mix_seed(seed, kStreamSplit));
+    shuffle(order.data(), size, rng);
+    std::vector<uint8_t> held_out(static_cast<size_t>(size), 0);
+    for (int64_t i = size - validation; i < size; ++i) held_out[size_t(order[size_t(i)])] = 1;
+    return held_out;
+}
+
+// Mean and population std from sums over n values; a constant channel gets std 1.
+void finish_statistics(double sum, double sum_sq, double n, float& mean, float& stdev) {
+    mean = 0.0f;
+    stdev = 1.0f;
+    if (n == 0) return;
+    const double m = sum / n;
+    const double var = std::max(0.0, sum_sq / n - m * m);
+    mean = float(m);
+    // A constant channel carries no information; dividing by 1 keeps it finite.
+    stdev = var > 1e-12 ? float(std::sqrt(var)) : 1.0f;
+}
+
+// One split of an MNIST-format dataset as read: pixels (N, H, W) bytes, labels checked.
+struct IdxSplit {
+    IdxArray images;
+    std::vector<int32_t> labels;
+    int64_t size() const { return images.dims[0]; }
+    int64_t sample_numel() const { return int64_t(images.dims[1]) * images.dims[2]; }
+};
+
+IdxSplit read_idx_split(const std::string& dir, const std::string& prefix, const std::string& name,
+                        int num_classes) {
     const std::string images_path = find_idx_file(dir, prefix + "-images-idx3-ubyte");
     const std::string labels_path = find_idx_file(dir, prefix + "-labels-idx1-ubyte");
-    const IdxArray images = read_idx(images_path);
+    IdxSplit split;
+    split.images = read_idx(images_path);
     const IdxArray labels = read_idx(labels_path);
+    const IdxArray& images = split.images;
 
     if (images.type != idx_type::u8 || images.dims.size() != 3)
         throw std::runtime_error(images_path + ": expected a 3-D ubyte array (N×H×W images), got " +
@@ -64,38 +106,99 @@ Dataset load_idx_split(const std::string& dir, const std::string& prefix, const 
         throw std::runtime_error(images_path + ": holds no images (the " + name +
                                  " split would be empty); expected a non-empty IDX file");
 
-    Dataset d;
-    d.name = name;
-    d.size = images.dims[0];
-    d.channels = 1;
-    d.height = images.dims[1];
-    d.width = images.dims[2];
-    d.num_classes = num_classes;
-    d.labels.resize(size_t(d.size));
-    for (int64_t i = 0; i < d.size; ++i) {
+    split.labels.resize(size_t(images.dims[0]));
+    for (int64_t i = 0; i < images.dims[0]; ++i) {
         const int label = labels.data[size_t(i)];
         if (label >= num_classes)
             throw std::runtime_error(labels_path + ": label " + std::to_string(label) +
                                      " at index " + std::to_string(i) + " is out of range (expected 0.." +
                                      std::to_string(num_classes - 1) + ")");
-        d.labels[size_t(i)] = label;
+        split.labels[size_t(i)] = label;
     }
-    d.images.resize(images.data.size());
-    for (size_t i = 0; i < images.data.size(); ++i) d.images[i] = float(images.data[i]) / 255.0f;
+    return split;
+}
+
+Dataset empty_dataset(const std::string& name, int height, int width, int num_classes) {
+    Dataset d;
+    d.name = name;
+    d.channels = 1;
+    d.height = height;
+    d.width = width;
+    d.num_classes = num_classes;
     return d;
 }
 
+// The samples of `raw` whose held-out flag is `which` (every sample when `held_out` is empty), in
+// file order, each byte v as pixel[v]. One pass: the images are written once, on first touch.
+Dataset convert_split(const IdxSplit& raw, const std::vector<uint8_t>& held_out, uint8_t which,
+                      const std::string& name, const float (&pixel)[256]) {
+    Dataset d = empty_dataset(name, raw.images.dims[1], raw.images.dims[2], 10);
+    const int64_t numel = raw.sample_numel();
+    for (int64_t i = 0; i < raw.size(); ++i) d.size += held_out.empty() || held_out[size_t(i)] == which;
+    d.images.resize(size_t(d.size * numel));  // not zeroed (LargePageAllocator): written below
+    d.labels.resize(size_t(d.size));
+    int64_t out = 0;
+    for (int64_t i = 0; i < raw.size(); ++i) {
+        if (!held_out.empty() && held_out[size_t(i)] != which) continue;
+        const uint8_t* src = raw.images.data.data() + i * numel;
+        float* dst = d.images.data() + out * numel;
+        for (int64_t k = 0; k < numel; ++k) dst[k] = pixel[src[k]];
+        d.labels[size_t(out++)] = raw.labels[size_t(i)];
+    }
+    return d;
+}
+
+// Mean and population std of the training pixels (v / 255), from a histogram of the bytes of the
+// samples not held out: the same sums channel_statistics forms over the converted floats.
+void byte_statistics(const IdxSplit& raw, const std::vector<uint8_t>& held_out, float& mean, float& stdev) {
+    int64_t count[256] = {};
+    const int64_t numel = raw.sample_numel();
+    for (int64_t i = 0; i < raw.size(); ++i) {
+        if (!held_out.empty() && held_out[size_t(i)]) continue;
+        const uint8_t* src = raw.images.data.data() + i * numel;
+        for (int64_t k = 0; k < numel; ++k) ++count[src[k]];
+    }
+    double sum = 0, sum_sq = 0, n = 0;
+    for (int v = 0; v < 256; ++v) {
+        const double x = float(v) / 255.0f;
+        sum += double(count[v]) * x;
+        sum_sq += double(count[v]) * (x * x);
+        n += double(count[v]);
+    }
+    finish_statistics(sum, sum_sq, n, mean, stdev);
+}
+
+// MNIST and Fashion-MNIST: the bytes of each file are converted once, straight into the split they
+// belong to, already standardized (by a table of the 256 values: the bits standardize() gives).
 DatasetSplits load_mnist_format(const DataOptions& o) {
     const std::string dir = o.dir.empty() ? default_dir(o.dataset) : o.dir;
     const std::string name = dataset_name(o.dataset);
+    const IdxSplit train = read_idx_split(dir, "train", name + "/train", 10);
+    const IdxSplit test = read_idx_split(dir, "t10k", name + "/test", 10);
+    if (train.images.dims[1] != test.images.dims[1] || train.images.dims[2] != test.images.dims[2])
+        throw std::runtime_error(dir + ": train images are " + std::to_string(train.images.dims[1]) +
+                                 "×" + std::to_string(train.images.dims[2]) + " but test images are " +
+                                 std::to_string(test.images.dims[1]) + "×" +
+                                 std::to_string(test.images.dims[2]));
+    const std::vector<uint8_t> held_out = held_out_samples(name + "/train", train.size(), o.validation, o.seed);
+
     DatasetSplits s;
-    s.train = load_idx_split(dir, "train", name + "/train", 10);
-    s.test = load_idx_split(dir, "t10k", name + "/test", 10);
-    if (s.train.height != s.test.height || s.train.width != s.test.width)
-        throw std::runtime_error(dir + ": train images are " + std::to_string(s.train.height) +
-                                 "×" + std::to_string(s.train.width) + " but test images are " +
-                                 std::to_string(s.test.height) + "×" +
-                                 std::to_string(s.test.width));
+    float pixel[256];
+    if (o.normalize) {
+        s.channel_mean.assign(1, 0.f);
+        s.channel_std.assign(1, 1.f);
+        byte_statistics(train, held_out, s.channel_mean[0], s.channel_std[0]);
+    }
+    for (int v = 0; v < 256; ++v) {
+        pixel[v] = float(v) / 255.0f;
+        if (o.normalize) pixel[v] = (pixel[v] - s.channel_mean[0]) * (1.0f / s.channel_std[0]);
+    }
+    s.train = convert_split(train, held_out, 0, name + "/train", pixel);
+    if (o.validation > 0)
+        s.validation = convert_split(train, held_out, 1, name + "/validation", pixel);
+    else
+        s.validation = empty_dataset(name + "/validation", s.train.height, s.train.width, 10);
+    s.test = convert_split(test, {}, 0, name + "/test", pixel);
     return s;
 }
 
@@ -166,21 +269,8 @@ Dataset split_validation(Dataset& train, int64_t validation, uint64_t seed) {
     val.height = train.height;
     val.width = train.width;
     val.num_classes = train.num_classes;
-    if (validation < 0)
-        throw std::runtime_error("data.validation = " + std::to_string(validation) +
-                                 ": expected >= 0");
-    if (validation == 0) return val;
-    if (validation >= train.size)
-        throw std::runtime_error("data.validation = " + std::to_string(validation) +
-                                 ": must be smaller than the training set (" + train.name + " has " +
-                                 std::to_string(train.size) + " samples)");
-
-    std::vector<int64_t> order(size_t(train.size));
-    for (int64_t i = 0; i < train.size; ++i) order[size_t(i)] = i;
-    SplitMix64 rng(mix_seed(seed, kStreamSplit));
-    shuffle(order.data(), train.size, rng);
-    std::vector<uint8_t> held_out(size_t(train.size), 0);
-    for (int64_t i = train.size - validation; i < train.size; ++i) held_out[size_t(order[size_t(i)])] = 1;
+    const std::vector<uint8_t> held_out = held_out_samples(train.name, train.size, validation, seed);
+    if (held_out.empty()) return val;
 
     const int64_t numel = train.sample_numel();
     val.size = validation;
@@ -223,14 +313,8 @@ void channel_statistics(const Dataset& d, std::vector<float>& mean, std::vector<
     mean.assign(size_t(d.channels), 0.0f);
     stdev.assign(size_t(d.channels), 1.0f);
     const double n = double(d.size) * double(plane);
-    if (n == 0) return;
-    for (int c = 0; c < d.channels; ++c) {
-        const double m = sum[size_t(c)] / n;
-        const double var = std::max(0.0, sum_sq[size_t(c)] / n - m * m);
-        mean[size_t(c)] = float(m);
-        // A constant channel carries no information; dividing by 1 keeps it finite.
-        stdev[size_t(c)] = var > 1e-12 ? float(std::sqrt(var)) : 1.0f;
-    }
+    for (int c = 0; c < d.channels; ++c)
+        finish_statistics(sum[size_t(c)], sum_sq[size_t(c)], n, mean[size_t(c)], stdev[size_t(c)]);
 }
 
 void standardize(Dataset& d, const std::vector<float>& mean, const std::vector<float>& stdev) {
@@ -265,7 +349,7 @@ DatasetSplits load_dataset(const DataOptions& o) {
     DatasetSplits s;
     switch (o.dataset) {
         case DatasetKind::mnist:
-        case DatasetKind::fashion_mnist: s = load_mnist_format(o); break;
+        case DatasetKind::fashion_mnist: return load_mnist_format(o);  // split and standardized
         case DatasetKind::synthetic: s = load_synthetic(o); break;
         default:
             throw std::runtime_error("data.dataset: not a DatasetKind (" +

@@ -6,10 +6,14 @@
 // or more are aligned to 2 MiB and marked MADV_HUGEPAGE before anything touches them (the kernel
 // then backs them with huge pages when /sys/kernel/mm/transparent_hugepage/enabled is `madvise`
 // or `always`, as on Debian 12); smaller ones, or a kernel that refuses, get ordinary pages.
+// resize() default-initializes: a float buffer is not zeroed before its real first write (every
+// writer of a dataset fills the whole buffer; zeroing was one more pass over it, and its first touch).
 #pragma once
 #include <cstddef>
 #include <cstdlib>
 #include <new>
+#include <type_traits>
+#include <utility>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -43,6 +47,15 @@ struct LargePageAllocator {
     return static_cast<T*>(p);
   }
   void deallocate(T* p, size_t) noexcept { std::free(p); }
+
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
+    ::new (static_cast<void*>(p)) U;  // default-, not value-initialized: no zeroing
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
 };
 
 template <class T, class U>

@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 
 #include "data/dataset.h"
 #include "data/idx.h"
+#include "data/random.h"
 #include "data_test_util.h"
 
 using namespace st::data;
@@ -286,6 +288,66 @@ TEST_CASE("mnist format: loads raw and gzipped fixture files") {
     CHECK(f.train.size == 18);
     CHECK(f.validation.size == 5);
     CHECK(f.validation.name == "fashion_mnist/validation");
+}
+
+TEST_CASE("mnist format: split and standardized in one pass, the bits of split_validation + standardize") {
+    // The IDX path converts each byte once into its split, standardized by a table; the generic
+    // path (the synthetic data's) converts, splits, takes channel_statistics and standardizes.
+    for (const bool constant : {false, true}) {
+        CAPTURE(constant);
+        TempDir dir;
+        SplitMix64 rng(77);
+        for (const auto& [prefix, n] : {std::pair<std::string, int>{"train", 97}, {"t10k", 31}}) {
+            IdxArray images, labels;
+            images.dims = {n, 5, 7};
+            labels.dims = {n};
+            for (int i = 0; i < n * 35; ++i) images.data.push_back(constant ? 9 : uint8_t(rng.below(256)));
+            for (int i = 0; i < n; ++i) labels.data.push_back(uint8_t(rng.below(10)));
+            write_idx(dir.file(prefix + "-images-idx3-ubyte"), images, false);
+            write_idx(dir.file(prefix + "-labels-idx1-ubyte"), labels, prefix == "t10k");
+        }
+        for (const int64_t validation : {0, 1, 13, 96})
+            for (const bool normalize : {false, true}) {
+                CAPTURE(validation);
+                CAPTURE(normalize);
+                DataOptions o = mnist_options(dir);
+                o.validation = validation;
+                o.normalize = normalize;
+                o.seed = 5;
+                const DatasetSplits s = load_dataset(o);
+                DataOptions raw = o;
+                raw.validation = 0;
+                raw.normalize = false;
+                DatasetSplits r = load_dataset(raw);
+                r.validation = split_validation(r.train, validation, o.seed);
+                if (normalize) {
+                    channel_statistics(r.train, r.channel_mean, r.channel_std);
+                    for (Dataset* d : {&r.train, &r.validation, &r.test}) standardize(*d, r.channel_mean, r.channel_std);
+                }
+                CHECK(s.channel_mean == r.channel_mean);
+                CHECK(s.channel_std == r.channel_std);
+                if (constant && normalize) CHECK(s.channel_std == std::vector<float>{1.f});
+                for (const auto& [got, want] : {std::pair<const Dataset*, const Dataset*>{&s.train, &r.train},
+                                                {&s.validation, &r.validation}, {&s.test, &r.test}}) {
+                    CAPTURE(want->name);
+                    CHECK(got->name == want->name);
+                    CHECK(got->size == want->size);
+                    CHECK(got->height == 5);
+                    CHECK(got->width == 7);
+                    CHECK(got->channels == 1);
+                    CHECK(got->labels == want->labels);
+                    REQUIRE(got->images.size() == want->images.size());
+                    CHECK(std::memcmp(got->images.data(), want->images.data(), got->images.size() * 4) == 0);
+                }
+                CHECK(s.validation.size == validation);
+            }
+        DataOptions o = mnist_options(dir);
+        o.validation = 97;
+        CHECK(contains(error_of([&] { load_dataset(o); }),
+                       "data.validation = 97: must be smaller than the training set (mnist/train has 97 samples)"));
+        o.validation = -1;
+        CHECK(contains(error_of([&] { load_dataset(o); }), "data.validation = -1: expected >= 0"));
+    }
 }
 
 TEST_CASE("mnist format: missing files say what was looked for") {

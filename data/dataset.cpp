@@ -134,17 +134,22 @@ Dataset convert_split(const IdxSplit& raw, const std::vector<uint8_t>& held_out,
                       const std::string& name, const float (&pixel)[256]) {
     Dataset d = empty_dataset(name, raw.images.dims[1], raw.images.dims[2], 10);
     const int64_t numel = raw.sample_numel();
-    for (int64_t i = 0; i < raw.size(); ++i) d.size += held_out.empty() || held_out[size_t(i)] == which;
+    std::vector<int64_t> source;  // sample j of d is sample source[j] of raw
+    for (int64_t i = 0; i < raw.size(); ++i)
+        if (held_out.empty() || held_out[size_t(i)] == which) source.push_back(i);
+    d.size = int64_t(source.size());
     d.images.resize(size_t(d.size * numel));  // not zeroed (LargePageAllocator): written below
     d.labels.resize(size_t(d.size));
-    int64_t out = 0;
-    for (int64_t i = 0; i < raw.size(); ++i) {
-        if (!held_out.empty() && held_out[size_t(i)] != which) continue;
-        const uint8_t* src = raw.images.data.data() + i * numel;
-        float* dst = d.images.data() + out * numel;
+    const uint8_t* bytes = raw.images.data.data();
+    float* images = d.images.data();
+    // On every thread: most of the time is the kernel providing fresh pages at first touch.
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < d.size; ++j) {
+        const uint8_t* src = bytes + source[size_t(j)] * numel;
+        float* dst = images + j * numel;
         for (int64_t k = 0; k < numel; ++k) dst[k] = pixel[src[k]];
-        d.labels[size_t(out++)] = raw.labels[size_t(i)];
     }
+    for (int64_t j = 0; j < d.size; ++j) d.labels[size_t(j)] = raw.labels[size_t(source[size_t(j)])];
     return d;
 }
 
@@ -152,11 +157,30 @@ Dataset convert_split(const IdxSplit& raw, const std::vector<uint8_t>& held_out,
 // samples not held out: the same sums channel_statistics forms over the converted floats.
 void byte_statistics(const IdxSplit& raw, const std::vector<uint8_t>& held_out, float& mean, float& stdev) {
     int64_t count[256] = {};
-    const int64_t numel = raw.sample_numel();
-    for (int64_t i = 0; i < raw.size(); ++i) {
-        if (!held_out.empty() && held_out[size_t(i)]) continue;
-        const uint8_t* src = raw.images.data.data() + i * numel;
-        for (int64_t k = 0; k < numel; ++k) ++count[src[k]];
+    const int64_t numel = raw.sample_numel(), size = raw.size();
+    const uint8_t* bytes = raw.images.data.data();
+    const uint8_t* held = held_out.empty() ? nullptr : held_out.data();
+    // Integer counts: any split over threads sums to the same numbers.
+#pragma omp parallel
+    {
+        // Four tables taken in turn: runs of equal bytes (MNIST's background) would otherwise make
+        // each increment wait for the one before.
+        int64_t local[4][256] = {};
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < size; ++i) {
+            if (held && held[i]) continue;
+            const uint8_t* src = bytes + i * numel;
+            int64_t k = 0;
+            for (; k + 4 <= numel; k += 4) {
+                ++local[0][src[k]];
+                ++local[1][src[k + 1]];
+                ++local[2][src[k + 2]];
+                ++local[3][src[k + 3]];
+            }
+            for (; k < numel; ++k) ++local[0][src[k]];
+        }
+#pragma omp critical(st_byte_statistics)
+        for (int v = 0; v < 256; ++v) count[v] += local[0][v] + local[1][v] + local[2][v] + local[3][v];
     }
     double sum = 0, sum_sq = 0, n = 0;
     for (int v = 0; v < 256; ++v) {

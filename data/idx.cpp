@@ -32,7 +32,9 @@ std::string shape_string(const std::vector<int>& dims, uint8_t type) {
     return s + " " + idx_type_name(type);
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
+using Bytes = std::vector<uint8_t, LargePageAllocator<uint8_t>>;
+
+Bytes read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         const int err = errno;
@@ -42,7 +44,7 @@ std::vector<uint8_t> read_file(const std::string& path) {
     const std::streamoff size = in.tellg();
     if (size < 0) fail(path, "cannot determine file size");
     in.seekg(0, std::ios::beg);
-    std::vector<uint8_t> bytes(static_cast<size_t>(size));
+    Bytes bytes(static_cast<size_t>(size));
     if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
         fail(path, "read error");
     return bytes;
@@ -50,8 +52,8 @@ std::vector<uint8_t> read_file(const std::string& path) {
 
 // Inflates every gzip member of `in` (concatenated members are legal gzip); a stream that ends
 // early or has a bad checksum is an error, as is non-gzip data after the last member.
-std::vector<uint8_t> gunzip(const std::string& path, const std::vector<uint8_t>& in) {
-    std::vector<uint8_t> out;
+Bytes gunzip(const std::string& path, const Bytes& in) {
+    Bytes out;
     // ISIZE (the last 4 bytes, little-endian) is the uncompressed size mod 2^32: a good hint.
     if (in.size() >= 18) {
         const size_t n = in.size();
@@ -150,7 +152,7 @@ const char* idx_type_name(uint8_t type) {
 }
 
 IdxArray read_idx(const std::string& path) {
-    std::vector<uint8_t> bytes = read_file(path);
+    Bytes bytes = read_file(path);
     const bool gz = bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
     if (gz) bytes = gunzip(path, bytes);
     const char* what = gz ? "decompressed file has " : "file has ";

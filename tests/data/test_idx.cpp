@@ -74,7 +74,7 @@ TEST_CASE("idx: gzip is detected by magic, not by name; concatenated gzip member
     TempDir dir;
     const auto bytes = idx_bytes(idx_type::u8, {2, 3}, {1, 2, 3, 4, 5, 6});
     write_bytes(dir.file("plain_name"), gzip_bytes(bytes));
-    CHECK(read_idx(dir.file("plain_name")).data == std::vector<uint8_t>{1, 2, 3, 4, 5, 6});
+    CHECK(read_idx(dir.file("plain_name")).data == decltype(IdxArray::data){1, 2, 3, 4, 5, 6});
     write_bytes(dir.file("raw.gz"), bytes);
     CHECK(read_idx(dir.file("raw.gz")).dims == std::vector<int>{2, 3});
 
@@ -84,7 +84,7 @@ TEST_CASE("idx: gzip is detected by magic, not by name; concatenated gzip member
     const auto tail = gzip_bytes(second);
     joined.insert(joined.end(), tail.begin(), tail.end());
     write_bytes(dir.file("multi.gz"), joined);
-    CHECK(read_idx(dir.file("multi.gz")).data == std::vector<uint8_t>{1, 2, 3, 4, 5, 6});
+    CHECK(read_idx(dir.file("multi.gz")).data == decltype(IdxArray::data){1, 2, 3, 4, 5, 6});
 }
 
 TEST_CASE("idx: zero-sized dimension is an empty array") {

@@ -11,6 +11,8 @@
 #include <map>
 #include <set>
 
+#include <omp.h>
+
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "data/random.h"
@@ -293,6 +295,7 @@ TEST_CASE("mnist format: loads raw and gzipped fixture files") {
 TEST_CASE("mnist format: split and standardized in one pass, the bits of split_validation + standardize") {
     // The IDX path converts each byte once into its split, standardized by a table; the generic
     // path (the synthetic data's) converts, splits, takes channel_statistics and standardizes.
+    const int default_threads = omp_get_max_threads();
     for (const bool constant : {false, true}) {
         CAPTURE(constant);
         TempDir dir;
@@ -307,9 +310,12 @@ TEST_CASE("mnist format: split and standardized in one pass, the bits of split_v
             write_idx(dir.file(prefix + "-labels-idx1-ubyte"), labels, prefix == "t10k");
         }
         for (const int64_t validation : {0, 1, 13, 96})
-            for (const bool normalize : {false, true}) {
+            for (const bool normalize : {false, true})
+            for (const int threads : {1, 3}) {  // the conversion and histogram are split over threads
                 CAPTURE(validation);
                 CAPTURE(normalize);
+                CAPTURE(threads);
+                omp_set_num_threads(threads);
                 DataOptions o = mnist_options(dir);
                 o.validation = validation;
                 o.normalize = normalize;
@@ -340,6 +346,7 @@ TEST_CASE("mnist format: split and standardized in one pass, the bits of split_v
                     CHECK(std::memcmp(got->images.data(), want->images.data(), got->images.size() * 4) == 0);
                 }
                 CHECK(s.validation.size == validation);
+                omp_set_num_threads(default_threads);
             }
         DataOptions o = mnist_options(dir);
         o.validation = 97;

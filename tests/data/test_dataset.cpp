@@ -343,7 +343,8 @@ TEST_CASE("mnist format: split and standardized in one pass, the bits of split_v
                     CHECK(got->channels == 1);
                     CHECK(got->labels == want->labels);
                     REQUIRE(got->images.size() == want->images.size());
-                    CHECK(std::memcmp(got->images.data(), want->images.data(), got->images.size() * 4) == 0);
+                    if (!got->images.empty())  // an empty split's data() may be null: no memcmp
+                        CHECK(std::memcmp(got->images.data(), want->images.data(), got->images.size() * 4) == 0);
                 }
                 CHECK(s.validation.size == validation);
                 omp_set_num_threads(default_threads);

@@ -1,13 +1,12 @@
 // data/large_pages.h — an allocator that asks Linux for transparent huge pages on large buffers.
-// A dataset's images (188 MB for MNIST as floats) are filled and rewritten by several passes at
-// load (conversion, the validation hold-out, standardization), and with 4 KiB pages the first of
-// them takes a page fault per 4 KiB: a 2-epoch LeNet-300 run spent most of its 1.6–1.9 s in
-// loading, 1.1–1.3 s on huge pages (docs/design.md, "Performance notes"). Buffers of kMinBytes
+// Used for a dataset's images (188 MB for MNIST as floats) and the bytes an IDX file is read into
+// (47 MB): with 4 KiB pages the first write to a fresh buffer takes a page fault per 4 KiB, and
+// those faults dominated loading (docs/design.md, "Performance notes"). Buffers of kMinBytes
 // or more are aligned to 2 MiB and marked MADV_HUGEPAGE before anything touches them (the kernel
 // then backs them with huge pages when /sys/kernel/mm/transparent_hugepage/enabled is `madvise`
 // or `always`, as on Debian 12); smaller ones, or a kernel that refuses, get ordinary pages.
-// resize() default-initializes: a float buffer is not zeroed before its real first write (every
-// writer of a dataset fills the whole buffer; zeroing was one more pass over it, and its first touch).
+// resize() default-initializes: a buffer is not zeroed before its real first write (every writer of
+// these buffers fills them whole; zeroing was one more pass over them, and their first touch).
 #pragma once
 #include <cstddef>
 #include <cstdlib>

@@ -4,8 +4,8 @@
 //   wait():                            that call's result (the batch size, 0 once the epoch is
 //                                      exhausted); rethrows what it threw.
 // Why: a shuffled batch of 64 MNIST samples is 64 reads from anywhere in a 170 MB array, and the copy
-// waits on memory at each sample's start: 20-30 µs, a fifth of a 95%-sparse LeNet-300 step, which
-// runs on one core (docs/design.md, "Performance notes"). Copied on another core it costs the step
+// waits on memory at each sample's start: 18-24 µs timed alone, 17-20% of a whole 95%-sparse
+// LeNet-300 run's training time (perf), whose step runs on one core (docs/design.md, "Performance notes"). Copied on another core it costs the step
 // nothing; but where the step keeps every core busy (dense training on all cores) the thread only
 // takes a core from it, and that was 1-17% slower than copying in place. So the prefetcher measures:
 // every kWindow batches it compares the CPU time the process spent (less the copying thread's) with

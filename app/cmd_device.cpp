@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "app/cli.h"
+#include "cuda/cusparse.h"
 #include "cuda/runtime.h"
 #include "distributed/communicator.h"
 #include "kernels/isa.h"
@@ -22,6 +23,11 @@ int run_device() {
               distributed::launched_ranks(), distributed::launched_ranks() == 1 ? "" : "s");
   const cuda::DeviceInfo info = cuda::device_info();
   std::printf("cuda backend: %s\n", cuda::emulated() ? "CPU emulator (built without nvcc)" : "nvcc-built");
+  // Loads libcusparse to say so (other commands load it only when a cuSPARSE product runs).
+  if (!cuda::emulated())
+    std::printf("cusparse: %s\n", cuda::cusparse::available()
+                                      ? "loads (sparse.impl \"cusparse\" can run on a GPU)"
+                                      : cuda::cusparse::load_error().c_str());
   if (!info.available) {
     std::printf("device: none (%s)\n", info.reason.c_str());
     return 0;

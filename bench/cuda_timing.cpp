@@ -2,16 +2,16 @@
 // and contracts in bench/cuda_timing.h). Host code compiled by g++ against the CUDA runtime and
 // cuBLAS headers when the app links the nvcc-built backend (ST_HAVE_CUBLAS); otherwise the backend
 // is the CPU emulator, whose timings mean nothing, so everything here refuses.
-// cuBLAS is opened with dlopen when a benchmark first needs it, not linked: libcublasLt's load-time
-// initialisation costs ~0.4 s and ~200 MB of memory, which every `sparsetrain` command (and every
-// CLI test) would otherwise pay, and the binary keeps starting where cuBLAS is not installed.
+// cuBLAS is opened when a benchmark first needs it (cuda/dynlib.h), not linked: libcublasLt's
+// load-time initialisation costs ~0.4 s and ~200 MB of memory, which every `sparsetrain` command
+// (and every CLI test) would otherwise pay, and the binary keeps starting where cuBLAS is not
+// installed.
 #include "bench/cuda_timing.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "core/check.h"
@@ -20,7 +20,8 @@
 #if defined(ST_HAVE_CUBLAS)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <dlfcn.h>
+
+#include "cuda/dynlib.h"
 #endif
 
 namespace st::bench::gpu {
@@ -107,24 +108,14 @@ struct CublasApi {
 
 const CublasApi& cublas_api() {
   static const CublasApi api = [] {
-    // The soname of the toolkit we compiled against (found through the binary's RUNPATH, which
-    // holds the toolkit's library folder), then that folder by absolute path.
+    // The soname of the toolkit we compiled against, then the toolkit's library folder.
     const std::string soname = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
-    std::string tried = soname;
-    void* lib = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
-#if defined(ST_CUBLAS_DIR)
-    if (!lib) {
-      const std::string path = std::string(ST_CUBLAS_DIR) + "/" + soname;
-      tried += ", " + path;
-      lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    }
-#endif
-    ST_CHECK(lib, "cannot load cuBLAS (tried ", tried, "): ", dlerror(),
-             "; bench --device cuda needs the CUDA toolkit's libcublas");
+    std::string error;
+    void* lib = st::cuda::dynlib::open(soname, ST_CUDA_LIB_DIR, &error);
+    ST_CHECK(lib, error, "; bench --device cuda needs the CUDA toolkit's libcublas");
     CublasApi a;
     auto find = [&](auto& fn, const char* name) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
-      ST_CHECK(fn, "cuBLAS (", soname, ") has no ", name);
+      ST_CHECK(st::cuda::dynlib::resolve(lib, fn, name), "cuBLAS (", soname, ") has no ", name);
     };
     find(a.create, "cublasCreate_v2");
     find(a.destroy, "cublasDestroy_v2");

@@ -15,7 +15,6 @@
 //   ST_CUDA_CHECK_LAUNCH();     checks cudaGetLastError() right after a launch; with
 //                               SPARSETRAIN_CUDA_CHECKED=1 also synchronizes the device, so a kernel
 //                               that faults is reported at its own launch (file:line)
-//   ST_CUSPARSE_CHECK(call);    the same for cuSPARSE calls (needs <cusparse.h> where it is used)
 #pragma once
 
 #include <cstdlib>
@@ -85,11 +84,3 @@ inline bool checked_launches() {
     if (::st::cuda_detail::checked_launches()) ST_CUDA_CHECK(cudaDeviceSynchronize());        \
   } while (0)
 
-// Expands to cuSPARSE names only where used, so defining it here costs nothing elsewhere.
-#define ST_CUSPARSE_CHECK(expr)                                                             \
-  do {                                                                                      \
-    cusparseStatus_t st_cusparse_status_ = (expr);                                          \
-    if (st_cusparse_status_ != CUSPARSE_STATUS_SUCCESS)                                     \
-      ::st::cuda_detail::throw_call_error("cuSPARSE", #expr, __FILE__, __LINE__,            \
-                                          cusparseGetErrorString(st_cusparse_status_));     \
-  } while (0)

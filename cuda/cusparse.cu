@@ -15,6 +15,9 @@
 // at the call's arrays. The cache is bounded (least recently used plans are destroyed).
 // beta == 0 / accumulate == false: the output is zeroed first, so NaN left in it never leaks
 // through cuSPARSE's beta·C.
+// libcusparse is not linked: it is opened on first use (cuda/dynlib.h), and every call below goes
+// through the table of entry points resolved then. Compiled against the toolkit's <cusparse.h>,
+// so the table's types are the header's own.
 #include "cuda/compat.h"
 
 #include <cusparse.h>
@@ -29,12 +32,83 @@
 #include <tuple>
 
 #include "cuda/cusparse.h"
+#include "cuda/dynlib.h"
 #include "cuda/launch.h"
 #include "cuda/runtime.h"
 #include "cuda/sparse.h"
 
 namespace st::cuda::cusparse {
 namespace {
+
+// The cuSPARSE entry points this file calls, resolved once from the shared library.
+struct Api {
+  decltype(&cusparseCreate) create = nullptr;
+  decltype(&cusparseDestroy) destroy = nullptr;
+  decltype(&cusparseSetStream) set_stream = nullptr;
+  decltype(&cusparseGetErrorString) error_string = nullptr;
+  decltype(&cusparseCreateCsr) create_csr = nullptr;
+  decltype(&cusparseCsrSetPointers) csr_set_pointers = nullptr;
+  decltype(&cusparseDestroySpMat) destroy_sp_mat = nullptr;
+  decltype(&cusparseCreateDnMat) create_dn_mat = nullptr;
+  decltype(&cusparseDnMatSetValues) dn_mat_set_values = nullptr;
+  decltype(&cusparseDestroyDnMat) destroy_dn_mat = nullptr;
+  decltype(&cusparseSpMM_bufferSize) spmm_buffer_size = nullptr;
+  decltype(&cusparseSpMM) spmm = nullptr;
+  decltype(&cusparseSDDMM_bufferSize) sddmm_buffer_size = nullptr;
+  decltype(&cusparseSDDMM) sddmm = nullptr;
+  std::string error;  // why the library could not be used; empty once every entry point resolved
+};
+
+#if !defined(ST_CUDA_LIB_DIR)
+#define ST_CUDA_LIB_DIR nullptr
+#endif
+
+// Loaded on the first call (thread-safe static initialisation), never unloaded.
+const Api& api() {
+  static const Api table = [] {
+    Api a;
+    const std::string soname = "libcusparse.so." + std::to_string(CUSPARSE_VER_MAJOR);
+    void* lib = dynlib::open(soname, ST_CUDA_LIB_DIR, &a.error);
+    if (lib == nullptr) return a;
+    bool ok = true;
+    auto find = [&](auto& fn, const char* name) {
+      if (!ok || dynlib::resolve(lib, fn, name)) return;
+      a.error = soname + " has no " + name + " (built against cuSPARSE " +
+                std::to_string(CUSPARSE_VER_MAJOR) + "." + std::to_string(CUSPARSE_VER_MINOR) + ")";
+      ok = false;
+    };
+    find(a.create, "cusparseCreate");
+    find(a.destroy, "cusparseDestroy");
+    find(a.set_stream, "cusparseSetStream");
+    find(a.error_string, "cusparseGetErrorString");
+    find(a.create_csr, "cusparseCreateCsr");
+    find(a.csr_set_pointers, "cusparseCsrSetPointers");
+    find(a.destroy_sp_mat, "cusparseDestroySpMat");
+    find(a.create_dn_mat, "cusparseCreateDnMat");
+    find(a.dn_mat_set_values, "cusparseDnMatSetValues");
+    find(a.destroy_dn_mat, "cusparseDestroyDnMat");
+    find(a.spmm_buffer_size, "cusparseSpMM_bufferSize");
+    find(a.spmm, "cusparseSpMM");
+    find(a.sddmm_buffer_size, "cusparseSDDMM_bufferSize");
+    find(a.sddmm, "cusparseSDDMM");
+    return a;
+  }();
+  return table;
+}
+
+// The loaded table, or a clear error naming the library (setup refuses sparse.impl "cusparse"
+// before a run starts when available() is false, so this fires only for direct callers).
+const Api& lib() {
+  const Api& a = api();
+  if (!a.error.empty()) throw std::runtime_error("cuSPARSE: " + a.error);
+  return a;
+}
+
+void check(cusparseStatus_t status, const char* expr, int line) {
+  if (status != CUSPARSE_STATUS_SUCCESS)
+    ::st::cuda_detail::throw_call_error("cuSPARSE", expr, __FILE__, line, lib().error_string(status));
+}
+#define ST_CUSPARSE_CHECK(expr) check((expr), #expr, __LINE__)
 
 constexpr size_t kMaxPlans = 256;
 
@@ -79,9 +153,9 @@ State& state() {
 using launch::current_stream;
 
 void destroy(Plan& p) {
-  if (p.sparse) ST_CUSPARSE_CHECK(cusparseDestroySpMat(p.sparse));
-  if (p.dense_in) ST_CUSPARSE_CHECK(cusparseDestroyDnMat(p.dense_in));
-  if (p.dense_out) ST_CUSPARSE_CHECK(cusparseDestroyDnMat(p.dense_out));
+  if (p.sparse) ST_CUSPARSE_CHECK(lib().destroy_sp_mat(p.sparse));
+  if (p.dense_in) ST_CUSPARSE_CHECK(lib().destroy_dn_mat(p.dense_in));
+  if (p.dense_out) ST_CUSPARSE_CHECK(lib().destroy_dn_mat(p.dense_out));
   if (p.buffer) device_free(p.buffer, p.buffer_bytes);
   p = Plan{};
 }
@@ -97,16 +171,16 @@ void evict_oldest(State& s) {
 
 cusparseSpMatDescr_t make_csr(const DeviceCsr& a, float* values) {
   cusparseSpMatDescr_t d = nullptr;
-  ST_CUSPARSE_CHECK(cusparseCreateCsr(&d, a.rows, a.cols, a.nnz, a.row_ptr, a.col_idx, values,
-                                      CUSPARSE_INDEX_32I, CUSPARSE_INDEX_32I,
-                                      CUSPARSE_INDEX_BASE_ZERO, CUDA_R_32F));
+  ST_CUSPARSE_CHECK(lib().create_csr(&d, a.rows, a.cols, a.nnz, a.row_ptr, a.col_idx, values,
+                                     CUSPARSE_INDEX_32I, CUSPARSE_INDEX_32I,
+                                     CUSPARSE_INDEX_BASE_ZERO, CUDA_R_32F));
   return d;
 }
 
 cusparseDnMatDescr_t make_dense(int64_t rows, int64_t cols, int64_t ld, const float* values,
                                 cusparseOrder_t order) {
   cusparseDnMatDescr_t d = nullptr;
-  ST_CUSPARSE_CHECK(cusparseCreateDnMat(&d, rows, cols, ld, const_cast<float*>(values), CUDA_R_32F,
+  ST_CUSPARSE_CHECK(lib().create_dn_mat(&d, rows, cols, ld, const_cast<float*>(values), CUDA_R_32F,
                                         order));
   return d;
 }
@@ -140,21 +214,21 @@ size_t buffer_size(cusparseHandle_t h, const Call& c, const Plan& p, float beta)
   const float alpha = 1.0f;
   size_t bytes = 0;
   if (is_spmm(c.product))
-    ST_CUSPARSE_CHECK(cusparseSpMM_bufferSize(h, CUSPARSE_OPERATION_NON_TRANSPOSE, c.in_view.op,
-                                              &alpha, p.sparse, p.dense_in, &beta, p.dense_out,
-                                              CUDA_R_32F, spmm_alg(c.product), &bytes));
+    ST_CUSPARSE_CHECK(lib().spmm_buffer_size(h, CUSPARSE_OPERATION_NON_TRANSPOSE, c.in_view.op,
+                                             &alpha, p.sparse, p.dense_in, &beta, p.dense_out,
+                                             CUDA_R_32F, spmm_alg(c.product), &bytes));
   else
-    ST_CUSPARSE_CHECK(cusparseSDDMM_bufferSize(h, c.in_view.op, c.out_view.op, &alpha, p.dense_in,
-                                               p.dense_out, &beta, p.sparse, CUDA_R_32F,
-                                               CUSPARSE_SDDMM_ALG_DEFAULT, &bytes));
+    ST_CUSPARSE_CHECK(lib().sddmm_buffer_size(h, c.in_view.op, c.out_view.op, &alpha, p.dense_in,
+                                              p.dense_out, &beta, p.sparse, CUDA_R_32F,
+                                              CUSPARSE_SDDMM_ALG_DEFAULT, &bytes));
   return bytes;
 }
 
 void run(const Call& c) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  if (!s.handle) ST_CUSPARSE_CHECK(cusparseCreate(&s.handle));
-  ST_CUSPARSE_CHECK(cusparseSetStream(s.handle, current_stream()));
+  if (!s.handle) ST_CUSPARSE_CHECK(lib().create(&s.handle));
+  ST_CUSPARSE_CHECK(lib().set_stream(s.handle, current_stream()));
 
   const DeviceCsr& a = *c.sparse;
   const PlanKey key{c.product, a.row_ptr, a.col_idx, a.rows, a.cols, a.nnz, c.n};
@@ -173,9 +247,9 @@ void run(const Call& c) {
     ++s.stats.created;
   } else {
     ST_CUSPARSE_CHECK(
-        cusparseCsrSetPointers(it->second.sparse, a.row_ptr, a.col_idx, c.sparse_values));
-    ST_CUSPARSE_CHECK(cusparseDnMatSetValues(it->second.dense_in, const_cast<float*>(c.in)));
-    ST_CUSPARSE_CHECK(cusparseDnMatSetValues(it->second.dense_out, c.out));
+        lib().csr_set_pointers(it->second.sparse, a.row_ptr, a.col_idx, c.sparse_values));
+    ST_CUSPARSE_CHECK(lib().dn_mat_set_values(it->second.dense_in, const_cast<float*>(c.in)));
+    ST_CUSPARSE_CHECK(lib().dn_mat_set_values(it->second.dense_out, c.out));
   }
   Plan& p = it->second;
   p.last_use = ++s.clock;
@@ -184,14 +258,14 @@ void run(const Call& c) {
   if (is_spmm(c.product)) {
     if (c.beta == 0.0f)
       memset_zero(c.out, sizeof(float) * static_cast<size_t>(c.out_view.rows * c.out_view.cols));
-    ST_CUSPARSE_CHECK(cusparseSpMM(s.handle, CUSPARSE_OPERATION_NON_TRANSPOSE, c.in_view.op, &alpha,
-                                   p.sparse, p.dense_in, &c.beta, p.dense_out, CUDA_R_32F,
-                                   spmm_alg(c.product), p.buffer));
+    ST_CUSPARSE_CHECK(lib().spmm(s.handle, CUSPARSE_OPERATION_NON_TRANSPOSE, c.in_view.op, &alpha,
+                                 p.sparse, p.dense_in, &c.beta, p.dense_out, CUDA_R_32F,
+                                 spmm_alg(c.product), p.buffer));
   } else {
     if (c.beta == 0.0f) memset_zero(c.sparse_values, sizeof(float) * static_cast<size_t>(a.nnz));
-    ST_CUSPARSE_CHECK(cusparseSDDMM(s.handle, c.in_view.op, c.out_view.op, &alpha, p.dense_in,
-                                    p.dense_out, &c.beta, p.sparse, CUDA_R_32F,
-                                    CUSPARSE_SDDMM_ALG_DEFAULT, p.buffer));
+    ST_CUSPARSE_CHECK(lib().sddmm(s.handle, c.in_view.op, c.out_view.op, &alpha, p.dense_in,
+                                  p.dense_out, &c.beta, p.sparse, CUDA_R_32F,
+                                  CUSPARSE_SDDMM_ALG_DEFAULT, p.buffer));
   }
 }
 
@@ -200,7 +274,9 @@ constexpr cusparseOperation_t kT = CUSPARSE_OPERATION_TRANSPOSE;
 
 }  // namespace
 
-bool available() { return true; }
+bool available() { return api().error.empty(); }
+
+std::string load_error() { return api().error; }
 
 void csr_spmm(const DeviceCsr& A, const float* B, int N, float* C, float beta) {
   if (A.rows == 0 || N <= 0 || A.nnz == 0) return st::cuda::csr_spmm(A, B, N, C, beta);
@@ -262,7 +338,7 @@ void release_cache() {
   std::lock_guard<std::mutex> lock(s.mu);
   for (auto& kv : s.plans) destroy(kv.second);
   s.plans.clear();
-  if (s.handle) ST_CUSPARSE_CHECK(cusparseDestroy(s.handle));
+  if (s.handle) ST_CUSPARSE_CHECK(lib().destroy(s.handle));
   s.handle = nullptr;
 }
 

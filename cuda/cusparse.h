@@ -11,17 +11,22 @@
 // (product, pattern pointers, shape) are made on first use and cached; a steady-state call only
 // re-points the descriptors at this call's arrays (no cusparseCreate*, no allocation).
 // Degenerate shapes (nnz == 0, no rows, N == 0) go to the native kernels, which define them.
-// Built by nvcc only (cuda/cusparse.cu). In the emulator build (cuda/emu/cusparse_emu.cpp) every
-// call throws: cuSPARSE runs only on a real GPU. Tests: tests/cuda/test_cusparse.cpp (GPU only).
+// Built by nvcc only (cuda/cusparse.cu), which opens libcusparse on first use instead of linking
+// it (cuda/dynlib.h), so commands that never call cuSPARSE never load it. In the emulator build
+// (cuda/emu/cusparse_emu.cpp) every call throws: cuSPARSE runs only on a real GPU. Tests: tests/cuda/test_cusparse.cpp (GPU only).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "cuda/sparse.h"
 
 namespace st::cuda::cusparse {
 
-// False in the emulator build, where every product below throws.
+// Whether the products below can run: false in the emulator build, and in the nvcc build when
+// libcusparse cannot be loaded or lacks an entry point (the first call loads it). load_error()
+// says why ("" when available); the products throw with that message.
 bool available();
+std::string load_error();
 
 void csr_spmm(const DeviceCsr& A, const float* B, int N, float* C, float beta);
 void csr_spmm_t(const DeviceCsr& A, const DeviceCsr& At, const float* B, int N, float* C,

@@ -77,10 +77,12 @@ int apply_process_settings(const Config& c) {
   if (c.device == Device::cuda) {
     cuda::require_device("this run (config key \"device\", or --device)");
     if (c.sparse.impl == SparseImpl::cusparse && !cuda::cusparse::available())
-      throw Error(std::string("sparse.impl = \"cusparse\" needs a real GPU, but the device is ") +
-                  (cuda::device_info().emulated ? "the CPU emulator (it runs only sparsetrain's own "
-                                                  "kernels); use \"native\""
-                                                : "missing cuSPARSE"));
+      throw Error(cuda::device_info().emulated
+                      ? std::string("sparse.impl = \"cusparse\" needs a real GPU, but the device is "
+                                    "the CPU emulator (it runs only sparsetrain's own kernels); "
+                                    "use \"native\"")
+                      : "sparse.impl = \"cusparse\": " + cuda::cusparse::load_error() +
+                            "; install the CUDA toolkit's cuSPARSE or use \"native\"");
   }
   const int threads = c.threads > 0 ? c.threads : omp_get_num_procs();
   omp_set_num_threads(threads);

@@ -18,6 +18,8 @@ namespace {
 
 bool available() { return false; }
 
+std::string load_error() { return "the emulator build runs only sparsetrain's own kernels"; }
+
 void csr_spmm(const DeviceCsr&, const float*, int, float*, float) { needs_gpu(); }
 void csr_spmm_t(const DeviceCsr&, const DeviceCsr&, const float*, int, float*, float) {
   needs_gpu();

@@ -97,6 +97,24 @@ expect_ok "device" "$bin" device
 contains "device names the backend" "cuda backend:" "$tmp/out"
 contains "device names the CPU kernels' instruction set" "cpu kernels: " "$tmp/out"
 contains "device says whether MPI is built in" "distributed: built with" "$tmp/out"
+# The nvcc-built binary opens libcusparse only when asked (here by `device`, which reports it): a
+# CPU run must not load it, nor the libnvJitLink it drags in (the loader's LD_DEBUG=libs log).
+if grep -q "^cuda backend: nvcc-built" "$tmp/out"; then
+  contains "device says whether cuSPARSE loads" "cusparse: loads" "$tmp/out"
+  LD_DEBUG=libs "$bin" train "$cfg" --run-dir "$tmp/nolib" --set train.epochs=1 --quiet \
+    >"$tmp/ld_train" 2>&1
+  if grep -q "calling init: .*libdnnl" "$tmp/ld_train"; then  # the log does name libraries
+    grep -q "calling init: .*lib\(cusparse\|nvJitLink\)" "$tmp/ld_train" &&
+      fail "a CPU training run loaded cuSPARSE" || ok
+  else
+    fail "LD_DEBUG=libs log names no library init (cannot check what a CPU run loads)"
+  fi
+  LD_DEBUG=libs "$bin" device >"$tmp/ld_device" 2>&1
+  grep -q "calling init: .*libcusparse" "$tmp/ld_device" && ok ||
+    fail "device did not load libcusparse"
+else
+  skip "cuSPARSE is opened only when used" "CPU-emulator build (no nvcc)"
+fi
 SPARSETRAIN_ISA=generic "$bin" device >"$tmp/dev_generic" 2>&1
 contains "SPARSETRAIN_ISA picks the CPU kernels" "cpu kernels: generic" "$tmp/dev_generic"
 env -u SPARSETRAIN_CUDA_EMULATION "$bin" device >"$tmp/dev_plain" 2>&1

@@ -65,6 +65,40 @@ void max_pool2x2_plane(int H, int W, int OH, int OW, const float* in, float* out
     }
   }
 }
+
+// The backward of the same windows when they tile the plane (H = 2·OH, W = 2·OW), 16 windows at a
+// time: each window's four input gradients are written once, the output gradient at its argmax
+// and 0 at the other three, instead of zeroing dx and scattering into it. The gradient written
+// is 0 + g, as the scatter's sum, so a −0 lands as +0 in both. On an Intel Xeon the pool's
+// backward went from 5.9% to 5.5% of a dense SimpleCNN step's samples: with AVX-512 the fill and
+// scatter were already close to the cost of writing dx (the AVX2 path gained 3×, below).
+void max_unpool2x2_plane(int W, int OH, int OW, const float* dy, const int32_t* arg, float* dx) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i one = _mm512_set1_epi32(1), w0 = _mm512_set1_epi32(W), w1 = _mm512_set1_epi32(W + 1);
+  // Interleaving (even, odd) columns into a window row: lanes 0..15, then 16..31.
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+  for (int oh = 0; oh < OH; ++oh) {
+    float* top = dx + static_cast<size_t>(2 * oh) * W;
+    float* bottom = top + W;
+    for (int ow0 = 0; ow0 < OW; ow0 += 16) {
+      const int n = std::min(16, OW - ow0);
+      const __mmask16 m = lanes(n), m0 = lanes(2 * n), m1 = lanes(2 * n - 16);
+      const size_t o = static_cast<size_t>(oh) * OW + ow0;
+      const __m512 g = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, dy + o));
+      // Offset of the argmax inside its window: 0, 1 (top row), W, W + 1 (bottom row).
+      const __m512i at = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, arg + o),
+                                          _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow0), even));
+      auto pick = [&](__m512i which) { return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, which), g); };
+      auto store_row = [&](float* row, __m512 ev, __m512 od) {
+        _mm512_mask_storeu_ps(row + 2 * ow0, m0, _mm512_permutex2var_ps(ev, lo, od));
+        _mm512_mask_storeu_ps(row + 2 * ow0 + 16, m1, _mm512_permutex2var_ps(ev, hi, od));
+      };
+      store_row(top, pick(_mm512_setzero_si512()), pick(one));
+      store_row(bottom, pick(w0), pick(w1));
+    }
+  }
+}
 #elif defined(ST_HAVE_SIMD)
 // The same with 8 outputs at a time: shuffles split 16 input floats into even and odd columns.
 void max_pool2x2_plane(int H, int W, int OH, int OW, const float* in, float* out, int32_t* arg) {
@@ -185,7 +219,7 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
   const int OH = s.OH(), OW = s.OW();
   const long long planes = static_cast<long long>(s.N) * s.C;
   const size_t in_plane = static_cast<size_t>(s.H) * s.W, out_plane = static_cast<size_t>(OH) * OW;
-#if defined(ST_HAVE_SIMD) && !defined(__AVX512F__)
+#if defined(ST_HAVE_SIMD)
   if (is_2x2_stride2(s) && s.H == 2 * OH && s.W == 2 * OW) {
     const int W = s.W;
     parallel_for(planes, worth_parallel(planes * in_plane, kParallelMinElems), [=](int64_t p) {

@@ -106,7 +106,8 @@ const Api& lib() {
 
 void check(cusparseStatus_t status, const char* expr, int line) {
   if (status != CUSPARSE_STATUS_SUCCESS)
-    ::st::cuda_detail::throw_call_error("cuSPARSE", expr, __FILE__, line, lib().error_string(status));
+    ::st::cuda_detail::throw_call_error("cuSPARSE", expr, __FILE__, line,
+                                        lib().error_string(status));
 }
 #define ST_CUSPARSE_CHECK(expr) check((expr), #expr, __LINE__)
 

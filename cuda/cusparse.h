@@ -13,7 +13,8 @@
 // Degenerate shapes (nnz == 0, no rows, N == 0) go to the native kernels, which define them.
 // Built by nvcc only (cuda/cusparse.cu), which opens libcusparse on first use instead of linking
 // it (cuda/dynlib.h), so commands that never call cuSPARSE never load it. In the emulator build
-// (cuda/emu/cusparse_emu.cpp) every call throws: cuSPARSE runs only on a real GPU. Tests: tests/cuda/test_cusparse.cpp (GPU only).
+// (cuda/emu/cusparse_emu.cpp) every call throws: cuSPARSE runs only on a real GPU.
+// Tests: tests/cuda/test_cusparse.cpp (GPU only).
 #pragma once
 #include <cstdint>
 #include <string>

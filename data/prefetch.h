@@ -5,8 +5,8 @@
 //                                      exhausted); rethrows what it threw.
 // Why: a shuffled batch of 64 MNIST samples is 64 reads from anywhere in a 170 MB array, and the copy
 // waits on memory at each sample's start: 18-24 µs timed alone, 17-20% of a whole 95%-sparse
-// LeNet-300 run's training time (perf), whose step runs on one core (docs/design.md, "Performance notes"). Copied on another core it costs the step
-// nothing; but where the step keeps every core busy (dense training on all cores) the thread only
+// LeNet-300 run's training time (perf), whose step runs on one core (docs/design.md, "Performance
+// notes"). Copied on another core it costs the step nothing; but where the step keeps every core busy (dense training on all cores) the thread only
 // takes a core from it, and that was 1-17% slower than copying in place. So the prefetcher measures:
 // every kWindow batches it compares the CPU time the process spent (less the copying thread's) with
 // the wall time, and copies in the background over the next window only if at least half a core of

@@ -87,9 +87,11 @@ void max_unpool2x2_plane(int W, int OH, int OW, const float* dy, const int32_t* 
       const size_t o = static_cast<size_t>(oh) * OW + ow0;
       const __m512 g = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, dy + o));
       // Offset of the argmax inside its window: 0, 1 (top row), W, W + 1 (bottom row).
-      const __m512i at = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, arg + o),
-                                          _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow0), even));
-      auto pick = [&](__m512i which) { return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, which), g); };
+      const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow0), even);
+      const __m512i at = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, arg + o), base);
+      auto pick = [&](__m512i which) {
+        return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, which), g);
+      };
       auto store_row = [&](float* row, __m512 ev, __m512 od) {
         _mm512_mask_storeu_ps(row + 2 * ow0, m0, _mm512_permutex2var_ps(ev, lo, od));
         _mm512_mask_storeu_ps(row + 2 * ow0 + 16, m1, _mm512_permutex2var_ps(ev, hi, od));

@@ -1,10 +1,11 @@
 // tests/kernels/test_conv_pn.cpp — the dense direct convolution in the batch-innermost layout
 // (kernels/conv_pn.h) against the double-accumulating reference convolution: forward, input
 // gradient and weight gradient (overwrite and accumulate), at odd shapes: N = 1, 5, 17, 33 and 70
-// (ragged lane vectors, more than one lane pass), output channels 1, 3, 7 and 50 (partial register
-// blocks), weight columns that leave partial blocks, stride, padding, 1×1 and non-square kernels,
-// a zero output channel; bitwise determinism across thread counts on a shape large enough to run
-// threaded; and which shapes the CPU conv sends to it (pn_conv_fits).
+// (ragged lane vectors, more than one lane pass), 80 (whole vectors past one lane pass), output
+// channels 1, 3, 5, 7 and 50 (partial register blocks), weight columns that leave partial blocks,
+// stride, padding, 1×1 and non-square kernels, a zero output channel; bitwise determinism across
+// thread counts on a shape large enough to run threaded; and which shapes the CPU conv sends to it
+// (pn_conv_fits).
 
 #include <cmath>
 #include <limits>
@@ -26,6 +27,7 @@ const Conv2dShape kShapes[] = {
     test::conv_shape(70, 2, 6, 6, 7, 3, 3, 1, 1, 1, 1),  test::conv_shape(33, 4, 12, 12, 7, 5, 5, 1, 1, 0, 0),
     test::conv_shape(16, 3, 4, 5, 1, 1, 1, 1, 1, 0, 0),  test::conv_shape(3, 2, 5, 4, 2, 2, 3, 3, 2, 0, 1),
     test::conv_shape(64, 20, 12, 12, 50, 5, 5, 1, 1, 0, 0),
+    test::conv_shape(80, 3, 5, 6, 5, 3, 3, 1, 1, 1, 1),
 };
 
 size_t padded_size(const Conv2dShape& s) {

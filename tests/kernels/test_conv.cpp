@@ -28,11 +28,15 @@ const Conv2dShape kShapes[] = {
     // Few input channels (the direct weight gradient): Caffe LeNet-5's conv1 with an odd batch and
     // a partial block of 4 output channels; SimpleCNN's conv1 (OW = 28: a masked tail); C = 3 with
     // a 7-wide kernel (kernel-row blocks of 5, 2 on AVX-512; 3, 3, 1 on AVX2) and fewer images
-    // than batch chunks; a 9-wide kernel (blocks of 5, 4; 3, 3, 3).
+    // than batch chunks; a 9-wide kernel (blocks of 5, 4; 3, 3, 3). 3×3 kernels take all-taps
+    // blocks of 3 channels on AVX-512 (SimpleCNN's: 32 = 10 blocks + 2): rows of exactly two
+    // vectors (OW = 32) and of more than two (OW = 40, C = 2, channels 3 + 1).
     test::conv_shape(9, 1, 28, 28, 21, 5, 5, 1, 1, 0, 0),
     test::conv_shape(5, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1),
     test::conv_shape(2, 3, 13, 17, 6, 4, 7, 1, 1, 2, 3),
     test::conv_shape(3, 2, 9, 11, 5, 2, 9, 1, 1, 0, 4),
+    test::conv_shape(3, 1, 6, 32, 5, 3, 3, 1, 1, 1, 1),
+    test::conv_shape(2, 2, 5, 40, 4, 3, 3, 1, 1, 1, 1),
 };
 
 double k_scale(const Conv2dShape& s) { return std::sqrt(static_cast<double>(s.C * s.KH * s.KW)); }

@@ -236,9 +236,10 @@ void direct_dw_taps_ob(const DirectGeom& g, int C, int OC, const float* xpad, co
 // the row blocks with their separate bias pass (Intel Xeon, calls alternated in one process).
 // 1 × 25 for 5 × 5 measured 0.73–0.92× the row blocks of 5 (LeNet-5's first conv): one x load
 // per multiply-add.
+constexpr int kTapsChannels = 3;
 int taps_block_channels(const Conv2dShape& s) {
 #if defined(__AVX512F__)
-  if (s.KH == 3 && s.KW == 3) return 3;
+  if (s.KH == 3 && s.KW == 3) return kTapsChannels;
 #endif
   (void)s;
   return 0;
@@ -276,7 +277,6 @@ void direct_db(const float* dy, int OC, int P, int n0, int n1, int oc0, float* o
 }
 void direct_db_any(int no, const float* dy, int OC, int P, int n0, int n1, int oc0, float* out) {
   switch (no) {
-    case 4: return direct_db<4>(dy, OC, P, n0, n1, oc0, out);
     case 3: return direct_db<3>(dy, OC, P, n0, n1, oc0, out);
     case 2: return direct_db<2>(dy, OC, P, n0, n1, oc0, out);
     default: return direct_db<1>(dy, OC, P, n0, n1, oc0, out);
@@ -323,7 +323,7 @@ void direct_backward_weights(const Conv2dShape& s, const float* x, const float* 
       const int oc0 = static_cast<int>(u / s.C / g.chunks) * tbc, obn = std::min(tbc, s.OC - oc0);
       const int n0 = chunk_begin(s.N, chunk, g.chunks), n1 = chunk_begin(s.N, chunk + 1, g.chunks);
       const int T = s.KH * s.KW;
-      float out[3 * 9];
+      float out[kTapsChannels * 9];
       direct_dw_taps_any(obn, s, g, xpad, dy, n0, n1, oc0, c, out);
       for (int o = 0; o < obn; ++o)
         for (int t = 0; t < T; ++t)

@@ -157,9 +157,8 @@ void direct_dw_block_tb(int tb, const DirectGeom& g, int C, int OC, const float*
 
 // ---- All-taps blocks: every tap of channel c's KH × KW kernel for OB output channels at once.
 // Each dy row is then read once per block of channels, where the row blocks above read it once per
-// kernel row (block); the bias gradient is summed in the same unit, while the block's dy planes are
-// in cache, instead of in a pass of its own over dy. The same sums in the same order (each
-// accumulator still takes the images, rows and lanes in turn), so the same bits.
+// kernel row (block). The same sums in the same order (each accumulator still takes the images,
+// rows and lanes in turn), so the same bits.
 
 // One vector of lanes of a dy row for every tap: acc[o][t] += dy[o][v + lanes]·x[t's shift].
 // Inlined, so that the accumulators stay in registers.
@@ -277,6 +276,7 @@ void direct_db(const float* dy, int OC, int P, int n0, int n1, int oc0, float* o
 }
 void direct_db_any(int no, const float* dy, int OC, int P, int n0, int n1, int oc0, float* out) {
   switch (no) {
+    case 4: return direct_db<4>(dy, OC, P, n0, n1, oc0, out);
     case 3: return direct_db<3>(dy, OC, P, n0, n1, oc0, out);
     case 2: return direct_db<2>(dy, OC, P, n0, n1, oc0, out);
     default: return direct_db<1>(dy, OC, P, n0, n1, oc0, out);
@@ -299,24 +299,17 @@ void direct_backward_weights(const Conv2dShape& s, const float* x, const float* 
       std::copy(src + static_cast<size_t>(h) * s.W, src + static_cast<size_t>(h + 1) * s.W,
                 dst + static_cast<size_t>(h + s.pad_h) * g.Wp + s.pad_w);
   });
-  // Units: (oc block, chunk, c, kh, kw block) for dw — (oc block, chunk, c) with all-taps blocks —
-  // then (oc, chunk) for db; every unit writes its own partials.
+  // Units: (oc block, chunk, c, kh, kw block), or (oc block, chunk, c) with all-taps blocks; every
+  // unit writes its own partials, and the first of each (oc block, chunk) also the bias sums of its
+  // channels, while their dy planes are in cache (the same sums in the same order as a pass of its
+  // own over dy, which read all of dy again).
   const int tbc = taps_block_channels(s);
   const int64_t dw_units =
       tbc > 0 ? static_cast<int64_t>((s.OC + tbc - 1) / tbc) * g.chunks * s.C
               : static_cast<int64_t>(g.oc_blocks) * g.chunks * s.C * s.KH * g.kw_blocks;
-  const int64_t db_units = db && tbc == 0 ? static_cast<int64_t>(s.OC) * g.chunks : 0;
   const int64_t work = static_cast<int64_t>(s.N) * s.OC * g.taps * g.OH * g.OW;
-  parallel_for(dw_units + db_units, worth_parallel(work, 1 << 16), [=](int64_t u) {
+  parallel_for(dw_units, worth_parallel(work, 1 << 16), [=](int64_t u) {
     const int OH = g.OH, OW = g.OW;
-    if (u >= dw_units) {  // db: Σ of dy over the chunk's images, for one channel
-      u -= dw_units;
-      const int oc = static_cast<int>(u % s.OC), chunk = static_cast<int>(u / s.OC);
-      const int n0 = chunk_begin(s.N, chunk, g.chunks), n1 = chunk_begin(s.N, chunk + 1, g.chunks);
-      direct_db<1>(dy, s.OC, OH * OW, n0, n1, oc,
-                   partial_db + static_cast<size_t>(chunk) * s.OC + oc);
-      return;
-    }
     if (tbc > 0) {
       const int c = static_cast<int>(u % s.C);
       const int chunk = static_cast<int>(u / s.C % g.chunks);
@@ -329,7 +322,6 @@ void direct_backward_weights(const Conv2dShape& s, const float* x, const float* 
         for (int t = 0; t < T; ++t)
           partial_dw[(static_cast<size_t>(chunk) * s.OC + oc0 + o) * g.taps +
                      static_cast<size_t>(c) * T + t] = out[o * T + t];
-      // db while the block's dy planes are still in cache (one pass over dy less).
       if (db && c == 0)
         direct_db_any(obn, dy, s.OC, OH * OW, n0, n1, oc0,
                       partial_db + static_cast<size_t>(chunk) * s.OC + oc0);
@@ -358,6 +350,9 @@ void direct_backward_weights(const Conv2dShape& s, const float* x, const float* 
       for (int t = 0; t < tb; ++t)
         partial_dw[(static_cast<size_t>(chunk) * s.OC + oc0 + o) * g.taps +
                    (static_cast<size_t>(c) * s.KH + kh) * s.KW + kw0 + t] = out[o * tb + t];
+    if (db && c == 0 && kh == 0 && kb == 0)
+      direct_db_any(obn, dy, s.OC, OH * OW, n0, n1, oc0,
+                    partial_db + static_cast<size_t>(chunk) * s.OC + oc0);
   });
   // Chunk-order reduction: dw = (dw) + p0 + p1 + ...
   const int64_t dw_size = static_cast<int64_t>(s.OC) * g.taps;
